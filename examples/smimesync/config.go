@@ -1,0 +1,380 @@
+package main
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/smimesync/go-smimesync/cloud"
+	"github.com/smimesync/go-smimesync/directory"
+	"github.com/smimesync/go-smimesync/smimesync"
+)
+
+// Config is the example binary's configuration file. Unknown keys are an
+// error. Relative paths are relative to the configuration file's folder.
+// Secrets never appear here: they come from the environment or a file
+// named by a *_env or *_file key.
+type Config struct {
+	// Source is the one directory source; Sources lists several (one per
+	// forest) and excludes Source.
+	Source  *SourceConfig  `yaml:"source"`
+	Sources []SourceConfig `yaml:"sources"`
+	// Sink is where certificates are published.
+	Sink SinkConfig `yaml:"sink"`
+	// Policy chooses what each recipient carries.
+	Policy PolicyConfig `yaml:"policy"`
+	// State is where the cookie and what was published are kept.
+	State StateConfig `yaml:"state"`
+	// Guard is the mass-change guard.
+	Guard GuardConfig `yaml:"guard"`
+	// Concurrency bounds sink calls in flight (default 8).
+	Concurrency int `yaml:"concurrency"`
+	// Log configures logging to standard error.
+	Log LogConfig `yaml:"log"`
+	// Prune lists the drop reasons whose values are removed from the
+	// directory (write-back; only LDAP sources support it, and they keep a
+	// backup and default to a dry run).
+	Prune PruneConfig `yaml:"prune"`
+
+	dir string
+}
+
+// SourceConfig chooses one directory source.
+type SourceConfig struct {
+	// Name tells sources apart in reports when there are several.
+	Name string `yaml:"name"`
+	// LDIF reads an RFC 2849 file.
+	LDIF *LDIFConfig `yaml:"ldif"`
+	// LDAP is declared in config_ldap.go.
+	sourceExtra `yaml:",inline"`
+}
+
+// LDIFConfig is the LDIF source.
+type LDIFConfig struct {
+	Path string `yaml:"path"`
+}
+
+// SinkConfig chooses the sink.
+type SinkConfig struct {
+	// File keeps what each recipient carries in a JSON file.
+	File *FileSinkConfig `yaml:"file"`
+	// Exchange and Graph are declared in config_cloud.go.
+	sinkExtra `yaml:",inline"`
+}
+
+// FileSinkConfig is the file sink.
+type FileSinkConfig struct {
+	Path string `yaml:"path"`
+}
+
+// PolicyConfig is the policy.
+type PolicyConfig struct {
+	// MaxValues per attribute (default 15).
+	MaxValues int `yaml:"max_values"`
+	// Roots are PEM files of trusted roots; set, they turn on chain
+	// validation. Intermediates help build chains.
+	Roots         []string `yaml:"roots"`
+	Intermediates []string `yaml:"intermediates"`
+	// ManagedCAs are PEM files of the CAs the organisation runs.
+	ManagedCAs    []string `yaml:"managed_cas"`
+	DropUnmanaged bool     `yaml:"drop_unmanaged"`
+	// RequireEncryption drops signing-only certificates.
+	RequireEncryption bool `yaml:"require_encryption"`
+	// RequireValidSignature drops blobs whose signature fails.
+	RequireValidSignature bool `yaml:"require_valid_signature"`
+	policyExtra           `yaml:",inline"`
+}
+
+// StateConfig is the state file.
+type StateConfig struct {
+	Path string `yaml:"path"`
+}
+
+// GuardConfig is the mass-change guard.
+type GuardConfig struct {
+	// MaxRemovals: most recipients that may lose a certificate in one run
+	// (default 500; -1 turns the guard off).
+	MaxRemovals int `yaml:"max_removals"`
+}
+
+// LogConfig configures logs.
+type LogConfig struct {
+	// Level is debug, info, warn or error (default warn).
+	Level string `yaml:"level"`
+	// Format is text or json (default text).
+	Format string `yaml:"format"`
+}
+
+// PruneConfig is the directory write-back.
+type PruneConfig struct {
+	Reasons []string `yaml:"reasons"`
+}
+
+// loadConfig reads and checks a configuration file.
+func loadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usagef("reading config: %v", err)
+	}
+	cfg, err := parseConfig(b)
+	if err != nil {
+		return nil, usagef("%s: %v", path, err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, usagef("%s: %v", path, err)
+	}
+	cfg.dir = filepath.Dir(abs)
+	return cfg, nil
+}
+
+func parseConfig(b []byte) (*Config, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	cfg := new(Config)
+	if err := dec.Decode(cfg); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("empty configuration")
+		}
+		return nil, err
+	}
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func (c *Config) check() error {
+	switch {
+	case c.Source == nil && len(c.Sources) == 0:
+		return errors.New("no source: set source or sources")
+	case c.Source != nil && len(c.Sources) > 0:
+		return errors.New("set source or sources, not both")
+	}
+	names := map[string]bool{}
+	for i, s := range c.sources() {
+		if n := s.kinds(); n != 1 {
+			return fmt.Errorf("source %d: choose exactly one kind (ldif or ldap), got %d", i+1, n)
+		}
+		if len(c.Sources) > 0 {
+			if s.Name == "" {
+				return fmt.Errorf("sources[%d]: a name is required when there are several sources", i)
+			}
+			if names[s.Name] {
+				return fmt.Errorf("sources: name %q is used twice", s.Name)
+			}
+			names[s.Name] = true
+		}
+	}
+	if n := c.Sink.kinds(); n != 1 {
+		return fmt.Errorf("sink: choose exactly one of file, exchange (optionally with graph), or graph; got %d", n)
+	}
+	for _, r := range c.Prune.Reasons {
+		if !knownReason(smimesync.Reason(r)) {
+			return fmt.Errorf("prune.reasons: unknown reason %q", r)
+		}
+	}
+	switch c.Log.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level: %q is not debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "", "text", "json":
+	default:
+		return fmt.Errorf("log.format: %q is not text or json", c.Log.Format)
+	}
+	return nil
+}
+
+func (c *Config) sources() []SourceConfig {
+	if c.Source != nil {
+		return []SourceConfig{*c.Source}
+	}
+	return c.Sources
+}
+
+func (s *SourceConfig) kinds() int {
+	n := s.extraKinds()
+	if s.LDIF != nil {
+		n++
+	}
+	return n
+}
+
+// path resolves p against the configuration file's folder.
+func (c *Config) path(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.dir, p)
+}
+
+// logger builds the logger the configuration asks for, on w.
+func (c *Config) logger(w io.Writer) *slog.Logger {
+	lvl := slog.LevelWarn
+	switch c.Log.Level {
+	case "debug":
+		lvl = slog.LevelDebug
+	case "info":
+		lvl = slog.LevelInfo
+	case "error":
+		lvl = slog.LevelError
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// source builds the configured directory source.
+func (c *Config) source(log *slog.Logger) (directory.Source, error) {
+	build := func(s SourceConfig) (directory.Source, error) {
+		if s.LDIF != nil {
+			if s.LDIF.Path == "" {
+				return nil, usagef("source.ldif.path is required")
+			}
+			return &directory.LDIFFile{Path: c.path(s.LDIF.Path), Logger: log}, nil
+		}
+		return c.extraSource(s, log)
+	}
+	if c.Source != nil {
+		return build(*c.Source)
+	}
+	return nil, usagef("TEMP")
+}
+
+// sinks builds the configured sinks. Exchange with graph gives two: each
+// runs as its own Syncer with its own state file.
+func (c *Config) sinks(log *slog.Logger) ([]namedSink, error) {
+	if c.Sink.File != nil {
+		if c.Sink.File.Path == "" {
+			return nil, usagef("sink.file.path is required")
+		}
+		return []namedSink{{name: "file", sink: &cloud.FileSink{Path: c.path(c.Sink.File.Path), Logger: log}}}, nil
+	}
+	return c.extraSinks(log)
+}
+
+type namedSink struct {
+	name string
+	sink cloud.Sink
+}
+
+// policy builds the configured policy.
+func (c *Config) policy(log *slog.Logger) (*smimesync.Policy, error) {
+	p := &smimesync.Policy{
+		MaxValues:             c.Policy.MaxValues,
+		DropUnmanaged:         c.Policy.DropUnmanaged,
+		RequireEncryption:     c.Policy.RequireEncryption,
+		RequireValidSignature: c.Policy.RequireValidSignature,
+	}
+	if c.Policy.MaxValues < 0 {
+		return nil, usagef("policy.max_values must not be negative")
+	}
+	var err error
+	if len(c.Policy.Roots) > 0 {
+		if p.Roots, err = c.pool(c.Policy.Roots); err != nil {
+			return nil, err
+		}
+	}
+	if len(c.Policy.Intermediates) > 0 {
+		if p.Intermediates, err = c.pool(c.Policy.Intermediates); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range c.Policy.ManagedCAs {
+		certs, err := c.readCerts(f)
+		if err != nil {
+			return nil, err
+		}
+		p.ManagedCAs = append(p.ManagedCAs, certs...)
+	}
+	if err := c.extraPolicy(p, log); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (c *Config) pool(files []string) (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	for _, f := range files {
+		certs, err := c.readCerts(f)
+		if err != nil {
+			return nil, err
+		}
+		for _, cert := range certs {
+			pool.AddCert(cert)
+		}
+	}
+	return pool, nil
+}
+
+// readCerts reads every certificate of a PEM file (or one DER certificate).
+func (c *Config) readCerts(f string) ([]*x509.Certificate, error) {
+	b, err := os.ReadFile(c.path(f))
+	if err != nil {
+		return nil, usagef("policy: %v", err)
+	}
+	var out []*x509.Certificate
+	rest := b
+	for {
+		var blk *pem.Block
+		blk, rest = pem.Decode(rest)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		cert, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, usagef("policy: %s: %v", f, err)
+		}
+		out = append(out, cert)
+	}
+	if len(out) == 0 {
+		cert, err := x509.ParseCertificate(b)
+		if err != nil {
+			return nil, usagef("policy: %s holds no certificate", f)
+		}
+		out = append(out, cert)
+	}
+	return out, nil
+}
+
+func (c *Config) state(sink string, n int) smimesync.State {
+	if c.State.Path == "" {
+		return nil
+	}
+	p := c.path(c.State.Path)
+	if n > 1 {
+		// One state per sink: what was published differs.
+		ext := filepath.Ext(p)
+		p = strings.TrimSuffix(p, ext) + "." + sink + ext
+	}
+	return smimesync.FileState(p)
+}
+
+func (c *Config) pruneReasons() []smimesync.Reason {
+	var rs []smimesync.Reason
+	for _, r := range c.Prune.Reasons {
+		rs = append(rs, smimesync.Reason(r))
+	}
+	return rs
+}
+
+func knownReason(r smimesync.Reason) bool {
+	return slices.Contains(smimesync.Reasons(), r)
+}

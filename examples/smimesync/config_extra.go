@@ -1,0 +1,31 @@
+package main
+
+import (
+	"log/slog"
+
+	"github.com/smimesync/go-smimesync/directory"
+	"github.com/smimesync/go-smimesync/smimesync"
+)
+
+type sourceExtra struct{}
+
+func (s *SourceConfig) extraKinds() int { return 0 }
+
+func (c *Config) extraSource(s SourceConfig, log *slog.Logger) (directory.Source, error) {
+	return nil, usagef("source: unknown kind")
+}
+
+type sinkExtra struct{}
+
+func (s SinkConfig) kinds() int {
+	if s.File != nil {
+		return 1
+	}
+	return 0
+}
+
+func (c *Config) extraSinks(log *slog.Logger) ([]namedSink, error) { return nil, usagef("sink: unknown kind") }
+
+type policyExtra struct{}
+
+func (c *Config) extraPolicy(p *smimesync.Policy, log *slog.Logger) error { return nil }

@@ -1,0 +1,388 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/smallstep/pkcs7"
+
+	"github.com/smimesync/go-smimesync/cloud"
+	"github.com/smimesync/go-smimesync/directory"
+)
+
+// cmdDemo is the embedded default: it makes a small directory at run time
+// with Go's crypto (good, expired, wrong usage, wrong address, too many
+// certificates, a BER blob, a signing-only certificate, …), then plans and
+// syncs it from an LDIF source to a file sink in a temporary folder, and
+// prints the plan and the report.
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	dir := fs.String("dir", "", "folder for the demo's files (default: a new temporary folder, removed afterwards)")
+	jsonOut := fs.Bool("json", false, "print the plan and the report as JSON")
+	if err := fs.Parse(args); err != nil {
+		return usagef("demo: %v", err)
+	}
+	if fs.NArg() > 0 {
+		return usagef("demo: unexpected arguments %v", fs.Args())
+	}
+	keep := *dir != ""
+	if !keep {
+		d, err := os.MkdirTemp("", "smimesync-demo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		*dir = d
+	} else if err := os.MkdirAll(*dir, 0o700); err != nil {
+		return err
+	}
+
+	now := time.Now()
+	entries, stories, tenant, err := demoDirectory(now)
+	if err != nil {
+		return fmt.Errorf("demo: making certificates: %w", err)
+	}
+	ldif := filepath.Join(*dir, "users.ldif")
+	f, err := os.Create(ldif)
+	if err != nil {
+		return err
+	}
+	if err := directory.WriteLDIF(f, entries...); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	// The tenant as it is before the first sync: one recipient synced
+	// from on premises (read-only here), one carrying a certificate that
+	// is no longer in the directory.
+	if err := tenant(filepath.Join(*dir, "published.json")); err != nil {
+		return fmt.Errorf("demo: seeding the tenant: %w", err)
+	}
+	config := filepath.Join(*dir, "smimesync.yaml")
+	if err := os.WriteFile(config, []byte(demoConfig), 0o600); err != nil {
+		return err
+	}
+
+	if !*jsonOut {
+		fmt.Fprintf(stdout, "smimesync demo: %d directory users made at run time in %s\n\n", len(entries), *dir)
+		for _, st := range stories {
+			fmt.Fprintf(stdout, "  %s\n", st)
+		}
+		fmt.Fprintln(stdout)
+		fmt.Fprintf(stdout, "  users.ldif (the directory), published.json (the tenant), smimesync.yaml:\n\n%s\n", indent(demoConfig))
+		fmt.Fprintf(stdout, "$ smimesync plan --config %s\n\n", config)
+	}
+	planArgs := []string{"--config", config}
+	if *jsonOut {
+		planArgs = append(planArgs, "--json")
+	}
+	if err := cmdPlan(ctx, planArgs, stdout, stderr); err != nil {
+		return err
+	}
+	if !*jsonOut {
+		fmt.Fprintf(stdout, "\n$ smimesync sync --config %s\n\n", config)
+	}
+	if err := cmdSync(ctx, planArgs, stdout, stderr); err != nil {
+		return err
+	}
+	if !*jsonOut {
+		fmt.Fprintf(stdout, "\n$ smimesync sync --config %s   # again: nothing left to write\n\n", config)
+		if err := cmdSync(ctx, planArgs, stdout, stderr); err != nil {
+			return err
+		}
+		if keep {
+			fmt.Fprintf(stdout, "\nThe files are in %s.\n", *dir)
+		}
+	}
+	return nil
+}
+
+const demoConfig = `source: {ldif: {path: users.ldif}}
+sink:   {file: {path: published.json}}
+policy: {max_values: 15}
+state:  {path: state.json}
+guard:  {max_removals: 500}
+`
+
+// demoDirectory makes the demo's users and a function that seeds the
+// tenant.
+func demoDirectory(now time.Time) ([]*directory.Entry, []string, func(path string) error, error) {
+	ca, err := newDemoCA("Example Corp Issuing CA", now)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	const domain = "example.com"
+	addr := func(u string) string { return u + "@" + domain }
+	year := 365 * 24 * time.Hour
+	good := func(u string) ([]byte, *demoKey, error) {
+		return ca.issue(demoCert{email: addr(u), notBefore: now.Add(-30 * 24 * time.Hour), notAfter: now.Add(year), usage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment})
+	}
+	var entries []*directory.Entry
+	var stories []string
+	add := func(u, story string, e *directory.Entry) {
+		stories = append(stories, fmt.Sprintf("%-8s %s", u, story))
+		e.ID = demoGUID(len(entries))
+		e.DN = "CN=" + u + ",OU=Staff,DC=example,DC=com"
+		if e.Mail == "" && u != "peggy" {
+			e.Mail = addr(u)
+		}
+		e.UserPrincipalName = addr(u)
+		entries = append(entries, e)
+	}
+	var firstErr error
+	must := func(b []byte, _ *demoKey, err error) []byte {
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+		return b
+	}
+	var result []*directory.Entry
+	var seed func(path string) error
+	err = func() error {
+		add("alice", "one good certificate", &directory.Entry{UserCertificate: [][]byte{must(good("alice"))}})
+		add("bob", "renewed; the old one expired last month", &directory.Entry{UserCertificate: [][]byte{
+			must(ca.issue(demoCert{email: addr("bob"), notBefore: now.Add(-2 * year), notAfter: now.Add(-30 * 24 * time.Hour), usage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment})),
+			must(good("bob")),
+		}})
+		add("carol", "a TLS client certificate, not for mail", &directory.Entry{UserCertificate: [][]byte{
+			must(ca.issue(demoCert{email: addr("carol"), notBefore: now.Add(-time.Hour), notAfter: now.Add(year), usage: x509.KeyUsageDigitalSignature, eku: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})),
+		}})
+		add("dave", "someone else's certificate pasted onto his account", &directory.Entry{UserCertificate: [][]byte{must(good("erin"))}})
+		var many [][]byte
+		for i := range 20 {
+			many = append(many, must(ca.issue(demoCert{email: addr("erin"), notBefore: now.Add(-time.Hour), notAfter: now.Add(time.Duration(i+1) * 30 * 24 * time.Hour), usage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment})))
+		}
+		add("erin", "20 certificates; only 15 fit", &directory.Entry{UserCertificate: many})
+		fcert, fkey, err := good("frank")
+		if err != nil {
+			return err
+		}
+		blob, err := signedBlob(fcert, fkey, ca.certDER, true)
+		if err != nil {
+			return err
+		}
+		add("frank", "Outlook published a BER (indefinite-length) signed blob", &directory.Entry{UserSMIMECertificate: [][]byte{blob}})
+		add("grace", "a signing-only certificate (kept: Outlook publishes these too)", &directory.Entry{UserCertificate: [][]byte{
+			must(ca.issue(demoCert{email: addr("grace"), notBefore: now.Add(-time.Hour), notAfter: now.Add(year), usage: x509.KeyUsageDigitalSignature})),
+		}})
+		add("heidi", "issued for next month", &directory.Entry{UserCertificate: [][]byte{
+			must(ca.issue(demoCert{email: addr("heidi"), notBefore: now.Add(30 * 24 * time.Hour), notAfter: now.Add(year), usage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment})),
+		}})
+		ivanCert := must(good("ivan"))
+		add("ivan", "a damaged value and Outlook's security-settings blob", &directory.Entry{
+			UserCertificate:      [][]byte{ivanCert, ivanCert[:len(ivanCert)/2]},
+			UserSMIMECertificate: [][]byte{{0x01, 0x00, 0x08, 0x00, 0x01, 0x00, 0x00, 0x00}},
+		})
+		judy := must(ca.issue(demoCert{email: addr("judy"), notBefore: now.Add(-time.Hour), notAfter: now.Add(year), usage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyAgreement, ec: true}))
+		add("judy", "an EC certificate, stored twice", &directory.Entry{UserCertificate: [][]byte{judy, judy}})
+		add("mallory", "synced from on premises by Microsoft's tool: read-only here", &directory.Entry{UserCertificate: [][]byte{must(good("mallory"))}})
+		add("oscar", "his certificate was removed from the directory; the tenant still carries it", &directory.Entry{})
+		add("peggy", "no mailbox at all", &directory.Entry{UserCertificate: [][]byte{must(good("peggy"))}})
+		add("trent", "an alias address in proxyAddresses, and a certificate for it", &directory.Entry{
+			ProxyAddresses:  []string{"SMTP:" + addr("trent"), "smtp:security@" + domain},
+			UserCertificate: [][]byte{must(ca.issue(demoCert{email: "security@" + domain, notBefore: now.Add(-time.Hour), notAfter: now.Add(year), usage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment}))},
+		})
+
+		oscarOld := must(good("oscar"))
+		seed = func(path string) error {
+			// The file sink's documented format (see cloud.FileSink).
+			doc := map[string]map[string]*cloud.FileRecipient{"recipients": {
+				addr("mallory"): {ReadOnly: "directory-synced: only Entra Connect may change it"},
+				addr("oscar"):   {UserCertificate: [][]byte{oscarOld}},
+			}}
+			b, err := json.MarshalIndent(doc, "", "  ")
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(path, b, 0o600)
+		}
+		result = entries
+		return firstErr
+	}()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return result, stories, seed, nil
+}
+
+// demoGUID makes a fixed, readable objectGUID string per user.
+func demoGUID(i int) string {
+	return fmt.Sprintf("5e1f0c2a-7d3b-4c8e-9a61-%012x", i+1)
+}
+
+type demoKey struct {
+	signer crypto.Signer
+}
+
+type demoCA struct {
+	cert    *x509.Certificate
+	certDER []byte
+	key     crypto.Signer
+	serial  int64
+}
+
+type demoCert struct {
+	email               string
+	notBefore, notAfter time.Time
+	usage               x509.KeyUsage
+	eku                 []x509.ExtKeyUsage
+	ec                  bool
+}
+
+func newDemoCA(name string, now time.Time) (*demoCA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: name, Organization: []string{"Example Corp"}},
+		NotBefore:             now.Add(-5 * 365 * 24 * time.Hour),
+		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &demoCA{cert: cert, certDER: der, key: key, serial: 1000}, nil
+}
+
+// issue makes an end-entity certificate for d; RSA-2048 unless d.ec.
+func (ca *demoCA) issue(d demoCert) ([]byte, *demoKey, error) {
+	var key crypto.Signer
+	var err error
+	if d.ec {
+		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	} else {
+		key, err = rsa.GenerateKey(rand.Reader, 2048)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	eku := d.eku
+	if eku == nil {
+		eku = []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}
+	}
+	ca.serial++
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(ca.serial),
+		Subject:               pkix.Name{CommonName: d.email, Organization: []string{"Example Corp"}},
+		EmailAddresses:        []string{d.email},
+		NotBefore:             d.notBefore,
+		NotAfter:              d.notAfter,
+		KeyUsage:              d.usage,
+		ExtKeyUsage:           eku,
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return der, &demoKey{signer: key}, nil
+}
+
+// signedBlob makes a userSMIMECertificate value as Outlook does: a CMS
+// SignedData signed with the user's key, carrying the user's certificate and
+// the issuing CA's. ber re-encodes its outer layers with indefinite lengths,
+// as NSS and Outlook often do.
+func signedBlob(certDER []byte, key *demoKey, caDER []byte, ber bool) ([]byte, error) {
+	cert, err := x509.ParseCertificate(certDER)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return nil, err
+	}
+	sd, err := pkcs7.NewSignedData([]byte("S/MIME capabilities published by the demo"))
+	if err != nil {
+		return nil, err
+	}
+	sd.SetDigestAlgorithm(pkcs7.OIDDigestAlgorithmSHA256)
+	if err := sd.AddSignerChain(cert, key.signer, []*x509.Certificate{ca}, pkcs7.SignerInfoConfig{}); err != nil {
+		return nil, err
+	}
+	der, err := sd.Finish()
+	if err != nil {
+		return nil, err
+	}
+	if !ber {
+		return der, nil
+	}
+	return toIndefinite(der, 3)
+}
+
+// toIndefinite re-encodes the constructed values of a DER encoding down to
+// depth levels with indefinite lengths (0x80 … 00 00): valid BER, which Go's
+// encoding/asn1 refuses and smimesync normalises.
+func toIndefinite(der []byte, depth int) ([]byte, error) {
+	var raw asn1.RawValue
+	rest, err := asn1.Unmarshal(der, &raw)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) > 0 {
+		return nil, fmt.Errorf("trailing data")
+	}
+	return indefinite(raw, depth)
+}
+
+func indefinite(v asn1.RawValue, depth int) ([]byte, error) {
+	if !v.IsCompound || depth == 0 {
+		return v.FullBytes, nil
+	}
+	hdr := len(v.FullBytes) - len(v.Bytes)
+	out := append([]byte{}, v.FullBytes[:hdr]...)
+	// Replace the definite length with 0x80: the tag is the first byte
+	// (low tag numbers only, as in CMS's outer layers).
+	out = append(out[:1], 0x80)
+	body := v.Bytes
+	for len(body) > 0 {
+		var child asn1.RawValue
+		rest, err := asn1.Unmarshal(body, &child)
+		if err != nil {
+			return nil, err
+		}
+		enc, err := indefinite(child, depth-1)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, enc...)
+		body = rest
+	}
+	return append(out, 0, 0), nil
+}
+
+func indent(s string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		b.WriteString("    " + line + "\n")
+	}
+	return b.String()
+}

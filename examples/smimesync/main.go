@@ -1,0 +1,100 @@
+// Command smimesync keeps users' S/MIME certificates in Microsoft 365 true
+// to what the on-premises directory holds. It is a thin program over the
+// smimesync library, for admins:
+//
+//	smimesync demo                              the embedded default: no servers, no cloud
+//	smimesync inspect [--json] FILE...          look at certificates, blobs and LDIF files
+//	smimesync plan --config FILE [--json]       what a sync would change, writing nothing
+//	smimesync sync --config FILE [--dry-run] [--force] [--json]
+//
+// Exit codes: 0 ok, 1 runtime error, 2 bad usage or config, 3 the
+// mass-change guard stopped the run.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/smimesync/go-smimesync/smimesync"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitRuntime = 1
+	exitUsage   = 2
+	exitGuard   = 3
+)
+
+// usageError is a bad command line or configuration: exit code 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+const usage = `usage:
+  smimesync demo [--json]
+  smimesync inspect [--json] FILE...
+  smimesync plan --config FILE [--json]
+  smimesync sync --config FILE [--dry-run] [--force] [--json]
+
+FILE for inspect is a DER or PEM certificate, a DER, BER or PEM PKCS#7 / CMS
+blob, or an LDIF file. See the README for the configuration reference.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is main without the process: it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	var err error
+	switch args[0] {
+	case "demo":
+		err = cmdDemo(ctx, args[1:], stdout, stderr)
+	case "inspect":
+		err = cmdInspect(ctx, args[1:], stdout, stderr)
+	case "plan":
+		err = cmdPlan(ctx, args[1:], stdout, stderr)
+	case "sync":
+		err = cmdSync(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		err = usagef("unknown command %q", args[0])
+	}
+	return exitCode(err, stderr)
+}
+
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "smimesync:", err)
+	var ue usageError
+	switch {
+	case errors.As(err, &ue):
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	case errors.Is(err, smimesync.ErrGuardTripped):
+		return exitGuard
+	}
+	return exitRuntime
+}

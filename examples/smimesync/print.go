@@ -1,0 +1,124 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/smimesync/go-smimesync/smimesync"
+)
+
+// printPlan prints a plan as a table a person reads at a glance: one line
+// per user, what happens, and why values are dropped.
+func printPlan(w io.Writer, sink string, p *smimesync.Plan) {
+	kind := "delta"
+	if p.Full {
+		kind = "full"
+	}
+	fmt.Fprintf(w, "Plan for sink %q (%s read of the directory, %d entries)\n\n", sink, kind, p.Summary.Entries)
+	printChanges(w, p.Changes, false)
+	fmt.Fprintln(w)
+	printSummary(w, p.Summary, false)
+}
+
+// printReport prints what a sync did.
+func printReport(w io.Writer, sink string, r *smimesync.Report) {
+	fmt.Fprintf(w, "Sync to sink %q\n\n", sink)
+	printChanges(w, r.Changes, true)
+	fmt.Fprintln(w)
+	printSummary(w, r.Summary, true)
+	if r.CookieAdvanced {
+		fmt.Fprintln(w, "state saved; the next pass continues from here")
+	} else {
+		fmt.Fprintln(w, "state saved; the delta position was NOT advanced, so the next pass reads these changes again")
+	}
+	for _, e := range r.Errors {
+		fmt.Fprintln(w, "error:", e)
+	}
+}
+
+func printChanges(w io.Writer, cs []*smimesync.Change, outcome bool) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	hdr := "USER\tACTION\tKEEP\tDROP\tWHY"
+	if outcome {
+		hdr = "USER\tACTION\tOUTCOME\tKEEP\tDROP\tWHY"
+	}
+	fmt.Fprintln(tw, hdr)
+	for _, c := range cs {
+		why := dropSummary(c.Drop)
+		if c.Action == smimesync.ActionSkip {
+			why = strings.TrimSpace(c.Reason + " " + c.Error)
+		} else if c.Error != "" {
+			why = strings.TrimSpace(why + " " + c.Error)
+		}
+		if c.Writes() && len(c.Removes) > 0 {
+			why = strings.TrimSpace(why + fmt.Sprintf(" [takes away %s it carries now]", plural(len(c.Removes), "certificate")))
+		}
+		if c.CurrentFrom == "state" || c.CurrentFrom == "unknown" {
+			why = strings.TrimSpace(why + " [current set from " + c.CurrentFrom + "]")
+		}
+		if outcome {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", c.User, c.Action, dash(c.Outcome), len(c.Keep), len(c.Drop), why)
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", c.User, c.Action, len(c.Keep), len(c.Drop), why)
+		}
+	}
+	tw.Flush()
+}
+
+// dropSummary is "expired ×2, over-limit ×5".
+func dropSummary(vs []smimesync.Value) string {
+	n := map[smimesync.Reason]int{}
+	for _, v := range vs {
+		for _, r := range v.Reasons {
+			n[r]++
+		}
+	}
+	var parts []string
+	for _, r := range slices.Sorted(maps.Keys(n)) {
+		if n[r] == 1 {
+			parts = append(parts, string(r))
+		} else {
+			parts = append(parts, fmt.Sprintf("%s ×%d", r, n[r]))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func printSummary(w io.Writer, s smimesync.Summary, outcome bool) {
+	fmt.Fprintf(w, "%s: %d add, %d replace, %d remove, %d unchanged, %d skipped; %s would lose a certificate (guard limit applies)\n",
+		plural(s.Entries, "entry"), s.Add, s.Replace, s.Remove, s.Unchanged, s.Skip, plural(s.Losing, "recipient"))
+	fmt.Fprintf(w, "%d values kept, %d dropped", s.KeptValues, s.DroppedValues)
+	if len(s.Dropped) > 0 {
+		var parts []string
+		for _, r := range slices.Sorted(maps.Keys(s.Dropped)) {
+			parts = append(parts, fmt.Sprintf("%s %d", r, s.Dropped[r]))
+		}
+		fmt.Fprintf(w, " (%s)", strings.Join(parts, ", "))
+	}
+	fmt.Fprintln(w)
+	if outcome {
+		fmt.Fprintf(w, "%d written, %d failed, %d not writable\n", s.Written, s.Failed, s.NotWritable)
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// plural is "1 entry", "2 entries", "3 certificates".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	if strings.HasSuffix(noun, "y") {
+		return fmt.Sprintf("%d %sies", n, noun[:len(noun)-1])
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/smimesync/go-smimesync/smimesync"
+)
+
+// syncers builds one Syncer per configured sink.
+func (c *Config) syncers(log *slog.Logger) ([]namedSyncer, error) {
+	src, err := c.source(log)
+	if err != nil {
+		return nil, err
+	}
+	pol, err := c.policy(log)
+	if err != nil {
+		return nil, err
+	}
+	sinks, err := c.sinks(log)
+	if err != nil {
+		return nil, err
+	}
+	var out []namedSyncer
+	for _, s := range sinks {
+		out = append(out, namedSyncer{name: s.name, Syncer: &smimesync.Syncer{
+			Source:      src,
+			Sink:        s.sink,
+			Policy:      pol,
+			State:       c.state(s.name, len(sinks)),
+			Logger:      log.With("sink", s.name),
+			Concurrency: c.Concurrency,
+			Guard:       smimesync.Guard{MaxRemovals: c.Guard.MaxRemovals},
+			Prune:       smimesync.Prune{Reasons: c.pruneReasons()},
+		}})
+	}
+	return out, nil
+}
+
+type namedSyncer struct {
+	name string
+	*smimesync.Syncer
+}
+
+func setup(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*Config, []namedSyncer, bool, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	config := fs.String("config", "", "configuration file (YAML)")
+	jsonOut := fs.Bool("json", false, "print JSON")
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, false, usagef("%s: %v", name, err)
+	}
+	if *config == "" {
+		return nil, nil, false, usagef("%s: --config is required", name)
+	}
+	if fs.NArg() > 0 {
+		return nil, nil, false, usagef("%s: unexpected arguments %v", name, fs.Args())
+	}
+	cfg, err := loadConfig(*config)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	syncers, err := cfg.syncers(cfg.logger(stderr))
+	if err != nil {
+		return nil, nil, false, err
+	}
+	return cfg, syncers, *jsonOut, nil
+}
+
+// cmdPlan prints what a sync would change, writing nothing.
+func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	_, syncers, jsonOut, err := setup("plan", args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	for _, s := range syncers {
+		plan, err := s.Plan(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		if jsonOut {
+			if err := writeJSON(stdout, sinkDoc{Sink: s.name, Plan: plan}); err != nil {
+				return err
+			}
+			continue
+		}
+		printPlan(stdout, s.name, plan)
+	}
+	return nil
+}
+
+// cmdSync plans and applies.
+func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var dryRun, force bool
+	_, syncers, jsonOut, err := setup("sync", args, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&dryRun, "dry-run", false, "plan and report, write nothing")
+		fs.BoolVar(&force, "force", false, "apply even if the mass-change guard would stop this run")
+	})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, s := range syncers {
+		plan, err := s.Plan(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
+			continue
+		}
+		if dryRun {
+			rep := &smimesync.Report{Plan: *plan, DryRun: true}
+			if jsonOut {
+				if err := writeJSON(stdout, reportDoc{Sink: s.name, Report: rep}); err != nil {
+					return err
+				}
+			} else {
+				printPlan(stdout, s.name, plan)
+				fmt.Fprintln(stdout, "dry run: nothing was written")
+			}
+			continue
+		}
+		plan.Force = force
+		rep, err := s.Apply(ctx, plan)
+		if rep != nil {
+			if jsonOut {
+				if werr := writeJSON(stdout, reportDoc{Sink: s.name, Report: rep}); werr != nil {
+					return werr
+				}
+			} else {
+				printReport(stdout, s.name, rep)
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sinkDoc is plan --json's document: the plan, and the sink it is for.
+type sinkDoc struct {
+	Sink string `json:"sink"`
+	*smimesync.Plan
+}
+
+// reportDoc is sync --json's document.
+type reportDoc struct {
+	Sink string `json:"sink"`
+	*smimesync.Report
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,437 @@
+package smimesync
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/smimesync/go-smimesync/cloud"
+	"github.com/smimesync/go-smimesync/directory"
+)
+
+// DefaultMaxValues is how many values a [Policy] keeps per attribute unless
+// told otherwise: Entra ID accepts at most 15 userCertificate values, and
+// Microsoft's own sync tool exports nothing at all for a user with more.
+const DefaultMaxValues = 15
+
+// Policy decides which of a user's certificate values to publish. Its zero
+// value is the sensible default: keep every value that parses, is valid
+// now, can encrypt or sign mail, and covers one of the user's addresses, at
+// most [DefaultMaxValues] per attribute, the latest-expiring first.
+//
+// A Policy is safe for concurrent use as long as its fields are not changed.
+type Policy struct {
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+
+	// MaxValues caps the values kept per attribute; 0 means
+	// DefaultMaxValues.
+	MaxValues int
+
+	// Roots, when not nil, turns on chain validation: a certificate must
+	// chain to one of these roots (through Intermediates, or certificates
+	// carried in the same userSMIMECertificate blob) for emailProtection.
+	Roots *x509.CertPool
+	// Intermediates helps chain validation; optional.
+	Intermediates *x509.CertPool
+
+	// ManagedCAs are the CAs whose certificates the organisation issues.
+	// When it is empty every issuer counts as managed. Certificates of
+	// other issuers are exempt from chain validation and kept (they may be
+	// national ID cards or a partner's CA), unless DropUnmanaged is set.
+	ManagedCAs []*x509.Certificate
+	// DropUnmanaged drops certificates whose issuer is not in ManagedCAs,
+	// with ReasonIssuerNotManaged.
+	DropUnmanaged bool
+
+	// RequireEncryption drops certificates that can sign but not encrypt
+	// (ReasonNotForSMIME). By default signing-only certificates are kept,
+	// as Outlook publishes them too.
+	RequireEncryption bool
+	// RequireValidSignature drops userSMIMECertificate blobs whose
+	// signature is present but does not verify (ReasonBadSignature). By
+	// default the signature is reported but not required: the directory,
+	// not the signature, is what the organisation trusts.
+	RequireValidSignature bool
+
+	// Revocation, when not nil, is asked about every certificate that
+	// passed the other checks.
+	Revocation RevocationChecker
+}
+
+func (p *Policy) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+func (p *Policy) maxValues() int {
+	if p.MaxValues > 0 {
+		return p.MaxValues
+	}
+	return DefaultMaxValues
+}
+
+// Decision is the policy's verdict on one attribute value.
+type Decision struct {
+	// Attribute is cloud.AttrUserCertificate or cloud.AttrUserSMIMECertificate.
+	Attribute string `json:"attribute"`
+	// Index is the value's position in the entry's attribute.
+	Index int `json:"index"`
+	// SHA256 is the fingerprint of the raw value.
+	SHA256 Fingerprint `json:"sha256"`
+	// Keep is true when the value is to be published.
+	Keep bool `json:"keep"`
+	// Reasons says why a value is dropped (empty when kept).
+	Reasons []Reason `json:"reasons,omitempty"`
+	// Notes carries what a reader should know that did not decide the
+	// verdict: a revocation check that failed, a signature that does not
+	// verify, certificates of a blob that could not be parsed.
+	Notes []string `json:"notes,omitempty"`
+	// Certificate is the parsed certificate of a userCertificate value, or
+	// the blob's best certificate for the user; nil when unparseable.
+	Certificate *Certificate `json:"-"`
+	// Blob is the parsed userSMIMECertificate value; nil otherwise.
+	Blob *Blob `json:"-"`
+	// Raw is the value as the directory holds it.
+	Raw []byte `json:"-"`
+	// Err is the parse error of an unparseable value.
+	Err error `json:"-"`
+
+	notAfter time.Time
+}
+
+// Verdict is the policy's answer for one directory entry.
+type Verdict struct {
+	// UserCertificate and UserSMIMECertificate hold one Decision per value,
+	// in the entry's order.
+	UserCertificate      []Decision `json:"userCertificate"`
+	UserSMIMECertificate []Decision `json:"userSMIMECertificate"`
+}
+
+// Kept returns the values to publish, in the entry's order.
+func (v *Verdict) Kept() cloud.Certificates {
+	var c cloud.Certificates
+	for _, d := range v.UserCertificate {
+		if d.Keep {
+			c.UserCertificate = append(c.UserCertificate, d.Raw)
+		}
+	}
+	for _, d := range v.UserSMIMECertificate {
+		if d.Keep {
+			c.UserSMIMECertificate = append(c.UserSMIMECertificate, d.Raw)
+		}
+	}
+	return c
+}
+
+// Decisions returns the decisions of both attributes, userCertificate first.
+func (v *Verdict) Decisions() []Decision {
+	return append(slices.Clip(v.UserCertificate), v.UserSMIMECertificate...)
+}
+
+// Evaluate decides, for every certificate value of e, whether to publish it
+// and why not. It never fails: a value that cannot be parsed is dropped with
+// ReasonUnparseable (or the parser's more precise reason).
+func (p *Policy) Evaluate(ctx context.Context, e *directory.Entry) *Verdict {
+	addrs := e.Addresses()
+	if addrs == nil {
+		addrs = []string{} // no address: nothing can match
+	}
+	now := p.now()
+	v := &Verdict{
+		UserCertificate:      make([]Decision, len(e.UserCertificate)),
+		UserSMIMECertificate: make([]Decision, len(e.UserSMIMECertificate)),
+	}
+	seen := map[Fingerprint]bool{}
+	for i, raw := range e.UserCertificate {
+		d := &v.UserCertificate[i]
+		*d = Decision{Attribute: cloud.AttrUserCertificate, Index: i, SHA256: sha256.Sum256(raw), Raw: raw}
+		if seen[d.SHA256] {
+			d.Reasons = []Reason{ReasonDuplicate}
+			continue
+		}
+		seen[d.SHA256] = true
+		c, err := ParseCertificate(raw)
+		if err != nil {
+			d.Err = err
+			d.Reasons = []Reason{reasonOf(err)}
+			continue
+		}
+		d.Certificate = c
+		d.notAfter = c.NotAfter
+		d.Reasons, d.Notes = p.check(ctx, c, addrs, nil, now)
+		d.Keep = len(d.Reasons) == 0
+	}
+	clear(seen)
+	for i, raw := range e.UserSMIMECertificate {
+		d := &v.UserSMIMECertificate[i]
+		*d = Decision{Attribute: cloud.AttrUserSMIMECertificate, Index: i, SHA256: sha256.Sum256(raw), Raw: raw}
+		if seen[d.SHA256] {
+			d.Reasons = []Reason{ReasonDuplicate}
+			continue
+		}
+		seen[d.SHA256] = true
+		p.evaluateBlob(ctx, d, addrs, now)
+	}
+	p.limit(v.UserCertificate)
+	p.limit(v.UserSMIMECertificate)
+	return v
+}
+
+// CheckCertificate returns the reasons the policy would drop c, and notes,
+// for a user who owns addrs. A nil addrs skips the address check (for
+// looking at a certificate on its own, as the example binary's inspect
+// does); an empty, non-nil addrs matches nothing.
+func (p *Policy) CheckCertificate(ctx context.Context, c *Certificate, addrs []string) (reasons []Reason, notes []string) {
+	return p.check(ctx, c, addrs, nil, p.now())
+}
+
+// CheckBlob returns the policy's decision on a parsed userSMIMECertificate
+// value for a user who owns addrs (nil skips the address check).
+func (p *Policy) CheckBlob(ctx context.Context, b *Blob, addrs []string) Decision {
+	d := Decision{Attribute: cloud.AttrUserSMIMECertificate, SHA256: b.SHA256, Raw: b.Raw}
+	p.blobVerdict(ctx, &d, b, addrs, p.now())
+	return d
+}
+
+func (p *Policy) evaluateBlob(ctx context.Context, d *Decision, addrs []string, now time.Time) {
+	b, err := ParseSMIMECertificate(d.Raw)
+	if err != nil {
+		d.Err = err
+		d.Reasons = []Reason{reasonOf(err)}
+		return
+	}
+	p.blobVerdict(ctx, d, b, addrs, now)
+}
+
+// blobVerdict keeps a blob when at least one of its end-entity certificates
+// passes every check; otherwise it is dropped with the union of their
+// reasons. CA certificates in the blob only help chain validation.
+func (p *Policy) blobVerdict(ctx context.Context, d *Decision, b *Blob, addrs []string, now time.Time) {
+	d.Blob = b
+	for _, err := range b.Rejected {
+		d.Notes = append(d.Notes, err.Error())
+	}
+	if len(b.Signers) > 0 && !b.Verified && b.VerifyError != nil {
+		if p.RequireValidSignature {
+			d.Reasons = append(d.Reasons, ReasonBadSignature)
+		}
+		d.Notes = append(d.Notes, "signature not verified: "+b.VerifyError.Error())
+	}
+	extra := make([]*x509.Certificate, len(b.Certificates))
+	for i, c := range b.Certificates {
+		extra[i] = c.X509
+	}
+	var union []Reason
+	leaves := 0
+	for _, c := range b.Certificates {
+		if c.IsCA {
+			continue
+		}
+		leaves++
+		rs, notes := p.check(ctx, c, addrs, extra, now)
+		d.Notes = append(d.Notes, notes...)
+		if len(rs) == 0 {
+			if d.Certificate == nil || c.NotAfter.After(d.Certificate.NotAfter) {
+				d.Certificate = c
+				d.notAfter = c.NotAfter
+			}
+			continue
+		}
+		for _, r := range rs {
+			if !slices.Contains(union, r) {
+				union = append(union, r)
+			}
+		}
+	}
+	switch {
+	case leaves == 0:
+		d.Reasons = append(d.Reasons, ReasonNoCertificates)
+	case d.Certificate == nil:
+		d.Reasons = append(d.Reasons, union...)
+	}
+	d.Keep = len(d.Reasons) == 0
+}
+
+// check runs every test on one certificate. The cheap tests all run, so a
+// report shows every reason; chain validation and revocation, which cost
+// more, run only on a certificate that passed the others.
+func (p *Policy) check(ctx context.Context, c *Certificate, addrs []string, extra []*x509.Certificate, now time.Time) (reasons []Reason, notes []string) {
+	if now.Before(c.NotBefore) {
+		reasons = append(reasons, ReasonNotYetValid)
+	}
+	if now.After(c.NotAfter) {
+		reasons = append(reasons, ReasonExpired)
+	}
+	if c.IsCA || (!c.CanEncrypt && !c.CanSign) || (p.RequireEncryption && !c.CanEncrypt) {
+		reasons = append(reasons, ReasonNotForSMIME)
+	}
+	if addrs != nil && !coversAny(c, addrs) {
+		reasons = append(reasons, ReasonNoMatchingAddress)
+	}
+	managed := p.managed(c)
+	if !managed && p.DropUnmanaged {
+		reasons = append(reasons, ReasonIssuerNotManaged)
+	}
+	if len(reasons) > 0 {
+		return reasons, notes
+	}
+	if p.Roots != nil && managed {
+		if err := p.verifyChain(c, extra, now); err != nil {
+			reasons = append(reasons, ReasonUntrustedChain)
+			notes = append(notes, err.Error())
+			return reasons, notes
+		}
+	}
+	if p.Revocation != nil {
+		st, err := p.Revocation.Check(ctx, c.X509, p.issuerOf(c, extra))
+		if err != nil {
+			notes = append(notes, "revocation check: "+err.Error())
+		}
+		if st == RevocationRevoked {
+			reasons = append(reasons, ReasonRevoked)
+		}
+	}
+	return reasons, notes
+}
+
+func (p *Policy) verifyChain(c *Certificate, extra []*x509.Certificate, now time.Time) error {
+	pool := p.Intermediates
+	if len(extra) > 0 {
+		if pool == nil {
+			pool = x509.NewCertPool()
+		} else {
+			pool = pool.Clone()
+		}
+		for _, e := range extra {
+			pool.AddCert(e)
+		}
+	}
+	_, err := c.X509.Verify(x509.VerifyOptions{
+		Roots:         p.Roots,
+		Intermediates: pool,
+		CurrentTime:   now,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
+	})
+	return err
+}
+
+// issuerOf finds c's issuer among the managed CAs, the certificates of the
+// same blob, and the configured pools, for the revocation checker.
+func (p *Policy) issuerOf(c *Certificate, extra []*x509.Certificate) *x509.Certificate {
+	for _, set := range [][]*x509.Certificate{p.ManagedCAs, extra} {
+		for _, ca := range set {
+			if isIssuer(ca, c.X509) && c.X509.CheckSignatureFrom(ca) == nil {
+				return ca
+			}
+		}
+	}
+	if p.Roots == nil && p.Intermediates == nil {
+		return nil
+	}
+	chains, err := c.X509.Verify(x509.VerifyOptions{
+		Roots:         p.Roots,
+		Intermediates: p.Intermediates,
+		CurrentTime:   c.NotBefore.Add(time.Second),
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	})
+	if err == nil && len(chains) > 0 && len(chains[0]) > 1 {
+		return chains[0][1]
+	}
+	return nil
+}
+
+// managed reports whether c was issued by one of p.ManagedCAs (true when
+// there are none).
+func (p *Policy) managed(c *Certificate) bool {
+	if len(p.ManagedCAs) == 0 {
+		return true
+	}
+	for _, ca := range p.ManagedCAs {
+		if isIssuer(ca, c.X509) {
+			return true
+		}
+	}
+	return false
+}
+
+func isIssuer(ca, c *x509.Certificate) bool {
+	if !bytes.Equal(ca.RawSubject, c.RawIssuer) {
+		return false
+	}
+	if len(c.AuthorityKeyId) > 0 && len(ca.SubjectKeyId) > 0 {
+		return bytes.Equal(c.AuthorityKeyId, ca.SubjectKeyId)
+	}
+	return true
+}
+
+// limit marks values beyond the policy's maximum as ReasonOverLimit,
+// keeping the latest notAfter first; ties broken by fingerprint so the
+// choice is deterministic.
+func (p *Policy) limit(ds []Decision) {
+	var kept []int
+	for i := range ds {
+		if ds[i].Keep {
+			kept = append(kept, i)
+		}
+	}
+	max := p.maxValues()
+	if len(kept) <= max {
+		return
+	}
+	slices.SortStableFunc(kept, func(a, b int) int {
+		if c := ds[b].notAfter.Compare(ds[a].notAfter); c != 0 {
+			return c
+		}
+		return bytes.Compare(ds[a].SHA256[:], ds[b].SHA256[:])
+	})
+	for _, i := range kept[max:] {
+		ds[i].Keep = false
+		ds[i].Reasons = []Reason{ReasonOverLimit}
+	}
+}
+
+func coversAny(c *Certificate, addrs []string) bool {
+	for _, e := range c.Emails {
+		for _, a := range addrs {
+			if strings.EqualFold(e, a) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// reasonOf maps a parse error to its reason code.
+func reasonOf(err error) Reason {
+	var pe *ParseError
+	if errors.As(err, &pe) && pe.Reason != "" {
+		return pe.Reason
+	}
+	return ReasonUnparseable
+}
+
+// String summarises a decision for logs: "keep 3f2a…" or "drop 3f2a… (expired)".
+func (d Decision) String() string {
+	fp := d.SHA256.String()[:12]
+	if d.Keep {
+		return "keep " + fp
+	}
+	return fmt.Sprintf("drop %s (%s)", fp, joinReasons(d.Reasons))
+}
+
+func joinReasons(rs []Reason) string {
+	s := make([]string, len(rs))
+	for i, r := range rs {
+		s[i] = string(r)
+	}
+	return strings.Join(s, ", ")
+}

@@ -1,0 +1,482 @@
+package smimesync_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/smimesync/go-smimesync/cloud"
+	"github.com/smimesync/go-smimesync/cloud/cloudtest"
+	"github.com/smimesync/go-smimesync/directory"
+	"github.com/smimesync/go-smimesync/smimesync"
+)
+
+// writeLDIF writes entries to an LDIF file and returns the source reading it.
+func writeLDIF(t *testing.T, entries ...*directory.Entry) *directory.LDIFFile {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "users.ldif")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := directory.WriteLDIF(f, entries...); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return &directory.LDIFFile{Path: path}
+}
+
+func user(i int, name string, certs ...[]byte) *directory.Entry {
+	return &directory.Entry{
+		ID:              "0f0e0d0c-0b0a-0908-0706-0504030201" + string(rune('a'+i/10)) + string(rune('0'+i%10)),
+		DN:              "CN=" + name + ",OU=Staff,DC=example,DC=com",
+		Mail:            name + "@example.com",
+		UserCertificate: certs,
+	}
+}
+
+func newSyncer(src directory.Source, sink cloud.Sink, st smimesync.State) *smimesync.Syncer {
+	return &smimesync.Syncer{
+		Source: src,
+		Sink:   sink,
+		Policy: &smimesync.Policy{Now: func() time.Time { return testNow }},
+		State:  st,
+		Now:    func() time.Time { return testNow },
+	}
+}
+
+func actions(p *smimesync.Plan) map[string]smimesync.Action {
+	m := map[string]smimesync.Action{}
+	for _, c := range p.Changes {
+		m[c.User] = c.Action
+	}
+	return m
+}
+
+func TestSyncerRunIsIdempotent(t *testing.T) {
+	ca := newTestCA(t, "CA")
+	expired := ca.issue(t, leaf{email: "bob@example.com", notAfter: testNow.Add(-time.Hour)})
+	src := writeLDIF(t,
+		user(1, "alice", ca.issue(t, leaf{email: "alice@example.com"})),
+		user(2, "bob", expired, ca.issue(t, leaf{email: "bob@example.com"})),
+		user(3, "carol"),
+	)
+	sink := cloudtest.NewMemorySink()
+	st := smimesync.FileState(filepath.Join(t.TempDir(), "state.json"))
+	s := newSyncer(src, sink, st)
+
+	rep, err := s.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rep.Summary.Written, 2; got != want {
+		t.Errorf("first run wrote %d recipients, want %d", got, want)
+	}
+	bob, _ := sink.Get("bob@example.com")
+	if len(bob.UserCertificate) != 1 || slices.ContainsFunc(bob.UserCertificate, func(v []byte) bool { return string(v) == string(expired) }) {
+		t.Errorf("bob carries %d certificates (expired one included?), want only the valid one", len(bob.UserCertificate))
+	}
+	if !rep.CookieAdvanced {
+		t.Error("a clean run did not save its position")
+	}
+
+	before := len(sink.Writes())
+	rep, err = s.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(sink.Writes()) - before; n != 0 {
+		t.Errorf("second run wrote %d times, want 0", n)
+	}
+	if rep.Summary.Unchanged != 3 {
+		t.Errorf("second run: %d unchanged, want 3 (%v)", rep.Summary.Unchanged, actions(&rep.Plan))
+	}
+}
+
+func TestSyncerDryRunWritesNothing(t *testing.T) {
+	ca := newTestCA(t, "CA")
+	src := writeLDIF(t, user(1, "alice", ca.issue(t, leaf{email: "alice@example.com"})))
+	sink := cloudtest.NewMemorySink()
+	path := filepath.Join(t.TempDir(), "state.json")
+	s := newSyncer(src, sink, smimesync.FileState(path))
+	rep, err := s.DryRun(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.DryRun || rep.Summary.Add != 1 {
+		t.Errorf("dry run: DryRun=%v add=%d, want true and 1", rep.DryRun, rep.Summary.Add)
+	}
+	if n := len(sink.Writes()); n != 0 {
+		t.Errorf("dry run wrote %d times", n)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("dry run touched the state file: %v", err)
+	}
+}
+
+func TestSyncerGuard(t *testing.T) {
+	ca := newTestCA(t, "CA")
+	sink := cloudtest.NewMemorySink()
+	var entries []*directory.Entry
+	for i, name := range []string{"a", "b", "c"} {
+		// The tenant carries a certificate the directory no longer has.
+		sink.Seed(name+"@example.com", cloud.Certificates{UserCertificate: [][]byte{ca.issue(t, leaf{email: name + "@example.com"})}})
+		entries = append(entries, user(i, name))
+	}
+	src := writeLDIF(t, entries...)
+
+	s := newSyncer(src, sink, &smimesync.MemoryState{})
+	s.Guard.MaxRemovals = 2
+	plan, err := s.Plan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.Summary.Losing != 3 || plan.Summary.Remove != 3 {
+		t.Fatalf("plan: losing %d remove %d, want 3 and 3", plan.Summary.Losing, plan.Summary.Remove)
+	}
+	_, err = s.Apply(context.Background(), plan)
+	var ge *smimesync.GuardError
+	if !errors.Is(err, smimesync.ErrGuardTripped) || !errors.As(err, &ge) || ge.Losing != 3 || ge.Max != 2 {
+		t.Fatalf("Apply = %v, want a GuardError 3 > 2", err)
+	}
+	if n := len(sink.Writes()); n != 0 {
+		t.Fatalf("guard tripped but %d writes happened", n)
+	}
+
+	// The override for one run.
+	plan.Force = true
+	rep, err := s.Apply(context.Background(), plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Summary.Written != 3 {
+		t.Errorf("forced: wrote %d, want 3", rep.Summary.Written)
+	}
+
+	// At the limit the guard lets a run through.
+	sink2 := cloudtest.NewMemorySink()
+	for _, name := range []string{"a", "b"} {
+		sink2.Seed(name+"@example.com", cloud.Certificates{UserCertificate: [][]byte{ca.issue(t, leaf{email: name + "@example.com"})}})
+	}
+	s2 := newSyncer(src, sink2, nil)
+	s2.Guard.MaxRemovals = 2
+	if _, err := s2.Run(context.Background()); err != nil {
+		t.Errorf("2 removals with a limit of 2: %v", err)
+	}
+}
+
+func TestSyncerUnreadableSinkReliesOnState(t *testing.T) {
+	ca := newTestCA(t, "CA")
+	alice := ca.issue(t, leaf{email: "alice@example.com"})
+	src := writeLDIF(t, user(1, "alice", alice), user(2, "bob"))
+	sink := cloudtest.NewMemorySink()
+	sink.SetUnreadable(true)
+	st := &smimesync.MemoryState{}
+	s := newSyncer(src, sink, st)
+
+	plan, err := s.Plan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := actions(plan)
+	// alice: unknown current, something to publish: written whole.
+	// bob: unknown current, nothing to publish: left alone.
+	if got["alice@example.com"] != smimesync.ActionReplace || got["bob@example.com"] != smimesync.ActionSkip {
+		t.Fatalf("first plan: %v", got)
+	}
+	if _, err := s.Apply(context.Background(), plan); err != nil {
+		t.Fatal(err)
+	}
+	plan, err = s.Plan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range plan.Changes {
+		if c.User == "alice@example.com" && (c.Action != smimesync.ActionUnchanged || c.CurrentFrom != "state") {
+			t.Errorf("second plan for alice: %s from %q, want unchanged from state", c.Action, c.CurrentFrom)
+		}
+	}
+	if n := sink.WriteCount("alice@example.com"); n != 1 {
+		t.Errorf("alice written %d times, want 1", n)
+	}
+}
+
+// cookieSource is a Source with deltas: it hands out the next cookie after
+// every pass and records the cookie it was given.
+type cookieSource struct {
+	directory.Source
+	mu    sync.Mutex
+	given [][]byte
+	n     int
+}
+
+func (c *cookieSource) Read(ctx context.Context, p directory.Pass, yield func(*directory.Entry) error) (directory.Result, error) {
+	c.mu.Lock()
+	c.given = append(c.given, p.Cookie)
+	c.n++
+	next := []byte{byte(c.n)}
+	c.mu.Unlock()
+	if _, err := c.Source.Read(ctx, p, yield); err != nil {
+		return directory.Result{}, err
+	}
+	return directory.Result{Cookie: next, Full: p.Cookie == nil}, nil
+}
+
+func TestSyncerFailedWriteKeepsCookie(t *testing.T) {
+	ca := newTestCA(t, "CA")
+	src := &cookieSource{Source: writeLDIF(t,
+		user(1, "alice", ca.issue(t, leaf{email: "alice@example.com"})),
+		user(2, "bob", ca.issue(t, leaf{email: "bob@example.com"})))}
+	sink := cloudtest.NewMemorySink()
+	sink.FailWrites("bob@example.com", 1, errors.New("503 service unavailable"))
+	st := &smimesync.MemoryState{}
+	s := newSyncer(src, sink, st)
+
+	rep, err := s.Run(context.Background())
+	if err == nil {
+		t.Fatal("Run succeeded with a failed write")
+	}
+	if rep == nil || rep.CookieAdvanced || rep.Summary.Failed != 1 || rep.Summary.Written != 1 {
+		t.Fatalf("report: %+v", rep)
+	}
+	snap, _ := st.Load(context.Background())
+	if snap.Cookie != nil {
+		t.Errorf("cookie advanced to %v after a failed write", snap.Cookie)
+	}
+	if _, ok := snap.Published["0f0e0d0c-0b0a-0908-0706-0504030201a1"]; !ok {
+		t.Error("the successful write was not remembered")
+	}
+
+	// The next pass starts from the same (nil) cookie and finishes the job.
+	rep, err = s.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(src.given[1], nil) {
+		t.Errorf("second pass was given cookie %v, want the old (nil) one", src.given[1])
+	}
+	if rep.Summary.Written != 1 || !rep.CookieAdvanced {
+		t.Errorf("second run: written %d advanced %v, want 1 and true", rep.Summary.Written, rep.CookieAdvanced)
+	}
+	if sink.WriteCount("alice@example.com") != 1 {
+		t.Errorf("alice written %d times, want exactly once", sink.WriteCount("alice@example.com"))
+	}
+	rep, err = s.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(src.given[2]) != string([]byte{2}) {
+		t.Errorf("third pass was given cookie %v, want [2]", src.given[2])
+	}
+}
+
+func TestSyncerSkips(t *testing.T) {
+	ca := newTestCA(t, "CA")
+	dup1 := user(1, "shared", ca.issue(t, leaf{email: "shared@example.com"}))
+	dup2 := user(2, "shared", ca.issue(t, leaf{email: "shared@example.com"}))
+	dup2.DN = "CN=shared,OU=Other Forest,DC=example,DC=org"
+	synced := user(3, "synced", ca.issue(t, leaf{email: "synced@example.com"}))
+	nomail := user(4, "nomail", ca.issue(t, leaf{email: "nomail@example.com"}))
+	nomail.Mail = ""
+	gone := &directory.Entry{ID: "0f0e0d0c-0b0a-0908-0706-050403020199", DN: "CN=gone,OU=Staff,DC=example,DC=com", Deleted: true}
+	src := writeLDIF(t, dup1, dup2, synced, nomail, gone)
+	sink := cloudtest.NewMemorySink()
+	sink.SetReadOnly("synced@example.com", "directory-synced")
+	st := &smimesync.MemoryState{}
+	// What was published for the deleted entry is forgotten.
+	st.Save(context.Background(), &smimesync.Snapshot{Version: smimesync.StateVersion, Published: map[string]smimesync.Published{
+		gone.ID: {Recipient: "gone@example.com"},
+	}})
+	s := newSyncer(src, sink, st)
+	rep, err := s.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string][]string{}
+	for _, c := range rep.Changes {
+		if c.Action != smimesync.ActionSkip {
+			t.Errorf("%s (%s): action %s, want skip", c.User, c.DN, c.Action)
+		}
+		reasons[c.ID] = append(reasons[c.ID], c.Reason)
+	}
+	want := map[string]string{dup1.ID: smimesync.SkipConflict, dup2.ID: smimesync.SkipConflict, synced.ID: "directory-synced", nomail.ID: smimesync.SkipNoRecipient, gone.ID: smimesync.SkipDeleted}
+	for id, r := range want {
+		if !slices.Equal(reasons[id], []string{r}) {
+			t.Errorf("%s: reasons %v, want %s", id, reasons[id], r)
+		}
+	}
+	if n := len(sink.Writes()); n != 0 {
+		t.Errorf("%d writes, want none", n)
+	}
+	snap, _ := st.Load(context.Background())
+	if _, ok := snap.Published[gone.ID]; ok {
+		t.Error("state still remembers the deleted entry")
+	}
+}
+
+func TestSyncerCancelledApply(t *testing.T) {
+	ca := newTestCA(t, "CA")
+	var entries []*directory.Entry
+	for i := range 20 {
+		name := "user" + string(rune('a'+i))
+		entries = append(entries, user(i, name, ca.issue(t, leaf{email: name + "@example.com"})))
+	}
+	src := &cookieSource{Source: writeLDIF(t, entries...)}
+	sink := cloudtest.NewMemorySink()
+	ctx, cancel := context.WithCancel(context.Background())
+	var written atomic.Int32
+	sink.SetWriteHook(func(addr string, c cloud.Certificates) error {
+		if written.Add(1) == 5 {
+			cancel()
+		}
+		return nil
+	})
+	st := &smimesync.MemoryState{}
+	s := newSyncer(src, sink, st)
+	s.Concurrency = 1
+	plan, err := s.Plan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s.Apply(ctx, plan)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Apply = %v, want context.Canceled", err)
+	}
+	snap, lerr := st.Load(context.Background())
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	if snap.Cookie != nil || rep.CookieAdvanced {
+		t.Error("a cancelled apply advanced the cookie")
+	}
+	// Every recipient the state says was published really carries it.
+	for id, p := range snap.Published {
+		got, ok := sink.Get(p.Recipient)
+		if !ok || len(got.UserCertificate) != 1 || sha256.Sum256(got.UserCertificate[0]) != p.UserCertificate[0] {
+			t.Errorf("state says %s (%s) was published, sink disagrees", id, p.Recipient)
+		}
+	}
+	if len(snap.Published) == 0 || len(snap.Published) == 20 {
+		t.Errorf("state has %d published recipients, want some but not all", len(snap.Published))
+	}
+
+	// The next run completes, writing each remaining recipient once.
+	sink.SetWriteHook(nil)
+	rep, err = s.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.CookieAdvanced {
+		t.Error("the completing run did not advance the cookie")
+	}
+	for _, e := range entries {
+		if n := sink.WriteCount(e.Mail); n != 1 {
+			t.Errorf("%s written %d times, want 1", e.Mail, n)
+		}
+	}
+}
+
+func TestSyncerRefusesUnreadableState(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	if err := os.WriteFile(path, []byte(`{"version":1,"published":{`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := newSyncer(writeLDIF(t), cloudtest.NewMemorySink(), smimesync.FileState(path))
+	_, err := s.Plan(context.Background())
+	if !errors.Is(err, smimesync.ErrStateUnreadable) {
+		t.Fatalf("Plan = %v, want ErrStateUnreadable", err)
+	}
+	b, _ := os.ReadFile(path)
+	if string(b) != `{"version":1,"published":{` {
+		t.Error("the unreadable state file was changed")
+	}
+}
+
+// prunerSource records what the Syncer asks it to prune.
+type prunerSource struct {
+	directory.Source
+	mu     sync.Mutex
+	pruned map[string]int
+}
+
+func (p *prunerSource) Prune(ctx context.Context, e *directory.Entry, attr string, values [][]byte) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.pruned[e.ID+" "+attr] += len(values)
+	return nil
+}
+
+func TestSyncerPrune(t *testing.T) {
+	ca := newTestCA(t, "CA")
+	expired := ca.issue(t, leaf{email: "alice@example.com", notAfter: testNow.Add(-time.Hour)})
+	other := ca.issue(t, leaf{email: "mallory@example.com"})
+	alice := user(1, "alice", expired, other, ca.issue(t, leaf{email: "alice@example.com"}))
+	for _, reasons := range [][]smimesync.Reason{nil, {smimesync.ReasonExpired}} {
+		src := &prunerSource{Source: writeLDIF(t, alice), pruned: map[string]int{}}
+		s := newSyncer(src, cloudtest.NewMemorySink(), nil)
+		s.Prune.Reasons = reasons
+		if _, err := s.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]int{}
+		if reasons != nil {
+			// Only the expired value; the one for another address stays.
+			want[alice.ID+" userCertificate"] = 1
+		}
+		if len(src.pruned) != len(want) || src.pruned[alice.ID+" userCertificate"] != want[alice.ID+" userCertificate"] {
+			t.Errorf("prune reasons %v: pruned %v, want %v", reasons, src.pruned, want)
+		}
+	}
+}
+
+func TestFileState(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.json")
+	st := smimesync.FileState(path)
+	ctx := context.Background()
+	snap, err := st.Load(ctx)
+	if err != nil || snap.Cookie != nil || len(snap.Published) != 0 {
+		t.Fatalf("missing file: %+v, %v; want an empty snapshot", snap, err)
+	}
+	snap.Cookie = []byte("cookie")
+	snap.Published["id"] = smimesync.Published{Recipient: "r", UserCertificate: []smimesync.Fingerprint{sha256.Sum256([]byte("x"))}, At: testNow}
+	if err := st.Save(ctx, snap); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Cookie) != "cookie" || got.Published["id"].UserCertificate[0] != sha256.Sum256([]byte("x")) {
+		t.Errorf("round trip: %+v", got)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("state file mode %v, %v; want 0600", fi.Mode(), err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".state.json.tmp-*")); len(left) != 0 {
+		t.Errorf("temporary files left behind: %v", left)
+	}
+	for name, content := range map[string]string{
+		"garbage":       "not json",
+		"truncated":     `{"version":1,"cookie":"Y29v`,
+		"newer version": `{"version":99,"published":{}}`,
+		"bad hex":       `{"version":1,"published":{"id":{"recipient":"r","userCertificate":["zz"]}}}`,
+	} {
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Load(ctx); !errors.Is(err, smimesync.ErrStateUnreadable) {
+			t.Errorf("%s: Load = %v, want ErrStateUnreadable", name, err)
+		}
+	}
+}
