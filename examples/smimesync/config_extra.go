@@ -4,7 +4,6 @@ import (
 	"log/slog"
 
 	"github.com/smimesync/go-smimesync/directory"
-	"github.com/smimesync/go-smimesync/smimesync"
 )
 
 type sourceExtra struct{}
@@ -26,6 +25,3 @@ func (s SinkConfig) kinds() int {
 
 func (c *Config) extraSinks(log *slog.Logger) ([]namedSink, error) { return nil, usagef("sink: unknown kind") }
 
-type policyExtra struct{}
-
-func (c *Config) extraPolicy(p *smimesync.Policy, log *slog.Logger) error { return nil }

@@ -275,6 +275,8 @@ func TestUsageErrors(t *testing.T) {
 		"bad reason":      {config: basicConfig + "prune: {reasons: [old]}\n", want: `unknown reason "old"`},
 		"bad log level":   {config: basicConfig + "log: {level: loud}\n", want: "log.level"},
 		"inspect nothing": {args: []string{"inspect"}, want: "name at least one FILE"},
+		"revocation method": {config: strings.Replace(basicConfig, "max_values: 15", "max_values: 15, revocation: {methods: [ocsp, scvp]}", 1),
+			want: `"scvp" is not ocsp or crl`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			args := tt.args

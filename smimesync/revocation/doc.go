@@ -1,0 +1,25 @@
+// Package revocation tells whether a certificate has been revoked, by asking
+// the OCSP responders (RFC 6960, with the lightweight profile of RFC 5019)
+// and reading the CRLs (RFC 5280) that the certificate names.
+//
+// [Checker] implements [smimesync.RevocationChecker]. It caches answers until
+// the responder or CRL says newer information is due, shares one fetch
+// between concurrent callers, bounds every request in time and size, and
+// soft-fails by default: when no source gives a valid answer, the status is
+// [smimesync.RevocationUnknown] with an error saying why, and the policy keeps
+// the certificate. Set [Checker.HardFail] to answer
+// [smimesync.RevocationRevoked] instead.
+//
+// What it does not do, on purpose:
+//   - ldap:// (and other non-HTTP) CRL distribution points and responder
+//     URLs are skipped, with a debug log: an HTTP URL is what Active
+//     Directory Certificate Services and public CAs publish for relying
+//     parties outside the domain.
+//   - Delta CRLs are not fetched. A base CRL is used until its NextUpdate;
+//     a CRL that is itself a delta CRL, an indirect CRL, or one limited to
+//     some revocation reasons is refused ([ErrUnsupportedCRL]).
+//   - It does not validate the certificate's chain: the caller passes the
+//     issuer it trusts, and the checker only verifies that this issuer
+//     signed the certificate (so the URLs it fetches were put there by the
+//     CA, not by whoever published the certificate).
+package revocation
