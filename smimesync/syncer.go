@@ -70,6 +70,10 @@ type Value struct {
 	Attribute string      `json:"attribute"`
 	Reasons   []Reason    `json:"reasons,omitempty"`
 	Notes     []string    `json:"notes,omitempty"`
+	// NotAfter is when the certificate expires: for a blob, the
+	// certificate of the user's chosen by the policy (zero when the value
+	// could not be parsed).
+	NotAfter time.Time `json:"notAfter,omitzero"`
 }
 
 // Change is the plan for one directory entry and its recipient.
@@ -209,6 +213,17 @@ type Prune struct {
 	Reasons []Reason
 }
 
+// Progress says how far a Plan or an Apply has come.
+type Progress struct {
+	// Stage is "plan" or "apply".
+	Stage string
+	// Done counts entries planned, or writes attempted.
+	Done int
+	// Total is the number of writes an Apply will attempt; 0 while
+	// planning, as the source streams and its size is not known.
+	Total int
+}
+
 // Syncer composes a directory source, a cloud sink, a policy and a state
 // store. Its zero value is not usable: Source and Sink are required; every
 // other field has a working default.
@@ -234,6 +249,11 @@ type Syncer struct {
 	// Now returns the current time for reports and state; nil means
 	// time.Now.
 	Now func() time.Time
+	// Progress, when not nil, is called as work proceeds: after every
+	// entry planned and every write attempted. It is called from several
+	// goroutines, never at once (calls are serialised), and must return
+	// quickly.
+	Progress func(Progress)
 
 	memState MemoryState
 	mu       sync.Mutex // serialises Plan/Apply state access
@@ -276,8 +296,21 @@ func (s *Syncer) now() time.Time {
 
 // Plan reads the source, runs the policy on every entry, looks up each
 // recipient and what it carries, and returns what Apply would do. It writes
-// nothing, to the sink or to the state.
+// nothing, to the sink or to the state. The source is asked for the changes
+// since the saved cookie (a delta), or for everything when there is none.
 func (s *Syncer) Plan(ctx context.Context) (*Plan, error) {
+	return s.plan(ctx, false)
+}
+
+// PlanFull is Plan with the saved cookie ignored: the source reads every
+// entry in scope. Applying the plan saves the new cookie as usual. A
+// service runs one now and then, so that anything a delta could miss is
+// caught.
+func (s *Syncer) PlanFull(ctx context.Context) (*Plan, error) {
+	return s.plan(ctx, true)
+}
+
+func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
 	if s.Source == nil || s.Sink == nil {
 		return nil, errors.New("smimesync: Syncer needs a Source and a Sink")
 	}
@@ -304,11 +337,18 @@ func (s *Syncer) Plan(ctx context.Context) (*Plan, error) {
 				c := s.planEntry(ctx, pol, st, e)
 				mu.Lock()
 				changes = append(changes, c)
+				if s.Progress != nil {
+					s.Progress(Progress{Stage: "plan", Done: len(changes)})
+				}
 				mu.Unlock()
 			}
 		})
 	}
-	res, rerr := s.Source.Read(ctx, directory.Pass{Cookie: st.Cookie}, func(e *directory.Entry) error {
+	cookie := st.Cookie
+	if full {
+		cookie = nil
+	}
+	res, rerr := s.Source.Read(ctx, directory.Pass{Cookie: cookie}, func(e *directory.Entry) error {
 		select {
 		case entries <- e:
 			return nil
@@ -325,7 +365,7 @@ func (s *Syncer) Plan(ctx context.Context) (*Plan, error) {
 		return nil, err
 	}
 	plan.cookie = res.Cookie
-	plan.Full = res.Full || st.Cookie == nil
+	plan.Full = res.Full || cookie == nil
 
 	slices.SortFunc(changes, func(a, b *Change) int {
 		return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.Source, b.Source))
@@ -351,6 +391,9 @@ func (s *Syncer) planEntry(ctx context.Context, pol *Policy, st *Snapshot, e *di
 	v := pol.Evaluate(ctx, e)
 	for _, d := range v.Decisions() {
 		val := Value{SHA256: d.SHA256, Attribute: d.Attribute, Reasons: d.Reasons, Notes: d.Notes}
+		if d.Certificate != nil {
+			val.NotAfter = d.Certificate.NotAfter
+		}
 		if d.Keep {
 			c.Keep = append(c.Keep, val)
 			continue
@@ -556,10 +599,12 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 	now := s.now()
 
 	var (
-		mu     sync.Mutex
-		failed int
-		sem    = make(chan struct{}, s.concurrency())
-		wg     sync.WaitGroup
+		mu       sync.Mutex
+		failed   int
+		sem      = make(chan struct{}, s.concurrency())
+		wg       sync.WaitGroup
+		total    = plan.Summary.Add + plan.Summary.Replace + plan.Summary.Remove
+		attempts int
 	)
 	for _, c := range rep.Changes {
 		switch {
@@ -596,6 +641,10 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 			err := s.Sink.Write(ctx, c.Recipient, c.desired)
 			mu.Lock()
 			defer mu.Unlock()
+			attempts++
+			if s.Progress != nil {
+				s.Progress(Progress{Stage: "apply", Done: attempts, Total: total})
+			}
 			switch {
 			case err == nil:
 				c.Outcome = "written"

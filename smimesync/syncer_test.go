@@ -277,6 +277,26 @@ func TestSyncerFailedWriteKeepsCookie(t *testing.T) {
 	if string(src.given[2]) != string([]byte{2}) {
 		t.Errorf("third pass was given cookie %v, want [2]", src.given[2])
 	}
+	if rep.Full {
+		t.Error("a delta pass is reported as full")
+	}
+	// A full pass ignores the cookie, and its own cookie is kept.
+	plan, err := s.PlanFull(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src.given[3] != nil || !plan.Full {
+		t.Errorf("PlanFull gave the source cookie %v (full %v), want nil", src.given[3], plan.Full)
+	}
+	if _, err := s.Apply(context.Background(), plan); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Plan(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if string(src.given[4]) != string([]byte{4}) {
+		t.Errorf("after a full pass the next delta was given cookie %v, want [4]", src.given[4])
+	}
 }
 
 func TestSyncerSkips(t *testing.T) {
