@@ -55,9 +55,11 @@ type Policy struct {
 	// as Outlook publishes them too.
 	RequireEncryption bool
 	// RequireValidSignature drops userSMIMECertificate blobs whose
-	// signature is present but does not verify (ReasonBadSignature). By
-	// default the signature is reported but not required: the directory,
-	// not the signature, is what the organisation trusts.
+	// signature was checked and is invalid (ReasonBadSignature). A
+	// signature that cannot be checked (an algorithm the verifier lacks,
+	// detached content) is only noted. By default the signature is
+	// reported but not required: the directory, not the signature, is what
+	// the organisation trusts.
 	RequireValidSignature bool
 
 	// Revocation, when not nil, is asked about every certificate that
@@ -221,7 +223,10 @@ func (p *Policy) blobVerdict(ctx context.Context, d *Decision, b *Blob, addrs []
 		d.Notes = append(d.Notes, err.Error())
 	}
 	if len(b.Signers) > 0 && !b.Verified && b.VerifyError != nil {
-		if p.RequireValidSignature {
+		// Only a signature that was checked and is wrong counts against
+		// the blob: one that cannot be checked here (RSASSA-PSS, Ed25519,
+		// SHA-1, detached content) is a note.
+		if p.RequireValidSignature && errors.Is(b.VerifyError, ErrSignatureInvalid) {
 			d.Reasons = append(d.Reasons, ReasonBadSignature)
 		}
 		d.Notes = append(d.Notes, "signature not verified: "+b.VerifyError.Error())

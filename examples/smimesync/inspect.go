@@ -219,7 +219,7 @@ func viewCert(ctx context.Context, pol *smimesync.Policy, c *smimesync.Certifica
 		SHA256:     c.SHA256.String(),
 		Subject:    c.Subject,
 		Issuer:     c.Issuer,
-		Serial:     c.Serial.Text(16),
+		Serial:     c.Serial.String(),
 		Emails:     nonNil(c.Emails),
 		NotBefore:  c.NotBefore.UTC().Format(time.RFC3339),
 		NotAfter:   c.NotAfter.UTC().Format(time.RFC3339),
