@@ -14,6 +14,7 @@ import (
 	"encoding/csv"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"os"
@@ -55,24 +56,26 @@ func (s *csvSink) Write(ctx context.Context, r *cloud.Recipient, c cloud.Certifi
 	return nil
 }
 
-func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: customsink USERS.ldif")
-		os.Exit(2)
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintln(stderr, "usage: customsink USERS.ldif")
+		return 2
 	}
 	sink := &csvSink{carry: map[string]cloud.Certificates{}}
 	s := &smimesync.Syncer{
-		Source: &directory.LDIFFile{Path: os.Args[1]},
+		Source: &directory.LDIFFile{Path: args[0]},
 		Sink:   sink,
 		Policy: &smimesync.Policy{RequireEncryption: true}, // only what senders can encrypt to
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	if _, err := s.Run(context.Background()); err != nil {
-		fmt.Fprintln(os.Stderr, "customsink:", err)
-		os.Exit(1)
+		fmt.Fprintln(stderr, "customsink:", err)
+		return 1
 	}
 
-	w := csv.NewWriter(os.Stdout)
+	w := csv.NewWriter(stdout)
 	w.Write([]string{"address", "attribute", "sha256", "not_after"})
 	for _, addr := range slices.Sorted(maps.Keys(sink.carry)) {
 		c := sink.carry[addr]
@@ -91,7 +94,8 @@ func main() {
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {
-		fmt.Fprintln(os.Stderr, "customsink:", err)
-		os.Exit(1)
+		fmt.Fprintln(stderr, "customsink:", err)
+		return 1
 	}
+	return 0
 }
