@@ -13,15 +13,3 @@ func (s *SourceConfig) extraKinds() int { return 0 }
 func (c *Config) extraSource(s SourceConfig, log *slog.Logger) (directory.Source, error) {
 	return nil, usagef("source: unknown kind")
 }
-
-type sinkExtra struct{}
-
-func (s SinkConfig) kinds() int {
-	if s.File != nil {
-		return 1
-	}
-	return 0
-}
-
-func (c *Config) extraSinks(log *slog.Logger) ([]namedSink, error) { return nil, usagef("sink: unknown kind") }
-

@@ -22,6 +22,16 @@ func printPlan(w io.Writer, sink string, p *smimesync.Plan) {
 	printChanges(w, p.Changes, false)
 	fmt.Fprintln(w)
 	printSummary(w, p.Summary, false)
+	printNotWritable(w, p.Changes)
+}
+
+// printNotWritable lists the recipients the sink cannot write, and why.
+func printNotWritable(w io.Writer, cs []*smimesync.Change) {
+	for _, c := range cs {
+		if r := c.Recipient; r != nil && r.ReadOnly != "" {
+			fmt.Fprintf(w, "not writable: %s (%s %s): %s\n", c.User, dash(r.Kind), dash(r.Name), r.ReadOnly)
+		}
+	}
 }
 
 // printReport prints what a sync did.

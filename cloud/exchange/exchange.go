@@ -1,0 +1,564 @@
+// Package exchange is a [cloud.Sink] that publishes certificates to
+// Exchange Online: it sets UserCertificate and UserSMimeCertificate on
+// mailboxes, mail users and mail contacts through the admin REST endpoint
+// the ExchangeOnlineManagement module uses
+// (POST {exchange}/adminapi/beta/{tenant}/InvokeCommand), with an app-only
+// token from azidentity (see the azauth package).
+//
+// Find looks recipients up by address in an index of the tenant loaded with
+// one paged Get-Recipient call (or one Get-Recipient per address when
+// Lookup is "per_entry"); a directory-synced recipient comes back with
+// ReadOnly set, since Exchange Online refuses to change such objects.
+// Current reads a recipient with its type's cmdlet (Get-Mailbox,
+// Get-MailUser, Get-MailContact); the service is believed to render the
+// certificates as "System.Byte[]", in which case Current says so with
+// [cloud.ErrUnreadable] and the caller relies on what it last published.
+// Write calls Set-Mailbox, Set-MailUser or Set-MailContact.
+//
+// Every call is bounded in time, runs under a limit of concurrent requests,
+// and is retried on throttling and transient failures with the same
+// client-request-id (see [RetryPolicy]). The exchangetest sub-package is an
+// emulator of the endpoint for tests.
+package exchange
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+
+	"github.com/smimesync/go-smimesync/cloud"
+	"github.com/smimesync/go-smimesync/cloud/azauth"
+	"github.com/smimesync/go-smimesync/directory"
+)
+
+// Limits the service puts on a write. Write refuses more with a
+// [*LimitError] instead of sending it.
+const (
+	// MaxValues is the most values each attribute may hold (Entra ID's
+	// limit on userCertificate, FACTS.md; applied to both attributes).
+	MaxValues = 15
+	// MaxValueSize is the largest value in bytes (rangeUpper of
+	// userSMIMECertificate in Active Directory). Unconfirmed for Exchange
+	// Online itself; kept here only.
+	MaxValueSize = 32768
+)
+
+// Lookup says how Find looks recipients up.
+type Lookup string
+
+const (
+	// LookupPreload loads the tenant's recipients with one paged
+	// Get-Recipient call and answers Find from memory (the default). The
+	// index is reloaded after Config.IndexTTL.
+	LookupPreload Lookup = "preload"
+	// LookupPerEntry calls Get-Recipient -Identity for each address of
+	// each entry until one matches: cheaper for a handful of entries in a
+	// large tenant.
+	LookupPerEntry Lookup = "per_entry"
+)
+
+// ReadBack says whether Current asks the service at all.
+type ReadBack string
+
+const (
+	// ReadBackAuto asks the service and decodes what it can (the default).
+	ReadBackAuto ReadBack = "auto"
+	// ReadBackNever answers Current with [cloud.ErrUnreadable] without a
+	// request: for tenants known to render certificates as "System.Byte[]",
+	// it saves one request per recipient.
+	ReadBackNever ReadBack = "never"
+)
+
+// Config configures a [Sink]. The zero value of each field but the
+// identity (TenantID or Organization, ClientID, Auth) has a working default.
+type Config struct {
+	// Config is the tenant, application, sign-in and cloud (yaml:
+	// tenant_id, client_id, auth, cloud, endpoints).
+	azauth.Config `yaml:",inline"`
+	// Organization is the tenant's domain ("contoso.onmicrosoft.com"),
+	// used in the endpoint's URL; TenantID is used when it is empty.
+	Organization string `yaml:"organization"`
+	// Concurrency bounds the requests in flight (default 8).
+	Concurrency int `yaml:"concurrency"`
+	// RequestTimeout bounds each HTTP request (default 60 s).
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// Retry says how failed requests are retried.
+	Retry RetryPolicy `yaml:"retry"`
+	// PageSize is the page size asked of paged answers (default 1000, at
+	// most 1000).
+	PageSize int `yaml:"page_size"`
+	// Lookup is how Find looks recipients up (default LookupPreload).
+	Lookup Lookup `yaml:"lookup"`
+	// IndexTTL is how long a preloaded index is used (default 15 min).
+	IndexTTL time.Duration `yaml:"index_ttl"`
+	// ReadBack says whether Current asks the service (default ReadBackAuto).
+	ReadBack ReadBack `yaml:"read_back"`
+
+	// HTTPClient sends the requests, to Exchange and to the login
+	// endpoint. Its transport should keep at least Concurrency idle
+	// connections per host (http.Transport.MaxIdleConnsPerHost), or each
+	// request may pay for a new TLS handshake. Default: a clone of
+	// http.DefaultTransport that does.
+	HTTPClient *http.Client `yaml:"-"`
+	// Credential, when set, is used instead of the one built from Config.
+	Credential azcore.TokenCredential `yaml:"-"`
+}
+
+// Stats counts what a Sink sent.
+type Stats struct {
+	// Requests is the number of HTTP requests sent, retries included.
+	Requests int64
+	// Retries is the number of requests that were retries.
+	Retries int64
+	// Throttled is the number of 429 answers received.
+	Throttled int64
+}
+
+// Sink publishes certificates to Exchange Online recipients. Create it with
+// [New]; it is safe for concurrent use.
+type Sink struct {
+	log       *slog.Logger
+	http      *http.Client
+	cred      azcore.TokenCredential
+	scope     string
+	invokeURL string
+	anchor    string
+	timeout   time.Duration
+	retry     RetryPolicy
+	pageSize  int
+	lookup    Lookup
+	ttl       time.Duration
+	readBack  ReadBack
+	sem       chan struct{}
+
+	readGate, writeGate gate
+
+	stats struct{ requests, retries, throttled atomic.Int64 }
+
+	mu         sync.Mutex
+	idx        *index
+	loading    chan struct{}
+	unreadable atomic.Bool
+}
+
+// New returns a Sink for cfg. logger may be nil (silent). It fails when cfg
+// cannot work (wrapping [azauth.ErrConfig]) or a credential cannot be
+// built; it sends no request.
+func New(cfg Config, logger *slog.Logger) (*Sink, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	ep, err := cfg.ResolvedEndpoints()
+	if err != nil {
+		return nil, err
+	}
+	tenant := cfg.Organization
+	if tenant == "" {
+		tenant = cfg.TenantID
+	}
+	if tenant == "" {
+		return nil, &azauth.ConfigError{Field: "organization", Reason: "organization or tenant_id is required"}
+	}
+	if strings.ContainsAny(tenant, "/?#% ") {
+		return nil, &azauth.ConfigError{Field: "organization", Reason: fmt.Sprintf("%q is not a tenant id or domain", tenant)}
+	}
+	anchorTenant := cfg.TenantID
+	if anchorTenant == "" {
+		anchorTenant = cfg.Organization
+	}
+	switch cfg.Lookup {
+	case "":
+		cfg.Lookup = LookupPreload
+	case LookupPreload, LookupPerEntry:
+	default:
+		return nil, &azauth.ConfigError{Field: "lookup", Reason: fmt.Sprintf("unknown lookup %q (want preload or per_entry)", cfg.Lookup)}
+	}
+	switch cfg.ReadBack {
+	case "":
+		cfg.ReadBack = ReadBackAuto
+	case ReadBackAuto, ReadBackNever:
+	default:
+		return nil, &azauth.ConfigError{Field: "read_back", Reason: fmt.Sprintf("unknown read_back %q (want auto or never)", cfg.ReadBack)}
+	}
+	n := cfg.Concurrency
+	if n <= 0 {
+		n = 8
+	}
+	client := cfg.HTTPClient
+	if client == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = n
+		client = &http.Client{Transport: t}
+	}
+	cred := cfg.Credential
+	if cred == nil {
+		cred, err = cfg.Config.Credential(azauth.WithHTTPClient(client))
+		if err != nil {
+			return nil, err
+		}
+	}
+	s := &Sink{
+		log:       logger,
+		http:      client,
+		cred:      cred,
+		scope:     ep.ExchangeScope(),
+		invokeURL: ep.Exchange + "/adminapi/beta/" + tenant + "/InvokeCommand",
+		anchor:    anchorMailbox(anchorTenant),
+		timeout:   cfg.RequestTimeout,
+		retry:     cfg.Retry.withDefaults(),
+		pageSize:  cfg.PageSize,
+		lookup:    cfg.Lookup,
+		ttl:       cfg.IndexTTL,
+		readBack:  cfg.ReadBack,
+	}
+	if s.timeout <= 0 {
+		s.timeout = time.Minute
+	}
+	if s.pageSize <= 0 || s.pageSize > 1000 {
+		s.pageSize = 1000
+	}
+	if s.ttl <= 0 {
+		s.ttl = 15 * time.Minute
+	}
+	s.sem = make(chan struct{}, n)
+	return s, nil
+}
+
+// Stats returns what the sink has sent so far.
+func (s *Sink) Stats() Stats {
+	return Stats{Requests: s.stats.requests.Load(), Retries: s.stats.retries.Load(), Throttled: s.stats.throttled.Load()}
+}
+
+// recipient is what Get-Recipient says about an object.
+type recipient struct {
+	Guid                 string   `json:"Guid"`
+	Name                 string   `json:"Name"`
+	PrimarySmtpAddress   string   `json:"PrimarySmtpAddress"`
+	EmailAddresses       []string `json:"EmailAddresses"`
+	RecipientType        string   `json:"RecipientType"`
+	RecipientTypeDetails string   `json:"RecipientTypeDetails"`
+	IsDirSynced          bool     `json:"IsDirSynced"`
+}
+
+// syncedReason is the ReadOnly reason of a directory-synced recipient.
+const syncedReason = "directory-synced (IsDirSynced): Exchange Online refuses changes to objects synchronised from on premises; Entra Connect publishes its certificates"
+
+func (r *recipient) cloud() *cloud.Recipient {
+	c := &cloud.Recipient{ID: r.Guid, Name: r.PrimarySmtpAddress, Kind: r.RecipientTypeDetails}
+	if c.Name == "" {
+		c.Name = r.Name
+	}
+	if c.Kind == "" {
+		c.Kind = r.RecipientType
+	}
+	if r.IsDirSynced {
+		c.ReadOnly = syncedReason
+	}
+	return c
+}
+
+// nounFor returns the cmdlet noun that reads and writes a recipient of
+// kind (a RecipientType or RecipientTypeDetails value).
+func nounFor(kind string) (string, bool) {
+	switch {
+	case kind == "MailUser" || kind == "GuestMailUser":
+		return "MailUser", true
+	case kind == "MailContact":
+		return "MailContact", true
+	case strings.HasSuffix(kind, "Mailbox"):
+		return "Mailbox", true
+	}
+	return "", false
+}
+
+// recipientTypes are the types Find considers.
+var recipientTypes = []string{"UserMailbox", "MailUser", "MailContact"}
+
+type index struct {
+	byAddr map[string]*cloud.Recipient
+	loaded time.Time
+}
+
+// Find returns the recipient whose addresses include the entry's mail,
+// one of its proxy addresses, or its userPrincipalName, tried in that
+// order. A directory-synced recipient is returned with ReadOnly set. No
+// match gives an error wrapping [cloud.ErrNotFound].
+func (s *Sink) Find(ctx context.Context, e *directory.Entry) (*cloud.Recipient, error) {
+	keys := e.Addresses()
+	if upn := strings.ToLower(strings.TrimSpace(e.UserPrincipalName)); upn != "" && !contains(keys, upn) {
+		keys = append(keys, upn)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("exchange: %s has no mail address or userPrincipalName: %w", e.DN, cloud.ErrNotFound)
+	}
+	if s.lookup == LookupPerEntry {
+		for _, k := range keys {
+			r, err := s.getRecipient(ctx, k)
+			if err == nil {
+				return r, nil
+			}
+			if !isNotFound(err) {
+				return nil, fmt.Errorf("exchange: finding %s: %w", e.DN, err)
+			}
+		}
+		return nil, fmt.Errorf("exchange: no recipient with address %s (%s): %w", strings.Join(keys, ", "), e.DN, cloud.ErrNotFound)
+	}
+	idx, err := s.index(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("exchange: finding %s: %w", e.DN, err)
+	}
+	for _, k := range keys {
+		if r := idx.byAddr[k]; r != nil {
+			c := *r
+			return &c, nil
+		}
+	}
+	return nil, fmt.Errorf("exchange: no recipient with address %s (%s): %w", strings.Join(keys, ", "), e.DN, cloud.ErrNotFound)
+}
+
+func isNotFound(err error) bool {
+	var ce *CmdletError
+	return errors.As(err, &ce) && ce.Is(cloud.ErrNotFound)
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Sink) getRecipient(ctx context.Context, identity string) (*cloud.Recipient, error) {
+	var out *cloud.Recipient
+	err := s.invoke(ctx, "Get-Recipient", map[string]any{"Identity": identity}, false, func(vals []json.RawMessage) error {
+		for _, v := range vals {
+			var r recipient
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("exchange: Get-Recipient %s: %w", identity, err)
+			}
+			if _, ok := nounFor(r.RecipientType); ok && out == nil && r.Guid != "" {
+				out = r.cloud()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		return nil, &CmdletError{Cmdlet: "Get-Recipient", Identity: identity, Status: 404, Code: "NotFound", Message: "no mailbox, mail user or mail contact"}
+	}
+	return out, nil
+}
+
+// index returns a fresh index of the tenant, loading it at most once at a
+// time.
+func (s *Sink) index(ctx context.Context) (*index, error) {
+	for {
+		s.mu.Lock()
+		if s.idx != nil && time.Since(s.idx.loaded) < s.ttl {
+			idx := s.idx
+			s.mu.Unlock()
+			return idx, nil
+		}
+		if ch := s.loading; ch != nil {
+			s.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		ch := make(chan struct{})
+		s.loading = ch
+		s.mu.Unlock()
+
+		idx, err := s.load(ctx)
+		s.mu.Lock()
+		s.loading = nil
+		if err == nil {
+			s.idx = idx
+		}
+		s.mu.Unlock()
+		close(ch)
+		return idx, err
+	}
+}
+
+func (s *Sink) load(ctx context.Context) (*index, error) {
+	start := time.Now()
+	idx := &index{byAddr: map[string]*cloud.Recipient{}}
+	n := 0
+	err := s.invoke(ctx, "Get-Recipient", map[string]any{"ResultSize": "Unlimited", "RecipientType": recipientTypes}, false, func(vals []json.RawMessage) error {
+		for _, v := range vals {
+			var r recipient
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("exchange: Get-Recipient: %w", err)
+			}
+			if _, ok := nounFor(r.RecipientType); !ok || r.Guid == "" {
+				continue
+			}
+			n++
+			c := r.cloud()
+			add := func(a string) {
+				a = strings.ToLower(strings.TrimSpace(a))
+				if a != "" && idx.byAddr[a] == nil {
+					idx.byAddr[a] = c
+				}
+			}
+			add(r.PrimarySmtpAddress)
+			for _, a := range r.EmailAddresses {
+				if len(a) > 5 && strings.EqualFold(a[:5], "smtp:") {
+					add(a[5:])
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	idx.loaded = time.Now()
+	s.log.Info("exchange: loaded recipients", "recipients", n, "addresses", len(idx.byAddr), "took", time.Since(start))
+	return idx, nil
+}
+
+// mailObject is what the per-type cmdlets say, as far as the sink reads it.
+type mailObject struct {
+	Guid                 string          `json:"Guid"`
+	UserCertificate      json.RawMessage `json:"UserCertificate"`
+	UserSMimeCertificate json.RawMessage `json:"UserSMimeCertificate"`
+}
+
+// Current reads the recipient's certificates with Get-Mailbox, Get-MailUser
+// or Get-MailContact. When the service renders them in a form that carries
+// no bytes ("System.Byte[]", FACTS.md), or ReadBack is "never", it returns
+// an error wrapping [cloud.ErrUnreadable]. A recipient that no longer exists
+// gives an error wrapping [cloud.ErrNotFound].
+func (s *Sink) Current(ctx context.Context, r *cloud.Recipient) (cloud.Certificates, error) {
+	if s.readBack == ReadBackNever {
+		return cloud.Certificates{}, fmt.Errorf("exchange: %s: read-back disabled (read_back: never): %w", name(r), cloud.ErrUnreadable)
+	}
+	noun, err := s.noun(ctx, r)
+	if err != nil {
+		return cloud.Certificates{}, err
+	}
+	var obj *mailObject
+	err = s.invoke(ctx, "Get-"+noun, map[string]any{"Identity": r.ID}, false, func(vals []json.RawMessage) error {
+		if len(vals) > 0 && obj == nil {
+			obj = &mailObject{}
+			if err := json.Unmarshal(vals[0], obj); err != nil {
+				return fmt.Errorf("exchange: Get-%s %s: %w", noun, name(r), err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return cloud.Certificates{}, err
+	}
+	if obj == nil {
+		return cloud.Certificates{}, fmt.Errorf("exchange: Get-%s %s: empty answer: %w", noun, name(r), cloud.ErrNotFound)
+	}
+	var c cloud.Certificates
+	for _, p := range []struct {
+		attr string
+		raw  json.RawMessage
+		dst  *[][]byte
+	}{
+		{"UserCertificate", obj.UserCertificate, &c.UserCertificate},
+		{"UserSMimeCertificate", obj.UserSMimeCertificate, &c.UserSMIMECertificate},
+	} {
+		v, err := decodeByteArrays(p.raw)
+		if err != nil {
+			if !s.unreadable.Swap(true) {
+				s.log.Info("exchange: the service does not return certificate bytes; relying on what was last published", "recipient", name(r), "attribute", p.attr, "detail", err.Error())
+			}
+			return cloud.Certificates{}, fmt.Errorf("exchange: %s: %s: %w: %w", name(r), p.attr, cloud.ErrUnreadable, err)
+		}
+		*p.dst = v
+	}
+	return c, nil
+}
+
+// Write replaces the recipient's UserCertificate and UserSMimeCertificate
+// with c, clearing an attribute for which c holds no value, through
+// Set-Mailbox, Set-MailUser or Set-MailContact. A recipient the service
+// refuses to change (directory-synced) gives a [*cloud.NotWritableError];
+// values over [MaxValues] or [MaxValueSize] give a [*LimitError] and
+// nothing is sent.
+func (s *Sink) Write(ctx context.Context, r *cloud.Recipient, c cloud.Certificates) error {
+	for _, a := range []struct {
+		attr string
+		vals [][]byte
+	}{{"UserCertificate", c.UserCertificate}, {"UserSMimeCertificate", c.UserSMIMECertificate}} {
+		if len(a.vals) > MaxValues {
+			return &LimitError{Recipient: name(r), Attribute: a.attr, What: "values", Got: len(a.vals), Limit: MaxValues}
+		}
+		for _, v := range a.vals {
+			if len(v) > MaxValueSize {
+				return &LimitError{Recipient: name(r), Attribute: a.attr, What: "bytes", Got: len(v), Limit: MaxValueSize}
+			}
+		}
+	}
+	if r.ReadOnly != "" {
+		return &cloud.NotWritableError{Recipient: name(r), Reason: r.ReadOnly}
+	}
+	noun, err := s.noun(ctx, r)
+	if err != nil {
+		return err
+	}
+	params := map[string]any{
+		"Identity":                        r.ID,
+		"UserCertificate@odata.type":      byteArrayType,
+		"UserCertificate":                 encodeByteArrays(c.UserCertificate),
+		"UserSMimeCertificate@odata.type": byteArrayType,
+		"UserSMimeCertificate":            encodeByteArrays(c.UserSMIMECertificate),
+	}
+	err = s.invoke(ctx, "Set-"+noun, params, true, func([]json.RawMessage) error { return nil })
+	var ce *CmdletError
+	if errors.As(err, &ce) && isWriteScope(ce.Message) {
+		return &cloud.NotWritableError{Recipient: name(r), Reason: ce.Message}
+	}
+	if err != nil {
+		return fmt.Errorf("exchange: writing %s: %w", name(r), err)
+	}
+	return nil
+}
+
+// noun returns the cmdlet noun for r, from its Kind or, failing that, by
+// asking Get-Recipient.
+func (s *Sink) noun(ctx context.Context, r *cloud.Recipient) (string, error) {
+	if n, ok := nounFor(r.Kind); ok {
+		return n, nil
+	}
+	got, err := s.getRecipient(ctx, r.ID)
+	if err != nil {
+		return "", fmt.Errorf("exchange: %s: %w", name(r), err)
+	}
+	n, ok := nounFor(got.Kind)
+	if !ok {
+		return "", fmt.Errorf("exchange: %s is a %s, not a mailbox, mail user or mail contact: %w", name(r), got.Kind, cloud.ErrNotFound)
+	}
+	return n, nil
+}
+
+func name(r *cloud.Recipient) string {
+	if r.Name != "" {
+		return r.Name
+	}
+	return r.ID
+}
+
+var _ cloud.Sink = (*Sink)(nil)

@@ -1,0 +1,955 @@
+// Package exchangetest is an Exchange Online admin endpoint for tests, in
+// the spirit of net/http/httptest: a TLS server on loopback that answers
+// POST /adminapi/beta/{tenant}/InvokeCommand for the cmdlets smimesync uses
+// (Get-Recipient, Get-Mailbox, Get-MailUser, Get-MailContact, Set-Mailbox,
+// Set-MailUser, Set-MailContact), over a tenant seeded from Go values.
+//
+// It enforces the contract FACTS.md documents: a bearer token from the
+// azauthtest token server whose audience is this server's URL and whose
+// tenant is the server's; the X-AnchorMailbox and client-request-id headers;
+// byte arrays as {"Data":[0..255,…]} objects; at most [DefaultMaxValues]
+// values of [DefaultMaxValueSize] bytes each; no writes to directory-synced
+// objects (with the service's "out of the current user's write scope" text);
+// OData errors and paging with @odata.nextLink; and a write budget per app
+// and tenant (3,000 Set-* calls per 150 s by default) answered with 429 and
+// a fractional Retry-After. Its clock can run faster than the wall clock
+// ([Config.TimeScale]) so a 150 s window lasts 1.5 s at scale 100; the
+// Retry-After it sends is in wall-clock seconds.
+//
+// Certificates read back as the string "System.Byte[]" by default, as the
+// JSON response format is believed to render them (FACTS.md, unconfirmed);
+// [Config.ReadBack] switches to base64 strings or {"Data":[…]} objects.
+//
+// Faults are injected on demand with [Server.Fail]; counters ([Server.Requests],
+// [Server.Writes], [Server.Log]) let tests assert what reached the service.
+package exchangetest
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/smimesync/go-smimesync/cloud/azauth/azauthtest"
+)
+
+// Defaults of [Config].
+const (
+	// DefaultBudget is the number of writes allowed per app and tenant in
+	// each DefaultWindow (Microsoft's identity-and-access limit, FACTS.md).
+	DefaultBudget = 3000
+	// DefaultWindow is the length of a throttling window, in service time.
+	DefaultWindow = 150 * time.Second
+	// DefaultMaxValues is the most values an attribute may hold.
+	DefaultMaxValues = 15
+	// DefaultMaxValueSize is the largest value, in bytes (rangeUpper of
+	// userSMIMECertificate in Active Directory).
+	DefaultMaxValueSize = 32768
+	// DefaultPageSize is the page size when the client does not ask for one.
+	DefaultPageSize = 1000
+	// AnchorPrefix starts the X-AnchorMailbox header of an app-only caller.
+	AnchorPrefix = "APP:SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}@"
+	// Placeholder is what a byte array reads back as in ReadBackPlaceholder mode.
+	Placeholder = "System.Byte[]"
+)
+
+// ReadBack says how Get-Mailbox, Get-MailUser and Get-MailContact render
+// the certificate properties.
+type ReadBack int
+
+const (
+	// ReadBackPlaceholder renders each value as the string "System.Byte[]"
+	// (the default; what the JSON format is believed to do).
+	ReadBackPlaceholder ReadBack = iota
+	// ReadBackBase64 renders each value as a base64 string.
+	ReadBackBase64
+	// ReadBackByteArray renders each value as {"Data":[…]}, as it is written.
+	ReadBackByteArray
+)
+
+// Recipient is a mail-enabled object in the emulated tenant.
+type Recipient struct {
+	// Guid is the Exchange object GUID; required and unique.
+	Guid string
+	// Name is the object's name (its Identity in answers).
+	Name string
+	// PrimarySmtpAddress is the primary address.
+	PrimarySmtpAddress string
+	// EmailAddresses are proxy addresses ("SMTP:primary", "smtp:alias");
+	// the primary address is added when missing.
+	EmailAddresses []string
+	// RecipientTypeDetails is "UserMailbox" (default), "SharedMailbox",
+	// "MailUser", "GuestMailUser" or "MailContact".
+	RecipientTypeDetails string
+	// IsDirSynced marks an object synchronised from on premises: writes to
+	// it are refused.
+	IsDirSynced bool
+	// ExternalDirectoryObjectId is the Entra object id.
+	ExternalDirectoryObjectId string
+	// UserCertificate and UserSMimeCertificate are the certificate values.
+	UserCertificate      [][]byte
+	UserSMimeCertificate [][]byte
+}
+
+// RecipientType returns the object's type as Get-Recipient's RecipientType
+// says it: "UserMailbox", "MailUser" or "MailContact".
+func (r Recipient) RecipientType() string {
+	switch r.RecipientTypeDetails {
+	case "MailUser", "GuestMailUser":
+		return "MailUser"
+	case "MailContact":
+		return "MailContact"
+	default:
+		return "UserMailbox"
+	}
+}
+
+// noun is the cmdlet noun that reads and writes this type.
+func (r Recipient) noun() string {
+	if t := r.RecipientType(); t != "UserMailbox" {
+		return t
+	}
+	return "Mailbox"
+}
+
+// Config configures a [Server]. Tokens is required; the rest has defaults.
+type Config struct {
+	// Tokens verifies bearer tokens. Required.
+	Tokens *azauthtest.Server
+	// TenantID is the tenant the server serves: tokens must carry it, and
+	// the URL's {tenant} may be it or Organization.
+	TenantID string
+	// Organization is the tenant's initial domain ("contoso.onmicrosoft.com").
+	Organization string
+	// Budget is the writes allowed per app and tenant in each Window
+	// (default DefaultBudget; negative: unlimited).
+	Budget int
+	// Window is the throttling window in service time (default DefaultWindow).
+	// The first write after a window ends opens the next one.
+	Window time.Duration
+	// TimeScale makes service time run this many times faster than the
+	// wall clock (default 1).
+	TimeScale float64
+	// MaxValues and MaxValueSize bound what a Set-* may write (defaults
+	// DefaultMaxValues and DefaultMaxValueSize).
+	MaxValues, MaxValueSize int
+	// ReadBack says how certificates are rendered when read.
+	ReadBack ReadBack
+	// MaxPageSize caps Prefer: odata.maxpagesize (default DefaultPageSize).
+	MaxPageSize int
+}
+
+// FaultKind is a kind of injected failure.
+type FaultKind int
+
+const (
+	// FaultStatus answers with Fault.Status (default 500) and an OData error.
+	FaultStatus FaultKind = iota
+	// FaultUnavailable answers 503 with Retry-After = Fault.RetryAfter.
+	FaultUnavailable
+	// FaultThrottle answers 429 with Retry-After = Fault.RetryAfter and
+	// the text of the per-tenant concurrency limit.
+	FaultThrottle
+	// FaultTimeout never answers: the handler waits until the client gives up.
+	FaultTimeout
+	// FaultDrop closes the connection without an answer.
+	FaultDrop
+	// FaultSlow waits Fault.Delay, then serves the request normally.
+	FaultSlow
+	// FaultAdminAPIError answers 200 whose body carries @adminapi.errors;
+	// nothing is applied.
+	FaultAdminAPIError
+)
+
+// Fault is a failure to inject into the next matching requests.
+type Fault struct {
+	// Cmdlet limits the fault to one cmdlet ("" for any).
+	Cmdlet string
+	// Kind is what goes wrong.
+	Kind FaultKind
+	// Times is how many requests the fault hits (default 1).
+	Times int
+	// Status is the status of FaultStatus (default 500).
+	Status int
+	// RetryAfter is sent with FaultUnavailable and FaultThrottle (wall
+	// clock; default 10 ms).
+	RetryAfter time.Duration
+	// Delay is FaultSlow's wait.
+	Delay time.Duration
+}
+
+// Request is one request the server received, as [Server.Log] lists them.
+type Request struct {
+	// Cmdlet is the cmdlet name from the body ("" when unreadable).
+	Cmdlet string
+	// Identity is the -Identity parameter, if any.
+	Identity string
+	// ClientRequestID is the client-request-id header.
+	ClientRequestID string
+	// Status is the HTTP status answered (0 for a dropped connection or
+	// timeout).
+	Status int
+}
+
+type rec struct {
+	Recipient
+	writes int
+}
+
+type budgetKey struct{ tenant, app string }
+
+type window struct {
+	start time.Duration // service time
+	used  int
+}
+
+type page struct {
+	cmdlet  string
+	body    string
+	offset  int
+	expires time.Duration
+}
+
+// Server is a running emulator.
+type Server struct {
+	// URL is "https://127.0.0.1:port"; give it to the sink as its Exchange
+	// endpoint. Tokens must be issued for this audience.
+	URL string
+
+	cfg   Config
+	srv   *httptest.Server
+	start time.Time
+	done  chan struct{}
+
+	mu        sync.Mutex
+	recs      []*rec
+	byKey     map[string]*rec
+	budget    map[budgetKey]*window
+	pages     map[string]*page
+	nextPage  int
+	faults    []*Fault
+	requests  map[string]int
+	throttled int
+	log       []*Request
+}
+
+// NewServer starts an emulator over TLS (with net/http/httptest's
+// certificate, which the azauthtest server's Client also trusts).
+func NewServer(cfg Config) *Server {
+	if cfg.Tokens == nil {
+		panic("exchangetest: Config.Tokens is required")
+	}
+	if cfg.Budget == 0 {
+		cfg.Budget = DefaultBudget
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = DefaultWindow
+	}
+	if cfg.TimeScale <= 0 {
+		cfg.TimeScale = 1
+	}
+	if cfg.MaxValues <= 0 {
+		cfg.MaxValues = DefaultMaxValues
+	}
+	if cfg.MaxValueSize <= 0 {
+		cfg.MaxValueSize = DefaultMaxValueSize
+	}
+	if cfg.MaxPageSize <= 0 {
+		cfg.MaxPageSize = DefaultPageSize
+	}
+	s := &Server{
+		cfg: cfg, start: time.Now(), done: make(chan struct{}),
+		byKey: map[string]*rec{}, budget: map[budgetKey]*window{},
+		pages: map[string]*page{}, requests: map[string]int{},
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/adminapi/beta/{tenant}/InvokeCommand", s.invoke)
+	s.srv = httptest.NewTLSServer(mux)
+	s.URL = s.srv.URL
+	return s
+}
+
+// Close stops the server, ending requests held by FaultTimeout.
+func (s *Server) Close() {
+	close(s.done)
+	s.srv.Close()
+}
+
+// Client returns a client that trusts the server's certificate.
+func (s *Server) Client() *http.Client { return s.srv.Client() }
+
+// Add seeds recipients. A Guid already present is replaced.
+func (s *Server) Add(rs ...Recipient) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range rs {
+		if r.RecipientTypeDetails == "" {
+			r.RecipientTypeDetails = "UserMailbox"
+		}
+		if r.Name == "" {
+			r.Name = strings.SplitN(r.PrimarySmtpAddress, "@", 2)[0]
+		}
+		hasPrimary := false
+		for _, a := range r.EmailAddresses {
+			if strings.EqualFold(a, "SMTP:"+r.PrimarySmtpAddress) {
+				hasPrimary = true
+			}
+		}
+		if !hasPrimary && r.PrimarySmtpAddress != "" {
+			r.EmailAddresses = append([]string{"SMTP:" + r.PrimarySmtpAddress}, r.EmailAddresses...)
+		}
+		r.UserCertificate = clone(r.UserCertificate)
+		r.UserSMimeCertificate = clone(r.UserSMimeCertificate)
+		if old := s.byKey[strings.ToLower(r.Guid)]; old != nil {
+			old.Recipient = r
+			s.indexLocked(old)
+			continue
+		}
+		x := &rec{Recipient: r}
+		s.recs = append(s.recs, x)
+		s.indexLocked(x)
+	}
+	sort.Slice(s.recs, func(i, j int) bool { return s.recs[i].Guid < s.recs[j].Guid })
+}
+
+func (s *Server) indexLocked(x *rec) {
+	for _, k := range []string{x.Guid, x.Name, x.PrimarySmtpAddress, x.ExternalDirectoryObjectId} {
+		if k != "" {
+			s.byKey[strings.ToLower(k)] = x
+		}
+	}
+	for _, a := range x.EmailAddresses {
+		if len(a) > 5 && strings.EqualFold(a[:5], "smtp:") {
+			s.byKey[strings.ToLower(a[5:])] = x
+		}
+	}
+}
+
+func clone(v [][]byte) [][]byte {
+	if v == nil {
+		return nil
+	}
+	out := make([][]byte, len(v))
+	for i, b := range v {
+		out[i] = append([]byte(nil), b...)
+	}
+	return out
+}
+
+// Recipient returns a copy of the recipient whose Guid, name or address is
+// identity.
+func (s *Server) Recipient(identity string) (Recipient, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	x := s.byKey[strings.ToLower(identity)]
+	if x == nil {
+		return Recipient{}, false
+	}
+	r := x.Recipient
+	r.UserCertificate = clone(r.UserCertificate)
+	r.UserSMimeCertificate = clone(r.UserSMimeCertificate)
+	return r, true
+}
+
+// Writes returns how many Set-* calls were applied to the recipient.
+func (s *Server) Writes(identity string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if x := s.byKey[strings.ToLower(identity)]; x != nil {
+		return x.writes
+	}
+	return 0
+}
+
+// WriteCounts returns the number of applied writes per recipient Guid, for
+// recipients written at least once.
+func (s *Server) WriteCounts() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for _, x := range s.recs {
+		if x.writes > 0 {
+			out[x.Guid] = x.writes
+		}
+	}
+	return out
+}
+
+// Requests returns the number of requests received for cmdlet ("" for all).
+func (s *Server) Requests(cmdlet string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cmdlet == "" {
+		return len(s.log)
+	}
+	return s.requests[cmdlet]
+}
+
+// Throttled returns the number of 429 answers given for the write budget.
+func (s *Server) Throttled() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.throttled
+}
+
+// Log returns every request received, in order of arrival.
+func (s *Server) Log() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Request, len(s.log))
+	for i, q := range s.log {
+		out[i] = *q
+	}
+	return out
+}
+
+// ResetCounters clears the request log and counters (not the tenant).
+func (s *Server) ResetCounters() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.log = nil
+	s.requests = map[string]int{}
+	s.throttled = 0
+	for _, x := range s.recs {
+		x.writes = 0
+	}
+}
+
+// Fail queues a fault for the next matching requests.
+func (s *Server) Fail(f Fault) {
+	if f.Times <= 0 {
+		f.Times = 1
+	}
+	if f.RetryAfter <= 0 {
+		f.RetryAfter = 10 * time.Millisecond
+	}
+	s.mu.Lock()
+	s.faults = append(s.faults, &f)
+	s.mu.Unlock()
+}
+
+// now is the service clock: wall time since start, scaled.
+func (s *Server) now() time.Duration {
+	return time.Duration(float64(time.Since(s.start)) * s.cfg.TimeScale)
+}
+
+// wall converts a service duration to wall-clock time.
+func (s *Server) wall(d time.Duration) time.Duration {
+	return time.Duration(float64(d) / s.cfg.TimeScale)
+}
+
+type invocation struct {
+	CmdletInput struct {
+		CmdletName string                     `json:"CmdletName"`
+		Parameters map[string]json.RawMessage `json:"Parameters"`
+	} `json:"CmdletInput"`
+}
+
+// record logs the request; the caller fills in its status later.
+func (s *Server) record(q Request) *Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.log = append(s.log, &q)
+	if q.Cmdlet != "" {
+		s.requests[q.Cmdlet]++
+	}
+	return &q
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (s *Server) invoke(hw http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		odataError(hw, http.StatusMethodNotAllowed, "MethodNotAllowed", "", "", "InvokeCommand takes POST")
+		return
+	}
+	var in invocation
+	body := readAll(r)
+	_ = json.Unmarshal(body, &in)
+	cmdlet := in.CmdletInput.CmdletName
+	identity := unquote(in.CmdletInput.Parameters["Identity"])
+	logged := s.record(Request{Cmdlet: cmdlet, Identity: identity, ClientRequestID: r.Header.Get("client-request-id")})
+	w := &statusWriter{ResponseWriter: hw}
+	defer func() {
+		s.mu.Lock()
+		logged.Status = w.status
+		s.mu.Unlock()
+	}()
+
+	claims, ok := s.authorize(w, r)
+	if !ok {
+		return
+	}
+	if t := r.PathValue("tenant"); !strings.EqualFold(t, s.cfg.TenantID) && !strings.EqualFold(t, s.cfg.Organization) {
+		odataError(w, http.StatusNotFound, "NotFound", "", "", fmt.Sprintf("tenant %q is not served here", t))
+		return
+	}
+	if a := r.Header.Get("X-AnchorMailbox"); !strings.HasPrefix(a, AnchorPrefix) && !strings.HasPrefix(a, "UPN:") {
+		odataError(w, http.StatusBadRequest, "BadRequest", "", "", "X-AnchorMailbox is missing or malformed")
+		return
+	}
+	if r.Header.Get("client-request-id") == "" {
+		odataError(w, http.StatusBadRequest, "BadRequest", "", "", "client-request-id is required")
+		return
+	}
+	if cmdlet == "" {
+		odataError(w, http.StatusBadRequest, "BadRequest", "", "", "body must be {\"CmdletInput\":{\"CmdletName\":…,\"Parameters\":{…}}}")
+		return
+	}
+	if h := r.Header.Get("X-CmdletName"); h != "" && !strings.EqualFold(h, cmdlet) {
+		odataError(w, http.StatusBadRequest, "BadRequest", "", "", fmt.Sprintf("X-CmdletName %q does not match %q", h, cmdlet))
+		return
+	}
+	if s.fault(w, r, cmdlet) {
+		return
+	}
+	switch cmdlet {
+	case "Get-Recipient", "Get-Mailbox", "Get-MailUser", "Get-MailContact":
+		s.get(w, r, cmdlet, in.CmdletInput.Parameters, body)
+	case "Set-Mailbox", "Set-MailUser", "Set-MailContact":
+		s.set(w, claims, cmdlet, in.CmdletInput.Parameters)
+	default:
+		odataError(w, http.StatusForbidden, "Forbidden", "", "", fmt.Sprintf("The term '%s' is not recognized or is not allowed for this caller.", cmdlet))
+	}
+}
+
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request) (azauthtest.Claims, bool) {
+	h := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_request"`)
+		odataError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "", "", "Bearer token is missing")
+		return azauthtest.Claims{}, false
+	}
+	c, err := s.cfg.Tokens.Verify(tok, s.URL)
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		odataError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "", "", err.Error())
+		return c, false
+	}
+	if !strings.EqualFold(c.TenantID, s.cfg.TenantID) {
+		odataError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "", "", fmt.Sprintf("token is for tenant %s", c.TenantID))
+		return c, false
+	}
+	return c, true
+}
+
+// fault applies the first queued fault matching cmdlet; it reports whether
+// the request was answered (or dropped).
+func (s *Server) fault(w *statusWriter, r *http.Request, cmdlet string) bool {
+	s.mu.Lock()
+	var f Fault
+	found := false
+	for i, q := range s.faults {
+		if q.Cmdlet == "" || strings.EqualFold(q.Cmdlet, cmdlet) {
+			f = *q
+			found = true
+			q.Times--
+			if q.Times <= 0 {
+				s.faults = append(s.faults[:i], s.faults[i+1:]...)
+			}
+			break
+		}
+	}
+	s.mu.Unlock()
+	if !found {
+		return false
+	}
+	switch f.Kind {
+	case FaultStatus:
+		st := f.Status
+		if st == 0 {
+			st = http.StatusInternalServerError
+		}
+		odataError(w, st, http.StatusText(st), "", "", "injected fault")
+	case FaultUnavailable:
+		w.Header().Set("Retry-After", seconds(f.RetryAfter))
+		odataError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "", "", "The service is temporarily unavailable.")
+	case FaultThrottle:
+		w.Header().Set("Retry-After", seconds(f.RetryAfter))
+		odataError(w, http.StatusTooManyRequests, "TooManyRequests", "", "", "You have reached the maximum number of concurrent requests per tenant. Please wait for other requests to complete.")
+	case FaultTimeout:
+		select {
+		case <-r.Context().Done():
+		case <-s.done:
+		}
+	case FaultDrop:
+		hj, ok := w.ResponseWriter.(http.Hijacker)
+		if !ok {
+			panic(http.ErrAbortHandler)
+		}
+		conn, _, err := hj.Hijack()
+		if err == nil {
+			_ = conn.Close()
+		}
+	case FaultSlow:
+		select {
+		case <-time.After(f.Delay):
+		case <-r.Context().Done():
+			return true
+		case <-s.done:
+			return true
+		}
+		return false
+	case FaultAdminAPIError:
+		writeJSON(w, http.StatusOK, map[string]any{
+			"@odata.context": s.URL + "/adminapi/beta/$metadata#Collection(Exchange.GenericHashTable)",
+			"value":          []any{},
+			"@adminapi.errors": []map[string]string{{
+				"code":    "Context",
+				"message": "Ex1A2B3C|Microsoft.Exchange.Configuration.Tasks.TaskException|injected non-terminating error",
+			}},
+		})
+	}
+	return true
+}
+
+func seconds(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
+}
+
+func (s *Server) get(w http.ResponseWriter, r *http.Request, cmdlet string, params map[string]json.RawMessage, body []byte) {
+	noun := strings.TrimPrefix(cmdlet, "Get-")
+	if id := unquote(params["Identity"]); id != "" {
+		s.mu.Lock()
+		x := s.byKey[strings.ToLower(id)]
+		var out map[string]any
+		if x != nil && (noun == "Recipient" || x.noun() == noun) {
+			out = s.render(x, noun != "Recipient")
+		}
+		s.mu.Unlock()
+		if out == nil {
+			notFound(w, id)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"@odata.context": s.context(noun), "value": []any{out}})
+		return
+	}
+	types := stringList(params["RecipientType"])
+	size := s.cfg.MaxPageSize
+	if p := r.Header.Get("Prefer"); p != "" {
+		for _, part := range strings.Split(p, ",") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(part), "odata.maxpagesize="); ok {
+				if n, err := strconv.Atoi(v); err == nil && n > 0 && n < size {
+					size = n
+				}
+			}
+		}
+	}
+	if rs := unquote(params["ResultSize"]); rs != "" && !strings.EqualFold(rs, "Unlimited") {
+		if _, err := strconv.Atoi(rs); err != nil {
+			odataError(w, http.StatusBadRequest, "BadRequest", "ParameterBindingException", "System.Management.Automation.ParameterBindingException", fmt.Sprintf("Cannot bind parameter 'ResultSize' to %q", rs))
+			return
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	offset := 0
+	if tok := r.URL.Query().Get("$skiptoken"); tok != "" {
+		p := s.pages[tok]
+		if p == nil || p.expires < s.now() || p.cmdlet != cmdlet || p.body != string(body) {
+			s.mu.Unlock()
+			odataError(w, http.StatusBadRequest, "BadRequest", "", "", "The skip token is invalid or has expired.")
+			s.mu.Lock()
+			return
+		}
+		delete(s.pages, tok)
+		offset = p.offset
+	}
+	limit := -1
+	if rs := unquote(params["ResultSize"]); rs != "" && !strings.EqualFold(rs, "Unlimited") {
+		limit, _ = strconv.Atoi(rs)
+	}
+	var value []any
+	i, seen := 0, 0
+	for ; i < len(s.recs); i++ {
+		x := s.recs[i]
+		if noun != "Recipient" && x.noun() != noun || len(types) > 0 && !contains(types, x.RecipientType()) {
+			continue
+		}
+		if seen < offset {
+			seen++
+			continue
+		}
+		if len(value) == size || limit >= 0 && seen >= limit {
+			break
+		}
+		value = append(value, s.render(x, noun != "Recipient"))
+		seen++
+	}
+	resp := map[string]any{"@odata.context": s.context(noun), "value": value}
+	if i < len(s.recs) && (limit < 0 || seen < limit) && len(value) == size {
+		s.nextPage++
+		tok := strconv.Itoa(s.nextPage) + "-" + base64.RawURLEncoding.EncodeToString([]byte(strconv.Itoa(seen)))
+		s.pages[tok] = &page{cmdlet: cmdlet, body: string(body), offset: seen, expires: s.now() + 10*time.Minute}
+		resp["@odata.nextLink"] = s.URL + r.URL.Path + "?$skiptoken=" + tok
+	}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, resp)
+	s.mu.Lock()
+}
+
+func (s *Server) context(noun string) string {
+	return s.URL + "/adminapi/beta/" + s.cfg.TenantID + "/$metadata#" + noun
+}
+
+// render returns the recipient as the service would; withCerts adds the
+// certificate properties (the per-type cmdlets return them).
+func (s *Server) render(x *rec, withCerts bool) map[string]any {
+	m := map[string]any{
+		"Guid@odata.type":             "#Guid",
+		"Guid":                        x.Guid,
+		"ExchangeObjectId@odata.type": "#Guid",
+		"ExchangeObjectId":            x.Guid,
+		"Identity":                    x.Name,
+		"Name":                        x.Name,
+		"DisplayName":                 x.Name,
+		"PrimarySmtpAddress":          x.PrimarySmtpAddress,
+		"EmailAddresses@odata.type":   "#Collection(String)",
+		"EmailAddresses":              x.EmailAddresses,
+		"RecipientType":               x.RecipientType(),
+		"RecipientTypeDetails":        x.RecipientTypeDetails,
+		"IsDirSynced":                 x.IsDirSynced,
+		"ExternalDirectoryObjectId":   x.ExternalDirectoryObjectId,
+	}
+	if withCerts {
+		m["UserCertificate@odata.type"] = "#Collection(String)"
+		m["UserCertificate"] = s.renderValues(x.UserCertificate)
+		m["UserSMimeCertificate@odata.type"] = "#Collection(String)"
+		m["UserSMimeCertificate"] = s.renderValues(x.UserSMimeCertificate)
+	}
+	return m
+}
+
+func (s *Server) renderValues(vs [][]byte) []any {
+	out := make([]any, 0, len(vs))
+	for _, v := range vs {
+		switch s.cfg.ReadBack {
+		case ReadBackBase64:
+			out = append(out, base64.StdEncoding.EncodeToString(v))
+		case ReadBackByteArray:
+			ints := make([]int, len(v))
+			for i, b := range v {
+				ints[i] = int(b)
+			}
+			out = append(out, map[string]any{"Data": ints})
+		default:
+			out = append(out, Placeholder)
+		}
+	}
+	return out
+}
+
+func (s *Server) set(w http.ResponseWriter, c azauthtest.Claims, cmdlet string, params map[string]json.RawMessage) {
+	id := unquote(params["Identity"])
+	if id == "" {
+		odataError(w, http.StatusBadRequest, "BadRequest", "ParameterBindingException", "System.Management.Automation.ParameterBindingException", "Cannot process command because of one or more missing mandatory parameters: Identity.")
+		return
+	}
+	// The write budget, per app and tenant.
+	if s.cfg.Budget > 0 {
+		s.mu.Lock()
+		k := budgetKey{strings.ToLower(c.TenantID), strings.ToLower(c.AppID)}
+		win := s.budget[k]
+		now := s.now()
+		if win == nil || now-win.start >= s.cfg.Window {
+			win = &window{start: now}
+			s.budget[k] = win
+		}
+		if win.used >= s.cfg.Budget {
+			s.throttled++
+			left := s.wall(win.start + s.cfg.Window - now)
+			s.mu.Unlock()
+			w.Header().Set("Retry-After", seconds(left))
+			w.Header().Set("Rate-Limit-Limit", strconv.Itoa(s.cfg.Budget))
+			w.Header().Set("Rate-Limit-Remaining", "0")
+			w.Header().Set("Rate-Limit-Reset", seconds(left))
+			odataError(w, http.StatusTooManyRequests, "TooManyRequests", "", "", "Application is over its write limit for this tenant. Retry after the time given in Retry-After.")
+			return
+		}
+		win.used++
+		w.Header().Set("Rate-Limit-Limit", strconv.Itoa(s.cfg.Budget))
+		w.Header().Set("Rate-Limit-Remaining", strconv.Itoa(s.cfg.Budget-win.used))
+		s.mu.Unlock()
+	}
+
+	type change struct {
+		name string
+		vals [][]byte
+	}
+	var changes []change
+	for name, raw := range params {
+		base, annotation := strings.CutSuffix(name, "@odata.type")
+		switch {
+		case base == "Identity":
+			continue
+		case base != "UserCertificate" && base != "UserSMimeCertificate":
+			odataError(w, http.StatusBadRequest, "BadRequest", "ParameterBindingException", "System.Management.Automation.ParameterBindingException", fmt.Sprintf("A parameter cannot be found that matches parameter name '%s'.", name))
+			return
+		case annotation:
+			if unquote(raw) != "#Collection(Exchange.ByteArrayType)" {
+				odataError(w, http.StatusBadRequest, "BadRequest", "ParameterBindingException", "System.Management.Automation.ParameterBindingException", fmt.Sprintf("%s: type %s is not #Collection(Exchange.ByteArrayType)", name, raw))
+				return
+			}
+			continue
+		}
+		vals, err := parseByteArrays(raw)
+		if err != nil {
+			odataError(w, http.StatusBadRequest, "BadRequest", "ParameterBindingException", "System.Management.Automation.ParameterBindingException", fmt.Sprintf("Cannot process argument transformation on parameter '%s'. %v", base, err))
+			return
+		}
+		if len(vals) > s.cfg.MaxValues {
+			odataError(w, http.StatusBadRequest, "BadRequest", "Ex9B1C37", "Microsoft.Exchange.Data.DataValidationException", fmt.Sprintf("The length of the property %s is too long. The maximum number of values is %d; %d were given.", base, s.cfg.MaxValues, len(vals)))
+			return
+		}
+		for i, v := range vals {
+			if len(v) > s.cfg.MaxValueSize {
+				odataError(w, http.StatusBadRequest, "BadRequest", "Ex9B1C38", "Microsoft.Exchange.Data.DataValidationException", fmt.Sprintf("Value %d of %s is %d bytes; the maximum is %d.", i, base, len(v), s.cfg.MaxValueSize))
+				return
+			}
+		}
+		changes = append(changes, change{base, vals})
+	}
+	noun := strings.TrimPrefix(cmdlet, "Set-")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	x := s.byKey[strings.ToLower(id)]
+	if x == nil || x.noun() != noun {
+		s.mu.Unlock()
+		notFound(w, id)
+		s.mu.Lock()
+		return
+	}
+	if x.IsDirSynced && len(changes) > 0 {
+		s.mu.Unlock()
+		odataError(w, http.StatusBadRequest, "BadRequest", "Ex3ACF2A", "Microsoft.Exchange.Management.Tasks.TaskException",
+			fmt.Sprintf("The operation on %s \"%s\" failed because it's out of the current user's write scope. The action '%s', '%s', can't be performed on the object '%s' because the object is being synchronized from your on-premises organization. This action should be performed on the object in your on-premises organization.",
+				strings.ToLower(noun), x.Name, cmdlet, changes[0].name, x.Name))
+		s.mu.Lock()
+		return
+	}
+	for _, ch := range changes {
+		if ch.name == "UserCertificate" {
+			x.UserCertificate = ch.vals
+		} else {
+			x.UserSMimeCertificate = ch.vals
+		}
+	}
+	x.writes++
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"@odata.context": s.context("Collection(Exchange.GenericHashTable)"), "value": []any{}})
+	s.mu.Lock()
+}
+
+// parseByteArrays reads a MultiValuedProperty of byte arrays as the
+// documented wire form: null, or [{"Data":[0..255,…]},…].
+func parseByteArrays(raw json.RawMessage) ([][]byte, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var items []struct {
+		Data *[]int `json:"Data"`
+	}
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, fmt.Errorf("want null or a list of {\"Data\":[bytes]}: %v", err)
+	}
+	out := make([][]byte, 0, len(items))
+	for i, it := range items {
+		if it.Data == nil {
+			return nil, fmt.Errorf("value %d has no Data", i)
+		}
+		b := make([]byte, len(*it.Data))
+		for j, n := range *it.Data {
+			if n < 0 || n > 255 {
+				return nil, fmt.Errorf("value %d byte %d is %d, not 0..255", i, j, n)
+			}
+			b[j] = byte(n)
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+func notFound(w http.ResponseWriter, id string) {
+	odataError(w, http.StatusNotFound, "NotFound", "Ex6F9304", "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException",
+		fmt.Sprintf("The operation couldn't be performed because object '%s' couldn't be found on 'EMULATOR.PROD.OUTLOOK.COM'.", id))
+}
+
+// odataError writes the service's error shape.
+func odataError(w http.ResponseWriter, status int, code, errorID, class, text string) {
+	msg := text
+	if errorID != "" || class != "" {
+		msg = errorID + "|" + class + "|" + text
+	}
+	writeJSON(w, status, map[string]any{"error": map[string]any{
+		"code":    code,
+		"message": "Error executing cmdlet",
+		"details": []map[string]string{{"code": "Context", "target": "", "message": msg}},
+		"innererror": map[string]string{
+			"message": text,
+			"type":    class,
+		},
+	}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+func readAll(r *http.Request) []byte {
+	b, _ := io.ReadAll(io.LimitReader(r.Body, 64<<20))
+	return b
+}
+
+func unquote(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	return ""
+}
+
+// stringList reads a parameter given as a string ("a,b") or a list.
+func stringList(raw json.RawMessage) []string {
+	var l []string
+	if json.Unmarshal(raw, &l) == nil {
+		return l
+	}
+	if s := unquote(raw); s != "" {
+		for _, p := range strings.Split(s, ",") {
+			l = append(l, strings.TrimSpace(p))
+		}
+	}
+	return l
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}

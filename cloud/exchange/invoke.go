@@ -1,0 +1,379 @@
+package exchange
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	mrand "math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+)
+
+// RetryPolicy says how a failed call is retried. Calls are retried on 429,
+// 408, 500, 502, 503 and 504, on the service's "maximum number of
+// concurrent requests" refusal, on per-request timeouts and on dropped
+// connections; never on other 4xx answers. A Retry-After header is obeyed;
+// otherwise the wait is jittered exponential: a random time between half
+// and all of min(Cap, Base·2^(try-1)).
+type RetryPolicy struct {
+	// Base is the first backoff (default 1 s).
+	Base time.Duration `yaml:"base"`
+	// Cap bounds each backoff (default 60 s).
+	Cap time.Duration `yaml:"cap"`
+	// MaxTries bounds the attempts of one call, the first included
+	// (default 10).
+	MaxTries int `yaml:"max_tries"`
+}
+
+func (p RetryPolicy) withDefaults() RetryPolicy {
+	if p.Base <= 0 {
+		p.Base = time.Second
+	}
+	if p.Cap <= 0 {
+		p.Cap = time.Minute
+	}
+	if p.Cap < p.Base {
+		p.Cap = p.Base
+	}
+	if p.MaxTries <= 0 {
+		p.MaxTries = 10
+	}
+	return p
+}
+
+// backoff returns the wait before try+1 after try failures without a
+// Retry-After.
+func (p RetryPolicy) backoff(try int) time.Duration {
+	d := float64(p.Base) * math.Pow(2, float64(try-1))
+	if d > float64(p.Cap) {
+		d = float64(p.Cap)
+	}
+	return time.Duration(d/2 + mrand.Float64()*d/2)
+}
+
+// gate holds back calls of one kind until a time the service named in a
+// Retry-After, so that one 429 pauses every worker instead of each finding
+// out on its own.
+type gate struct {
+	mu    sync.Mutex
+	until time.Time
+}
+
+func (g *gate) hold(t time.Time) {
+	g.mu.Lock()
+	if t.After(g.until) {
+		g.until = t
+	}
+	g.mu.Unlock()
+}
+
+func (g *gate) wait(ctx context.Context) error {
+	for {
+		g.mu.Lock()
+		d := time.Until(g.until)
+		g.mu.Unlock()
+		if d <= 0 {
+			return nil
+		}
+		if err := sleep(ctx, d); err != nil {
+			return err
+		}
+	}
+}
+
+// closed reports whether the gate is holding calls back now.
+func (g *gate) closed() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return time.Now().Before(g.until)
+}
+
+// acquire takes a slot among the requests in flight once g is open. A
+// caller that got its slot while g closed (another worker was throttled
+// meanwhile) gives it back and waits again, so that requests queued behind
+// the concurrency limit do not all run into the same 429.
+func (s *Sink) acquire(ctx context.Context, g *gate) error {
+	for {
+		if err := g.wait(ctx); err != nil {
+			return err
+		}
+		select {
+		case s.sem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if !g.closed() {
+			return nil
+		}
+		<-s.sem
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// anchorMailbox is the X-AnchorMailbox header of an app-only caller
+// (FACTS.md: seen in public callers).
+func anchorMailbox(tenant string) string {
+	return "APP:SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}@" + tenant
+}
+
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// answer is one decoded page of an InvokeCommand answer.
+type answer struct {
+	Value       []json.RawMessage `json:"value"`
+	NextLink    string            `json:"@odata.nextLink"`
+	AdminErrors json.RawMessage   `json:"@adminapi.errors"`
+}
+
+type odataError struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Details []struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"details"`
+		InnerError struct {
+			Message string `json:"message"`
+			Type    string `json:"type"`
+		} `json:"innererror"`
+	} `json:"error"`
+}
+
+// concurrencyText is the refusal the module retries although it is not a
+// retryable status (FACTS.md).
+const concurrencyText = "maximum number of concurrent requests per tenant"
+
+// invoke runs cmdlet with params, following @odata.nextLink, and hands each
+// page's values to page. Each HTTP call is retried on its own; a page's
+// call keeps its client-request-id across retries.
+func (s *Sink) invoke(ctx context.Context, cmdlet string, params map[string]any, write bool, page func([]json.RawMessage) error) error {
+	body, err := json.Marshal(map[string]any{"CmdletInput": map[string]any{"CmdletName": cmdlet, "Parameters": params}})
+	if err != nil {
+		return fmt.Errorf("exchange: %s: encoding parameters: %w", cmdlet, err)
+	}
+	identity, _ := params["Identity"].(string)
+	url := s.invokeURL
+	for url != "" {
+		a, err := s.call(ctx, url, cmdlet, identity, body, write)
+		if err != nil {
+			return err
+		}
+		if err := page(a.Value); err != nil {
+			return err
+		}
+		url = a.NextLink
+	}
+	return nil
+}
+
+// call sends one request, retrying as the policy says.
+func (s *Sink) call(ctx context.Context, url, cmdlet, identity string, body []byte, write bool) (*answer, error) {
+	reqID := newRequestID()
+	g := &s.readGate
+	if write {
+		g = &s.writeGate
+	}
+	var last error
+	for try := 1; ; try++ {
+		if err := s.acquire(ctx, g); err != nil {
+			return nil, s.ctxErr(cmdlet, identity, err)
+		}
+		a, retryAfter, retry, err := s.once(ctx, url, cmdlet, identity, reqID, body)
+		<-s.sem
+		if err == nil {
+			return a, nil
+		}
+		if ctx.Err() != nil {
+			return nil, s.ctxErr(cmdlet, identity, ctx.Err())
+		}
+		last = err
+		if !retry {
+			return nil, err
+		}
+		if try >= s.retry.MaxTries {
+			return nil, fmt.Errorf("exchange: %s %s: %w after %d tries: %w", cmdlet, identity, ErrRetriesExhausted, try, last)
+		}
+		wait := s.retry.backoff(try)
+		if retryAfter > 0 {
+			// Obey the service, with up to 10% more so that the workers it
+			// paused do not all come back in the same instant.
+			wait = retryAfter + time.Duration(mrand.Float64()*0.1*float64(retryAfter))
+			g.hold(time.Now().Add(retryAfter))
+		}
+		s.stats.retries.Add(1)
+		s.log.Debug("exchange: retrying", "cmdlet", cmdlet, "identity", identity, "try", try, "wait", wait, "client-request-id", reqID, "error", err)
+		if err := sleep(ctx, wait); err != nil {
+			return nil, s.ctxErr(cmdlet, identity, err)
+		}
+	}
+}
+
+func (s *Sink) ctxErr(cmdlet, identity string, err error) error {
+	return fmt.Errorf("exchange: %s %s: %w", cmdlet, identity, err)
+}
+
+// once sends one HTTP request; the caller holds a slot of s.sem. retryAfter is the service's Retry-After (0
+// when absent); retry says whether the failure may be retried.
+func (s *Sink) once(ctx context.Context, url, cmdlet, identity, reqID string, body []byte) (a *answer, retryAfter time.Duration, retry bool, err error) {
+	tok, err := s.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{s.scope}})
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("exchange: getting a token for %s: %w: %w", s.scope, ErrUnauthorized, err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("exchange: %s: %w", cmdlet, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok.Token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("X-AnchorMailbox", s.anchor)
+	req.Header.Set("X-CmdletName", cmdlet)
+	req.Header.Set("X-ResponseFormat", "json")
+	req.Header.Set("X-ClientApplication", "smimesync")
+	req.Header.Set("client-request-id", reqID)
+	req.Header.Set("Prefer", "odata.maxpagesize="+strconv.Itoa(s.pageSize))
+
+	s.stats.requests.Add(1)
+	resp, err := s.http.Do(req)
+	if err != nil {
+		// Dropped connection, refused connection, or the per-request timeout.
+		return nil, 0, true, fmt.Errorf("exchange: %s %s: %w", cmdlet, identity, err)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	resp.Body.Close()
+	if err != nil {
+		return nil, 0, true, fmt.Errorf("exchange: %s %s: reading answer: %w", cmdlet, identity, err)
+	}
+	retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"))
+	if resp.StatusCode == http.StatusTooManyRequests {
+		s.stats.throttled.Add(1)
+	}
+	if resp.StatusCode/100 == 2 {
+		a = &answer{}
+		if err := json.Unmarshal(data, a); err != nil {
+			return nil, 0, false, fmt.Errorf("exchange: %s %s: answer is not JSON: %w", cmdlet, identity, err)
+		}
+		if msg := adminErrors(a.AdminErrors); msg != "" {
+			ce := &CmdletError{Cmdlet: cmdlet, Identity: identity, Status: resp.StatusCode, Code: "AdminApiError", Message: msg, RequestID: reqID}
+			splitDetail(ce, msg)
+			return nil, 0, strings.Contains(msg, concurrencyText), ce
+		}
+		return a, 0, false, nil
+	}
+	ce := &CmdletError{Cmdlet: cmdlet, Identity: identity, Status: resp.StatusCode, RequestID: reqID}
+	var oe odataError
+	if json.Unmarshal(data, &oe) == nil && oe.Error.Code != "" {
+		ce.Code = oe.Error.Code
+		ce.Message = oe.Error.Message
+		if len(oe.Error.Details) > 0 {
+			splitDetail(ce, oe.Error.Details[0].Message)
+		} else if oe.Error.InnerError.Message != "" {
+			ce.Message = oe.Error.InnerError.Message
+		}
+	} else {
+		ce.Code = http.StatusText(resp.StatusCode)
+		ce.Message = strings.TrimSpace(string(data))
+		if len(ce.Message) > 300 {
+			ce.Message = ce.Message[:300] + "…"
+		}
+	}
+	switch resp.StatusCode {
+	case http.StatusTooManyRequests, http.StatusRequestTimeout, http.StatusInternalServerError,
+		http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return nil, retryAfter, true, ce
+	case http.StatusUnauthorized:
+		return nil, 0, false, fmt.Errorf("%w: %w", ErrUnauthorized, ce)
+	}
+	if strings.Contains(ce.Message, concurrencyText) {
+		return nil, retryAfter, true, ce
+	}
+	return nil, 0, false, ce
+}
+
+// splitDetail fills ErrorID, Class and Message from a detail message of the
+// form "<ErrorId>|<ExceptionClass>|<text>".
+func splitDetail(ce *CmdletError, msg string) {
+	parts := strings.SplitN(msg, "|", 3)
+	if len(parts) == 3 {
+		ce.ErrorID, ce.Class, ce.Message = parts[0], parts[1], parts[2]
+		return
+	}
+	ce.Message = msg
+}
+
+// adminErrors returns the text of a non-empty @adminapi.errors annotation.
+func adminErrors(raw json.RawMessage) string {
+	if len(raw) == 0 || string(raw) == "null" || string(raw) == "[]" {
+		return ""
+	}
+	var items []map[string]any
+	if json.Unmarshal(raw, &items) == nil {
+		var msgs []string
+		for _, it := range items {
+			for _, k := range []string{"message", "Message", "ErrorMessage"} {
+				if m, ok := it[k].(string); ok && m != "" {
+					msgs = append(msgs, m)
+					break
+				}
+			}
+		}
+		if len(msgs) > 0 {
+			return strings.Join(msgs, "; ")
+		}
+		if len(items) == 0 {
+			return ""
+		}
+	}
+	return string(raw)
+}
+
+// parseRetryAfter reads Retry-After as (possibly fractional) seconds or an
+// HTTP date; 0 when absent or unreadable.
+func parseRetryAfter(v string) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if f, err := strconv.ParseFloat(v, 64); err == nil {
+		if f <= 0 || math.IsNaN(f) || math.IsInf(f, 0) {
+			return 0
+		}
+		return time.Duration(f * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d
+		}
+	}
+	return 0
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"log/slog"
+
+	"github.com/smimesync/go-smimesync/cloud/azauth"
+	"github.com/smimesync/go-smimesync/cloud/exchange"
+)
+
+// sinkExtra holds the cloud sinks' keys.
+type sinkExtra struct {
+	// Exchange publishes UserCertificate and UserSMimeCertificate to
+	// Exchange Online recipients.
+	Exchange *exchange.Config `yaml:"exchange"`
+	// Graph writes certificate-based sign-in bindings
+	// (authorizationInfo.certificateUserIds) to Entra ID users: on its own,
+	// or as a second sink beside exchange, whose tenant, application and
+	// sign-in it then shares unless it names its own.
+	Graph *GraphConfig `yaml:"graph"`
+}
+
+func (s SinkConfig) kinds() int {
+	n := 0
+	if s.File != nil {
+		n++
+	}
+	if s.Exchange != nil || s.Graph != nil {
+		n++ // exchange, graph, or exchange with graph
+	}
+	return n
+}
+
+func (c *Config) extraSinks(log *slog.Logger) ([]namedSink, error) {
+	var out []namedSink
+	if x := c.Sink.Exchange; x != nil {
+		cfg := *x
+		c.resolveAuthPaths(&cfg.Config)
+		sink, err := exchange.New(cfg, log.With("sink", "exchange"))
+		if err != nil {
+			return nil, usagef("sink.exchange: %v", err)
+		}
+		out = append(out, namedSink{name: "exchange", sink: sink})
+	}
+	if g := c.Sink.Graph; g != nil {
+		auth := g.Auth
+		if auth.TenantID == "" && c.Sink.Exchange != nil {
+			auth = c.Sink.Exchange.Config
+		}
+		c.resolveAuthPaths(&auth)
+		sink, err := newGraphSink(g, auth, log.With("sink", "graph"))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, namedSink{name: "graph", sink: sink})
+	}
+	return out, nil
+}
+
+// resolveAuthPaths makes the sign-in's file names relative to the
+// configuration file.
+func (c *Config) resolveAuthPaths(a *azauth.Config) {
+	a.Auth.SecretFile = c.path(a.Auth.SecretFile)
+	a.Auth.CertificateFile = c.path(a.Auth.CertificateFile)
+	a.Auth.TokenFile = c.path(a.Auth.TokenFile)
+}

@@ -1,0 +1,39 @@
+//go:build graph
+
+package main
+
+import (
+	"log/slog"
+
+	"github.com/smimesync/go-smimesync/cloud"
+	"github.com/smimesync/go-smimesync/cloud/azauth"
+	"github.com/smimesync/go-smimesync/cloud/graph"
+)
+
+// GraphConfig is sink.graph: the Graph sink's own settings, and optionally
+// a tenant, application and sign-in of its own.
+type GraphConfig struct {
+	Auth azauth.Config `yaml:",inline"`
+	Sink graph.Config  `yaml:",inline"`
+}
+
+// graphBuilt says whether this binary can publish to Graph.
+const graphBuilt = true
+
+func newGraphSink(g *GraphConfig, auth azauth.Config, log *slog.Logger) (cloud.Sink, error) {
+	cfg := g.Sink
+	cred, err := auth.Credential()
+	if err != nil {
+		return nil, usagef("sink.graph: %v", err)
+	}
+	ep, err := auth.ResolvedEndpoints()
+	if err != nil {
+		return nil, usagef("sink.graph: %v", err)
+	}
+	cfg.Credential, cfg.Endpoints, cfg.Logger = cred, ep, log
+	sink, err := graph.New(cfg)
+	if err != nil {
+		return nil, usagef("sink.graph: %v", err)
+	}
+	return sink, nil
+}
