@@ -13,7 +13,7 @@ import (
 // build tag: the keys are read so the configuration stays valid, and using
 // them is an error that says how to build a binary that has Graph.
 type GraphConfig struct {
-	Auth azauth.Config `yaml:",inline"`
+	Auth azauth.Config  `yaml:",inline"`
 	Rest map[string]any `yaml:",inline"`
 }
 
