@@ -43,7 +43,7 @@ const (
 // exchangeTenant starts the token and Exchange emulators with the users of
 // testdata/users.ldif as recipients (bob synced from on premises), and
 // returns a configuration that points the binary at them.
-func exchangeTenant(t *testing.T) (*exchangetest.Server, string) {
+func exchangeTenant(t *testing.T) (*exchangetest.Server, *azauthtest.Server, string) {
 	t.Helper()
 	tokens := azauthtest.NewServer()
 	t.Cleanup(tokens.Close)
@@ -65,11 +65,11 @@ sink:
     auth: {method: client_secret, secret_env: SMIMESYNC_TEST_SECRET}
     endpoints: {login: %q, exchange: %q}
 `, testTenant, testOrg, testClient, tokens.URL, exo.URL))
-	return exo, cfg
+	return exo, tokens, cfg
 }
 
 func TestExchangeEndToEnd(t *testing.T) {
-	exo, cfg := exchangeTenant(t)
+	exo, _, cfg := exchangeTenant(t)
 	code, stdout, stderr := runCLI(t, "plan", "--config", cfg)
 	if code != exitOK {
 		t.Fatalf("plan exit %d: %s", code, stderr)
@@ -108,7 +108,7 @@ func TestGraphNeedsBuildTag(t *testing.T) {
 	if graphBuilt {
 		t.Skip("built with -tags graph")
 	}
-	_, cfg := exchangeTenant(t)
+	_, _, cfg := exchangeTenant(t)
 	b, _ := os.ReadFile(cfg)
 	if err := os.WriteFile(cfg, append(b, []byte("  graph: {certificate_user_ids: {format: issuer_serial}}\n")...), 0o600); err != nil {
 		t.Fatal(err)

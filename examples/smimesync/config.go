@@ -37,7 +37,8 @@ type Config struct {
 	State StateConfig `yaml:"state"`
 	// Guard is the mass-change guard.
 	Guard GuardConfig `yaml:"guard"`
-	// Concurrency bounds sink calls in flight (default 8).
+	// Concurrency bounds sink calls in flight (default 8; 40 for graph,
+	// whose sink packs concurrent calls into $batch requests of 20).
 	Concurrency int `yaml:"concurrency"`
 	// Log configures logging to standard error.
 	Log LogConfig `yaml:"log"`
@@ -45,8 +46,16 @@ type Config struct {
 	// directory (write-back; only LDAP sources support it, and they keep a
 	// backup and default to a dry run).
 	Prune PruneConfig `yaml:"prune"`
+	// Service configures `smimesync run` (see service.go).
+	Service ServiceConfig `yaml:"service"`
+	// Report says where sync and run keep the report that
+	// `smimesync report` reads (see report.go).
+	Report ReportConfig `yaml:"report"`
 
 	dir string
+	// metrics, when set (by run), counts the sinks' HTTP traffic: see
+	// Config.httpClient.
+	metrics *metrics
 }
 
 // SourceConfig chooses one directory source.
@@ -194,7 +203,7 @@ func (c *Config) check() error {
 	default:
 		return fmt.Errorf("log.format: %q is not text or json", c.Log.Format)
 	}
-	return nil
+	return c.Service.check()
 }
 
 func (c *Config) sources() []SourceConfig {
@@ -270,6 +279,9 @@ func (c *Config) sinks(log *slog.Logger) ([]namedSink, error) {
 type namedSink struct {
 	name string
 	sink cloud.Sink
+	// concurrency is the sink's preferred number of calls in flight, used
+	// when the configuration sets none (0: the Syncer's default).
+	concurrency int
 }
 
 // policy builds the configured policy.

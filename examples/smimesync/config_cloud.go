@@ -51,7 +51,7 @@ func (c *Config) extraSinks(log *slog.Logger) ([]namedSink, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, namedSink{name: "graph", sink: sink})
+		out = append(out, namedSink{name: "graph", sink: sink, concurrency: 40})
 	}
 	return out, nil
 }

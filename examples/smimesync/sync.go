@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,7 +35,7 @@ func (c *Config) syncers(log *slog.Logger) ([]namedSyncer, error) {
 			Policy:      pol,
 			State:       c.state(s.name, len(sinks)),
 			Logger:      log.With("sink", s.name),
-			Concurrency: c.Concurrency,
+			Concurrency: cmp.Or(c.Concurrency, s.concurrency),
 			Guard:       smimesync.Guard{MaxRemovals: c.Guard.MaxRemovals},
 			Prune:       smimesync.Prune{Reasons: c.pruneReasons()},
 		}})

@@ -1,0 +1,351 @@
+package graph
+
+import (
+	"cmp"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	abs "github.com/microsoft/kiota-abstractions-go"
+	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
+	"github.com/microsoftgraph/msgraph-sdk-go/models"
+	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
+	"github.com/microsoftgraph/msgraph-sdk-go/users"
+
+	"github.com/smimesync/go-smimesync/cloud"
+	"github.com/smimesync/go-smimesync/directory"
+)
+
+// Kind is the cloud.Recipient Kind of every recipient a Sink finds.
+const Kind = "User"
+
+// ReadOnlySynced is the Recipient.ReadOnly reason of a directory-synced
+// user.
+const ReadOnlySynced = "directory-synced (onPremisesSyncEnabled): only Microsoft Entra Connect may change its certificateUserIds"
+
+// userSelect are the properties the sink reads of a user. authorizationInfo
+// and the onPremises* properties come only when selected. Unconfirmed:
+// that Graph returns authorizationInfo in a users listing, not only on a
+// single user (the documentation shows it on GET /users/{id}); when a
+// listing's user comes without it, Write reads that user's list on its own
+// rather than take it for empty.
+var userSelect = []string{"id", "userPrincipalName", "mail", "proxyAddresses", "onPremisesImmutableId", "onPremisesSyncEnabled", "authorizationInfo"}
+
+// Sink is a [cloud.Sink] for Microsoft Entra ID through Microsoft Graph:
+// it resolves directory entries to Entra users and writes
+// authorizationInfo.certificateUserIds, the bindings certificate-based
+// authentication uses, from the certificates the policy keeps.
+//
+// Find resolves an entry by, in this order: onPremisesImmutableId (the
+// base64 of the entry's objectGUID, when its ID is a GUID), then
+// userPrincipalName, then mail, then proxyAddresses ("smtp:" + each of the
+// entry's addresses). The first rank with a match decides; two users at
+// that rank give an [*AmbiguousError]. A user with onPremisesSyncEnabled is
+// returned with ReadOnly set to [ReadOnlySynced]: only Entra Connect may
+// write it.
+//
+// Current cannot turn certificateUserIds back into certificates and always
+// returns an error wrapping [cloud.ErrUnreadable]: the Syncer then relies
+// on what it last published.
+//
+// Write derives the values from c.UserCertificate (see
+// [CertificateUserID]; userSMIMECertificate blobs are not used: the
+// certificates a user signs in with are published in userCertificate),
+// merges them with the user's current list — values the sink does not
+// manage (see CertificateUserIDs) are kept, the managed ones replaced —
+// and PATCHes the list only when it differs. The current list is the one
+// the lookup read, when that is younger than CacheTTL, and is read again
+// otherwise. At most 10 values fit; derived values that do not fit are
+// logged and left out, those of the certificates that expire first
+// going first.
+//
+// Lookups and writes are packed 20 to a $batch with those of concurrent
+// calls, so give the Syncer a Concurrency of 20 or more for this sink.
+// All methods are safe for concurrent use.
+type Sink struct {
+	cfg     Config
+	adapter *msgraphcore.GraphRequestAdapterBase
+	users   *users.UsersRequestBuilder
+	managed managedSet
+	gate    *gate
+	batch   *batcher
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	known   map[string]*record // by lower-case user id
+	index   *index
+	listErr error         // the last listing's failure, reused for a while
+	listAt  time.Time     // when it failed
+	loading chan struct{} // closed when the listing in progress ends
+	pages   int64
+}
+
+// record is what the sink knows of one user.
+type record struct {
+	id, upn, mail string
+	proxies       []string
+	immutableID   string
+	synced        bool
+	certIDs       []string
+	certIDsKnown  bool // authorizationInfo was in the answer
+	at            time.Time
+}
+
+// New returns a Sink for cfg. It sends nothing until first used.
+func New(cfg Config) (*Sink, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Sink{cfg: cfg, managed: newManagedSet(cfg.CertificateUserIDs), gate: &gate{}, log: cfg.Logger, known: map[string]*record{}}
+	s.adapter, err = newAdapter(cfg, s.gate)
+	if err != nil {
+		return nil, err
+	}
+	s.users = users.NewUsersRequestBuilderInternal(map[string]string{"baseurl": s.adapter.GetBaseUrl()}, s.adapter)
+	s.batch = newBatcher(s)
+	return s, nil
+}
+
+// Stats counts what a Sink sent.
+type Stats struct {
+	// Batches is the number of $batch requests sent; Pages the number of
+	// users listing pages read.
+	Batches, Pages int64
+}
+
+// Stats returns the counts so far.
+func (s *Sink) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Stats{Batches: s.batch.batches.Load(), Pages: s.pages}
+}
+
+// Find implements [cloud.Sink].
+func (s *Sink) Find(ctx context.Context, e *directory.Entry) (*cloud.Recipient, error) {
+	var (
+		r   *record
+		err error
+	)
+	if s.cfg.Lookup == LookupBatch {
+		r, err = s.findBatch(ctx, e)
+	} else {
+		var idx *index
+		idx, err = s.listing(ctx)
+		if err == nil {
+			r, err = idx.resolve(e)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	rec := &cloud.Recipient{ID: r.id, Name: cmp.Or(r.upn, r.mail, r.id), Kind: Kind}
+	if r.synced {
+		rec.ReadOnly = ReadOnlySynced
+	}
+	return rec, nil
+}
+
+// Current implements [cloud.Sink]: certificateUserIds holds bindings, not
+// certificates, so it returns an error wrapping [cloud.ErrUnreadable].
+func (s *Sink) Current(ctx context.Context, r *cloud.Recipient) (cloud.Certificates, error) {
+	return cloud.Certificates{}, fmt.Errorf("graph: user %s: certificateUserIds cannot be read back as certificates: %w", name(r), cloud.ErrUnreadable)
+}
+
+// Write implements [cloud.Sink].
+func (s *Sink) Write(ctx context.Context, r *cloud.Recipient, c cloud.Certificates) error {
+	derived, problems := Values(c.UserCertificate, s.cfg.CertificateUserIDs.Format)
+	for _, p := range problems {
+		s.log.Warn("certificate not bound", "user", name(r), "err", p)
+	}
+	cur, err := s.current(ctx, r)
+	if err != nil {
+		return err
+	}
+	if cur.synced {
+		return &cloud.NotWritableError{Recipient: name(r), Reason: ReadOnlySynced}
+	}
+	next, dropped := s.managed.merge(cur.certIDs, derived)
+	if len(dropped) > 0 {
+		s.log.Warn("certificateUserIds full", "user", name(r), "max", maxValues, "left out", dropped)
+	}
+	if sameValues(cur.certIDs, next) {
+		s.log.Debug("certificateUserIds unchanged", "user", name(r))
+		return nil
+	}
+	body := models.NewUser()
+	ai := models.NewAuthorizationInfo()
+	if next == nil {
+		next = []string{} // an empty list, not an absent one: it clears
+	}
+	ai.SetCertificateUserIds(next)
+	body.SetAuthorizationInfo(ai)
+	info, err := s.users.ByUserId(r.ID).ToPatchRequestInformation(ctx, body, nil)
+	if err != nil {
+		return fmt.Errorf("graph: PATCH user %s: %w", name(r), err)
+	}
+	label := "PATCH user " + name(r)
+	res := s.batch.do(ctx, &op{label: label, info: info, write: true})
+	if res.err != nil {
+		return res.err
+	}
+	if res.status/100 != 2 {
+		err := itemError(label, res)
+		if errors.Is(err, cloud.ErrNotWritable) {
+			s.forget(r.ID)
+			return &cloud.NotWritableError{Recipient: name(r), Reason: err.(*ServiceError).Message}
+		}
+		if res.status == http.StatusNotFound {
+			s.forget(r.ID)
+		}
+		return err
+	}
+	s.mu.Lock()
+	if k := s.known[strings.ToLower(r.ID)]; k != nil {
+		cp := *k
+		cp.certIDs, cp.certIDsKnown = next, true
+		s.known[strings.ToLower(r.ID)] = &cp
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+func name(r *cloud.Recipient) string {
+	if r == nil {
+		return "<nil>"
+	}
+	return cmp.Or(r.Name, r.ID)
+}
+
+func (s *Sink) forget(id string) {
+	s.mu.Lock()
+	delete(s.known, strings.ToLower(id))
+	s.mu.Unlock()
+}
+
+// current returns the user's record as a lookup within CacheTTL saw it,
+// or reads it.
+func (s *Sink) current(ctx context.Context, r *cloud.Recipient) (*record, error) {
+	s.mu.Lock()
+	k := s.known[strings.ToLower(r.ID)]
+	s.mu.Unlock()
+	if k != nil && k.certIDsKnown && time.Since(k.at) < s.cfg.CacheTTL {
+		return k, nil
+	}
+	info, err := s.users.ByUserId(r.ID).ToGetRequestInformation(ctx, &users.UserItemRequestBuilderGetRequestConfiguration{
+		QueryParameters: &users.UserItemRequestBuilderGetQueryParameters{Select: userSelect},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("graph: GET user %s: %w", name(r), err)
+	}
+	label := "GET user " + name(r)
+	res := s.batch.do(ctx, &op{label: label, info: info})
+	if res.err != nil {
+		return nil, res.err
+	}
+	if res.status != http.StatusOK {
+		return nil, itemError(label, res)
+	}
+	var u userJSON
+	if err := json.Unmarshal(res.body, &u); err != nil {
+		return nil, fmt.Errorf("graph: %s: decoding the answer: %w", label, err)
+	}
+	rec := u.record(time.Now())
+	rec.certIDsKnown = true // asked for one user: absent means none
+	s.remember(rec)
+	return rec, nil
+}
+
+func (s *Sink) remember(recs ...*record) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range recs {
+		s.known[strings.ToLower(r.id)] = r
+	}
+}
+
+// userJSON is a user as Graph answers it inside a $batch.
+type userJSON struct {
+	ID                    string   `json:"id"`
+	UserPrincipalName     string   `json:"userPrincipalName"`
+	Mail                  string   `json:"mail"`
+	ProxyAddresses        []string `json:"proxyAddresses"`
+	OnPremisesImmutableID string   `json:"onPremisesImmutableId"`
+	OnPremisesSyncEnabled *bool    `json:"onPremisesSyncEnabled"`
+	AuthorizationInfo     *struct {
+		CertificateUserIDs []string `json:"certificateUserIds"`
+	} `json:"authorizationInfo"`
+}
+
+func (u userJSON) record(at time.Time) *record {
+	r := &record{id: u.ID, upn: u.UserPrincipalName, mail: u.Mail, proxies: u.ProxyAddresses,
+		immutableID: u.OnPremisesImmutableID, synced: u.OnPremisesSyncEnabled != nil && *u.OnPremisesSyncEnabled, at: at}
+	if u.AuthorizationInfo != nil {
+		r.certIDs, r.certIDsKnown = u.AuthorizationInfo.CertificateUserIDs, true
+	}
+	return r
+}
+
+func modelRecord(u models.Userable, at time.Time) *record {
+	str := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	r := &record{id: str(u.GetId()), upn: str(u.GetUserPrincipalName()), mail: str(u.GetMail()),
+		proxies: u.GetProxyAddresses(), immutableID: str(u.GetOnPremisesImmutableId()), at: at}
+	if p := u.GetOnPremisesSyncEnabled(); p != nil && *p {
+		r.synced = true
+	}
+	if ai := u.GetAuthorizationInfo(); ai != nil {
+		r.certIDs, r.certIDsKnown = ai.GetCertificateUserIds(), true
+	}
+	return r
+}
+
+// serviceError turns an error of the kiota request adapter into a
+// *ServiceError when Graph answered, and leaves it as it is otherwise.
+func serviceError(label string, err error) error {
+	var oe *odataerrors.ODataError
+	if errors.As(err, &oe) {
+		se := &ServiceError{Op: label, Status: oe.ResponseStatusCode}
+		if me := oe.GetErrorEscaped(); me != nil {
+			if c := me.GetCode(); c != nil {
+				se.Code = *c
+			}
+			if m := me.GetMessage(); m != nil {
+				se.Message = *m
+			}
+		}
+		if oe.ResponseHeaders != nil {
+			if v := oe.ResponseHeaders.Get("client-request-id"); len(v) > 0 {
+				se.ClientRequestID = v[0]
+			}
+		}
+		return se
+	}
+	var ae *abs.ApiError
+	if errors.As(err, &ae) {
+		return &ServiceError{Op: label, Status: ae.ResponseStatusCode, Message: ae.Message}
+	}
+	return err
+}
+
+// immutableID returns the onPremisesImmutableId Entra Connect gives the
+// entry's user: the base64 of its objectGUID bytes. ok is false when the
+// entry's ID is not a GUID (an LDIF entry keyed by DN).
+func immutableID(e *directory.Entry) (string, bool) {
+	b, err := directory.ParseGUID(e.ID)
+	if err != nil {
+		return "", false
+	}
+	return base64.StdEncoding.EncodeToString(b), true
+}

@@ -1,0 +1,287 @@
+package graph
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	absser "github.com/microsoft/kiota-abstractions-go/serialization"
+	kiotaazure "github.com/microsoft/kiota-authentication-azure-go"
+	khttp "github.com/microsoft/kiota-http-go"
+	jsonser "github.com/microsoft/kiota-serialization-json-go"
+	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
+)
+
+// clientOptions name this client in Graph's SdkVersion header.
+var clientOptions = msgraphcore.GraphClientOptions{GraphServiceLibraryVersion: "smimesync"}
+
+// newAdapter builds the Graph request adapter: azidentity tokens for the
+// configured Graph endpoint (its host the only one tokens are sent to),
+// JSON serialisation, and an explicit middleware pipeline in a fixed order
+// — telemetry (which sets client-request-id once per call, so retries of
+// one call share it), query-parameter name decoding, user agent, and this
+// package's retry handler — with no compression handler. kiota-http-go's
+// default pipeline is built from a map, so its order is not fixed, and its
+// compression handler can gzip a body that a retry then resends
+// uncompressed but still labelled gzip; its retry handler also truncates a
+// fractional Retry-After to whole seconds. The adapter's base URL is set
+// before any request builder is made, so $batch items get relative URLs.
+func newAdapter(cfg Config, g *gate) (*msgraphcore.GraphRequestAdapterBase, error) {
+	u, err := url.Parse(cfg.Endpoints.Graph)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return nil, &ConfigError{Field: "endpoints.graph", Reason: fmt.Sprintf("%q is not an absolute http(s) URL", cfg.Endpoints.Graph)}
+	}
+	auth, err := kiotaazure.NewAzureIdentityAuthenticationProviderWithScopesAndValidHosts(
+		cfg.Credential, []string{cfg.Endpoints.GraphScope()}, []string{u.Hostname()})
+	if err != nil {
+		return nil, fmt.Errorf("graph: authentication provider: %w", err)
+	}
+	var parent http.RoundTripper
+	if cfg.HTTPClient != nil && cfg.HTTPClient.Transport != nil {
+		parent = cfg.HTTPClient.Transport
+	} else {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 2 * cfg.BatchesInFlight
+		if t.MaxIdleConnsPerHost < 16 {
+			t.MaxIdleConnsPerHost = 16
+		}
+		parent = t
+	}
+	client := &http.Client{
+		Transport: khttp.NewCustomTransportWithParentTransport(parent,
+			msgraphcore.NewGraphTelemetryHandler(&clientOptions),
+			khttp.NewParametersNameDecodingHandler(),
+			khttp.NewUserAgentHandler(),
+			&retryHandler{policy: cfg.Retry, timeout: cfg.RequestTimeout, gate: g, log: cfg.Logger},
+		),
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	parse := absser.NewParseNodeFactoryRegistry()
+	parse.ContentTypeAssociatedFactories["application/json"] = jsonser.NewJsonParseNodeFactory()
+	write := absser.NewSerializationWriterFactoryRegistry()
+	write.ContentTypeAssociatedFactories["application/json"] = jsonser.NewJsonSerializationWriterFactory()
+	adapter, err := msgraphcore.NewGraphRequestAdapterBaseWithParseNodeFactoryAndSerializationWriterFactoryAndHttpClient(auth, clientOptions, parse, write, client)
+	if err != nil {
+		return nil, fmt.Errorf("graph: request adapter: %w", err)
+	}
+	adapter.SetBaseUrl(cfg.Endpoints.Graph + "/v1.0")
+	return adapter, nil
+}
+
+// gate holds every request of a sink back while Graph throttles it: the
+// budget is per app and tenant, so one 429 means all requests should wait.
+type gate struct {
+	mu    sync.Mutex
+	until time.Time
+}
+
+// hold keeps the gate shut for d from now (or longer, if it already is).
+func (g *gate) hold(d time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if t := time.Now().Add(d); t.After(g.until) {
+		g.until = t
+	}
+}
+
+// remaining returns how long the gate stays shut after now.
+func (g *gate) remaining(now time.Time) time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.until.Sub(now)
+}
+
+// wait returns when the gate is open, or with ctx's error.
+func (g *gate) wait(ctx context.Context) error {
+	for {
+		d := g.remaining(time.Now())
+		if d <= 0 {
+			return nil
+		}
+		if err := sleep(ctx, d); err != nil {
+			return err
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// backoff returns the jittered exponential wait before attempt n (1 for
+// the first retry): between half and all of min(Cap, Base·2^(n-1)).
+func (p RetryPolicy) backoff(n int) time.Duration {
+	d := p.Cap
+	if n < 31 {
+		if e := p.Base << (n - 1); e > 0 && e < p.Cap {
+			d = e
+		}
+	}
+	half := d / 2
+	return half + time.Duration(rand.Int64N(int64(d-half)+1))
+}
+
+// retryAfter parses a Retry-After value: seconds (a fraction allowed) or
+// an HTTP date. ok is false when there is none.
+func retryAfter(v string) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if f, err := strconv.ParseFloat(v, 64); err == nil && f >= 0 {
+		return time.Duration(f * float64(time.Second)), true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(0, time.Until(t)), true
+	}
+	return 0, false
+}
+
+// transient reports whether an HTTP status is worth another try.
+func transient(status int) bool {
+	switch status {
+	case http.StatusRequestTimeout, http.StatusInternalServerError, http.StatusBadGateway,
+		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// retryHandler is the kiota middleware that retries one HTTP request: 429
+// after its Retry-After (and shuts the sink's gate for that long, since the
+// budget is shared), transient statuses and transport errors (a dropped
+// connection, an attempt past RequestTimeout) after Retry-After or a
+// jittered backoff. Every request this package sends is safe to repeat: a
+// GET, or a PATCH that sets the whole certificateUserIds list, or a $batch
+// of those. Each attempt has its own timeout; the caller's context bounds
+// them all.
+type retryHandler struct {
+	policy  RetryPolicy
+	timeout time.Duration
+	gate    *gate
+	log     *slog.Logger
+}
+
+// Intercept implements khttp.Middleware.
+func (h *retryHandler) Intercept(p khttp.Pipeline, idx int, req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
+		// kiota hands over a reader that cannot be rewound: keep the
+		// bytes so every attempt sends the same body.
+		b, err := io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("graph: reading request body: %w", err)
+		}
+		req.Body = io.NopCloser(bytes.NewReader(b))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+		req.ContentLength = int64(len(b))
+	}
+	tries, throttled := 0, 0
+	for {
+		if err := h.gate.wait(ctx); err != nil {
+			return nil, err
+		}
+		attempt := req
+		if tries+throttled > 0 {
+			attempt = req.Clone(ctx)
+			attempt.Header.Set("Retry-Attempt", strconv.Itoa(tries+throttled))
+			if req.GetBody != nil {
+				body, err := req.GetBody()
+				if err != nil {
+					return nil, fmt.Errorf("graph: rewinding request body: %w", err)
+				}
+				attempt.Body = body
+			}
+		}
+		actx, cancel := context.WithTimeout(ctx, h.timeout)
+		resp, err := p.Next(attempt.WithContext(actx), idx)
+		if ctx.Err() != nil {
+			cancel()
+			if resp != nil {
+				resp.Body.Close()
+			}
+			return nil, ctx.Err()
+		}
+		var wait time.Duration
+		switch {
+		case err != nil:
+			cancel()
+			tries++
+			if tries >= h.policy.MaxTries {
+				return nil, fmt.Errorf("graph: %s %s: giving up after %d tries: %w", req.Method, req.URL.Path, tries, err)
+			}
+			wait = h.policy.backoff(tries)
+			h.log.Debug("graph retry", "method", req.Method, "path", req.URL.Path, "err", err, "wait", wait)
+		case resp.StatusCode == http.StatusTooManyRequests:
+			throttled++
+			if throttled > h.policy.MaxThrottled {
+				resp.Body = cancelOnClose{resp.Body, cancel}
+				return resp, nil
+			}
+			w, ok := retryAfter(resp.Header.Get("Retry-After"))
+			if !ok {
+				w = h.policy.backoff(throttled)
+			}
+			wait = w
+			h.gate.hold(w)
+			drain(resp)
+			cancel()
+			h.log.Debug("graph throttled", "method", req.Method, "path", req.URL.Path, "retryAfter", w)
+		case transient(resp.StatusCode):
+			tries++
+			if tries >= h.policy.MaxTries {
+				resp.Body = cancelOnClose{resp.Body, cancel}
+				return resp, nil
+			}
+			w, ok := retryAfter(resp.Header.Get("Retry-After"))
+			if !ok {
+				w = h.policy.backoff(tries)
+			}
+			wait = w
+			drain(resp)
+			cancel()
+			h.log.Debug("graph retry", "method", req.Method, "path", req.URL.Path, "status", resp.StatusCode, "wait", wait)
+		default:
+			resp.Body = cancelOnClose{resp.Body, cancel}
+			return resp, nil
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func drain(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+}
+
+// cancelOnClose ends an attempt's context when its body is closed, so the
+// per-attempt timeout does not cut the caller's read short.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}
