@@ -6,6 +6,8 @@
 //	smimesync inspect [--json] FILE...          look at certificates, blobs and LDIF files
 //	smimesync plan --config FILE [--json]       what a sync would change, writing nothing
 //	smimesync sync --config FILE [--dry-run] [--force] [--json]
+//	smimesync run --config FILE [--once]        the service: a pass every interval, /healthz, /metrics
+//	smimesync report (--config FILE | --file REPORT) [--json | --csv] [--days N]
 //
 // Exit codes: 0 ok, 1 runtime error, 2 bad usage or config, 3 the
 // mass-change guard stopped the run.
@@ -46,6 +48,15 @@ const usage = `usage:
   smimesync inspect [--json] FILE...
   smimesync plan --config FILE [--json]
   smimesync sync --config FILE [--dry-run] [--force] [--json]
+  smimesync run --config FILE [--once]
+  smimesync report (--config FILE | --file REPORT) [--json | --csv] [--days N]
+
+run is the service: a delta pass every service.interval (default 60s), a
+full pass every service.full_every (default 24h), /healthz and /metrics on
+service.listen (default 127.0.0.1:9464), a clean stop on SIGTERM or SIGINT.
+report prints who has no usable certificate, whose certificates expire
+within N days (default 30), and what was dropped and why, from the report
+sync and run keep (report.path, default next to the state file).
 
 FILE for inspect is a DER or PEM certificate, a DER, BER or PEM PKCS#7 / CMS
 blob, or an LDIF file. See the README for the configuration reference.
@@ -74,6 +85,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdPlan(ctx, args[1:], stdout, stderr)
 	case "sync":
 		err = cmdSync(ctx, args[1:], stdout, stderr)
+	case "run":
+		err = cmdRun(ctx, args[1:], stdout, stderr)
+	case "report":
+		err = cmdReport(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
