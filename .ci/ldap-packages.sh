@@ -15,7 +15,7 @@ set -euo pipefail
 
 have() {
   [ -x /usr/sbin/samba ] && [ -x /usr/bin/samba-tool ] && [ -x /usr/sbin/slapd ] &&
-    ls /usr/lib/*/samba/vfs/acl_xattr.so >/dev/null 2>&1 &&
+    ls /usr/lib/*/samba/vfs/acl_xattr.so >/dev/null 2>&1 && command -v openssl >/dev/null &&
     [ -d /usr/share/samba/setup ] && command -v ldapsearch >/dev/null
 }
 if have; then
@@ -39,5 +39,5 @@ apt-get update -q
 # database modules. ldap-utils: ldapsearch for the benchmark's comparison.
 apt-get install -y -q --no-install-recommends \
   samba samba-dsdb-modules samba-vfs-modules samba-ad-provision ldb-tools \
-  slapd ldap-utils
+  slapd ldap-utils openssl
 echo "ldap-packages: installed"

@@ -261,7 +261,15 @@ func (c *Config) source(log *slog.Logger) (directory.Source, error) {
 	if c.Source != nil {
 		return build(*c.Source)
 	}
-	return nil, usagef("TEMP")
+	m := &directory.Multi{Logger: log}
+	for _, s := range c.Sources {
+		src, err := build(s)
+		if err != nil {
+			return nil, err
+		}
+		m.Sources = append(m.Sources, directory.Named{Name: s.Name, Source: src})
+	}
+	return m, nil
 }
 
 // sinks builds the configured sinks. Exchange with graph gives two: each

@@ -35,6 +35,14 @@ func (c *Config) extraSinks(log *slog.Logger) ([]namedSink, error) {
 	if x := c.Sink.Exchange; x != nil {
 		cfg := *x
 		c.resolveAuthPaths(&cfg.Config)
+		if hc := c.httpClient(); hc != nil {
+			cfg.HTTPClient = hc
+			cred, err := cfg.Config.Credential(azauth.WithHTTPClient(hc))
+			if err != nil {
+				return nil, usagef("sink.exchange: %v", err)
+			}
+			cfg.Credential = cred
+		}
 		sink, err := exchange.New(cfg, log.With("sink", "exchange"))
 		if err != nil {
 			return nil, usagef("sink.exchange: %v", err)
@@ -47,7 +55,7 @@ func (c *Config) extraSinks(log *slog.Logger) ([]namedSink, error) {
 			auth = c.Sink.Exchange.Config
 		}
 		c.resolveAuthPaths(&auth)
-		sink, err := newGraphSink(g, auth, log.With("sink", "graph"))
+		sink, err := newGraphSink(g, auth, c.httpClient(), log.With("sink", "graph"))
 		if err != nil {
 			return nil, err
 		}

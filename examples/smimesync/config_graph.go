@@ -4,6 +4,7 @@ package main
 
 import (
 	"log/slog"
+	"net/http"
 
 	"github.com/smimesync/go-smimesync/cloud"
 	"github.com/smimesync/go-smimesync/cloud/azauth"
@@ -20,9 +21,14 @@ type GraphConfig struct {
 // graphBuilt says whether this binary can publish to Graph.
 const graphBuilt = true
 
-func newGraphSink(g *GraphConfig, auth azauth.Config, log *slog.Logger) (cloud.Sink, error) {
+func newGraphSink(g *GraphConfig, auth azauth.Config, hc *http.Client, log *slog.Logger) (cloud.Sink, error) {
 	cfg := g.Sink
-	cred, err := auth.Credential()
+	var opts []azauth.Option
+	if hc != nil {
+		opts = append(opts, azauth.WithHTTPClient(hc))
+		cfg.HTTPClient = hc
+	}
+	cred, err := auth.Credential(opts...)
 	if err != nil {
 		return nil, usagef("sink.graph: %v", err)
 	}

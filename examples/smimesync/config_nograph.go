@@ -4,6 +4,7 @@ package main
 
 import (
 	"log/slog"
+	"net/http"
 
 	"github.com/smimesync/go-smimesync/cloud"
 	"github.com/smimesync/go-smimesync/cloud/azauth"
@@ -26,6 +27,6 @@ const graphBuilt = false
 const errNoGraph = "this smimesync was built without Microsoft Graph support; " +
 	"build it with: go build -tags graph ./examples/smimesync (compiling msgraph-sdk-go takes several minutes and about 5 GB of memory)"
 
-func newGraphSink(g *GraphConfig, auth azauth.Config, log *slog.Logger) (cloud.Sink, error) {
+func newGraphSink(g *GraphConfig, auth azauth.Config, hc *http.Client, log *slog.Logger) (cloud.Sink, error) {
 	return nil, usagef("sink.graph: %s", errNoGraph)
 }

@@ -48,7 +48,7 @@ type namedSyncer struct {
 	*smimesync.Syncer
 }
 
-func setup(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*Config, []namedSyncer, bool, error) {
+func setup(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*Config, []namedSyncer, *slog.Logger, bool, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	config := fs.String("config", "", "configuration file (YAML)")
@@ -57,28 +57,29 @@ func setup(name string, args []string, stderr io.Writer, extra func(*flag.FlagSe
 		extra(fs)
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, nil, false, usagef("%s: %v", name, err)
+		return nil, nil, nil, false, usagef("%s: %v", name, err)
 	}
 	if *config == "" {
-		return nil, nil, false, usagef("%s: --config is required", name)
+		return nil, nil, nil, false, usagef("%s: --config is required", name)
 	}
 	if fs.NArg() > 0 {
-		return nil, nil, false, usagef("%s: unexpected arguments %v", name, fs.Args())
+		return nil, nil, nil, false, usagef("%s: unexpected arguments %v", name, fs.Args())
 	}
 	cfg, err := loadConfig(*config)
 	if err != nil {
-		return nil, nil, false, err
+		return nil, nil, nil, false, err
 	}
-	syncers, err := cfg.syncers(cfg.logger(stderr))
+	log := cfg.logger(stderr)
+	syncers, err := cfg.syncers(log)
 	if err != nil {
-		return nil, nil, false, err
+		return nil, nil, nil, false, err
 	}
-	return cfg, syncers, *jsonOut, nil
+	return cfg, syncers, log, *jsonOut, nil
 }
 
 // cmdPlan prints what a sync would change, writing nothing.
 func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	_, syncers, jsonOut, err := setup("plan", args, stderr, nil)
+	_, syncers, _, jsonOut, err := setup("plan", args, stderr, nil)
 	if err != nil {
 		return err
 	}
@@ -101,18 +102,33 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // cmdSync plans and applies.
 func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var dryRun, force bool
-	_, syncers, jsonOut, err := setup("sync", args, stderr, func(fs *flag.FlagSet) {
+	cfg, syncers, log, jsonOut, err := setup("sync", args, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&dryRun, "dry-run", false, "plan and report, write nothing")
 		fs.BoolVar(&force, "force", false, "apply even if the mass-change guard would stop this run")
 	})
 	if err != nil {
 		return err
 	}
+	if !dryRun {
+		unlock, err := lockStates(syncers)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	prog := newProgress(stderr, nil)
+	for _, s := range syncers {
+		s.Progress = prog.hook(s.name)
+	}
 	var errs []error
 	for _, s := range syncers {
 		plan, err := s.Plan(ctx)
+		prog.clear()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
+			if e := cfg.saveReport(s.name, "sync", nil, err, log); e != nil {
+				errs = append(errs, e)
+			}
 			continue
 		}
 		if dryRun {
@@ -129,6 +145,10 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		plan.Force = force
 		rep, err := s.Apply(ctx, plan)
+		prog.clear()
+		if e := cfg.saveReport(s.name, "sync", rep, err, log); e != nil {
+			errs = append(errs, e)
+		}
 		if rep != nil {
 			if jsonOut {
 				if werr := writeJSON(stdout, reportDoc{Sink: s.name, Report: rep}); werr != nil {

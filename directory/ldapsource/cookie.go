@@ -1,0 +1,92 @@
+package ldapsource
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// cookieVersion is the version of the cookie encoding.
+const cookieVersion = 1
+
+// cookie is what a pass hands back for the next one: JSON, versioned and
+// self-describing, so that a cookie of another kind, server or scope is
+// recognised and answered with a logged full pass.
+type cookie struct {
+	V int `json:"v"`
+	// Kind is the delta mechanism: dirsync, usn or syncrepl.
+	Kind string `json:"kind"`
+	// Server pins the cookie to one domain controller (its invocationId)
+	// for dirsync and usn; empty for syncrepl, whose CSNs are valid on
+	// every replica.
+	Server string `json:"server,omitempty"`
+	// Scope is a digest of what the pass read (server kind, filter, base
+	// DNs, exclusions, ID attribute): a changed scope needs a full pass,
+	// since a delta would not bring the entries newly in scope.
+	Scope string `json:"scope"`
+	// Full is when the last full pass started.
+	Full time.Time `json:"full"`
+	// DirSync is the DirSync control's cookie.
+	DirSync []byte `json:"dirsync,omitempty"`
+	// USN is the highestCommittedUSN the next usn delta starts after.
+	USN int64 `json:"usn,omitempty"`
+	// Tombstones says whether the account could see deleted objects (usn).
+	Tombstones bool `json:"tombstones,omitempty"`
+	// Syncrepl holds one RFC 4533 cookie per base DN, in BaseDN order.
+	Syncrepl []syncCookie `json:"syncrepl,omitempty"`
+}
+
+type syncCookie struct {
+	Base   string `json:"base"`
+	Cookie []byte `json:"cookie"`
+}
+
+func (c *cookie) encode() ([]byte, error) {
+	c.V = cookieVersion
+	return json.Marshal(c)
+}
+
+// decodeCookie parses b. A cookie that cannot be used gives an error
+// saying why (the caller logs it and reads in full).
+func decodeCookie(b []byte) (*cookie, error) {
+	var c cookie
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("not an ldapsource cookie: %v", err)
+	}
+	if c.V != cookieVersion {
+		return nil, fmt.Errorf("cookie version %d, want %d", c.V, cookieVersion)
+	}
+	switch c.Kind {
+	case DeltaDirSync:
+		if len(c.DirSync) == 0 {
+			return nil, fmt.Errorf("dirsync cookie without DirSync state")
+		}
+	case DeltaUSN:
+		if c.USN <= 0 {
+			return nil, fmt.Errorf("usn cookie without a USN")
+		}
+	case DeltaSyncrepl:
+		if len(c.Syncrepl) == 0 {
+			return nil, fmt.Errorf("syncrepl cookie without content-sync state")
+		}
+	default:
+		return nil, fmt.Errorf("cookie of unknown kind %q", c.Kind)
+	}
+	return &c, nil
+}
+
+// scopeDigest summarises what a pass reads.
+func scopeDigest(parts ...[]string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		for _, s := range p {
+			h.Write([]byte(strings.ToLower(s)))
+			h.Write([]byte{0})
+		}
+		h.Write([]byte{1})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}

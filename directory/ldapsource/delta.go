@@ -1,0 +1,590 @@
+package ldapsource
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/go-ldap/ldap/v3"
+	"github.com/smimesync/go-smimesync/directory"
+)
+
+// adWatched is what AD deltas watch besides the configured filter: every
+// user and contact, so that one leaving the filter (its mail removed, say)
+// is seen and reported as out of scope; and deleted objects.
+const adWatched = "(&(objectCategory=person)(objectClass=user))(objectClass=contact)"
+
+// resolveBatch is how many changed entries are fetched by one search.
+const resolveBatch = 100
+
+// Well-known GUID of the Deleted Objects container (MS-ADTS 6.1.1.4).
+const deletedObjectsWKGUID = "18e2ea80684f11d2b9aa00c04f79f805"
+
+// delta runs the delta pass prev's kind calls for.
+func (ps *pass) delta(prev *cookie) (directory.Result, error) {
+	var (
+		next *cookie
+		full bool
+		err  error
+	)
+	switch prev.Kind {
+	case DeltaDirSync:
+		next, err = ps.dirsyncDelta(prev)
+	case DeltaUSN:
+		next, err = ps.usnDelta(prev)
+	case DeltaSyncrepl:
+		next, full, err = ps.syncreplDelta(prev)
+	default:
+		return directory.Result{}, &staleError{"cookie of unknown kind " + prev.Kind}
+	}
+	if err != nil {
+		return directory.Result{}, err
+	}
+	next.Scope, next.Full = ps.plan.scope, prev.Full
+	if full {
+		next.Full = ps.s.now()
+	}
+	b, err := next.encode()
+	if err != nil {
+		return directory.Result{}, err
+	}
+	return directory.Result{Cookie: b, Full: full}, nil
+}
+
+// ncRoot returns the naming context holding the base DNs (DirSync works on
+// a naming context's root only).
+func (ps *pass) ncRoot() (string, error) {
+	best := ""
+	for _, nc := range append([]string{ps.info.defaultNC}, ps.info.namingCtx...) {
+		d, err := ldap.ParseDN(nc)
+		if err != nil || nc == "" {
+			continue
+		}
+		all := true
+		for _, b := range ps.plan.bases {
+			if !d.EqualFold(b) && !d.AncestorOfFold(b) {
+				all = false
+			}
+		}
+		if all && len(nc) > len(best) {
+			best = nc
+		}
+	}
+	if best == "" {
+		return "", fmt.Errorf("%w: the base DNs %v do not lie in one naming context of %s; use delta none", ErrConfig, ps.plan.baseStrs, ps.url)
+	}
+	return best, nil
+}
+
+// invocationID returns the DC's invocationId, which changes when the DC's
+// database is restored: USNs and DirSync state are only comparable under
+// the same one.
+func (ps *pass) invocationID() (string, error) {
+	if ps.info.dsServiceName == "" {
+		return "", fmt.Errorf("ldapsource: %s names no dsServiceName in its root DSE", ps.url)
+	}
+	req := ldap.NewSearchRequest(ps.info.dsServiceName, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=*)", []string{"invocationId"}, nil)
+	var id string
+	err := ps.s.stream(ps.ctx, ps.main, req, func(e *ldap.Entry, _ []ldap.Control) error {
+		if v := e.GetEqualFoldRawAttributeValue("invocationId"); len(v) > 0 {
+			id, _ = directory.FormatGUID(v)
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		return "", fmt.Errorf("ldapsource: read invocationId of %s on %s: %w", ps.info.dsServiceName, ps.url, err)
+	}
+	if id == "" {
+		return "", fmt.Errorf("ldapsource: %s on %s has no invocationId", ps.info.dsServiceName, ps.url)
+	}
+	return id, nil
+}
+
+// dirsyncRun runs DirSync on the naming context from cookie on until the
+// server has no more data, calling fn for each entry, and returns the
+// final DirSync cookie.
+func (ps *pass) dirsyncRun(nc, filter string, attrs []string, state []byte, fn func(*ldap.Entry) error) ([]byte, error) {
+	for round := 0; ; round++ {
+		req := ldap.NewSearchRequest(nc, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, filter, attrs,
+			[]ldap.Control{ldap.NewRequestControlDirSync(0, 0, state)})
+		var resp *ldap.ControlDirSync
+		err := ps.s.stream(ps.ctx, ps.main, req, func(e *ldap.Entry, _ []ldap.Control) error { return fn(e) },
+			func(ctls []ldap.Control) error {
+				if c, ok := ldap.FindControl(ctls, ldap.ControlTypeDirSync).(*ldap.ControlDirSync); ok {
+					resp = c
+				}
+				return nil
+			})
+		if err != nil {
+			return nil, err
+		}
+		if resp == nil || len(resp.Cookie) == 0 {
+			return nil, fmt.Errorf("ldapsource: %s answered DirSync without a DirSync cookie", ps.url)
+		}
+		state = resp.Cookie
+		if resp.Flags == 0 { // non-zero: more data (MS-ADTS 3.1.1.3.4.1.3)
+			return state, nil
+		}
+	}
+}
+
+func (ps *pass) dirsyncMark() (*cookie, error) {
+	nc, err := ps.ncRoot()
+	if err != nil {
+		return nil, err
+	}
+	inv, err := ps.invocationID()
+	if err != nil {
+		return nil, err
+	}
+	state, err := ps.dirsyncRun(nc, noMatch, []string{"objectGUID"}, nil, func(*ldap.Entry) error { return nil })
+	if err != nil {
+		return nil, err
+	}
+	return &cookie{Kind: DeltaDirSync, Server: inv, DirSync: state}, nil
+}
+
+// pinned checks that prev was made on this DC.
+func (ps *pass) pinned(prev *cookie) error {
+	inv, err := ps.invocationID()
+	if err != nil {
+		return err
+	}
+	if inv != prev.Server {
+		return &staleError{fmt.Sprintf("the cookie is from the DC with invocationId %s; %s has %s", prev.Server, ps.url, inv)}
+	}
+	return nil
+}
+
+// filterAttrs lists the attribute names a filter tests.
+var filterAttrRE = regexp.MustCompile(`\(\s*([A-Za-z][A-Za-z0-9-]*|[0-9][0-9.]*)(?:;[^=~<>:()]*)?\s*(?:[~<>]?=|:)`)
+
+func filterAttrs(filter string) []string {
+	var out []string
+	for _, m := range filterAttrRE.FindAllStringSubmatch(filter, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+func (ps *pass) dirsyncDelta(prev *cookie) (*cookie, error) {
+	if err := ps.pinned(prev); err != nil {
+		return nil, err
+	}
+	nc, err := ps.ncRoot()
+	if err != nil {
+		return nil, err
+	}
+	p := ps.plan
+	filter := "(|" + p.filter + adWatched + "(isDeleted=TRUE))"
+	// DirSync returns the changed attributes among those asked for: ask for
+	// everything a change of scope or of the entry could touch.
+	attrs := []string{"objectGUID", "isDeleted", "lastKnownParent", "whenCreated", "parentGUID"}
+	for _, a := range p.attrs {
+		name, _, _, _, _ := attrName(a) // without ;range=
+		attrs = append(attrs, name)
+	}
+	attrs = append(attrs, filterAttrs(p.filter)...)
+	r := ps.newResolver()
+	state, err := ps.dirsyncRun(nc, filter, attrs, prev.DirSync, func(e *ldap.Entry) error {
+		id, err := directory.FormatGUID(e.GetEqualFoldRawAttributeValue("objectGUID"))
+		if err != nil {
+			return &EntryError{DN: e.DN, Attribute: "objectGUID", Err: err}
+		}
+		if strings.EqualFold(e.GetEqualFoldAttributeValue("isDeleted"), "TRUE") {
+			return ps.deleted(id, e.DN, e.GetEqualFoldAttributeValue("lastKnownParent"))
+		}
+		if p.inScope(e.DN) {
+			return r.add(id, e.GetEqualFoldRawAttributeValue("objectGUID"), e.DN)
+		}
+		if len(e.GetEqualFoldRawAttributeValues("parentGUID")) > 0 && len(e.GetEqualFoldAttributeValues("whenCreated")) == 0 {
+			// Moved out of scope.
+			return ps.yield(&directory.Entry{ID: id, DN: e.DN, Deleted: true})
+		}
+		return nil // changed outside the scope, and never in it
+	})
+	if err != nil {
+		if ldap.IsErrorAnyOf(err, ldap.LDAPResultInsufficientAccessRights, ldap.LDAPResultProtocolError,
+			ldap.LDAPResultUnwillingToPerform, ldap.LDAPResultUnavailableCriticalExtension) {
+			return nil, &staleError{fmt.Sprintf("%s refused the DirSync cookie: %v", ps.url, err)}
+		}
+		return nil, fmt.Errorf("ldapsource: DirSync on %s: %w", ps.url, err)
+	}
+	if err := r.flush(); err != nil {
+		return nil, err
+	}
+	return &cookie{Kind: DeltaDirSync, Server: prev.Server, DirSync: state}, nil
+}
+
+// deleted yields a deletion for a tombstone whose last known parent is in
+// scope (or unknown).
+func (ps *pass) deleted(id, dn, lastKnownParent string) error {
+	if lkp := stripExtendedDN(lastKnownParent); lkp != "" && !ps.plan.inScope(lkp) {
+		return nil
+	}
+	return ps.yield(&directory.Entry{ID: id, DN: dn, Deleted: true})
+}
+
+// stripExtendedDN turns "<GUID=…>;<SID=…>;OU=x,DC=y" into "OU=x,DC=y".
+func stripExtendedDN(dn string) string {
+	for strings.HasPrefix(dn, "<") {
+		i := strings.Index(dn, ">;")
+		if i < 0 {
+			return dn
+		}
+		dn = dn[i+2:]
+	}
+	return dn
+}
+
+func (ps *pass) usnMark() (*cookie, error) {
+	inv, err := ps.invocationID()
+	if err != nil {
+		return nil, err
+	}
+	usn, err := ps.highestUSN()
+	if err != nil {
+		return nil, err
+	}
+	return &cookie{Kind: DeltaUSN, Server: inv, USN: usn, Tombstones: ps.tombstonesVisible()}, nil
+}
+
+// highestUSN reads the root DSE's highestCommittedUSN now.
+func (ps *pass) highestUSN() (int64, error) {
+	req := ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false, "(objectClass=*)",
+		[]string{"highestCommittedUSN"}, nil)
+	var usn int64
+	err := ps.s.stream(ps.ctx, ps.main, req, func(e *ldap.Entry, _ []ldap.Control) error {
+		usn, _ = strconv.ParseInt(e.GetEqualFoldAttributeValue("highestCommittedUSN"), 10, 64)
+		return nil
+	}, nil)
+	if err != nil {
+		return 0, fmt.Errorf("ldapsource: read highestCommittedUSN on %s: %w", ps.url, err)
+	}
+	if usn <= 0 {
+		return 0, fmt.Errorf("ldapsource: %s has no highestCommittedUSN: not Active Directory? (set delta)", ps.url)
+	}
+	return usn, nil
+}
+
+// deletedObjects returns the DN of the naming context's Deleted Objects
+// container, in the well-known-GUID form.
+func (ps *pass) deletedObjects() (string, error) {
+	nc, err := ps.ncRoot()
+	if err != nil {
+		return "", err
+	}
+	return "<WKGUID=" + deletedObjectsWKGUID + "," + nc + ">", nil
+}
+
+// tombstonesVisible reports whether the account sees deleted objects: by
+// default only administrators list the Deleted Objects container.
+func (ps *pass) tombstonesVisible() bool {
+	dobj, err := ps.deletedObjects()
+	if err != nil {
+		return false
+	}
+	req := ldap.NewSearchRequest(dobj, ldap.ScopeSingleLevel, ldap.NeverDerefAliases, 1, 0, false, "(isDeleted=TRUE)",
+		[]string{"objectGUID"}, []ldap.Control{ldap.NewControlMicrosoftShowDeleted()})
+	n := 0
+	err = ps.s.stream(ps.ctx, ps.main, req, func(*ldap.Entry, []ldap.Control) error { n++; return nil }, nil)
+	if err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) {
+		ps.s.log.Debug("ldapsource: deleted objects not visible", "url", ps.url, "err", err)
+		return false
+	}
+	if n == 0 {
+		ps.s.log.Warn("ldapsource: this account cannot see deleted objects: usn deltas will not see deletions, full passes will",
+			"url", ps.url, "bind", ps.s.bindName(), "full_pass_every", ps.s.fullEvery(DeltaUSN, false))
+	}
+	return n > 0
+}
+
+func (ps *pass) usnDelta(prev *cookie) (*cookie, error) {
+	if err := ps.pinned(prev); err != nil {
+		return nil, err
+	}
+	nc, err := ps.ncRoot()
+	if err != nil {
+		return nil, err
+	}
+	usn, err := ps.highestUSN() // before searching: later changes come next time
+	if err != nil {
+		return nil, err
+	}
+	p := ps.plan
+	since := strconv.FormatInt(prev.USN+1, 10)
+	filter := "(&(|" + p.filter + adWatched + ")(uSNChanged>=" + since + "))"
+	r := ps.newResolver()
+	err = ps.paged(ps.main, nc, filter, []string{"objectGUID", "uSNCreated"}, func(e *ldap.Entry) error {
+		id, err := directory.FormatGUID(e.GetEqualFoldRawAttributeValue("objectGUID"))
+		if err != nil {
+			return &EntryError{DN: e.DN, Attribute: "objectGUID", Err: err}
+		}
+		if p.inScope(e.DN) {
+			return r.add(id, e.GetEqualFoldRawAttributeValue("objectGUID"), e.DN)
+		}
+		if created, _ := strconv.ParseInt(e.GetEqualFoldAttributeValue("uSNCreated"), 10, 64); created > prev.USN {
+			return nil // new, and outside the scope
+		}
+		// Changed outside the scope: perhaps moved out of it.
+		return ps.yield(&directory.Entry{ID: id, DN: e.DN, Deleted: true})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ldapsource: uSNChanged search on %s: %w", ps.url, err)
+	}
+	if err := r.flush(); err != nil {
+		return nil, err
+	}
+	// Whether this account sees deleted objects was probed at the full
+	// pass (the probe is slow when it does not: the server filters every
+	// tombstone out).
+	visible := prev.Tombstones
+	if !visible {
+		ps.s.log.Warn("ldapsource: this account cannot see deleted objects: usn deltas will not see deletions, full passes will",
+			"url", ps.url, "bind", ps.s.bindName())
+	}
+	if visible {
+		dobj, err := ps.deletedObjects()
+		if err != nil {
+			return nil, err
+		}
+		req := ldap.NewSearchRequest(dobj, ldap.ScopeSingleLevel, ldap.NeverDerefAliases, 0, 0, false,
+			"(&(isDeleted=TRUE)(uSNChanged>="+since+"))", []string{"objectGUID", "lastKnownParent"},
+			[]ldap.Control{ldap.NewControlMicrosoftShowDeleted()})
+		err = ps.s.stream(ps.ctx, ps.main, req, func(e *ldap.Entry, _ []ldap.Control) error {
+			id, err := directory.FormatGUID(e.GetEqualFoldRawAttributeValue("objectGUID"))
+			if err != nil {
+				return &EntryError{DN: e.DN, Attribute: "objectGUID", Err: err}
+			}
+			return ps.deleted(id, e.DN, e.GetEqualFoldAttributeValue("lastKnownParent"))
+		}, nil)
+		if err != nil {
+			return nil, fmt.Errorf("ldapsource: deleted objects on %s: %w", ps.url, err)
+		}
+	}
+	return &cookie{Kind: DeltaUSN, Server: prev.Server, USN: usn, Tombstones: visible}, nil
+}
+
+// syncreplRun runs an RFC 4533 refreshOnly content sync of base from
+// state. fn gets each entry with its sync state; ids gets each syncIdSet.
+// It returns the new cookie (state when the server sent none: nothing
+// changed) and whether the server used a present phase (then every entry
+// in scope was sent, changed or present).
+func (ps *pass) syncreplRun(base, filter string, attrs []string, state []byte,
+	fn func(*ldap.Entry, *ldap.ControlSyncState) error, ids func(uuids []string, deleted bool) error) ([]byte, bool, error) {
+	req := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, filter, attrs,
+		[]ldap.Control{ldap.NewControlSyncRequest(ldap.SyncRequestModeRefreshOnly, state, false)})
+	present := false
+	next := state
+	setCookie := func(c []byte) {
+		if len(c) > 0 {
+			next = c
+		}
+	}
+	err := ps.s.stream(ps.ctx, ps.main, req, func(e *ldap.Entry, ctls []ldap.Control) error {
+		st, _ := ldap.FindControl(ctls, ldap.ControlTypeSyncState).(*ldap.ControlSyncState)
+		if st != nil {
+			setCookie(st.Cookie)
+		}
+		return fn(e, st)
+	}, func(ctls []ldap.Control) error {
+		for _, c := range ctls {
+			switch c := c.(type) {
+			case *ldap.ControlSyncDone:
+				setCookie(c.Cookie)
+				if !c.RefreshDeletes {
+					present = true
+				}
+			case *ldap.ControlSyncInfo:
+				switch {
+				case c.NewCookie != nil:
+					setCookie(c.NewCookie.Cookie)
+				case c.RefreshPresent != nil:
+					setCookie(c.RefreshPresent.Cookie)
+					present = true
+				case c.RefreshDelete != nil:
+					setCookie(c.RefreshDelete.Cookie)
+				case c.SyncIdSet != nil:
+					setCookie(c.SyncIdSet.Cookie)
+					uuids := make([]string, len(c.SyncIdSet.SyncUUIDs))
+					for i, u := range c.SyncIdSet.SyncUUIDs {
+						uuids[i] = u.String()
+					}
+					if !c.SyncIdSet.RefreshDeletes {
+						present = true
+					}
+					if err := ids(uuids, c.SyncIdSet.RefreshDeletes); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return nil
+	})
+	return next, present, err
+}
+
+func (ps *pass) syncreplMark() (*cookie, error) {
+	c := &cookie{Kind: DeltaSyncrepl}
+	for _, base := range ps.plan.baseStrs {
+		state, _, err := ps.syncreplRun(base, noMatch, []string{"1.1"}, nil,
+			func(*ldap.Entry, *ldap.ControlSyncState) error { return nil },
+			func([]string, bool) error { return nil })
+		if err != nil {
+			return nil, fmt.Errorf("ldapsource: content sync of %s on %s: %w", base, ps.url, err)
+		}
+		if len(state) == 0 {
+			return nil, fmt.Errorf("ldapsource: content sync of %s on %s gave no cookie", base, ps.url)
+		}
+		c.Syncrepl = append(c.Syncrepl, syncCookie{Base: base, Cookie: state})
+	}
+	return c, nil
+}
+
+func (ps *pass) syncreplDelta(prev *cookie) (*cookie, bool, error) {
+	p := ps.plan
+	if len(prev.Syncrepl) != len(p.baseStrs) {
+		return nil, false, &staleError{"the cookie holds content-sync state for other base DNs"}
+	}
+	next := &cookie{Kind: DeltaSyncrepl}
+	attrs := append([]string{"entryUUID"}, p.attrs...)
+	presents := 0
+	for i, base := range p.baseStrs {
+		if !strings.EqualFold(prev.Syncrepl[i].Base, base) {
+			return nil, false, &staleError{"the cookie holds content-sync state for other base DNs"}
+		}
+		r := ps.newResolver()
+		state, present, err := ps.syncreplRun(base, p.filter, attrs, prev.Syncrepl[i].Cookie,
+			func(e *ldap.Entry, st *ldap.ControlSyncState) error {
+				if st != nil {
+					id := st.EntryUUID.String()
+					switch st.State {
+					case ldap.SyncStateDelete:
+						return ps.yield(&directory.Entry{ID: id, DN: e.DN, Deleted: true})
+					case ldap.SyncStatePresent:
+						return r.add(id, nil, e.DN)
+					}
+				}
+				de, err := ps.convert(e)
+				if err != nil {
+					return err
+				}
+				if !p.inScope(e.DN) {
+					de = &directory.Entry{ID: de.ID, DN: de.DN, Deleted: true}
+				}
+				return ps.yield(de)
+			},
+			func(uuids []string, deleted bool) error {
+				for _, id := range uuids {
+					if deleted {
+						if err := ps.yield(&directory.Entry{ID: id, Deleted: true}); err != nil {
+							return err
+						}
+					} else if err := r.add(id, nil, ""); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		if err != nil {
+			if ldap.IsErrorAnyOf(err, 4096, ldap.LDAPResultUnavailableCriticalExtension, ldap.LDAPResultProtocolError) {
+				return nil, false, &staleError{fmt.Sprintf("%s refused the content-sync cookie of %s: %v", ps.url, base, err)}
+			}
+			return nil, false, fmt.Errorf("ldapsource: content sync of %s on %s: %w", base, ps.url, err)
+		}
+		if err := r.flush(); err != nil {
+			return nil, false, err
+		}
+		if present {
+			presents++
+			ps.s.log.Info("ldapsource: the server answered the delta with its whole content (present phase)", "base", base, "url", ps.url)
+		}
+		next.Syncrepl = append(next.Syncrepl, syncCookie{Base: base, Cookie: state})
+	}
+	switch presents {
+	case 0:
+		return next, false, nil
+	case len(p.baseStrs):
+		return next, true, nil
+	}
+	// Some bases were read whole and others as deltas: the deletions of
+	// the whole ones cannot be expressed in a delta pass.
+	return nil, false, fmt.Errorf("ldapsource: %s answered some base DNs with their whole content and others with changes: %w",
+		ps.url, directory.ErrStaleCookie)
+}
+
+// resolver fetches changed entries by ID in batches: those still in scope
+// are yielded whole, the others as deleted (out of scope).
+type resolver struct {
+	ps      *pass
+	pending []pendingEntry
+}
+
+type pendingEntry struct {
+	id  string
+	raw []byte // objectGUID bytes, when the ID is a GUID
+	dn  string
+}
+
+func (ps *pass) newResolver() *resolver { return &resolver{ps: ps} }
+
+func (r *resolver) add(id string, raw []byte, dn string) error {
+	r.pending = append(r.pending, pendingEntry{id, raw, dn})
+	if len(r.pending) >= resolveBatch {
+		return r.flush()
+	}
+	return nil
+}
+
+func (r *resolver) flush() error {
+	if len(r.pending) == 0 {
+		return nil
+	}
+	ps, p := r.ps, r.ps.plan
+	c, err := ps.aux()
+	if err != nil {
+		return err
+	}
+	var f strings.Builder
+	f.WriteString("(&" + p.filter + "(|")
+	for _, pe := range r.pending {
+		f.WriteString("(" + p.idAttr + "=")
+		if pe.raw != nil {
+			for _, b := range pe.raw {
+				fmt.Fprintf(&f, `\%02x`, b)
+			}
+		} else {
+			f.WriteString(ldap.EscapeFilter(pe.id))
+		}
+		f.WriteString(")")
+	}
+	f.WriteString("))")
+	found := make(map[string]bool, len(r.pending))
+	for _, base := range p.baseStrs {
+		err := ps.paged(c, base, f.String(), p.attrs, func(e *ldap.Entry) error {
+			de, err := ps.convert(e)
+			if err != nil {
+				return err
+			}
+			if !p.inScope(e.DN) {
+				return nil // reported below as out of scope
+			}
+			found[strings.ToLower(de.ID)] = true
+			return ps.yield(de)
+		})
+		if err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+			return fmt.Errorf("ldapsource: fetch changed entries under %s on %s: %w", base, ps.url, err)
+		}
+	}
+	for _, pe := range r.pending {
+		if !found[strings.ToLower(pe.id)] {
+			if err := ps.yield(&directory.Entry{ID: pe.id, DN: pe.dn, Deleted: true}); err != nil {
+				return err
+			}
+		}
+	}
+	r.pending = r.pending[:0]
+	return nil
+}

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"log/slog"
+
+	"github.com/smimesync/go-smimesync/directory"
+	"github.com/smimesync/go-smimesync/directory/ldapsource"
+)
+
+// sourceExtra holds the directory sources beyond LDIF.
+type sourceExtra struct {
+	// LDAP reads Active Directory or OpenLDAP.
+	LDAP *ldapsource.Config `yaml:"ldap"`
+}
+
+func (s *SourceConfig) extraKinds() int {
+	if s.LDAP != nil {
+		return 1
+	}
+	return 0
+}
+
+func (c *Config) extraSource(s SourceConfig, log *slog.Logger) (directory.Source, error) {
+	if s.LDAP == nil {
+		return nil, usagef("source: choose ldif or ldap")
+	}
+	cfg := *s.LDAP
+	cfg.CAFile = c.path(cfg.CAFile)
+	cfg.Bind.PasswordFile = c.path(cfg.Bind.PasswordFile)
+	cfg.Bind.Keytab = c.path(cfg.Bind.Keytab)
+	cfg.Bind.Krb5Conf = c.path(cfg.Bind.Krb5Conf)
+	cfg.Prune.BackupDir = c.path(cfg.Prune.BackupDir)
+	if s.Name != "" {
+		log = log.With("source", s.Name)
+	}
+	src, err := ldapsource.New(cfg, log)
+	if err != nil {
+		return nil, usagef("source.ldap: %v", err)
+	}
+	return src, nil
+}

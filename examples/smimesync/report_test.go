@@ -1,0 +1,430 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/smimesync/go-smimesync/cloud"
+	"github.com/smimesync/go-smimesync/directory"
+	"github.com/smimesync/go-smimesync/smimesync"
+)
+
+// reportNow is the report tests' clock: 17 days before Alice's
+// certificate (RFC 9216) expires on 2052-09-27.
+var reportNow = time.Date(2052, 9, 10, 6, 0, 0, 0, time.UTC)
+
+// syncReportFixture syncs testdata/report/users.ldif to a file sink seeded
+// with testdata/report/tenant.json, with the clock at reportNow, and
+// saves the report as run does. It returns the report file's path.
+func syncReportFixture(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	tenant, err := os.ReadFile("testdata/report/tenant.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sinkPath := filepath.Join(dir, "published.json")
+	if err := os.WriteFile(sinkPath, tenant, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	now := func() time.Time { return reportNow }
+	s := &smimesync.Syncer{
+		Source: &directory.LDIFFile{Path: "testdata/report/users.ldif"},
+		Sink:   &cloud.FileSink{Path: sinkPath, Now: now},
+		Policy: &smimesync.Policy{Now: now},
+		Now:    now,
+	}
+	rep, err := s.Run(context.Background())
+	if err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	path := filepath.Join(dir, "state.report.json")
+	if err := updateReport(path, "file", "run", rep, nil, reportNow, nil); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestReportGolden checks the three outputs of `smimesync report` for a
+// directory with one user of each kind: certificate expiring within 30
+// days (Alice), only a wrong-address certificate (Bob), only an expired
+// one (Hanako), none at all (Carol), and one whose recipient is
+// read-only (Dave).
+func TestReportGolden(t *testing.T) {
+	path := syncReportFixture(t)
+	saved, err := loadReport(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := summarizeReport(saved, "state.report.json", reportNow, defaultExpiryDays)
+
+	var text, js, cs strings.Builder
+	printReportSummary(&text, sum)
+	if err := writeJSON(&js, sum); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeReportCSV(&cs, sum); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []struct{ file, got string }{
+		{"summary.golden.txt", text.String()},
+		{"summary.golden.json", js.String()},
+		{"summary.golden.csv", cs.String()},
+	} {
+		golden := filepath.Join("testdata", "report", g.file)
+		if *update {
+			if err := os.WriteFile(golden, []byte(g.got), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(golden)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(string(want), g.got); diff != "" {
+			t.Errorf("%s differs (-want +got); run with -update if intended:\n%s", golden, diff)
+		}
+	}
+
+	// What the goldens must say, independently of how they are laid out.
+	if len(sum.Sinks) != 1 {
+		t.Fatalf("sinks: %d", len(sum.Sinks))
+	}
+	s := sum.Sinks[0]
+	users := func(refs []userRef) []string {
+		var out []string
+		for _, r := range refs {
+			out = append(out, r.User)
+		}
+		return out
+	}
+	var noUsable, expiringUsers, droppedUsers, unpublishedUsers []userRef
+	for _, x := range s.NoUsable {
+		noUsable = append(noUsable, x.userRef)
+	}
+	for _, x := range s.Expiring {
+		expiringUsers = append(expiringUsers, x.userRef)
+		if x.Days != 17 || x.NotAfter != time.Date(2052, 9, 27, 6, 54, 18, 0, time.UTC) {
+			t.Errorf("%s: %d days left, notAfter %v; want 17 days, 2052-09-27T06:54:18Z", x.User, x.Days, x.NotAfter)
+		}
+	}
+	for _, x := range s.Dropped {
+		droppedUsers = append(droppedUsers, x.userRef)
+	}
+	for _, x := range s.NotPublished {
+		unpublishedUsers = append(unpublishedUsers, x.userRef)
+	}
+	for _, c := range []struct {
+		what      string
+		got, want []string
+	}{
+		{"no usable certificate", users(noUsable), []string{"bob@smime.example", "carol@smime.example", "hanako.yamada@example.com"}},
+		// Alice's certificate twice (userCertificate and the one in her
+		// blob), Dave's once.
+		{"expiring", users(expiringUsers), []string{"alice@smime.example", "alice@smime.example", "dave@smime.example"}},
+		{"dropped", users(droppedUsers), []string{"bob@smime.example", "hanako.yamada@example.com"}},
+		{"not published", users(unpublishedUsers), []string{"dave@smime.example"}},
+	} {
+		if diff := cmp.Diff(c.want, c.got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", c.what, diff)
+		}
+	}
+	if diff := cmp.Diff(map[smimesync.Reason]int{"expired": 1, "no-matching-address": 1}, s.DroppedByReason); diff != "" {
+		t.Errorf("dropped by reason (-want +got):\n%s", diff)
+	}
+	if s.NotPublished[0].Status != "directory-synced" {
+		t.Errorf("Dave: status %q, want directory-synced", s.NotPublished[0].Status)
+	}
+
+	// A shorter horizon lists nothing as expiring.
+	if n := len(summarizeReport(saved, path, reportNow, 7).Sinks[0].Expiring); n != 0 {
+		t.Errorf("within 7 days: %d expiring, want 0", n)
+	}
+	// Past the date, the certificate shows as expired.
+	later := summarizeReport(saved, path, reportNow.AddDate(0, 1, 0), 30)
+	if x := later.Sinks[0].Expiring; len(x) != 3 || x[0].Days >= 0 {
+		t.Errorf("a month later: %+v, want 3 expired", x)
+	}
+
+	// The CSV parses, with the same number of fields on every row.
+	rows, err := csv.NewReader(strings.NewReader(cs.String())).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 1 + 3 + 3 + 2 + 1; len(rows) != want {
+		t.Errorf("CSV has %d rows, want %d", len(rows), want)
+	}
+}
+
+// change makes a Change for the merge tests.
+func change(id string, action smimesync.Action, outcome string, keep ...string) *smimesync.Change {
+	c := &smimesync.Change{ID: id, User: id + "@example.com", Action: action, Outcome: outcome, Keep: []smimesync.Value{}, Drop: []smimesync.Value{}}
+	for _, k := range keep {
+		c.Keep = append(c.Keep, smimesync.Value{Attribute: k})
+	}
+	return c
+}
+
+func TestReportMerge(t *testing.T) {
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	ids := func(s *sinkState) []string {
+		var out []string
+		for _, e := range s.Entries {
+			out = append(out, e.ID+":"+string(e.Action)+":"+e.Outcome)
+		}
+		return out
+	}
+	s := &sinkState{Sink: "x"}
+
+	// A delta before any full pass: the view is partial.
+	s.merge("run", &smimesync.Report{Plan: smimesync.Plan{Changes: []*smimesync.Change{
+		change("b", smimesync.ActionAdd, "written", "userCertificate"),
+	}}}, nil, t0)
+	if s.Complete || !s.LastFull.IsZero() || s.LastGood != t0 {
+		t.Errorf("after a delta: complete %v, last full %v, last good %v", s.Complete, s.LastFull, s.LastGood)
+	}
+
+	// A full pass replaces everything.
+	s.merge("run", &smimesync.Report{Plan: smimesync.Plan{Full: true, Finished: t0.Add(time.Hour), Changes: []*smimesync.Change{
+		change("a", smimesync.ActionAdd, "written", "userCertificate"),
+		change("c", smimesync.ActionUnchanged, ""),
+	}}}, nil, t0.Add(time.Hour))
+	if diff := cmp.Diff([]string{"a:add:written", "c:unchanged:"}, ids(s)); diff != "" {
+		t.Errorf("after a full pass (-want +got):\n%s", diff)
+	}
+	if !s.Complete || s.LastFull != t0.Add(time.Hour) {
+		t.Errorf("after a full pass: complete %v, last full %v", s.Complete, s.LastFull)
+	}
+
+	// A delta updates, adds and forgets deleted entries.
+	deleted := change("c", smimesync.ActionSkip, "")
+	deleted.Reason = smimesync.SkipDeleted
+	failed := change("d", smimesync.ActionReplace, "failed", "userCertificate")
+	failed.Error = "503 Service Unavailable"
+	s.merge("run", &smimesync.Report{Plan: smimesync.Plan{Finished: t0.Add(2 * time.Hour), Changes: []*smimesync.Change{
+		change("a", smimesync.ActionRemove, "written"), deleted, failed,
+	}}}, errors.New("1 changes failed"), t0.Add(2*time.Hour))
+	if diff := cmp.Diff([]string{"a:remove:written", "d:replace:failed"}, ids(s)); diff != "" {
+		t.Errorf("after a delta (-want +got):\n%s", diff)
+	}
+	if s.LastGood != t0.Add(time.Hour) || s.LastPass.Error != "1 changes failed" {
+		t.Errorf("a failed pass: last good %v, error %q", s.LastGood, s.LastPass.Error)
+	}
+
+	// Planning failed: the entries stay, the pass is recorded.
+	s.merge("run", nil, errors.New("ldap: connection refused"), t0.Add(3*time.Hour))
+	if len(s.Entries) != 2 || s.LastPass.Error != "ldap: connection refused" || s.LastPass.Finished != t0.Add(3*time.Hour) {
+		t.Errorf("after a failed plan: %d entries, last pass %+v", len(s.Entries), s.LastPass)
+	}
+
+	// A full plan the guard stopped: the picture is new, the schedule
+	// is not reset, and nothing counts as published.
+	guard := &smimesync.GuardError{Losing: 600, Max: 500}
+	s.merge("run", &smimesync.Report{Plan: smimesync.Plan{Full: true, Finished: t0.Add(4 * time.Hour), Changes: []*smimesync.Change{
+		change("a", smimesync.ActionAdd, "", "userCertificate"),
+	}}}, guard, t0.Add(4*time.Hour))
+	if s.LastFull != t0.Add(time.Hour) {
+		t.Errorf("a guard-stopped full pass moved the full-pass schedule to %v", s.LastFull)
+	}
+	np, ok := unpublished(s.Entries[0])
+	if !ok || np.Status != "not-written" {
+		t.Errorf("entry of a guard-stopped pass: %+v %v, want not-written", np, ok)
+	}
+}
+
+func TestReportFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "r.json")
+	// A file that is not a report is set aside, not lost.
+	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadReport(path); !errors.Is(err, errBadReport) {
+		t.Errorf("loadReport of garbage: %v, want errBadReport", err)
+	}
+	if err := updateReport(path, "file", "sync", nil, errors.New("boom"), reportNow, nil); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(path + ".bad"); err != nil || string(b) != "{not json" {
+		t.Errorf("the bad report was not set aside: %q, %v", b, err)
+	}
+	r, err := loadReport(path)
+	if err != nil || len(r.Sinks) != 1 || r.Sinks[0].LastPass.Error != "boom" {
+		t.Errorf("new report: %+v, %v", r, err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("report file mode: %v, %v; want 0600", fi.Mode(), err)
+	}
+	// Another version is refused.
+	if err := os.WriteFile(path, []byte(`{"version": 9}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadReport(path); !errors.Is(err, errBadReport) || !strings.Contains(err.Error(), "version 9") {
+		t.Errorf("loadReport of version 9: %v", err)
+	}
+}
+
+func TestReportPath(t *testing.T) {
+	for _, tt := range []struct{ state, report, want string }{
+		{"state.json", "", "/etc/s/state.report.json"},
+		{"/var/lib/s/state", "", "/var/lib/s/state.report.json"},
+		{"state.json", "out/r.json", "/etc/s/out/r.json"},
+		{"", "", ""},
+	} {
+		c := &Config{State: StateConfig{Path: tt.state}, Report: ReportConfig{Path: tt.report}, dir: "/etc/s"}
+		if got := c.reportPath(); got != filepath.FromSlash(tt.want) {
+			t.Errorf("state %q report %q: %q, want %q", tt.state, tt.report, got, tt.want)
+		}
+	}
+}
+
+// TestReportCommand runs `run --once` then `report` on its report.
+func TestReportCommand(t *testing.T) {
+	cfg := writeConfig(t, basicConfig+"log: {level: error}\n")
+	code, _, stderr := runCLI(t, "report", "--config", cfg)
+	if code != exitRuntime || !strings.Contains(stderr, "does not exist yet") {
+		t.Errorf("report before any run: exit %d, %q", code, stderr)
+	}
+	if code, _, stderr := runCLI(t, "run", "--once", "--config", cfg); code != exitOK {
+		t.Fatalf("run --once: exit %d: %s", code, stderr)
+	}
+
+	code, stdout, stderr := runCLI(t, "report", "--config", cfg)
+	if code != exitOK {
+		t.Fatalf("report: exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{
+		`Sink "file": 2 users`,
+		"run full, finished",
+		"no usable certificate    1",
+		"No usable certificate (1)",
+		"bob@smime.example  all dropped: no-matching-address",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("report lacks %q:\n%s", want, stdout)
+		}
+	}
+
+	code, stdout, _ = runCLI(t, "report", "--file", filepath.Join(filepath.Dir(cfg), "state.report.json"), "--json", "--days", "10000")
+	var doc reportSummary
+	if err := json.Unmarshal([]byte(stdout), &doc); code != exitOK || err != nil {
+		t.Fatalf("report --json: exit %d, %v", code, err)
+	}
+	if len(doc.Sinks) != 1 || doc.WithinDays != 10000 || len(doc.Sinks[0].Expiring) != 2 || len(doc.Sinks[0].NoUsable) != 1 {
+		t.Errorf("report --json: %+v", doc)
+	}
+
+	code, stdout, _ = runCLI(t, "report", "--config", cfg, "--csv")
+	if code != exitOK || !strings.HasPrefix(stdout, "sink,section,user,") || !strings.Contains(stdout, "file,dropped,bob@smime.example,") {
+		t.Errorf("report --csv: exit %d:\n%s", code, stdout)
+	}
+
+	for name, args := range map[string][]string{
+		"neither":   {"report"},
+		"both":      {"report", "--config", cfg, "--file", "x.json"},
+		"json+csv":  {"report", "--config", cfg, "--json", "--csv"},
+		"bad days":  {"report", "--config", cfg, "--days", "-1"},
+		"extra arg": {"report", "--config", cfg, "more"},
+		"no state":  {"report", "--config", writeConfig(t, strings.Replace(basicConfig, "state:  {path: state.json}\n", "", 1))},
+	} {
+		if code, _, stderr := runCLI(t, args...); code != exitUsage {
+			t.Errorf("%s: exit %d, want %d (%s)", name, code, exitUsage, stderr)
+		}
+	}
+}
+
+// TestSaveReport: what sync calls after each Apply. A dry run saves
+// nothing; a configuration without state or report path keeps nothing.
+func TestSaveReport(t *testing.T) {
+	dir := t.TempDir()
+	c := &Config{State: StateConfig{Path: "state.json"}, dir: dir}
+	rep := &smimesync.Report{Plan: smimesync.Plan{Full: true, Changes: []*smimesync.Change{
+		change("a", smimesync.ActionAdd, "written", "userCertificate"),
+	}}}
+	path := filepath.Join(dir, "state.report.json")
+
+	if err := c.saveReport("file", "sync", &smimesync.Report{DryRun: true}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a dry run saved a report: %v", err)
+	}
+	if err := c.saveReport("file", "sync", rep, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	r, err := loadReport(path)
+	if err != nil || len(r.Sinks) != 1 || r.Sinks[0].LastPass.Command != "sync" || len(r.Sinks[0].Entries) != 1 {
+		t.Errorf("saved report: %+v, %v", r, err)
+	}
+	if err := (&Config{dir: dir}).saveReport("file", "sync", rep, nil, nil); err != nil {
+		t.Errorf("no report configured: %v, want nil", err)
+	}
+}
+
+// bigReport is a saved report of n users, each with one kept certificate
+// and one dropped, as a full pass of a large directory leaves it.
+func bigReport(b *testing.B, path string, n int) {
+	b.Helper()
+	changes := make([]*smimesync.Change, n)
+	for i := range changes {
+		c := change(strconv.Itoa(i), smimesync.ActionUnchanged, "", "userCertificate")
+		c.DN = "CN=User " + strconv.Itoa(i) + ",OU=Staff,DC=example,DC=com"
+		c.Keep[0].NotAfter = reportNow.AddDate(0, 0, i%400)
+		c.Drop = append(c.Drop, smimesync.Value{Attribute: "userCertificate", Reasons: []smimesync.Reason{smimesync.ReasonExpired}})
+		changes[i] = c
+	}
+	rep := &smimesync.Report{Plan: smimesync.Plan{Full: true, Changes: changes}}
+	if err := updateReport(path, "file", "run", rep, nil, reportNow, nil); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkReportDeltaPass is what updating the report file costs sync
+// after a delta pass: read the file, merge 100 changes, write it
+// atomically. (run keeps the report in memory between passes and skips
+// the read, and the write after a quiet pass.)
+func BenchmarkReportDeltaPass(b *testing.B) {
+	for _, n := range []int{1_000, 100_000} {
+		b.Run(strconv.Itoa(n)+"users", func(b *testing.B) {
+			path := filepath.Join(b.TempDir(), "r.json")
+			bigReport(b, path, n)
+			delta := &smimesync.Report{Plan: smimesync.Plan{Changes: []*smimesync.Change{}}}
+			for i := range 100 {
+				delta.Changes = append(delta.Changes, change(strconv.Itoa(i*7), smimesync.ActionReplace, "written", "userCertificate"))
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				if err := updateReport(path, "file", "run", delta, nil, reportNow, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if fi, err := os.Stat(path); err == nil {
+				b.ReportMetric(float64(fi.Size())/float64(n), "filebytes/user")
+			}
+		})
+	}
+}
+
+// BenchmarkReportSummary is `smimesync report` on a large directory.
+func BenchmarkReportSummary(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "r.json")
+	bigReport(b, path, 100_000)
+	for b.Loop() {
+		r, err := loadReport(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		printReportSummary(io.Discard, summarizeReport(r, path, reportNow, defaultExpiryDays))
+	}
+}

@@ -1,0 +1,805 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/smimesync/go-smimesync/cloud"
+	"github.com/smimesync/go-smimesync/directory"
+	"github.com/smimesync/go-smimesync/smimesync"
+)
+
+// syncBuffer is a bytes.Buffer the service may write while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitFor polls cond until it holds, or fails the test after 15 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// tenantCerts reads what the file sink holds for a recipient.
+func tenantCerts(t *testing.T, path, recipient string) (cloud.FileRecipient, bool) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return cloud.FileRecipient{}, false
+	}
+	var doc struct {
+		Recipients map[string]cloud.FileRecipient `json:"recipients"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return cloud.FileRecipient{}, false // caught mid-rename: try again
+	}
+	r, ok := doc.Recipients[recipient]
+	return r, ok
+}
+
+// dropSMIMEBlob removes Alice's userSMIMECertificate from an LDIF file.
+func dropSMIMEBlob(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	skipping := false
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if strings.HasPrefix(line, "userSMIMECertificate::") {
+			skipping = true
+			continue
+		}
+		if skipping && strings.HasPrefix(line, " ") {
+			continue
+		}
+		skipping = false
+		out = append(out, line)
+	}
+	if err := smimesync.WriteFileAtomic(path, []byte(strings.Join(out, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const serviceConfig = basicConfig + `service: {interval: 200ms, listen: "127.0.0.1:0"}
+log: {format: json}
+`
+
+var servingRE = regexp.MustCompile(`"msg":"serving /healthz and /metrics","addr":"([^"]+)"`)
+
+// TestRunService runs the service in-process against the LDIF source and
+// the file sink: a change in the LDIF file is published by the next pass,
+// /healthz and /metrics answer, and cancelling the context stops it with
+// exit code 0 and its state, report and lock file in place.
+func TestRunService(t *testing.T) {
+	cfg := writeConfig(t, serviceConfig)
+	dir := filepath.Dir(cfg)
+	tenant := filepath.Join(dir, "published.json")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"run", "--config", cfg}, &stdout, &stderr) }()
+
+	var addr string
+	waitFor(t, "the HTTP server", func() bool {
+		if m := servingRE.FindStringSubmatch(stderr.String()); m != nil {
+			addr = m[1]
+			return true
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("run ended early with %d: %s", code, stderr.String())
+		default:
+		}
+		return false
+	})
+	waitFor(t, "the first pass to publish Alice's blob", func() bool {
+		r, _ := tenantCerts(t, tenant, "alice@smime.example")
+		return len(r.UserSMIMECertificate) == 1 && len(r.UserCertificate) == 1
+	})
+
+	code, doc := getHealth(t, addr)
+	if code != http.StatusOK || doc.Status != "ok" || len(doc.Sinks) != 1 || doc.Sinks[0].LastGood.IsZero() {
+		t.Errorf("/healthz after a good pass: %d %+v", code, doc)
+	}
+
+	// A change in the directory: Alice's blob is gone. The next pass
+	// takes it from her recipient.
+	dropSMIMEBlob(t, filepath.Join(dir, "users.ldif"))
+	waitFor(t, "the next pass to remove Alice's blob", func() bool {
+		r, ok := tenantCerts(t, tenant, "alice@smime.example")
+		return ok && len(r.UserSMIMECertificate) == 0 && len(r.UserCertificate) == 1
+	})
+
+	// The pass records its metrics after its writes: wait for them.
+	var fams map[string]*dto.MetricFamily
+	waitFor(t, "the second pass's metrics", func() bool {
+		fams = getMetrics(t, addr)
+		v, _ := lookupMetric(fams, "smimesync_recipients_changed_total", map[string]string{"sink": "file", "action": "replace"})
+		return v == 1
+	})
+	sink := map[string]string{"sink": "file"}
+	if v := metricValue(t, fams, "smimesync_passes_total", map[string]string{"sink": "file", "kind": "full", "result": "ok"}); v < 2 {
+		t.Errorf("passes_total{ok} = %v, want at least 2", v)
+	}
+	if v := metricValue(t, fams, "smimesync_passes_total", map[string]string{"sink": "file", "kind": "full", "result": "error"}); v != 0 {
+		t.Errorf("passes_total{error} = %v, want 0", v)
+	}
+	if v := metricValue(t, fams, "smimesync_recipients_changed_total", map[string]string{"sink": "file", "action": "add"}); v != 1 {
+		t.Errorf("recipients_changed_total{add} = %v, want 1 (Alice, first pass)", v)
+	}
+	if v := metricValue(t, fams, "smimesync_recipients_changed_total", map[string]string{"sink": "file", "action": "replace"}); v != 1 {
+		t.Errorf("recipients_changed_total{replace} = %v, want 1 (Alice loses her blob)", v)
+	}
+	if v := metricValue(t, fams, "smimesync_certificates_dropped_total", map[string]string{"sink": "file", "reason": "no-matching-address"}); v < 2 {
+		t.Errorf("certificates_dropped_total{no-matching-address} = %v, want one per pass", v)
+	}
+	if v := metricValue(t, fams, "smimesync_certificates_kept_total", sink); v < 3 {
+		t.Errorf("certificates_kept_total = %v, want at least 2+1", v)
+	}
+	if v := metricValue(t, fams, "smimesync_last_good_pass_timestamp_seconds", sink); time.Since(time.Unix(int64(v), 0)) > time.Minute {
+		t.Errorf("last_good_pass_timestamp_seconds = %v, not recent", v)
+	}
+	if v := metricValue(t, fams, "smimesync_pass_duration_seconds", map[string]string{"sink": "file", "kind": "full"}); v < 2 {
+		t.Errorf("pass_duration_seconds count = %v, want at least 2", v)
+	}
+	if v := metricValue(t, fams, "smimesync_pass_running", sink); v != 0 && v != 1 {
+		t.Errorf("pass_running = %v", v)
+	}
+	if _, ok := fams["go_goroutines"]; !ok {
+		t.Error("/metrics lacks the Go runtime's series")
+	}
+
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Fatalf("run after cancel: exit %d: %s", code, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not stop after cancel")
+	}
+	if !strings.Contains(stderr.String(), `"msg":"service stopped"`) {
+		t.Errorf("no 'service stopped' log: %s", stderr.String())
+	}
+	snap, err := smimesync.FileState(filepath.Join(dir, "state.json")).Load(context.Background())
+	if err != nil || snap.LastGood.IsZero() || len(snap.Published) != 2 {
+		t.Errorf("state after stop: %+v, %v", snap, err)
+	}
+	rep, err := loadReport(filepath.Join(dir, "state.report.json"))
+	if err != nil || len(rep.Sinks) != 1 || !rep.Sinks[0].Complete || len(rep.Sinks[0].Entries) != 2 {
+		t.Errorf("report after stop: %+v, %v", rep, err)
+	}
+	// The lock was let go.
+	unlock, err := smimesync.FileState(filepath.Join(dir, "state.json")).Lock()
+	if err != nil {
+		t.Fatalf("the lock is still held after run returned: %v", err)
+	}
+	unlock()
+}
+
+type healthResponse struct {
+	Status string
+	Reason string
+	Sinks  []struct {
+		Sink, Status string
+		LastGood     time.Time
+	}
+}
+
+func getHealth(t *testing.T, addr string) (int, healthResponse) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc healthResponse
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+		t.Fatalf("/healthz body: %v", err)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("/healthz Content-Type %q", ct)
+	}
+	return resp.StatusCode, doc
+}
+
+func getMetrics(t *testing.T, addr string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %s", resp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("/metrics is not the Prometheus text format: %v", err)
+	}
+	return fams
+}
+
+// metricValue is the value of the series with exactly these labels: a
+// counter's or a gauge's value, a histogram's count. It fails the test
+// when there is no such series.
+func metricValue(t *testing.T, fams map[string]*dto.MetricFamily, name string, labels map[string]string) float64 {
+	t.Helper()
+	v, ok := lookupMetric(fams, name, labels)
+	if !ok {
+		t.Errorf("no series %s%v", name, labels)
+	}
+	return v
+}
+
+// lookupMetric is metricValue without the test: -1 and false when there
+// is no such series.
+func lookupMetric(fams map[string]*dto.MetricFamily, name string, labels map[string]string) (float64, bool) {
+	for _, m := range fams[name].GetMetric() {
+		if len(m.GetLabel()) != len(labels) {
+			continue
+		}
+		match := true
+		for _, l := range m.GetLabel() {
+			if labels[l.GetName()] != l.GetValue() {
+				match = false
+			}
+		}
+		if !match {
+			continue
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount()), true
+		}
+	}
+	return -1, false
+}
+
+// TestRunSecondInstance: a second run on the same state gets a clear
+// error and exit code 1, and leaves the holder's lock alone.
+func TestRunSecondInstance(t *testing.T) {
+	cfg := writeConfig(t, serviceConfig)
+	st := smimesync.FileState(filepath.Join(filepath.Dir(cfg), "state.json"))
+	unlock, err := st.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	code, _, stderr := runCLI(t, "run", "--config", cfg)
+	if code != exitRuntime {
+		t.Errorf("second instance: exit %d, want %d", code, exitRuntime)
+	}
+	for _, want := range []string{"is locked by process " + fmt.Sprint(os.Getpid()), st.LockPath(), "another `smimesync run`"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr %q lacks %q", stderr, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(cfg), "published.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the second instance wrote to the sink: %v", err)
+	}
+}
+
+// TestRunSIGTERM runs the real main in a child process (this test binary
+// again), sends it SIGTERM after its first pass, and expects a graceful
+// exit 0 with the state saved; while the child runs, a second instance
+// is refused with the child's PID in the message.
+func TestRunSIGTERM(t *testing.T) {
+	if cfg := os.Getenv("SMIMESYNC_RUN_CHILD"); cfg != "" {
+		os.Args = []string{"smimesync", "run", "--config", cfg}
+		main() // exits
+		return
+	}
+	if runtime.GOOS == "windows" {
+		t.Skip("no SIGTERM on Windows: the service stop is handled by golang.org/x/sys/windows/svc")
+	}
+	cfg := writeConfig(t, serviceConfig)
+	dir := filepath.Dir(cfg)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRunSIGTERM$")
+	cmd.Env = append(os.Environ(), "SMIMESYNC_RUN_CHILD="+cfg)
+	var stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer cmd.Process.Kill()
+
+	waitFor(t, "the child's first pass", func() bool {
+		select {
+		case err := <-exited:
+			t.Fatalf("child ended early: %v\n%s", err, stderr.String())
+		default:
+		}
+		return strings.Contains(stderr.String(), `"msg":"pass done"`)
+	})
+
+	code, _, errOut := runCLI(t, "run", "--config", cfg)
+	if code != exitRuntime || !strings.Contains(errOut, fmt.Sprintf("is locked by process %d", cmd.Process.Pid)) {
+		t.Errorf("second instance while the child runs: exit %d, %q", code, errOut)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("child after SIGTERM: %v, want exit 0\n%s", err, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("child did not stop after SIGTERM\n%s", stderr.String())
+	}
+	if !strings.Contains(stderr.String(), `"msg":"service stopped"`) {
+		t.Errorf("child's log lacks 'service stopped':\n%s", stderr.String())
+	}
+	snap, err := smimesync.FileState(filepath.Join(dir, "state.json")).Load(context.Background())
+	if err != nil || snap.LastGood.IsZero() || len(snap.Published) == 0 {
+		t.Errorf("state after SIGTERM: %+v, %v", snap, err)
+	}
+}
+
+// slowSink is a file sink whose writes wait: until release is closed,
+// or until their context ends.
+type slowSink struct {
+	*cloud.FileSink
+	writing chan struct{} // closed when the first write starts
+	release chan struct{}
+	once    sync.Once
+}
+
+func (s *slowSink) Write(ctx context.Context, r *cloud.Recipient, c cloud.Certificates) error {
+	s.once.Do(func() { close(s.writing) })
+	select {
+	case <-s.release:
+		return s.FileSink.Write(ctx, r, c)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestServiceStopDuringWrite stops the service while a write is in
+// flight: within the grace period the write finishes and is recorded;
+// past it, the write is abandoned, and the state still saved (without
+// advancing the delta position).
+func TestServiceStopDuringWrite(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		grace   time.Duration
+		finish  bool // release the write after the stop
+		outcome string
+	}{
+		{name: "finishes within the grace period", grace: 10 * time.Second, finish: true, outcome: "written"},
+		{name: "abandoned after the grace period", grace: 50 * time.Millisecond, outcome: "failed"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			sink := &slowSink{FileSink: &cloud.FileSink{Path: filepath.Join(dir, "published.json")},
+				writing: make(chan struct{}), release: make(chan struct{})}
+			state := smimesync.FileState(filepath.Join(dir, "state.json"))
+			svc := &service{
+				syncers: []namedSyncer{{name: "slow", Syncer: &smimesync.Syncer{
+					Source: &directory.LDIFFile{Path: "testdata/users.ldif"},
+					Sink:   sink,
+					State:  state,
+				}}},
+				interval:   time.Hour,
+				fullEvery:  defaultFullEvery,
+				grace:      tt.grace,
+				reportPath: filepath.Join(dir, "state.report.json"),
+				metrics:    newMetrics(),
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- svc.run(ctx) }()
+			select {
+			case <-sink.writing:
+			case <-time.After(15 * time.Second):
+				t.Fatal("no write started")
+			}
+			cancel() // the signal, while the write is in flight
+			if tt.finish {
+				time.Sleep(50 * time.Millisecond)
+				close(sink.release)
+			}
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("run: %v, want nil after a stop", err)
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatal("run did not return")
+			}
+			snap, err := state.Load(context.Background())
+			if err != nil || snap.LastRun.IsZero() {
+				t.Fatalf("state not saved: %+v, %v", snap, err)
+			}
+			// Alice is remembered as published, and the pass counts as
+			// good, only when her write finished.
+			_, published := snap.Published["04030201-0605-0807-090a-0b0c0d0e0f10"]
+			if published != tt.finish || snap.LastGood.IsZero() == tt.finish {
+				t.Errorf("state: Alice published %v, last good pass %v; want published %v", published, snap.LastGood, tt.finish)
+			}
+			rep, err := loadReport(svc.reportPath)
+			if err != nil || len(rep.Sinks) != 1 {
+				t.Fatalf("report: %+v, %v", rep, err)
+			}
+			var alice *entryState
+			for _, e := range rep.Sinks[0].Entries {
+				if e.User == "alice@smime.example" {
+					alice = e
+				}
+			}
+			if alice == nil || alice.Outcome != tt.outcome {
+				t.Errorf("Alice in the report: %+v, want outcome %q", alice, tt.outcome)
+			}
+			result := resultOK
+			if !tt.finish {
+				result = resultCancelled
+			}
+			fams, err := svc.metrics.reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			byName := map[string]*dto.MetricFamily{}
+			for _, f := range fams {
+				byName[f.GetName()] = f
+			}
+			if v := metricValue(t, byName, "smimesync_passes_total", map[string]string{"sink": "slow", "kind": "full", "result": result}); v != 1 {
+				t.Errorf("passes_total{%s} = %v, want 1", result, v)
+			}
+		})
+	}
+}
+
+func TestHealthCheck(t *testing.T) {
+	t0 := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	interval := time.Minute
+	for _, tt := range []struct {
+		name   string
+		events func(h *health)
+		at     time.Time
+		code   int
+		status string
+		reason string
+	}{
+		{name: "starting", events: func(h *health) {}, at: t0.Add(time.Hour), code: 200, status: "starting"},
+		{name: "first pass running", events: func(h *health) { h.started("a", t0) }, at: t0.Add(time.Hour), code: 200, status: "starting"},
+		{name: "good pass", events: func(h *health) {
+			h.started("a", t0)
+			h.finished("a", t0.Add(time.Second), nil)
+		}, at: t0.Add(2 * time.Minute), code: 200, status: "ok"},
+		{name: "one failure after a good pass", events: func(h *health) {
+			h.finished("a", t0, nil)
+			h.finished("a", t0.Add(time.Minute), errors.New("ldap: timeout"))
+		}, at: t0.Add(90 * time.Second), code: 200, status: "ok"},
+		{name: "no good pass for 3 intervals", events: func(h *health) {
+			h.finished("a", t0, nil)
+			h.finished("a", t0.Add(3*time.Minute), errors.New("ldap: timeout"))
+		}, at: t0.Add(3*time.Minute + time.Second), code: 503, status: "failing", reason: "sink a: no good pass for 3m1s (more than 3 intervals); last error: ldap: timeout"},
+		{name: "stale without error", events: func(h *health) {
+			h.finished("a", t0, nil)
+		}, at: t0.Add(10 * time.Minute), code: 503, status: "failing", reason: "sink a: no good pass for 10m0s"},
+		{name: "long pass running after a good one", events: func(h *health) {
+			h.finished("a", t0, nil)
+			h.started("a", t0.Add(time.Minute))
+		}, at: t0.Add(5 * time.Hour), code: 200, status: "ok"},
+		{name: "first pass failed", events: func(h *health) {
+			h.finished("a", t0, errors.New("state unreadable"))
+		}, at: t0.Add(time.Second), code: 503, status: "failing", reason: "sink a: no good pass since the service started; last error: state unreadable"},
+		{name: "one sink of two failing", events: func(h *health) {
+			h.finished("a", t0, nil)
+			h.finished("b", t0, errors.New("403"))
+		}, at: t0.Add(time.Second), code: 503, status: "failing", reason: "sink b: no good pass since the service started; last error: 403"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHealth([]string{"a", "b"}, interval, t0)
+			if !strings.Contains(tt.name, "two") {
+				h = newHealth([]string{"a"}, interval, t0)
+			}
+			tt.events(h)
+			code, doc := h.check(tt.at)
+			if code != tt.code || doc.Status != tt.status || !strings.HasPrefix(doc.Reason, tt.reason) {
+				t.Errorf("check = %d %q %q, want %d %q %q", code, doc.Status, doc.Reason, tt.code, tt.status, tt.reason)
+			}
+		})
+	}
+}
+
+// TestInstrument counts requests through the transport by host and
+// status, and 429s as throttled.
+func TestInstrument(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/busy":
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+		case "/missing":
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	defer srv.Close()
+	m := newMetrics()
+	cfg := &Config{metrics: m}
+	client := cfg.httpClient()
+	for _, p := range []string{"/ok", "/ok", "/busy", "/missing"} {
+		resp, err := client.Get(srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	// No answer at all: a closed port.
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadURL := dead.URL
+	dead.Close()
+	if _, err := client.Get(deadURL); err == nil {
+		t.Fatal("request to a closed server succeeded")
+	}
+
+	fams, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*dto.MetricFamily{}
+	for _, f := range fams {
+		byName[f.GetName()] = f
+	}
+	host := "127.0.0.1"
+	for code, want := range map[string]float64{"200": 2, "429": 1, "404": 1, "error": 1} {
+		if v := metricValue(t, byName, "smimesync_api_requests_total", map[string]string{"host": host, "code": code}); v != want {
+			t.Errorf("api_requests_total{code=%s} = %v, want %v", code, v, want)
+		}
+	}
+	if v := metricValue(t, byName, "smimesync_api_throttled_total", map[string]string{"host": host}); v != 1 {
+		t.Errorf("api_throttled_total = %v, want 1", v)
+	}
+
+	// Without metrics, nothing is wrapped.
+	if c := (&Config{}).httpClient(); c != nil {
+		t.Errorf("httpClient without metrics = %v, want nil (the sink's default)", c)
+	}
+	if rt := instrument(http.DefaultTransport, nil); rt != http.DefaultTransport {
+		t.Error("instrument with nil metrics wrapped the transport")
+	}
+}
+
+// TestProgressPiped: when standard error is not a terminal (a buffer, a
+// pipe), nothing is drawn, and log lines pass through untouched.
+func TestProgressPiped(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	var buf bytes.Buffer
+	for name, out := range map[string]io.Writer{"buffer": &buf, "pipe": w} {
+		p := newProgress(out, nil)
+		if p.hook("file") != nil {
+			t.Errorf("%s: a progress hook on a non-terminal", name)
+		}
+		if p.writer(out) != out {
+			t.Errorf("%s: log writer wrapped on a non-terminal", name)
+		}
+		p.clear()
+	}
+	w.Close()
+	got, _ := io.ReadAll(r)
+	if len(got) != 0 || buf.Len() != 0 {
+		t.Errorf("progress wrote %q / %q to a non-terminal", got, buf.String())
+	}
+
+	// The whole command: run --once with a buffer as standard error and
+	// quiet logs prints nothing at all.
+	cfg := writeConfig(t, basicConfig+"log: {level: error}\n")
+	code, stdout, stderr := runCLI(t, "run", "--once", "--config", cfg)
+	if code != exitOK || stdout != "" || stderr != "" {
+		t.Errorf("run --once piped: exit %d, stdout %q, stderr %q; want 0 and nothing", code, stdout, stderr)
+	}
+}
+
+// TestProgressTerminal draws on a fake terminal: one line, rewritten in
+// place, cleared at the end, and erased around log lines.
+func TestProgressTerminal(t *testing.T) {
+	var buf bytes.Buffer
+	p := newProgress(&buf, func(io.Writer) bool { return true })
+	hook := p.hook("file")
+	if hook == nil {
+		t.Fatal("no hook on a terminal")
+	}
+	hook(smimesync.Progress{Stage: "plan", Done: 1})
+	hook(smimesync.Progress{Stage: "plan", Done: 2}) // within 100 ms: not drawn
+	log := p.writer(&buf)
+	fmt.Fprint(log, "level=INFO msg=hello\n")
+	hook(smimesync.Progress{Stage: "apply", Done: 2, Total: 2})
+	p.clear()
+	p.clear() // nothing more to clear
+
+	const clr = "\r\x1b[K"
+	want := clr + "file: planning, 1 entry read" +
+		clr + "level=INFO msg=hello\n" + clr + "file: planning, 1 entry read" +
+		clr + "file: applying, 2 of 2 writes (100%)" +
+		clr
+	if got := buf.String(); got != want {
+		t.Errorf("terminal output\n got %q\nwant %q", got, want)
+	}
+}
+
+func TestRunUsage(t *testing.T) {
+	for name, tt := range map[string]struct {
+		config string
+		args   []string
+		want   string
+	}{
+		"no config":      {args: []string{"run"}, want: "--config is required"},
+		"no state":       {config: strings.Replace(basicConfig, "state:  {path: state.json}\n", "", 1), want: "state.path is required"},
+		"bad interval":   {config: basicConfig + "service: {interval: -1s}\n", want: "service.interval must not be negative"},
+		"bad listen":     {config: basicConfig + "service: {listen: nowhere}\n", want: "service.listen"},
+		"unknown key":    {config: basicConfig + "service: {intervall: 1s}\n", want: "field intervall not found"},
+		"extra argument": {args: []string{"run", "--config", "x.yaml", "now"}, want: "unexpected arguments"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			args := tt.args
+			if tt.config != "" {
+				args = []string{"run", "--config", writeConfig(t, tt.config)}
+			}
+			code, _, stderr := runCLI(t, args...)
+			if code != exitUsage || !strings.Contains(stderr, tt.want) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr, exitUsage, tt.want)
+			}
+		})
+	}
+}
+
+// TestRunListenBusy: an address already in use stops the service at
+// once with a clear error.
+func TestRunListenBusy(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	cfg := writeConfig(t, basicConfig+fmt.Sprintf("service: {listen: %q}\n", addr))
+	code, _, stderr := runCLI(t, "run", "--config", cfg)
+	if code != exitRuntime || !strings.Contains(stderr, "serving /healthz and /metrics") || !strings.Contains(stderr, addr) {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestLockStates: when one state of several is locked, none is held.
+func TestLockStates(t *testing.T) {
+	dir := t.TempDir()
+	a := smimesync.FileState(filepath.Join(dir, "state.exchange.json"))
+	b := smimesync.FileState(filepath.Join(dir, "state.graph.json"))
+	syncers := []namedSyncer{
+		{name: "exchange", Syncer: &smimesync.Syncer{State: a}},
+		{name: "graph", Syncer: &smimesync.Syncer{State: b}},
+		{name: "memory", Syncer: &smimesync.Syncer{}}, // nothing to lock
+	}
+	holdB, err := b.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lockStates(syncers); !errors.Is(err, smimesync.ErrLocked) || !strings.Contains(err.Error(), string(b)) {
+		t.Fatalf("lockStates with %s held: %v, want ErrLocked naming it", b, err)
+	}
+	// a was let go again.
+	ua, err := a.Lock()
+	if err != nil {
+		t.Fatalf("lockStates kept %s after failing: %v", a, err)
+	}
+	ua()
+	holdB()
+
+	unlock, err := lockStates(syncers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Lock(); !errors.Is(err, smimesync.ErrLocked) {
+		t.Errorf("%s not locked: %v", a, err)
+	}
+	unlock()
+	for _, st := range []smimesync.FileState{a, b} {
+		u, err := st.Lock()
+		if err != nil {
+			t.Errorf("%s still locked after unlock: %v", st, err)
+			continue
+		}
+		u()
+	}
+}
+
+// TestServiceReportWrites: the service writes the report after a pass
+// that changed or failed something, after a quiet pass only every
+// reportSaveEvery, and whatever is left when it stops.
+func TestServiceReportWrites(t *testing.T) {
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := t0
+	path := filepath.Join(t.TempDir(), "r.json")
+	svc := &service{reportPath: path, now: func() time.Time { return now }}
+	svc.setup()
+	onFile := func() time.Time {
+		t.Helper()
+		r, err := loadReport(path)
+		if err != nil {
+			return time.Time{}
+		}
+		return r.Sinks[0].LastPass.Finished
+	}
+	full := &smimesync.Report{Plan: smimesync.Plan{Full: true, Changes: []*smimesync.Change{change("a", smimesync.ActionAdd, "written", "userCertificate")}}}
+	quiet := &smimesync.Report{Plan: smimesync.Plan{Changes: []*smimesync.Change{}}}
+	steps := []struct {
+		name  string
+		after time.Duration
+		rep   *smimesync.Report
+		err   error
+		saved bool
+	}{
+		{"full pass", 0, full, nil, true},
+		{"quiet delta", time.Minute, quiet, nil, false},
+		{"quiet delta, 15 minutes on", 15 * time.Minute, quiet, nil, true},
+		{"failed plan", time.Minute, nil, errors.New("ldap down"), true},
+		{"quiet delta after a failure", time.Minute, quiet, nil, true},
+		{"quiet delta again", time.Minute, quiet, nil, false},
+	}
+	for _, st := range steps {
+		now = now.Add(st.after)
+		svc.recordReport("file", st.rep, st.err, now, slog.New(slog.DiscardHandler))
+		if got := onFile().Equal(now); got != st.saved {
+			t.Errorf("%s: written %v, want %v", st.name, got, st.saved)
+		}
+	}
+	svc.flushReport(slog.New(slog.DiscardHandler))
+	if !onFile().Equal(now) {
+		t.Error("flushReport did not write the last pass")
+	}
+}

@@ -1,0 +1,110 @@
+package smimesync
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+)
+
+// ErrLocked is wrapped by the error [FileState.Lock] returns when another
+// holder (another process, or another Lock in this one) has the state's
+// lock. The error is a [*LockedError] that names the lock file and, when it
+// could be read, the process holding it.
+var ErrLocked = errors.New("smimesync: state is locked by another instance")
+
+// LockedError says who holds a state's lock. It wraps [ErrLocked].
+type LockedError struct {
+	// State is the state file; Lock is its lock file.
+	State, Lock string
+	// PID is the process that recorded itself in the lock file, 0 when
+	// that could not be read.
+	PID int
+}
+
+func (e *LockedError) Error() string {
+	who := "another instance"
+	if e.PID > 0 {
+		who = "process " + strconv.Itoa(e.PID)
+	}
+	return fmt.Sprintf("smimesync: state %s is locked by %s (lock file %s); only one sync may use a state at a time", e.State, who, e.Lock)
+}
+
+// Unwrap returns ErrLocked.
+func (e *LockedError) Unwrap() error { return ErrLocked }
+
+// LockPath is the lock file of the state: the state's path with ".lock"
+// appended.
+func (f FileState) LockPath() string { return string(f) + ".lock" }
+
+// Lock takes the state's lock, so that one process at a time plans and
+// applies against it: an exclusive, non-blocking lock on the file
+// [FileState.LockPath] (flock on Unix, LockFileEx on Windows), which is
+// created with mode 0600 if needed and records the holder's process ID.
+// The operating system releases the lock when the process ends, however it
+// ends: a crash leaves no stale lock, only a stale lock file, which is
+// harmless.
+//
+// Lock does not wait: when the lock is held, by another process or by
+// another Lock in this process, it returns an error wrapping [ErrLocked]
+// (a [*LockedError]). unlock releases the lock; calling it again does
+// nothing.
+func (f FileState) Lock() (unlock func() error, err error) {
+	if f == "" {
+		return nil, errors.New("smimesync: FileState.Lock: the state has no path")
+	}
+	path := f.LockPath()
+	file, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("smimesync: opening the lock file: %w", err)
+	}
+	held, err := lockFile(file)
+	if err != nil {
+		file.Close()
+		return nil, fmt.Errorf("smimesync: locking %s: %w", path, err)
+	}
+	if held {
+		pid := readLockPID(path)
+		file.Close()
+		return nil, &LockedError{State: string(f), Lock: path, PID: pid}
+	}
+	// Record who holds the lock, for the error others get. A failure here
+	// does not weaken the lock: only the message loses the PID.
+	if err := file.Truncate(0); err == nil {
+		file.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	var (
+		mu   sync.Mutex
+		done bool
+	)
+	return func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if done {
+			return nil
+		}
+		done = true
+		// Forget the PID before letting go, so that a rival does not read
+		// a stale one.
+		file.Truncate(0)
+		if err := errors.Join(unlockFile(file), file.Close()); err != nil {
+			return fmt.Errorf("smimesync: unlocking %s: %w", path, err)
+		}
+		return nil
+	}, nil
+}
+
+// readLockPID reads the PID a lock file records; 0 when it cannot.
+func readLockPID(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(string(bytes.TrimSpace(b)))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	return pid
+}
