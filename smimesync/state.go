@@ -1,6 +1,7 @@
 package smimesync
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,6 +31,10 @@ type Snapshot struct {
 	// finished with no error.
 	LastRun  time.Time `json:"lastRun,omitzero"`
 	LastGood time.Time `json:"lastGood,omitzero"`
+	// Generation counts saves. A [Recorder]'s records carry the generation
+	// they were made in, so that records already folded into a saved
+	// snapshot are not replayed over a newer one.
+	Generation uint64 `json:"generation,omitempty"`
 }
 
 // Published is what was last written to one recipient.
@@ -58,6 +63,17 @@ type State interface {
 	Save(ctx context.Context, s *Snapshot) error
 }
 
+// A Recorder is a [State] that can also note a single write durably, as
+// soon as it is acknowledged, between two saves. Apply records every write
+// it makes when its State is a Recorder, so that a crash (a kill, a power
+// cut) in the middle of a long apply does not forget what was already
+// published: the next Load includes it. Record must be safe for concurrent
+// use; Save folds the records into the snapshot and starts afresh.
+type Recorder interface {
+	State
+	Record(ctx context.Context, id string, p Published) error
+}
+
 // ErrStateUnreadable is wrapped by State.Load when saved state exists but
 // cannot be read or decoded.
 var ErrStateUnreadable = errors.New("smimesync: saved state cannot be read")
@@ -66,44 +82,154 @@ var ErrStateUnreadable = errors.New("smimesync: saved state cannot be read")
 // a temporary file in the same directory, syncs it, renames it over the old
 // one and syncs the directory, so a crash leaves the old or the new file,
 // never a mix. The file is created with mode 0600.
+//
+// FileState is a [Recorder]: Record appends one JSON line per write to
+// "<path>.journal" and syncs it; Load replays the journal over the snapshot
+// (a torn last line, from a crash in the middle of an append, is ignored);
+// Save removes it.
 type FileState string
 
-// Load reads the snapshot. A missing file is an empty snapshot; a file that
-// cannot be read or parsed is an error wrapping ErrStateUnreadable.
+// journalPath is where Record appends.
+func (f FileState) journalPath() string { return string(f) + ".journal" }
+
+// journalLine is one record of the journal.
+type journalLine struct {
+	Generation uint64    `json:"g"`
+	ID         string    `json:"id"`
+	Published  Published `json:"p"`
+}
+
+// journalMu serialises appends to journals within the process.
+var journalMu sync.Mutex
+
+// Load reads the snapshot and replays the journal. A missing file is an
+// empty snapshot; a file that cannot be read or parsed is an error wrapping
+// ErrStateUnreadable.
 func (f FileState) Load(ctx context.Context) (*Snapshot, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	s := newSnapshot()
 	b, err := os.ReadFile(string(f))
-	if errors.Is(err, fs.ErrNotExist) {
-		return newSnapshot(), nil
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
 		return nil, fmt.Errorf("%w: %v", ErrStateUnreadable, err)
+	default:
+		if err := json.Unmarshal(b, s); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrStateUnreadable, f, err)
+		}
+		if s.Version != StateVersion {
+			return nil, fmt.Errorf("%w: %s: version %d, this program reads version %d", ErrStateUnreadable, f, s.Version, StateVersion)
+		}
+		if s.Published == nil {
+			s.Published = map[string]Published{}
+		}
 	}
-	s := new(Snapshot)
-	if err := json.Unmarshal(b, s); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrStateUnreadable, f, err)
-	}
-	if s.Version != StateVersion {
-		return nil, fmt.Errorf("%w: %s: version %d, this program reads version %d", ErrStateUnreadable, f, s.Version, StateVersion)
-	}
-	if s.Published == nil {
-		s.Published = map[string]Published{}
+	if err := f.replay(s); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
 
-// Save writes the snapshot atomically.
+// replay applies the journal's records of the snapshot's generation.
+func (f FileState) replay(s *Snapshot) error {
+	b, err := os.ReadFile(f.journalPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrStateUnreadable, err)
+	}
+	lines := bytes.Split(b, []byte("\n"))
+	for i, line := range lines {
+		if len(line) == 0 {
+			continue
+		}
+		var l journalLine
+		if err := json.Unmarshal(line, &l); err != nil {
+			if i == len(lines)-1 {
+				break // torn last append: the write it noted was not acknowledged as recorded
+			}
+			return fmt.Errorf("%w: %s line %d: %v", ErrStateUnreadable, f.journalPath(), i+1, err)
+		}
+		if l.Generation == s.Generation && l.ID != "" {
+			s.Published[l.ID] = l.Published
+		}
+	}
+	return nil
+}
+
+// Record appends one write to the journal and syncs it.
+func (f FileState) Record(ctx context.Context, id string, p Published) error {
+	return f.record(ctx, journalLine{ID: id, Published: p})
+}
+
+func (f FileState) record(ctx context.Context, l journalLine) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	journalMu.Lock()
+	defer journalMu.Unlock()
+	if l.Generation == 0 {
+		l.Generation = f.generation()
+	}
+	b, err := json.Marshal(l)
+	if err != nil {
+		return err
+	}
+	j, err := os.OpenFile(f.journalPath(), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("smimesync: recording a write: %w", err)
+	}
+	if _, err := j.Write(append(b, '\n')); err != nil {
+		j.Close()
+		return fmt.Errorf("smimesync: recording a write: %w", err)
+	}
+	if err := j.Sync(); err != nil {
+		j.Close()
+		return fmt.Errorf("smimesync: recording a write: %w", err)
+	}
+	return j.Close()
+}
+
+// generation is the saved snapshot's generation (0 when none).
+func (f FileState) generation() uint64 {
+	b, err := os.ReadFile(string(f))
+	if err != nil {
+		return 0
+	}
+	var g struct {
+		Generation uint64 `json:"generation"`
+	}
+	json.Unmarshal(b, &g)
+	return g.Generation
+}
+
+// Save writes the snapshot atomically, as the next generation, and then
+// removes the journal it folds in.
 func (f FileState) Save(ctx context.Context, s *Snapshot) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(s, "", " ")
+	journalMu.Lock()
+	defer journalMu.Unlock()
+	next := *s
+	next.Generation = s.Generation + 1
+	b, err := json.MarshalIndent(&next, "", " ")
 	if err != nil {
 		return fmt.Errorf("smimesync: encoding state: %w", err)
 	}
-	return WriteFileAtomic(string(f), b, 0o600)
+	if err := WriteFileAtomic(string(f), b, 0o600); err != nil {
+		return err
+	}
+	s.Generation = next.Generation
+	// Records of the old generation are in the snapshot now; a journal
+	// left behind by a crash here is ignored by Load (wrong generation).
+	if err := os.Remove(f.journalPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("smimesync: removing %s: %w", f.journalPath(), err)
+	}
+	return nil
 }
 
 // WriteFileAtomic writes data to path through a temporary file in the same

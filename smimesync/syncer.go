@@ -598,6 +598,10 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 	st := plan.state
 	now := s.now()
 
+	recorder, _ := s.state().(Recorder)
+	var recordErr error
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	var (
 		mu       sync.Mutex
 		failed   int
@@ -639,16 +643,31 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 		wg.Go(func() {
 			defer func() { <-sem }()
 			err := s.Sink.Write(ctx, c.Recipient, c.desired)
+			var rerr error
+			pub := published(c, s.now())
+			if err == nil && recorder != nil {
+				// Durably, before anything else: a crash from here on
+				// must not forget this write.
+				rerr = recorder.Record(context.WithoutCancel(ctx), c.ID, pub)
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			attempts++
 			if s.Progress != nil {
 				s.Progress(Progress{Stage: "apply", Done: attempts, Total: total})
 			}
+			if rerr != nil && recordErr == nil {
+				// Stop starting writes: each one more without a durable
+				// record could be repeated after a crash.
+				recordErr = rerr
+				stop()
+				rep.Errors = append(rep.Errors, "recording writes: "+rerr.Error())
+				log.Error("cannot record writes; stopping the apply", "err", rerr)
+			}
 			switch {
 			case err == nil:
 				c.Outcome = "written"
-				st.Published[c.ID] = published(c, s.now())
+				st.Published[c.ID] = pub
 				log.Info("written", "user", c.User, "recipient", recipientName(c.Recipient), "action", c.Action,
 					"certificates", c.desired.Len())
 			case errors.Is(err, cloud.ErrNotWritable):
@@ -664,6 +683,9 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 	}
 	wg.Wait()
 	cancelled := ctx.Err()
+	if recordErr != nil {
+		cancelled = recordErr
+	}
 	if cancelled != nil {
 		for _, c := range rep.Changes {
 			if c.Writes() && c.Outcome == "" {

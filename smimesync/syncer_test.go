@@ -500,3 +500,106 @@ func TestFileState(t *testing.T) {
 		}
 	}
 }
+
+func TestFileStateJournal(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.json")
+	st := smimesync.FileState(path)
+	var _ smimesync.Recorder = st
+	fp := func(s string) []smimesync.Fingerprint { return []smimesync.Fingerprint{sha256.Sum256([]byte(s))} }
+
+	// Records before any save replay over an empty snapshot.
+	if err := st.Record(ctx, "a", smimesync.Published{Recipient: "ra", UserCertificate: fp("a1")}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := st.Load(ctx)
+	if err != nil || snap.Published["a"].Recipient != "ra" {
+		t.Fatalf("after a record: %+v, %v", snap, err)
+	}
+	// Save folds them in and removes the journal.
+	if err := st.Save(ctx, snap); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path + ".journal"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("journal left after Save: %v", err)
+	}
+	// A record of the new generation overrides the snapshot...
+	if err := st.Record(ctx, "a", smimesync.Published{Recipient: "ra", UserCertificate: fp("a2")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Record(ctx, "b", smimesync.Published{Recipient: "rb"}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err = st.Load(ctx)
+	if err != nil || snap.Published["a"].UserCertificate[0] != fp("a2")[0] || snap.Published["b"].Recipient != "rb" {
+		t.Fatalf("replay: %+v, %v", snap.Published, err)
+	}
+	// ...and a torn last line (a crash mid-append) is ignored.
+	j, err := os.OpenFile(path+".journal", os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.WriteString(`{"g":1,"id":"c","p":{"recipi`)
+	j.Close()
+	snap, err = st.Load(ctx)
+	if err != nil || len(snap.Published) != 2 {
+		t.Fatalf("torn last line: %+v, %v", snap.Published, err)
+	}
+	// A journal left by a crash between Save's rename and its removal
+	// belongs to the old generation and is not replayed over the new one.
+	journal, _ := os.ReadFile(path + ".journal")
+	delete(snap.Published, "b") // b's entry was deleted from the directory
+	if err := st.Save(ctx, snap); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".journal", journal, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	snap, err = st.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := snap.Published["b"]; ok {
+		t.Error("an old generation's record was replayed over a newer snapshot")
+	}
+	// A damaged line in the middle is an error, not a silent gap.
+	if err := os.WriteFile(path+".journal", []byte("{not json}\n{\"g\":2,\"id\":\"x\",\"p\":{}}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Load(ctx); !errors.Is(err, smimesync.ErrStateUnreadable) {
+		t.Errorf("damaged journal: Load = %v, want ErrStateUnreadable", err)
+	}
+}
+
+// crashState is a FileState whose Save never happens: the process "dies"
+// after the writes, before the apply's end.
+type crashState struct{ smimesync.FileState }
+
+func (c crashState) Save(ctx context.Context, s *smimesync.Snapshot) error {
+	return errors.New("killed before saving")
+}
+
+func TestSyncerRecordsWritesBeforeSaving(t *testing.T) {
+	ca := newTestCA(t, "CA")
+	var entries []*directory.Entry
+	for i := range 5 {
+		name := "user" + string(rune('a'+i))
+		entries = append(entries, user(i, name, ca.issue(t, leaf{email: name + "@example.com"})))
+	}
+	src := writeLDIF(t, entries...)
+	sink := cloudtest.NewMemorySink()
+	sink.SetUnreadable(true) // like Exchange: only the state knows what was published
+	path := smimesync.FileState(filepath.Join(t.TempDir(), "state.json"))
+	crashed := newSyncer(src, sink, crashState{path})
+	if _, err := crashed.Run(context.Background()); err == nil {
+		t.Fatal("Run succeeded although the state could not be saved")
+	}
+	// The next process: every write is known, nothing is written twice.
+	rep, err := newSyncer(src, sink, path).Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Summary.Unchanged != 5 || rep.Summary.Written != 0 {
+		t.Errorf("after the crash: %d unchanged, %d written; want 5 and 0", rep.Summary.Unchanged, rep.Summary.Written)
+	}
+}
