@@ -44,7 +44,7 @@ func usagef(format string, args ...any) error {
 }
 
 const usage = `usage:
-  smimesync demo [--json]
+  smimesync demo [--dir DIR] [--json]
   smimesync inspect [--json] FILE...
   smimesync plan --config FILE [--json]
   smimesync sync --config FILE [--dry-run] [--force] [--json]
