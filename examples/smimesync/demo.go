@@ -109,6 +109,10 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err := cmdSync(ctx, planArgs, stdout, stderr); err != nil {
 			return err
 		}
+		fmt.Fprintf(stdout, "\n$ smimesync report --config %s\n\n", config)
+		if err := cmdReport(ctx, planArgs, stdout, stderr); err != nil {
+			return err
+		}
 		if keep {
 			fmt.Fprintf(stdout, "\nThe files are in %s.\n", *dir)
 		}
