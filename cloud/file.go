@@ -82,7 +82,10 @@ func PrimaryAddress(e *directory.Entry) string {
 // fields included) is an error wrapping [ErrBadFile] and is never
 // overwritten. Write replaces the file atomically (a temporary file in the
 // same directory, written, synced, renamed over the old one, and the
-// directory synced), with mode 0600. A FileSink is safe for concurrent use
+// directory synced), with mode 0600. Reads are served from memory while the
+// file is unchanged on disk, but every write rewrites the whole file: the
+// sink suits trials, the demo and dry runs, not tens of thousands of
+// writes. A FileSink is safe for concurrent use
 // within one process; two processes writing one file at once may lose each
 // other's changes. A FileSink must not be copied after first use.
 //
@@ -96,9 +99,19 @@ type FileSink struct {
 	Now func() time.Time
 
 	mu sync.Mutex
+	// cache is the document as last read or written, valid while the
+	// file's size and modification time are cacheMod.
+	cache    *fileDoc
+	cacheMod fileStamp
 	// failAt, when set (by tests), is called before each step of saving
 	// the file; an error makes that step fail.
 	failAt func(step string) error
+}
+
+// fileStamp identifies a version of the file.
+type fileStamp struct {
+	size int64
+	mod  time.Time
 }
 
 // FileRecipient is what a [FileSink]'s file says about one recipient.
@@ -136,6 +149,8 @@ func (s *FileSink) Find(ctx context.Context, entry *directory.Entry) (*Recipient
 	if addr == "" {
 		return nil, fmt.Errorf("cloud: %s has no mail or SMTP proxy address: %w", entry.DN, ErrNotFound)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	doc, err := s.load(ctx)
 	if err != nil {
 		return nil, err
@@ -154,6 +169,8 @@ func (s *FileSink) Current(ctx context.Context, r *Recipient) (Certificates, err
 	if err != nil {
 		return Certificates{}, err
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	doc, err := s.load(ctx)
 	if err != nil {
 		return Certificates{}, err
@@ -196,15 +213,22 @@ func (s *FileSink) Write(ctx context.Context, r *Recipient, c Certificates) erro
 	if s.Now != nil {
 		now = s.Now
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	prev, had := doc.Recipients[key]
 	doc.Recipients[key] = &FileRecipient{
 		Updated:              now().UTC().Truncate(time.Second),
 		UserCertificate:      uc,
 		UserSMIMECertificate: sc,
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	if err := s.save(doc); err != nil {
+		// The file is as it was: so must the cached document be.
+		if had {
+			doc.Recipients[key] = prev
+		} else {
+			delete(doc.Recipients, key)
+		}
 		return fmt.Errorf("cloud: writing %s for %s: %w", s.Path, key, err)
 	}
 	s.logger().DebugContext(ctx, "file sink: recipient written", "recipient", key,
@@ -214,6 +238,8 @@ func (s *FileSink) Write(ctx context.Context, r *Recipient, c Certificates) erro
 
 // Recipients returns every recipient in the file, keyed by address.
 func (s *FileSink) Recipients(ctx context.Context) (map[string]FileRecipient, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	doc, err := s.load(ctx)
 	if err != nil {
 		return nil, err
@@ -236,7 +262,9 @@ func recipientKey(r *Recipient) (string, error) {
 	return key, nil
 }
 
-// load reads the file. A missing file is an empty document.
+// load returns the document: the cached one while the file has not
+// changed on disk, else the file read anew. A missing file is an empty
+// document. The caller holds s.mu.
 func (s *FileSink) load(ctx context.Context) (*fileDoc, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -244,6 +272,32 @@ func (s *FileSink) load(ctx context.Context) (*fileDoc, error) {
 	if s.Path == "" {
 		return nil, errors.New("cloud: FileSink has no Path")
 	}
+	stamp, exists := s.stamp()
+	if s.cache != nil && exists && stamp == s.cacheMod {
+		return s.cache, nil
+	}
+	doc, err := s.read()
+	if err != nil {
+		return nil, err
+	}
+	s.cache, s.cacheMod = doc, stamp
+	if !exists {
+		s.cache = nil // nothing to compare with: read again next time
+	}
+	return doc, nil
+}
+
+// stamp returns the file's size and modification time.
+func (s *FileSink) stamp() (fileStamp, bool) {
+	fi, err := os.Stat(s.Path)
+	if err != nil {
+		return fileStamp{}, false
+	}
+	return fileStamp{size: fi.Size(), mod: fi.ModTime()}, true
+}
+
+// read parses the file.
+func (s *FileSink) read() (*fileDoc, error) {
 	doc := &fileDoc{Recipients: map[string]*FileRecipient{}}
 	b, err := os.ReadFile(s.Path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -331,13 +385,17 @@ func (s *FileSink) save(doc *fileDoc) error {
 		return err
 	}
 	done = true
-	// The rename is durable once the directory is synced.
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
+	if stamp, ok := s.stamp(); ok {
+		s.cache, s.cacheMod = doc, stamp
 	}
-	defer d.Close()
-	return d.Sync()
+	// The rename is durable once the directory is synced. Best effort:
+	// some systems (Windows) cannot sync a directory, and the file is
+	// written either way.
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
 }
 
 func sortedValues(v [][]byte) [][]byte {

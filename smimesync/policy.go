@@ -42,9 +42,12 @@ type Policy struct {
 	Intermediates *x509.CertPool
 
 	// ManagedCAs are the CAs whose certificates the organisation issues.
-	// When it is empty every issuer counts as managed. Certificates of
-	// other issuers are exempt from chain validation and kept (they may be
-	// national ID cards or a partner's CA), unless DropUnmanaged is set.
+	// When it is empty every issuer counts as managed. A certificate is
+	// managed when its issuer name equals one of these CAs' subject names:
+	// by name, so that a CA renewed with a new key stays managed (chain
+	// validation, when Roots is set, checks the signatures). Certificates
+	// of other issuers are exempt from chain validation and kept (they may
+	// be national ID cards or a partner's CA), unless DropUnmanaged is set.
 	ManagedCAs []*x509.Certificate
 	// DropUnmanaged drops certificates whose issuer is not in ManagedCAs,
 	// with ReasonIssuerNotManaged.
@@ -361,7 +364,7 @@ func (p *Policy) managed(c *Certificate) bool {
 		return true
 	}
 	for _, ca := range p.ManagedCAs {
-		if isIssuer(ca, c.X509) {
+		if bytes.Equal(ca.RawSubject, c.X509.RawIssuer) {
 			return true
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/smimesync/go-smimesync/directory"
 )
 
 // StateVersion is the version of the [Snapshot] layout this package writes.
@@ -31,6 +33,12 @@ type Snapshot struct {
 	// finished with no error.
 	LastRun  time.Time `json:"lastRun,omitzero"`
 	LastGood time.Time `json:"lastGood,omitzero"`
+	// Pending holds, by entry, the directory entries an earlier pass
+	// skipped because they had no recipient yet, conflicted with another
+	// entry, or could not be looked up. Every delta pass plans them again
+	// (a delta would not bring them back), until they are published or a
+	// full pass no longer sees them. At most MaxPending.
+	Pending map[string]*directory.Entry `json:"pending,omitempty"`
 	// Generation counts saves. A [Recorder]'s records carry the generation
 	// they were made in, so that records already folded into a saved
 	// snapshot are not replayed over a newer one.
@@ -99,8 +107,13 @@ type journalLine struct {
 	Published  Published `json:"p"`
 }
 
-// journalMu serialises appends to journals within the process.
+// journalMu serialises appends to journals within the process, and
+// guards generations.
 var journalMu sync.Mutex
+
+// generations remembers, per state file, the generation Load or Save last
+// saw, so that Record need not read the snapshot for it.
+var generations = map[string]uint64{}
 
 // Load reads the snapshot and replays the journal. A missing file is an
 // empty snapshot; a file that cannot be read or parsed is an error wrapping
@@ -129,6 +142,9 @@ func (f FileState) Load(ctx context.Context) (*Snapshot, error) {
 	if err := f.replay(s); err != nil {
 		return nil, err
 	}
+	journalMu.Lock()
+	generations[string(f)] = s.Generation
+	journalMu.Unlock()
 	return s, nil
 }
 
@@ -178,8 +194,12 @@ func (f FileState) record(ctx context.Context, l journalLine) error {
 	if err != nil {
 		return err
 	}
-	j, err := os.OpenFile(f.journalPath(), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	j, err := os.OpenFile(f.journalPath(), os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
+		return fmt.Errorf("smimesync: recording a write: %w", err)
+	}
+	if err := mendTornTail(j); err != nil {
+		j.Close()
 		return fmt.Errorf("smimesync: recording a write: %w", err)
 	}
 	if _, err := j.Write(append(b, '\n')); err != nil {
@@ -193,8 +213,43 @@ func (f FileState) record(ctx context.Context, l journalLine) error {
 	return j.Close()
 }
 
-// generation is the saved snapshot's generation (0 when none).
+// mendTornTail makes the journal end with a whole line before an append.
+// An append that failed part way (a full disk: the write was short) leaves
+// a line without its newline; Load ignores it while it is the last line,
+// but the next record would be glued to it and the pair read back as a
+// damaged line in the middle: an unreadable state, and a lost record. A
+// tail that is a whole record (only the newline is missing) gets its
+// newline; anything else is cut off.
+func mendTornTail(j *os.File) error {
+	fi, err := j.Stat()
+	if err != nil || fi.Size() == 0 {
+		return err
+	}
+	last := make([]byte, 1)
+	if _, err := j.ReadAt(last, fi.Size()-1); err != nil {
+		return err
+	}
+	if last[0] == '\n' {
+		return nil
+	}
+	b := make([]byte, fi.Size())
+	if _, err := j.ReadAt(b, 0); err != nil {
+		return err
+	}
+	start := bytes.LastIndexByte(b, '\n') + 1
+	if json.Valid(b[start:]) {
+		_, err := j.Write([]byte{'\n'})
+		return err
+	}
+	return j.Truncate(int64(start))
+}
+
+// generation is the saved snapshot's generation (0 when none). The caller
+// holds journalMu.
 func (f FileState) generation() uint64 {
+	if g, ok := generations[string(f)]; ok {
+		return g
+	}
 	b, err := os.ReadFile(string(f))
 	if err != nil {
 		return 0
@@ -224,11 +279,12 @@ func (f FileState) Save(ctx context.Context, s *Snapshot) error {
 		return err
 	}
 	s.Generation = next.Generation
-	// Records of the old generation are in the snapshot now; a journal
-	// left behind by a crash here is ignored by Load (wrong generation).
-	if err := os.Remove(f.journalPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("smimesync: removing %s: %w", f.journalPath(), err)
-	}
+	generations[string(f)] = next.Generation
+	// Records of the old generation are in the snapshot now. A journal
+	// that cannot be removed (or is left by a crash right here) is
+	// harmless: Load ignores records of another generation, and the next
+	// Record appends after them.
+	os.Remove(f.journalPath())
 	return nil
 }
 
@@ -294,15 +350,18 @@ func (m *MemoryState) Load(ctx context.Context) (*Snapshot, error) {
 	return s, nil
 }
 
-// Save stores a copy of s.
+// Save stores a copy of s, as the next generation.
 func (m *MemoryState) Save(ctx context.Context, s *Snapshot) error {
-	b, err := json.Marshal(s)
+	next := *s
+	next.Generation++
+	b, err := json.Marshal(&next)
 	if err != nil {
 		return err
 	}
 	m.mu.Lock()
 	m.b = b
 	m.mu.Unlock()
+	s.Generation = next.Generation
 	return nil
 }
 

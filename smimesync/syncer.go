@@ -2,6 +2,7 @@ package smimesync
 
 import (
 	"cmp"
+	"maps"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -105,6 +106,9 @@ type Change struct {
 	Outcome string `json:"outcome,omitempty"`
 	// Error carries a lookup or write error's text.
 	Error string `json:"error,omitempty"`
+	// Retried is true when the entry did not come from this read of the
+	// directory but from the state: an earlier pass skipped it.
+	Retried bool `json:"retried,omitempty"`
 
 	desired cloud.Certificates
 	prune   map[string][][]byte
@@ -124,15 +128,26 @@ type Summary struct {
 	Remove    int `json:"remove"`
 	Unchanged int `json:"unchanged"`
 	Skip      int `json:"skip"`
-	// Losing counts recipients that would lose at least one certificate
-	// they carry now: what the guard limits.
+	// Losing counts recipients that would lose, or may lose, at least one
+	// certificate they carry now: a write that takes a certificate away,
+	// and a write over a set the sink cannot read back and the state does
+	// not know (Overwriting). The guard limits it.
 	Losing int `json:"losing"`
+	// Overwriting counts the writes over an unknown set (part of Losing).
+	Overwriting int `json:"overwriting"`
+	// Pruning counts entries whose values would be removed from the
+	// directory by the write-back; the guard limits it too.
+	Pruning int `json:"pruning"`
+	// Retried counts entries planned again from the state because an
+	// earlier pass skipped them (no recipient yet, a conflict, an error).
+	Retried int `json:"retried"`
 	// KeptValues and DroppedValues count attribute values; Dropped
 	// breaks the drops down by reason.
 	KeptValues    int            `json:"keptValues"`
 	DroppedValues int            `json:"droppedValues"`
 	Dropped       map[Reason]int `json:"dropped,omitempty"`
-	// Written, Failed and NotWritable are filled in by Apply.
+	// Written, Failed and NotWritable are filled in by Apply. Failed
+	// counts failed writes and failed lookups.
 	Written     int `json:"written"`
 	Failed      int `json:"failed"`
 	NotWritable int `json:"notWritable"`
@@ -168,32 +183,55 @@ type Report struct {
 	// Errors lists every error of the run, each naming its recipient.
 	Errors []string `json:"errors,omitempty"`
 	// CookieAdvanced is true when the source's delta cookie was saved:
-	// every change was applied.
+	// every write and lookup succeeded. Entries skipped for want of a
+	// recipient, or for a conflict, do not hold the cookie back: the state
+	// keeps them and every later pass plans them again until they are
+	// published or leave the directory.
 	CookieAdvanced bool `json:"cookieAdvanced"`
+	// StateSaved is true when Apply saved the state (it does unless the
+	// guard stopped it or the save itself failed).
+	StateSaved bool `json:"stateSaved"`
 }
 
 // GuardError is returned by Apply when a plan would take certificates from
 // more recipients than the guard allows. It wraps [ErrGuardTripped].
 type GuardError struct {
-	Losing, Max int
+	// Losing recipients would (or may) lose certificates; Pruning entries
+	// would have values removed from the directory; Max is the limit for
+	// each.
+	Losing, Pruning, Max int
 }
 
 func (e *GuardError) Error() string {
-	return fmt.Sprintf("smimesync: %d recipients would lose certificates, more than the guard's %d; nothing was written (review the plan, then force it or raise the limit)", e.Losing, e.Max)
+	what := fmt.Sprintf("%d recipients would lose certificates", e.Losing)
+	if e.Pruning > e.Max {
+		what = fmt.Sprintf("%d directory entries would have values removed", e.Pruning)
+	}
+	return fmt.Sprintf("smimesync: %s, more than the guard's %d; nothing was written (review the plan, then force it or raise the limit)", what, e.Max)
 }
 
 // Unwrap returns ErrGuardTripped.
 func (e *GuardError) Unwrap() error { return ErrGuardTripped }
 
+// ErrStalePlan is wrapped by the error Apply returns for a plan made before
+// the state was last saved.
+var ErrStalePlan = errors.New("smimesync: plan is older than the saved state")
+
+// MaxPending bounds how many skipped entries the state keeps to plan again
+// (see Report.CookieAdvanced); beyond it they wait for the next full pass.
+const MaxPending = 10000
+
 // ErrGuardTripped is wrapped by the error Apply returns when the
 // mass-change guard stops a run.
 var ErrGuardTripped = errors.New("smimesync: mass-change guard tripped")
 
-// Guard limits how many recipients one run may take certificates from.
+// Guard limits how many recipients one run may take certificates from, and
+// how many directory entries the write-back may change.
 type Guard struct {
-	// MaxRemovals is the most recipients that may lose a certificate in
-	// one run; 0 means DefaultMaxRemovals; a negative value turns the
-	// guard off.
+	// MaxRemovals is the most recipients that may lose (or may lose: see
+	// Summary.Losing) a certificate in one run, and the most entries the
+	// write-back may prune; 0 means DefaultMaxRemovals; a negative value
+	// turns the guard off.
 	MaxRemovals int
 }
 
@@ -206,12 +244,30 @@ func (g Guard) max() int {
 
 // Prune configures the optional write-back to the directory (see
 // [directory.Pruner]). It is off unless Reasons is set and the source
-// implements directory.Pruner.
+// implements directory.Pruner. Only values that are useless whatever the
+// configuration may be pruned: see [PrunableReasons].
 type Prune struct {
 	// Reasons lists the drop reasons whose values are removed from the
-	// directory, for example ReasonExpired and ReasonOverLimit.
+	// directory, for example ReasonExpired and ReasonOverLimit. Apply
+	// refuses a reason not in PrunableReasons.
 	Reasons []Reason
 }
+
+// PrunableReasons are the drop reasons the write-back may act on: the
+// value is useless in itself (expired, revoked, damaged, the wrong kind of
+// CMS object, or beyond the limit). The other reasons depend on settings
+// or on other attributes (the user's addresses, the configured roots and
+// CAs) or keep data that serves other purposes (a TLS or smart-card
+// certificate, Outlook's security settings, a certificate that becomes
+// valid next month): a mistake there would delete good data from the
+// directory, so they are never pruned.
+func PrunableReasons() []Reason {
+	return []Reason{ReasonExpired, ReasonRevoked, ReasonOverLimit, ReasonUnparseable, ReasonWrongContentType, ReasonNoCertificates}
+}
+
+// ErrUnsafePrune is returned by Plan when Prune names a reason outside
+// PrunableReasons.
+var ErrUnsafePrune = errors.New("smimesync: prune reason is not safe to act on")
 
 // Progress says how far a Plan or an Apply has come.
 type Progress struct {
@@ -256,7 +312,7 @@ type Syncer struct {
 	Progress func(Progress)
 
 	memState MemoryState
-	mu       sync.Mutex // serialises Plan/Apply state access
+	mu       sync.Mutex // serialises Apply
 }
 
 func (s *Syncer) logger() *slog.Logger {
@@ -314,6 +370,11 @@ func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
 	if s.Source == nil || s.Sink == nil {
 		return nil, errors.New("smimesync: Syncer needs a Source and a Sink")
 	}
+	for _, r := range s.Prune.Reasons {
+		if !slices.Contains(PrunableReasons(), r) {
+			return nil, fmt.Errorf("%w: %q (prunable: %v)", ErrUnsafePrune, r, PrunableReasons())
+		}
+	}
 	log := s.logger()
 	plan := &Plan{Started: s.now()}
 	st, err := s.state().Load(ctx)
@@ -322,6 +383,63 @@ func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
 	}
 	plan.state = st
 
+	cookie := st.Cookie
+	if full {
+		cookie = nil
+	}
+	changes, res, err := s.read(ctx, st, cookie)
+	if errors.Is(err, directory.ErrStaleCookie) && cookie != nil {
+		log.Warn("the source refused its delta cookie; reading everything", "err", err)
+		cookie = nil
+		changes, res, err = s.read(ctx, st, nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	plan.cookie = res.Cookie
+	plan.Full = res.Full || cookie == nil
+
+	if !plan.Full {
+		// Entries an earlier pass skipped (no recipient yet, a conflict, a
+		// failed lookup) are planned again until they are published: a
+		// delta will not bring them back by itself.
+		seen := make(map[string]bool, len(changes))
+		for _, c := range changes {
+			seen[stateKey(c.Source, c.ID)] = true
+		}
+		pol := s.policy()
+		for _, k := range slices.Sorted(maps.Keys(st.Pending)) {
+			if e := st.Pending[k]; !seen[k] && e != nil {
+				c := s.planEntry(ctx, pol, st, e)
+				c.Retried = true
+				changes = append(changes, c)
+			}
+		}
+	}
+
+	slices.SortFunc(changes, func(a, b *Change) int {
+		return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.Source, b.Source))
+	})
+	markConflicts(changes, st, plan.Full)
+	for _, c := range changes {
+		// Keep the entry only where Apply needs it: to prune, or to plan
+		// it again later.
+		if c.prune == nil && !c.pending() {
+			c.entry = nil
+		}
+	}
+	plan.Changes = changes
+	plan.Summary = summarize(changes)
+	plan.Finished = s.now()
+	log.Info("plan", "entries", plan.Summary.Entries, "add", plan.Summary.Add, "replace", plan.Summary.Replace,
+		"remove", plan.Summary.Remove, "unchanged", plan.Summary.Unchanged, "skip", plan.Summary.Skip,
+		"retried", plan.Summary.Retried, "full", plan.Full, "duration", plan.Finished.Sub(plan.Started))
+	return plan, nil
+}
+
+// read streams the source through the policy and the sink's lookups, with
+// Concurrency workers.
+func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte) ([]*Change, directory.Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	entries := make(chan *directory.Entry)
@@ -344,11 +462,7 @@ func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
 			}
 		})
 	}
-	cookie := st.Cookie
-	if full {
-		cookie = nil
-	}
-	res, rerr := s.Source.Read(ctx, directory.Pass{Cookie: cookie}, func(e *directory.Entry) error {
+	res, err := s.Source.Read(ctx, directory.Pass{Cookie: cookie}, func(e *directory.Entry) error {
 		select {
 		case entries <- e:
 			return nil
@@ -358,26 +472,13 @@ func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
 	})
 	close(entries)
 	wg.Wait()
-	if rerr != nil {
-		return nil, fmt.Errorf("smimesync: reading the directory: %w", rerr)
+	if err != nil {
+		return nil, res, fmt.Errorf("smimesync: reading the directory: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, res, err
 	}
-	plan.cookie = res.Cookie
-	plan.Full = res.Full || cookie == nil
-
-	slices.SortFunc(changes, func(a, b *Change) int {
-		return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.Source, b.Source))
-	})
-	markConflicts(changes, st)
-	plan.Changes = changes
-	plan.Summary = summarize(changes)
-	plan.Finished = s.now()
-	log.Info("plan", "entries", plan.Summary.Entries, "add", plan.Summary.Add, "replace", plan.Summary.Replace,
-		"remove", plan.Summary.Remove, "unchanged", plan.Summary.Unchanged, "skip", plan.Summary.Skip,
-		"full", plan.Full, "duration", plan.Finished.Sub(plan.Started))
-	return plan, nil
+	return changes, res, nil
 }
 
 // planEntry evaluates one entry and compares it with its recipient.
@@ -408,8 +509,14 @@ func (s *Syncer) planEntry(ctx context.Context, pol *Policy, st *Snapshot, e *di
 		log.Debug("drop", "user", c.User, "attribute", d.Attribute, "sha256", d.SHA256.String(), "reasons", d.Reasons)
 	}
 	c.desired = v.Kept()
+	c.entry = e
 	if c.prune != nil {
-		c.entry = e
+		// Never prune a value the policy keeps (the same bytes may stand
+		// twice).
+		kept := fingerprints(c.desired)
+		for attr, vals := range c.prune {
+			c.prune[attr] = slices.DeleteFunc(vals, func(v []byte) bool { _, ok := kept[sha256.Sum256(v)]; return ok })
+		}
 	}
 
 	r, err := s.Sink.Find(ctx, e)
@@ -435,7 +542,7 @@ func (s *Syncer) planEntry(ctx context.Context, pol *Policy, st *Snapshot, e *di
 		c.CurrentFrom = "sink"
 		have = fingerprints(cur)
 	case errors.Is(err, cloud.ErrUnreadable):
-		if p, ok := st.Published[e.ID]; ok && p.Recipient == r.ID {
+		if p, ok := st.Published[stateKey(e.Source, e.ID)]; ok && p.Recipient == r.ID {
 			c.CurrentFrom = "state"
 			have = map[Fingerprint]string{}
 			for _, f := range p.UserCertificate {
@@ -475,6 +582,28 @@ func (s *Syncer) planEntry(ctx context.Context, pol *Policy, st *Snapshot, e *di
 	return c
 }
 
+// pending reports whether a skipped change is to be planned again by later
+// passes.
+func (c *Change) pending() bool {
+	if c.Action != ActionSkip || c.entry == nil {
+		return false
+	}
+	switch c.Reason {
+	case SkipNoRecipient, SkipConflict, SkipError:
+		return true
+	}
+	return false
+}
+
+// stateKey is the key of an entry in the state: its ID, qualified by its
+// source's name when there are several sources.
+func stateKey(source, id string) string {
+	if source == "" {
+		return id
+	}
+	return source + "\x00" + id
+}
+
 func (s *Syncer) pruneReason(rs []Reason) bool {
 	for _, r := range rs {
 		if slices.Contains(s.Prune.Reasons, r) {
@@ -485,22 +614,23 @@ func (s *Syncer) pruneReason(rs []Reason) bool {
 }
 
 // markConflicts skips every change whose recipient is also the recipient
-// of another entry, in this plan or, from an earlier run, in the state.
-func markConflicts(changes []*Change, st *Snapshot) {
+// of another entry: in this plan or, when the plan is a delta, an entry of
+// an earlier run (in the state) that this read did not include.
+func markConflicts(changes []*Change, st *Snapshot, full bool) {
 	inPlan := make(map[string]bool, len(changes))
 	owners := map[string][]*Change{}
 	for _, c := range changes {
-		inPlan[c.ID] = true
+		inPlan[stateKey(c.Source, c.ID)] = true
 		if c.Recipient != nil {
 			owners[c.Recipient.ID] = append(owners[c.Recipient.ID], c)
 		}
 	}
-	// An entry outside this plan that was last published to the same
-	// recipient still owns it.
 	earlier := map[string]string{}
-	for id, p := range st.Published {
-		if !inPlan[id] {
-			earlier[p.Recipient] = id
+	if !full {
+		for k, p := range st.Published {
+			if !inPlan[k] {
+				earlier[p.Recipient] = strings.ReplaceAll(k, "\x00", ":")
+			}
 		}
 	}
 	for rid, cs := range owners {
@@ -542,8 +672,18 @@ func summarize(changes []*Change) Summary {
 		case ActionSkip:
 			s.Skip++
 		}
-		if c.Writes() && len(c.Removes) > 0 {
+		switch {
+		case c.Writes() && c.CurrentFrom == "unknown":
 			s.Losing++
+			s.Overwriting++
+		case c.Writes() && len(c.Removes) > 0:
+			s.Losing++
+		}
+		if len(c.prune[cloud.AttrUserCertificate])+len(c.prune[cloud.AttrUserSMIMECertificate]) > 0 {
+			s.Pruning++
+		}
+		if c.Retried {
+			s.Retried++
 		}
 		s.KeptValues += len(c.Keep)
 		s.DroppedValues += len(c.Drop)
@@ -588,15 +728,25 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 	}
 	log := s.logger()
 	rep := &Report{Plan: *plan}
-	if max := s.Guard.max(); max >= 0 && plan.Summary.Losing > max && !plan.Force {
-		err := &GuardError{Losing: plan.Summary.Losing, Max: max}
+	if max := s.Guard.max(); max >= 0 && (plan.Summary.Losing > max || plan.Summary.Pruning > max) && !plan.Force {
+		err := &GuardError{Losing: plan.Summary.Losing, Pruning: plan.Summary.Pruning, Max: max}
 		rep.Errors = append(rep.Errors, err.Error())
-		log.Warn("guard tripped", "losing", err.Losing, "max", err.Max)
+		log.Warn("guard tripped", "losing", err.Losing, "pruning", err.Pruning, "max", err.Max)
 		return rep, err
+	}
+	// A plan made before another Apply saved the state would write from
+	// stale knowledge and move the cookie back.
+	if cur, err := s.state().Load(ctx); err != nil {
+		return nil, err
+	} else if cur.Generation != plan.state.Generation {
+		return nil, fmt.Errorf("%w: the state was saved again after this plan was made (generation %d, plan %d); plan again", ErrStalePlan, cur.Generation, plan.state.Generation)
 	}
 	plan.applied = true
 	st := plan.state
 	now := s.now()
+	if st.Pending == nil {
+		st.Pending = map[string]*directory.Entry{}
+	}
 
 	recorder, _ := s.state().(Recorder)
 	var recordErr error
@@ -611,26 +761,33 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 		attempts int
 	)
 	for _, c := range rep.Changes {
+		key := stateKey(c.Source, c.ID)
+		mu.Lock()
+		if c.pending() {
+			if len(st.Pending) < MaxPending || st.Pending[key] != nil {
+				st.Pending[key] = c.entry
+			} else {
+				log.Warn("too many entries waiting for a recipient; this one waits for the next full pass", "user", c.User, "max", MaxPending)
+			}
+		} else {
+			delete(st.Pending, key)
+		}
 		switch {
-		case c.Action == ActionSkip && c.Reason == SkipDeleted:
-			mu.Lock()
-			delete(st.Published, c.ID)
-			mu.Unlock()
-			continue
-		case !c.Writes():
-			if c.Action == ActionUnchanged {
-				mu.Lock()
-				if _, ok := st.Published[c.ID]; !ok || c.CurrentFrom == "sink" {
-					st.Published[c.ID] = published(c, now)
-				}
-				mu.Unlock()
+		case c.Action == ActionSkip && (c.Reason == SkipDeleted || c.Reason == SkipNoRecipient):
+			// Gone, or no longer has a recipient: what was published
+			// for it no longer holds a recipient.
+			delete(st.Published, key)
+		case c.Action == ActionUnchanged:
+			if _, ok := st.Published[key]; !ok || c.CurrentFrom == "sink" {
+				st.Published[key] = published(c, now)
 			}
-			if c.Action == ActionSkip && c.Reason == SkipError {
-				mu.Lock()
-				failed++
-				rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %s", c.User, c.Error))
-				mu.Unlock()
-			}
+		case c.Action == ActionSkip && c.Reason == SkipError:
+			failed++
+			c.Outcome = "failed"
+			rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %s", c.User, c.Error))
+		}
+		mu.Unlock()
+		if !c.Writes() {
 			continue
 		}
 		select {
@@ -648,7 +805,7 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 			if err == nil && recorder != nil {
 				// Durably, before anything else: a crash from here on
 				// must not forget this write.
-				rerr = recorder.Record(context.WithoutCancel(ctx), c.ID, pub)
+				rerr = recorder.Record(context.WithoutCancel(ctx), key, pub)
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -667,7 +824,7 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 			switch {
 			case err == nil:
 				c.Outcome = "written"
-				st.Published[c.ID] = pub
+				st.Published[key] = pub
 				log.Info("written", "user", c.User, "recipient", recipientName(c.Recipient), "action", c.Action,
 					"certificates", c.desired.Len())
 			case errors.Is(err, cloud.ErrNotWritable):
@@ -705,11 +862,16 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 		// they do not hold their recipient against a newcomer.
 		seen := make(map[string]bool, len(rep.Changes))
 		for _, c := range rep.Changes {
-			seen[c.ID] = true
+			seen[stateKey(c.Source, c.ID)] = true
 		}
-		for id := range st.Published {
-			if !seen[id] {
-				delete(st.Published, id)
+		for k := range st.Published {
+			if !seen[k] {
+				delete(st.Published, k)
+			}
+		}
+		for k := range st.Pending {
+			if !seen[k] {
+				delete(st.Pending, k)
 			}
 		}
 	}
@@ -728,6 +890,7 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 		rep.Finished = s.now()
 		return rep, fmt.Errorf("smimesync: saving state: %w", err)
 	}
+	rep.StateSaved = true
 	rep.Summary = summarize(rep.Changes)
 	rep.Finished = s.now()
 	log.Info("applied", "written", rep.Summary.Written, "failed", rep.Summary.Failed,

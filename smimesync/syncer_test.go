@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -601,5 +602,201 @@ func TestSyncerRecordsWritesBeforeSaving(t *testing.T) {
 	}
 	if rep.Summary.Unchanged != 5 || rep.Summary.Written != 0 {
 		t.Errorf("after the crash: %d unchanged, %d written; want 5 and 0", rep.Summary.Unchanged, rep.Summary.Written)
+	}
+}
+
+// deltaSource yields first on a full pass (nil cookie), then delta on every
+// pass with a cookie; stale makes it refuse any cookie.
+type deltaSource struct {
+	first, delta []*directory.Entry
+	stale        bool
+	passes       []bool // full or not, per pass
+}
+
+func (d *deltaSource) Read(ctx context.Context, p directory.Pass, yield func(*directory.Entry) error) (directory.Result, error) {
+	if p.Cookie != nil && d.stale {
+		return directory.Result{}, fmt.Errorf("dirsync: %w", directory.ErrStaleCookie)
+	}
+	es := d.first
+	if p.Cookie != nil {
+		es = d.delta
+	}
+	d.passes = append(d.passes, p.Cookie == nil)
+	for _, e := range es {
+		c := *e
+		if err := yield(&c); err != nil {
+			return directory.Result{}, err
+		}
+	}
+	return directory.Result{Cookie: []byte("c"), Full: p.Cookie == nil}, nil
+}
+
+func TestSyncerRetriesSkippedEntries(t *testing.T) {
+	ca := newTestCA(t, "CA")
+	alice := user(1, "alice", ca.issue(t, leaf{email: "alice@example.com"}))
+	src := &deltaSource{first: []*directory.Entry{alice}}
+	sink := cloudtest.NewMemorySink()
+	sink.SetMissing("alice@example.com", true) // her mailbox does not exist yet
+	st := &smimesync.MemoryState{}
+	s := newSyncer(src, sink, st)
+	rep, err := s.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Changes[0].Reason != smimesync.SkipNoRecipient || !rep.CookieAdvanced {
+		t.Fatalf("first pass: %s %q, advanced %v", rep.Changes[0].Action, rep.Changes[0].Reason, rep.CookieAdvanced)
+	}
+	// The mailbox appears; the directory does not change, so the delta is
+	// empty, and yet alice is published.
+	sink.SetMissing("alice@example.com", false)
+	rep, err = s.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Full || rep.Summary.Retried != 1 || rep.Summary.Written != 1 || !rep.Changes[0].Retried {
+		t.Fatalf("second pass: full %v retried %d written %d", rep.Full, rep.Summary.Retried, rep.Summary.Written)
+	}
+	// Published: no longer pending.
+	rep, err = s.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Changes) != 0 {
+		t.Errorf("third pass planned %d changes, want none", len(rep.Changes))
+	}
+	if n := sink.WriteCount("alice@example.com"); n != 1 {
+		t.Errorf("alice written %d times, want 1", n)
+	}
+}
+
+func TestSyncerStaleCookieReadsEverything(t *testing.T) {
+	ca := newTestCA(t, "CA")
+	src := &deltaSource{first: []*directory.Entry{user(1, "alice", ca.issue(t, leaf{email: "alice@example.com"}))}}
+	s := newSyncer(src, cloudtest.NewMemorySink(), &smimesync.MemoryState{})
+	if _, err := s.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	src.stale = true
+	plan, err := s.Plan(context.Background())
+	if err != nil {
+		t.Fatalf("Plan with a refused cookie: %v", err)
+	}
+	if !plan.Full || len(plan.Changes) != 1 || !slices.Equal(src.passes, []bool{true, true}) {
+		t.Errorf("full %v, %d changes, passes %v; want a full re-read", plan.Full, len(plan.Changes), src.passes)
+	}
+}
+
+func TestSyncerRefusesStalePlan(t *testing.T) {
+	ca := newTestCA(t, "CA")
+	src := writeLDIF(t, user(1, "alice", ca.issue(t, leaf{email: "alice@example.com"})))
+	s := newSyncer(src, cloudtest.NewMemorySink(), smimesync.FileState(filepath.Join(t.TempDir(), "state.json")))
+	p1, err := s.Plan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := s.Plan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply(context.Background(), p1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply(context.Background(), p2); !errors.Is(err, smimesync.ErrStalePlan) {
+		t.Errorf("applying an older plan: %v, want ErrStalePlan", err)
+	}
+}
+
+func TestSyncerGuardCountsUnknownSets(t *testing.T) {
+	ca := newTestCA(t, "CA")
+	var es []*directory.Entry
+	for i, n := range []string{"a", "b", "c"} {
+		es = append(es, user(i, n, ca.issue(t, leaf{email: n + "@example.com"})))
+	}
+	sink := cloudtest.NewMemorySink()
+	sink.SetUnreadable(true) // what they carry now is not known
+	s := newSyncer(writeLDIF(t, es...), sink, &smimesync.MemoryState{})
+	s.Guard.MaxRemovals = 2
+	_, err := s.Run(context.Background())
+	var ge *smimesync.GuardError
+	if !errors.As(err, &ge) || ge.Losing != 3 {
+		t.Fatalf("Run = %v, want the guard to count 3 blind overwrites", err)
+	}
+	if len(sink.Writes()) != 0 {
+		t.Error("written despite the guard")
+	}
+}
+
+func TestSyncerPruneSafety(t *testing.T) {
+	ca := newTestCA(t, "CA")
+	var es []*directory.Entry
+	for i, n := range []string{"a", "b", "c"} {
+		es = append(es, user(i, n, ca.issue(t, leaf{email: n + "@example.com", notAfter: testNow.Add(-time.Hour)}), ca.issue(t, leaf{email: n + "@example.com"})))
+	}
+	src := &prunerSource{Source: writeLDIF(t, es...), pruned: map[string]int{}}
+	s := newSyncer(src, cloudtest.NewMemorySink(), nil)
+
+	s.Prune.Reasons = []smimesync.Reason{smimesync.ReasonNoMatchingAddress}
+	if _, err := s.Plan(context.Background()); !errors.Is(err, smimesync.ErrUnsafePrune) {
+		t.Errorf("pruning for a wrong address: %v, want ErrUnsafePrune", err)
+	}
+	s.Prune.Reasons = []smimesync.Reason{smimesync.ReasonExpired}
+	s.Guard.MaxRemovals = 2
+	_, err := s.Run(context.Background())
+	var ge *smimesync.GuardError
+	if !errors.As(err, &ge) || ge.Pruning != 3 || len(src.pruned) != 0 {
+		t.Fatalf("Run = %v, pruned %v; want the guard to stop 3 prunes", err, src.pruned)
+	}
+}
+
+// failingFind fails every lookup but the first's recipient.
+type failingFind struct{ cloud.Sink }
+
+func (f failingFind) Find(ctx context.Context, e *directory.Entry) (*cloud.Recipient, error) {
+	if e.Mail == "bob@example.com" {
+		return nil, errors.New("503 from the lookup")
+	}
+	return f.Sink.Find(ctx, e)
+}
+
+func TestSyncerCountsFailedLookups(t *testing.T) {
+	ca := newTestCA(t, "CA")
+	src := &cookieSource{Source: writeLDIF(t,
+		user(1, "alice", ca.issue(t, leaf{email: "alice@example.com"})),
+		user(2, "bob", ca.issue(t, leaf{email: "bob@example.com"})))}
+	st := &smimesync.MemoryState{}
+	rep, err := newSyncer(src, failingFind{cloudtest.NewMemorySink()}, st).Run(context.Background())
+	if err == nil || rep.Summary.Failed != 1 || rep.Summary.Written != 1 || rep.CookieAdvanced {
+		t.Fatalf("Run = %v; failed %d written %d advanced %v; want 1, 1, false", err, rep.Summary.Failed, rep.Summary.Written, rep.CookieAdvanced)
+	}
+	snap, _ := st.Load(context.Background())
+	if len(snap.Pending) != 1 {
+		t.Errorf("the failed lookup is not kept to retry: %d pending", len(snap.Pending))
+	}
+}
+
+func TestSyncerStateIsPerSource(t *testing.T) {
+	ca := newTestCA(t, "CA")
+	// Two forests whose LDIF exports carry no objectGUID: the IDs are the
+	// DNs, and both have "CN=alice,OU=Staff,DC=example,DC=com".
+	a := &directory.Entry{DN: "CN=alice,OU=Staff,DC=example,DC=com", Mail: "alice@example.com", UserCertificate: [][]byte{ca.issue(t, leaf{email: "alice@example.com"})}}
+	b := &directory.Entry{DN: a.DN, Mail: "alice@example.org", UserCertificate: [][]byte{ca.issue(t, leaf{email: "alice@example.org"})}}
+	m := &directory.Multi{Sources: []directory.Named{{Name: "com", Source: writeLDIF(t, a)}, {Name: "org", Source: writeLDIF(t, b)}}}
+	sink := cloudtest.NewMemorySink()
+	sink.SetUnreadable(true)
+	st := &smimesync.MemoryState{}
+	s := newSyncer(m, sink, st)
+	if _, err := s.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	snap, _ := st.Load(context.Background())
+	if len(snap.Published) != 2 {
+		t.Errorf("state holds %d records, want one per source", len(snap.Published))
+	}
+	rep, err := s.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Summary.Unchanged != 2 {
+		t.Errorf("second run: %d unchanged, want 2", rep.Summary.Unchanged)
 	}
 }

@@ -112,8 +112,25 @@ type StateConfig struct {
 // GuardConfig is the mass-change guard.
 type GuardConfig struct {
 	// MaxRemovals: most recipients that may lose a certificate in one run
-	// (default 500; -1 turns the guard off).
+	// (default 500; -1 turns the guard off; 0 is refused).
 	MaxRemovals int `yaml:"max_removals"`
+
+	set bool
+}
+
+// UnmarshalYAML notes whether max_removals was given, so that an explicit
+// 0 can be refused instead of meaning the default.
+func (g *GuardConfig) UnmarshalYAML(n *yaml.Node) error {
+	type plain GuardConfig
+	if err := n.Decode((*plain)(g)); err != nil {
+		return err
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "max_removals" {
+			g.set = true
+		}
+	}
+	return nil
 }
 
 // LogConfig configures logs.
@@ -188,9 +205,20 @@ func (c *Config) check() error {
 	if n := c.Sink.kinds(); n != 1 {
 		return fmt.Errorf("sink: choose exactly one of file, exchange (optionally with graph), or graph; got %d", n)
 	}
+	if c.Sink.File == nil && c.State.Path == "" {
+		// Without state every run is a first run: a cloud sink that cannot
+		// read certificates back would overwrite every recipient blindly.
+		return errors.New("state.path is required with a cloud sink")
+	}
+	if c.Guard.MaxRemovals == 0 && c.Guard.set {
+		return errors.New("guard.max_removals: 0 would stop every run that removes anything; use 1 or more, or -1 to turn the guard off")
+	}
 	for _, r := range c.Prune.Reasons {
-		if !knownReason(smimesync.Reason(r)) {
+		switch {
+		case !knownReason(smimesync.Reason(r)):
 			return fmt.Errorf("prune.reasons: unknown reason %q", r)
+		case !slices.Contains(smimesync.PrunableReasons(), smimesync.Reason(r)):
+			return fmt.Errorf("prune.reasons: %q: %w; prunable: %v", r, smimesync.ErrUnsafePrune, smimesync.PrunableReasons())
 		}
 	}
 	switch c.Log.Level {
@@ -374,13 +402,16 @@ func (c *Config) readCerts(f string) ([]*x509.Certificate, error) {
 	return out, nil
 }
 
-func (c *Config) state(sink string, n int) smimesync.State {
+// state is the state of the i-th sink: state.path for the first, and
+// "<state>.<sink><ext>" beside it for the others (what was published
+// differs per sink). Adding a second sink leaves the first one's state
+// where it was.
+func (c *Config) state(sink string, i int) smimesync.State {
 	if c.State.Path == "" {
 		return nil
 	}
 	p := c.path(c.State.Path)
-	if n > 1 {
-		// One state per sink: what was published differs.
+	if i > 0 {
 		ext := filepath.Ext(p)
 		p = strings.TrimSuffix(p, ext) + "." + sink + ext
 	}

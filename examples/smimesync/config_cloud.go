@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"log/slog"
 
 	"github.com/smimesync/go-smimesync/cloud/azauth"
@@ -51,8 +52,8 @@ func (c *Config) extraSinks(log *slog.Logger) ([]namedSink, error) {
 	}
 	if g := c.Sink.Graph; g != nil {
 		auth := g.Auth
-		if auth.TenantID == "" && c.Sink.Exchange != nil {
-			auth = c.Sink.Exchange.Config
+		if x := c.Sink.Exchange; x != nil {
+			auth = inheritAuth(auth, x.Config)
 		}
 		c.resolveAuthPaths(&auth)
 		sink, err := newGraphSink(g, auth, c.httpClient(), log.With("sink", "graph"))
@@ -62,6 +63,22 @@ func (c *Config) extraSinks(log *slog.Logger) ([]namedSink, error) {
 		out = append(out, namedSink{name: "graph", sink: sink, concurrency: 40})
 	}
 	return out, nil
+}
+
+// inheritAuth fills, field by field, what the graph sink's own sign-in
+// leaves out from the Exchange sink's: a graph block may name its own app
+// and keep the tenant and cloud, or name nothing and share everything.
+func inheritAuth(own, from azauth.Config) azauth.Config {
+	own.TenantID = cmp.Or(own.TenantID, from.TenantID)
+	own.ClientID = cmp.Or(own.ClientID, from.ClientID)
+	if own.Auth.Method == "" {
+		own.Auth = from.Auth
+	}
+	own.Cloud = cmp.Or(own.Cloud, from.Cloud)
+	own.Endpoints.Login = cmp.Or(own.Endpoints.Login, from.Endpoints.Login)
+	own.Endpoints.Exchange = cmp.Or(own.Endpoints.Exchange, from.Endpoints.Exchange)
+	own.Endpoints.Graph = cmp.Or(own.Endpoints.Graph, from.Endpoints.Graph)
+	return own
 }
 
 // resolveAuthPaths makes the sign-in's file names relative to the

@@ -153,7 +153,7 @@ func inspectPath(ctx context.Context, pol *smimesync.Policy, path string) inspec
 			f.Error = err.Error()
 			return f
 		}
-		f.Certificates = []certView{viewCert(ctx, pol, c)}
+		f.Certificates = []certView{viewCert(ctx, pol, c, nil)}
 	case looksLikeLDIF(b):
 		f.Kind = "ldif"
 		err := directory.ReadLDIF(ctx, bytes.NewReader(b), func(e *directory.Entry) error {
@@ -190,7 +190,7 @@ func inspectPEM(ctx context.Context, pol *smimesync.Policy, b []byte, f *inspect
 				f.Error = join(f.Error, err.Error())
 				continue
 			}
-			f.Certificates = append(f.Certificates, viewCert(ctx, pol, c))
+			f.Certificates = append(f.Certificates, viewCert(ctx, pol, c, nil))
 		case "PKCS7", "CMS":
 			f.Kind = "pkcs7"
 			inspectBlob(ctx, pol, blk.Bytes, f)
@@ -209,12 +209,14 @@ func inspectBlob(ctx context.Context, pol *smimesync.Policy, b []byte, f *inspec
 	}
 	f.Blob = viewBlob(ctx, pol, blob, nil)
 	for _, c := range blob.Certificates {
-		f.Certificates = append(f.Certificates, viewCert(ctx, pol, c))
+		f.Certificates = append(f.Certificates, viewCert(ctx, pol, c, nil))
 	}
 }
 
-func viewCert(ctx context.Context, pol *smimesync.Policy, c *smimesync.Certificate) certView {
-	reasons, notes := pol.CheckCertificate(ctx, c, nil)
+// viewCert shows c with the policy's verdict for a user who owns addrs (nil:
+// no user, the address check is skipped).
+func viewCert(ctx context.Context, pol *smimesync.Policy, c *smimesync.Certificate, addrs []string) certView {
+	reasons, notes := pol.CheckCertificate(ctx, c, addrs)
 	return certView{
 		SHA256:     c.SHA256.String(),
 		Subject:    c.Subject,
@@ -285,14 +287,19 @@ func viewEntry(ctx context.Context, pol *smimesync.Policy, e *directory.Entry) e
 		if d.Err != nil {
 			vv.Error = d.Err.Error()
 		}
+		addrs := nonNil(e.Addresses())
 		switch {
 		case d.Blob != nil:
-			vv.Blob = viewBlob(ctx, pol, d.Blob, e.Addresses())
+			vv.Blob = viewBlob(ctx, pol, d.Blob, addrs)
 			for _, c := range d.Blob.Certificates {
-				vv.Certificates = append(vv.Certificates, viewCert(ctx, pol, c))
+				vv.Certificates = append(vv.Certificates, viewCert(ctx, pol, c, addrs))
 			}
 		case d.Certificate != nil:
-			vv.Certificates = []certView{viewCert(ctx, pol, d.Certificate)}
+			// The value's verdict is the certificate's: it includes what
+			// a certificate alone cannot show (a duplicate, the limit).
+			cv := viewCert(ctx, pol, d.Certificate, addrs)
+			cv.Verdict, cv.Reasons, cv.Notes = vv.Verdict, vv.Reasons, vv.Notes
+			vv.Certificates = []certView{cv}
 		}
 		ev.Values = append(ev.Values, vv)
 	}

@@ -275,6 +275,10 @@ func TestUsageErrors(t *testing.T) {
 		"bad reason":      {config: basicConfig + "prune: {reasons: [old]}\n", want: `unknown reason "old"`},
 		"bad log level":   {config: basicConfig + "log: {level: loud}\n", want: "log.level"},
 		"inspect nothing": {args: []string{"inspect"}, want: "name at least one FILE"},
+		"guard of zero":   {config: strings.Replace(basicConfig, "max_removals: 500", "max_removals: 0", 1), want: "guard.max_removals: 0 would stop every run"},
+		"cloud without state": {config: "source: {ldif: {path: users.ldif}}\nsink: {exchange: {tenant_id: t, client_id: c, organization: o}}\n",
+			want: "state.path is required with a cloud sink"},
+		"unsafe prune": {config: basicConfig + "prune: {reasons: [no-matching-address]}\n", want: "prune reason is not safe"},
 		"revocation method": {config: strings.Replace(basicConfig, "max_values: 15", "max_values: 15, revocation: {methods: [ocsp, scvp]}", 1),
 			want: `"scvp" is not ocsp or crl`},
 	} {

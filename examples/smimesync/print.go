@@ -40,9 +40,12 @@ func printReport(w io.Writer, sink string, r *smimesync.Report) {
 	printChanges(w, r.Changes, true)
 	fmt.Fprintln(w)
 	printSummary(w, r.Summary, true)
-	if r.CookieAdvanced {
+	switch {
+	case !r.StateSaved:
+		fmt.Fprintln(w, "state NOT saved (see the errors below)")
+	case r.CookieAdvanced:
 		fmt.Fprintln(w, "state saved; the next pass continues from here")
-	} else {
+	default:
 		fmt.Fprintln(w, "state saved; the delta position was NOT advanced, so the next pass reads these changes again")
 	}
 	for _, e := range r.Errors {

@@ -28,12 +28,12 @@ func (c *Config) syncers(log *slog.Logger) ([]namedSyncer, error) {
 		return nil, err
 	}
 	var out []namedSyncer
-	for _, s := range sinks {
+	for i, s := range sinks {
 		out = append(out, namedSyncer{name: s.name, Syncer: &smimesync.Syncer{
 			Source:      src,
 			Sink:        s.sink,
 			Policy:      pol,
-			State:       c.state(s.name, len(sinks)),
+			State:       c.state(s.name, i),
 			Logger:      log.With("sink", s.name),
 			Concurrency: cmp.Or(c.Concurrency, s.concurrency),
 			Guard:       smimesync.Guard{MaxRemovals: c.Guard.MaxRemovals},
@@ -79,12 +79,19 @@ func setup(name string, args []string, stderr io.Writer, extra func(*flag.FlagSe
 
 // cmdPlan prints what a sync would change, writing nothing.
 func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	_, syncers, _, jsonOut, err := setup("plan", args, stderr, nil)
+	var full bool
+	_, syncers, _, jsonOut, err := setup("plan", args, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&full, "full", false, "read the whole directory, not the changes since the last pass")
+	})
 	if err != nil {
 		return err
 	}
 	for _, s := range syncers {
-		plan, err := s.Plan(ctx)
+		planFn := s.Plan
+		if full {
+			planFn = s.PlanFull
+		}
+		plan, err := planFn(ctx)
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
@@ -101,10 +108,11 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // cmdSync plans and applies.
 func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var dryRun, force bool
+	var dryRun, force, full bool
 	cfg, syncers, log, jsonOut, err := setup("sync", args, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&dryRun, "dry-run", false, "plan and report, write nothing")
 		fs.BoolVar(&force, "force", false, "apply even if the mass-change guard would stop this run")
+		fs.BoolVar(&full, "full", false, "read the whole directory, not the changes since the last pass")
 	})
 	if err != nil {
 		return err
@@ -122,7 +130,11 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	var errs []error
 	for _, s := range syncers {
-		plan, err := s.Plan(ctx)
+		plan := s.Plan
+		if full {
+			plan = s.PlanFull
+		}
+		pl, err := plan(ctx)
 		prog.clear()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
@@ -132,19 +144,19 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			continue
 		}
 		if dryRun {
-			rep := &smimesync.Report{Plan: *plan, DryRun: true}
+			rep := &smimesync.Report{Plan: *pl, DryRun: true}
 			if jsonOut {
 				if err := writeJSON(stdout, reportDoc{Sink: s.name, Report: rep}); err != nil {
 					return err
 				}
 			} else {
-				printPlan(stdout, s.name, plan)
+				printPlan(stdout, s.name, pl)
 				fmt.Fprintln(stdout, "dry run: nothing was written")
 			}
 			continue
 		}
-		plan.Force = force
-		rep, err := s.Apply(ctx, plan)
+		pl.Force = force
+		rep, err := s.Apply(ctx, pl)
 		prog.clear()
 		if e := cfg.saveReport(s.name, "sync", rep, err, log); e != nil {
 			errs = append(errs, e)
