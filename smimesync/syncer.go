@@ -2,13 +2,13 @@ package smimesync
 
 import (
 	"cmp"
-	"maps"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
