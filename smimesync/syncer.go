@@ -111,8 +111,11 @@ type Change struct {
 	Retried bool `json:"retried,omitempty"`
 
 	desired cloud.Certificates
-	prune   map[string][][]byte
-	entry   *directory.Entry
+	// desiredFP holds desired's fingerprints: desired itself is kept only
+	// for the changes Apply writes.
+	desiredFP [2][]Fingerprint
+	prune     map[string][][]byte
+	entry     *directory.Entry
 }
 
 // Writes reports whether applying the change writes to the sink.
@@ -422,8 +425,18 @@ func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
 	})
 	markConflicts(changes, st, plan.Full)
 	for _, c := range changes {
-		// Keep the entry only where Apply needs it: to prune, or to plan
-		// it again later.
+		// Keep the bytes only where Apply needs them: the values of the
+		// changes it writes, and the entries it prunes or keeps to plan
+		// again. A plan of a large directory would hold them all otherwise.
+		for _, v := range c.desired.UserCertificate {
+			c.desiredFP[0] = append(c.desiredFP[0], sha256.Sum256(v))
+		}
+		for _, v := range c.desired.UserSMIMECertificate {
+			c.desiredFP[1] = append(c.desiredFP[1], sha256.Sum256(v))
+		}
+		if !c.Writes() {
+			c.desired = cloud.Certificates{}
+		}
 		if c.prune == nil && !c.pending() {
 			c.entry = nil
 		}
@@ -946,14 +959,7 @@ func (s *Syncer) DryRun(ctx context.Context) (*Report, error) {
 }
 
 func published(c *Change, at time.Time) Published {
-	p := Published{Recipient: c.Recipient.ID, At: at}
-	for _, v := range c.desired.UserCertificate {
-		p.UserCertificate = append(p.UserCertificate, sha256.Sum256(v))
-	}
-	for _, v := range c.desired.UserSMIMECertificate {
-		p.UserSMIMECertificate = append(p.UserSMIMECertificate, sha256.Sum256(v))
-	}
-	return p
+	return Published{Recipient: c.Recipient.ID, At: at, UserCertificate: c.desiredFP[0], UserSMIMECertificate: c.desiredFP[1]}
 }
 
 // fingerprints maps every value of c to its attribute.

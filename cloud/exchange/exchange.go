@@ -71,6 +71,9 @@ type ReadBack string
 
 const (
 	// ReadBackAuto asks the service and decodes what it can (the default).
+	// Once the service answers with certificates it renders without their
+	// bytes, Current stops asking for IndexTTL and answers
+	// [cloud.ErrUnreadable] at once.
 	ReadBackAuto ReadBack = "auto"
 	// ReadBackNever answers Current with [cloud.ErrUnreadable] without a
 	// request: for tenants known to render certificates as "System.Byte[]",
@@ -144,10 +147,12 @@ type Sink struct {
 
 	stats struct{ requests, retries, throttled atomic.Int64 }
 
-	mu         sync.Mutex
-	idx        *index
-	loading    chan struct{}
-	unreadable atomic.Bool
+	mu      sync.Mutex
+	idx     *index
+	loading chan struct{}
+	// unreadableAt is when (unix nanoseconds) the service last answered
+	// with certificates it renders without their bytes; 0 when never.
+	unreadableAt atomic.Int64
 }
 
 // New returns a Sink for cfg. logger may be nil (silent). It fails when cfg
@@ -451,6 +456,13 @@ func (s *Sink) Current(ctx context.Context, r *cloud.Recipient) (cloud.Certifica
 	if s.readBack == ReadBackNever {
 		return cloud.Certificates{}, fmt.Errorf("exchange: %s: read-back disabled (read_back: never): %w", name(r), cloud.ErrUnreadable)
 	}
+	if at := s.unreadableAt.Load(); at != 0 && time.Since(time.Unix(0, at)) < s.ttl {
+		// The tenant was seen to render certificates without their bytes:
+		// asking again for every recipient would only cost a request
+		// each. Ask again after the index's TTL.
+		return cloud.Certificates{}, fmt.Errorf("exchange: %s: the service does not return certificate bytes (seen %s ago): %w",
+			name(r), time.Since(time.Unix(0, at)).Round(time.Second), cloud.ErrUnreadable)
+	}
 	noun, err := s.noun(ctx, r)
 	if err != nil {
 		return cloud.Certificates{}, err
@@ -482,7 +494,7 @@ func (s *Sink) Current(ctx context.Context, r *cloud.Recipient) (cloud.Certifica
 	} {
 		v, err := decodeByteArrays(p.raw)
 		if err != nil {
-			if !s.unreadable.Swap(true) {
+			if s.unreadableAt.Swap(time.Now().UnixNano()) == 0 {
 				s.log.Info("exchange: the service does not return certificate bytes; relying on what was last published", "recipient", name(r), "attribute", p.attr, "detail", err.Error())
 			}
 			return cloud.Certificates{}, fmt.Errorf("exchange: %s: %s: %w: %w", name(r), p.attr, cloud.ErrUnreadable, err)

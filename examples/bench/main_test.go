@@ -1,0 +1,441 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/smimesync/go-smimesync/directory"
+	"github.com/smimesync/go-smimesync/smimesync"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// TestMain lets the test binary stand in for the command as the child
+// process that runs one pass.
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		os.Exit(childMain(os.Stdin, os.Stdout))
+	}
+	os.Exit(m.Run())
+}
+
+// runJSON runs the command with args and -json and decodes its report.
+func runJSON(t *testing.T, args ...string) *Report {
+	t.Helper()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if code := run(ctx, append(args, "-json"), &out, &errb); code != 0 {
+		t.Fatalf("bench %v: exit %d\n%s", args, code, errb.String())
+	}
+	var rep Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("bench %v: %v\n%s", args, err, out.String())
+	}
+	return &rep
+}
+
+// checkRun asserts what every tiny run must show: the passes in order,
+// every entry read, what each pass wrote, and measurements that are there.
+func checkRun(t *testing.T, r *Run, users int, passes []string, counted bool) {
+	t.Helper()
+	var names []string
+	for _, p := range r.Passes {
+		names = append(names, p.Name)
+	}
+	if diff := cmp.Diff(passes, names); diff != "" {
+		t.Fatalf("passes (-want +got):\n%s", diff)
+	}
+	if r.Directory.Users != users || r.Directory.Certificates == 0 {
+		t.Errorf("directory %+v, want %d users with certificates", r.Directory, users)
+	}
+	for _, p := range r.Passes {
+		switch {
+		case p.Name == "full" && p.Written == 0,
+			p.Name == "unchanged" && p.Written != 0,
+			strings.HasPrefix(p.Name, "delta-") && p.Written != 10:
+			t.Errorf("%s pass wrote %d", p.Name, p.Written)
+		}
+		// LDIF has no deltas: every pass reads the whole file.
+		if fullRead := r.Source == "ldif" || p.Name == "full" || p.Name == "full-reread"; fullRead && p.Entries != users {
+			t.Errorf("%s pass read %d entries, want %d", p.Name, p.Entries, users)
+		}
+		if p.WallSeconds <= 0 || p.PlanSeconds <= 0 || p.Mallocs == 0 || p.AllocBytes == 0 {
+			t.Errorf("%s pass: wall %g s, plan %g s, %d allocations of %d bytes: want all positive", p.Name, p.WallSeconds, p.PlanSeconds, p.Mallocs, p.AllocBytes)
+		}
+		if runtime.GOOS == "linux" && p.PeakRSSBytes < 1<<20 {
+			t.Errorf("%s pass: peak RSS %d bytes (%s)", p.Name, p.PeakRSSBytes, p.RSSFrom)
+		}
+		if counted != (p.Requests >= 0) {
+			t.Errorf("%s pass: requests %d; counted: %v", p.Name, p.Requests, counted)
+		}
+		if counted && p.Written > 0 && (p.Requests == 0 || p.RequestsPerChanged != float64(p.Requests)/float64(p.Written)) {
+			t.Errorf("%s pass: %d requests for %d written (%.2f each)", p.Name, p.Requests, p.Written, p.RequestsPerChanged)
+		}
+		// Exchange has no batches: a write is a request of its own.
+		if r.Sink == "exchange" && p.Requests < p.Written {
+			t.Errorf("%s pass: %d requests to Exchange for %d writes", p.Name, p.Requests, p.Written)
+		}
+	}
+}
+
+// TestTinyRun runs the command as the README does, on 50 users: LDIF to
+// the Exchange emulator (with its write budget, and without), to the file
+// sink and to the Graph emulator (with -tags graph), each pass in a child
+// process; and to the memory sink, in this process.
+func TestTinyRun(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		counted bool
+	}{
+		{"exchange", []string{"-sink", "exchange", "-timescale", "1000"}, true},
+		{"exchange-never-read-back", []string{"-sink", "exchange", "-budget=false", "-read-back", "never"}, true},
+		{"memory", []string{"-sink", "memory"}, false},
+		{"file", []string{"-sink", "file"}, false},
+		{"graph", []string{"-sink", "graph", "-timescale", "1000"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.name == "graph" && !graphTag {
+				t.Skip("the Graph sink is built with -tags graph")
+			}
+			dir := t.TempDir()
+			table := filepath.Join(dir, "table.md")
+			rep := runJSON(t, append([]string{"-users", "50", "-dir", dir, "-o", table}, tt.args...)...)
+			if len(rep.Runs) != 1 {
+				t.Fatalf("%d runs, want 1", len(rep.Runs))
+			}
+			checkRun(t, rep.Runs[0], 50, []string{"full", "unchanged", "delta-10"}, tt.counted)
+			if rep.Runs[0].InProcess != (tt.name == "memory") {
+				t.Errorf("in process: %v", rep.Runs[0].InProcess)
+			}
+			md, err := os.ReadFile(table)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, row := range []string{"| full | whole file; empty tenant | 50 |", "| unchanged |", "| delta-10 |", "Machine: "} {
+				if !bytes.Contains(md, []byte(row)) {
+					t.Errorf("table lacks %q:\n%s", row, md)
+				}
+			}
+			if tt.counted && !bytes.Contains(md, []byte("scaled ×1000")) && !bytes.Contains(md, []byte("Write budget off")) {
+				t.Errorf("table does not say how the emulator's clock runs:\n%s", md)
+			}
+		})
+	}
+}
+
+// TestSambaRun runs the Samba scenario on 40 users of the machine's Samba
+// DC (skipped, or failed with SMIMESYNC_REQUIRE_SERVERS=1, without it).
+func TestSambaRun(t *testing.T) {
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	o, err := parseFlags([]string{"-source", "samba", "-users", "40", "-dir", t.TempDir(), "-timescale", "1000"}, &errb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := measure(ctx, o, &out)
+	if errors.Is(err, errNoServer) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	t.Logf("%s", out.String())
+	r := rep.Runs[0]
+	checkRun(t, r, 40, []string{"full", "unchanged", "delta-10", "full-reread"}, true)
+	for _, p := range r.Passes {
+		switch p.Name {
+		case "unchanged", "delta-10":
+			// A DirSync delta reads what changed, not the directory.
+			if p.Entries >= 40 {
+				t.Errorf("%s pass read %d entries: not a delta", p.Name, p.Entries)
+			}
+		case "full-reread":
+			if p.Entries != 40 {
+				t.Errorf("full re-read read %d entries", p.Entries)
+			}
+		}
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-source", "ldap"}, {"-sink", "s3"}, {"-timescale", "0"}, {"-read-back", "sometimes"},
+		{"-changes", "0"}, {"-users", "-1"}, {"extra"}, {"-nosuchflag"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), args, &out, &errb); code != 2 {
+			t.Errorf("%v: exit %d, want 2 (%s)", args, code, errb.String())
+		}
+		if errb.Len() == 0 {
+			t.Errorf("%v: nothing said on standard error", args)
+		}
+	}
+	// More changes than users is an error of the run, not of the flags.
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"-users", "5", "-changes", "6", "-sink", "memory", "-dir", t.TempDir()}, &out, &errb); code != 1 {
+		t.Errorf("6 changes among 5 users: exit %d, want 1 (%s)", code, errb.String())
+	}
+}
+
+// TestGeneratorDeterministic: a seed makes the same users byte for byte,
+// whatever the order; another seed makes others.
+func TestGeneratorDeterministic(t *testing.T) {
+	a, err := NewGenerator(7, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewGenerator(7, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewGenerator(8, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := 0
+	for _, i := range []int{99, 3, 42, 0} {
+		ea, _, err := a.Entry(i, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eb, _, err := b.Entry(i, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(ea, eb); diff != "" {
+			t.Errorf("user %d differs between two generators of one seed:\n%s", i, diff)
+		}
+		ec, _, err := c.Entry(i, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cmp.Equal(ea.UserCertificate, ec.UserCertificate) && len(ea.UserCertificate) > 0 {
+			same++
+		}
+	}
+	if same > 0 {
+		t.Errorf("%d users have the same certificates under seeds 7 and 8", same)
+	}
+	ca, _ := a.Changed(10)
+	cb, _ := b.Changed(10)
+	if !slices.Equal(ca, cb) || len(ca) != 10 {
+		t.Errorf("changed users %v and %v", ca, cb)
+	}
+}
+
+// TestGeneratorKinds: each kind of certificate the generator makes gets
+// the policy's verdict it stands for.
+func TestGeneratorKinds(t *testing.T) {
+	g, err := NewGenerator(1, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := &smimesync.Policy{Now: func() time.Time { return refTime }}
+	tests := []struct {
+		kind    certKind
+		keep    bool
+		reasons []smimesync.Reason
+	}{
+		{kindGood, true, nil},
+		{kindExpired, false, []smimesync.Reason{smimesync.ReasonExpired}},
+		{kindNotYetValid, false, []smimesync.Reason{smimesync.ReasonNotYetValid}},
+		{kindWrongAddress, false, []smimesync.Reason{smimesync.ReasonNoMatchingAddress}},
+		{kindNotForSMIME, false, []smimesync.Reason{smimesync.ReasonNotForSMIME}},
+		{kindSigningOnly, true, nil},
+		{kindDamaged, false, []smimesync.Reason{smimesync.ReasonUnparseable}},
+	}
+	for _, tt := range tests {
+		c, err := g.issue(3, 0, tt.kind, newRand(1, "test", uint64(tt.kind)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := &directory.Entry{ID: "u3", DN: "CN=User 000003", Mail: g.Mail(3), UserCertificate: [][]byte{c.der}}
+		d := pol.Evaluate(context.Background(), e).Decisions()
+		if len(d) != 1 || d[0].Keep != tt.keep || !slices.Equal(d[0].Reasons, tt.reasons) {
+			t.Errorf("kind %d: decisions %v, want keep=%v reasons %v", tt.kind, d, tt.keep, tt.reasons)
+		}
+	}
+
+	// The blobs: BER (indefinite lengths) and DER, signed by the user's
+	// certificate, which they carry; and Outlook's security settings.
+	good, err := g.issue(3, 0, kindGood, newRand(1, "test", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ber := range []bool{true, false} {
+		raw, err := g.blob(good, ber)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := raw[1] == 0x80; got != ber {
+			t.Errorf("blob BER=%v starts % x", ber, raw[:4])
+		}
+		b, err := smimesync.ParseSMIMECertificate(raw)
+		if err != nil {
+			t.Fatalf("blob BER=%v: %v", ber, err)
+		}
+		if b.BER != ber || !b.Verified || len(b.Certificates) != 2 || len(b.Signers) != 1 {
+			t.Errorf("blob BER=%v: BER %v, verified %v (%v), %d certificates, %d signers", ber, b.BER, b.Verified, b.VerifyError, len(b.Certificates), len(b.Signers))
+		}
+		e := &directory.Entry{ID: "u3", DN: "CN=User 000003", Mail: g.Mail(3), UserSMIMECertificate: [][]byte{raw}}
+		if d := pol.Evaluate(context.Background(), e).Decisions(); len(d) != 1 || !d[0].Keep {
+			t.Errorf("blob BER=%v: decisions %v, want it kept", ber, d)
+		}
+	}
+	e := &directory.Entry{ID: "u3", DN: "CN=User 000003", Mail: g.Mail(3), UserSMIMECertificate: [][]byte{securitySettings}}
+	if d := pol.Evaluate(context.Background(), e).Decisions(); len(d) != 1 || d[0].Keep || !slices.Contains(d[0].Reasons, smimesync.ReasonSecuritySettings) {
+		t.Errorf("security settings: decisions %v", d)
+	}
+}
+
+// TestWriteChanged: the delta's LDIF file differs from the original in the
+// changed users only, each of whom has one more certificate, and reads
+// back whole.
+func TestWriteChanged(t *testing.T) {
+	g, err := NewGenerator(3, 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed, err := g.Changed(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	lf, err := g.WriteLDIF(context.Background(), filepath.Join(dir, "a.ldif"), changed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lf.Stats.Users != 300 {
+		t.Fatalf("wrote %d users", lf.Stats.Users)
+	}
+	if err := g.WriteChanged(lf, filepath.Join(dir, "b.ldif")); err != nil {
+		t.Fatal(err)
+	}
+	read := func(name string) map[string]*directory.Entry {
+		out := map[string]*directory.Entry{}
+		_, err := directory.LDIFFile{Path: filepath.Join(dir, name)}.Read(context.Background(), directory.Pass{}, func(e *directory.Entry) error {
+			out[e.Mail] = e
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	a, b := read("a.ldif"), read("b.ldif")
+	if len(a) != 300 || len(b) != 300 {
+		t.Fatalf("read %d and %d users", len(a), len(b))
+	}
+	var diff []string
+	for mail, ea := range a {
+		eb := b[mail]
+		if !cmp.Equal(ea, eb) {
+			diff = append(diff, mail)
+			if len(eb.UserCertificate) != len(ea.UserCertificate)+1 {
+				t.Errorf("%s: %d certificates, then %d", mail, len(ea.UserCertificate), len(eb.UserCertificate))
+			}
+		}
+	}
+	var want []string
+	for _, i := range changed {
+		want = append(want, g.Mail(i))
+	}
+	slices.Sort(diff)
+	if d := cmp.Diff(want, diff); d != "" {
+		t.Errorf("changed users (-want +got):\n%s", d)
+	}
+}
+
+// TestMarkdownGolden renders a fixed report (testdata/report.json) as
+// testdata/report.golden.md; -update rewrites the golden file.
+func TestMarkdownGolden(t *testing.T) {
+	b, err := os.ReadFile("testdata/report.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	if err := rep.WriteMarkdown(&got); err != nil {
+		t.Fatal(err)
+	}
+	golden := "testdata/report.golden.md"
+	if *update {
+		if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(want), got.String()); diff != "" {
+		t.Errorf("markdown (-golden +got):\n%s", diff)
+	}
+}
+
+func TestThousands(t *testing.T) {
+	for _, tt := range []struct {
+		in   float64
+		want string
+	}{{0, "0"}, {999, "999"}, {999.6, "1,000"}, {1234567, "1,234,567"}, {100000, "100,000"}, {-4321, "-4,321"}} {
+		if got := thousands(tt.in); got != tt.want {
+			t.Errorf("thousands(%v) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestPeakRSS(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("VmHWM is Linux's")
+	}
+	n, why := peakRSS()
+	if n < 1<<20 {
+		t.Fatalf("peak RSS %d bytes (%s)", n, why)
+	}
+}
+
+// BenchmarkEntry measures making one synthetic user: what the set-up of a
+// run costs per user.
+func BenchmarkEntry(b *testing.B) {
+	g, err := NewGenerator(1, 100000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	i := 0
+	for b.Loop() {
+		if _, _, err := g.Entry(i%g.Users, false); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func TestLowerBound(t *testing.T) {
+	for _, tt := range []struct {
+		writes int
+		want   float64
+	}{{0, 0}, {1, 0}, {3000, 0}, {3001, 150}, {6000, 150}, {7191, 300}, {72017, 3600}} {
+		if got := lowerBound(tt.writes); got != tt.want {
+			t.Errorf("lowerBound(%d) = %g s, want %g s", tt.writes, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,398 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/smimesync/go-smimesync/cloud"
+	"github.com/smimesync/go-smimesync/cloud/azauth"
+	"github.com/smimesync/go-smimesync/cloud/exchange"
+	"github.com/smimesync/go-smimesync/directory"
+	"github.com/smimesync/go-smimesync/directory/ldapsource"
+	"github.com/smimesync/go-smimesync/smimesync"
+)
+
+// childEnv, set to "1", makes the program (or the test binary) run one
+// pass as described on its standard input and print the outcome as JSON:
+// each pass runs in a process of its own, so that its peak RSS is its own.
+const childEnv = "SMIMESYNC_BENCH_CHILD"
+
+// passSpec is what one pass runs. The parent hands it to the child as
+// JSON on standard input.
+type passSpec struct {
+	// Name names the pass in errors.
+	Name string `json:"name"`
+	// Full makes the pass ignore the saved delta cookie (Syncer.PlanFull).
+	Full bool `json:"full,omitempty"`
+	// Force overrides the mass-change guard (Plan.Force), as an admin
+	// does for the first run against a tenant whose certificates a sink
+	// cannot read back.
+	Force bool `json:"force,omitempty"`
+	// LDIF is the file an LDIF source reads; LDAP configures an LDAP
+	// source instead.
+	LDIF string    `json:"ldif,omitempty"`
+	LDAP *ldapSpec `json:"ldap,omitempty"`
+	// Sink says where to publish.
+	Sink sinkSpec `json:"sink"`
+	// State is the FileState path kept between passes.
+	State string `json:"state"`
+	// Concurrency is the Syncer's (0: its default).
+	Concurrency int `json:"concurrency,omitempty"`
+}
+
+// ldapSpec is an LDAP source reading BaseDN as an administrator over
+// StartTLS.
+type ldapSpec struct {
+	URL      string `json:"url"`
+	CAFile   string `json:"caFile"`
+	BindDN   string `json:"bindDN"`
+	Password string `json:"password"`
+	BaseDN   string `json:"baseDN"`
+}
+
+// sinkSpec says how a pass builds its sink.
+type sinkSpec struct {
+	// Kind is exchange, graph, file or memory (memory: in process only).
+	Kind string `json:"kind"`
+	// File is the file sink's path.
+	File string `json:"file,omitempty"`
+	// Cloud reaches an emulator (exchange, graph).
+	Cloud *cloudSpec `json:"cloud,omitempty"`
+}
+
+// cloudSpec reaches an emulated Microsoft 365 tenant.
+type cloudSpec struct {
+	TenantID     string `json:"tenantID"`
+	Organization string `json:"organization"`
+	ClientID     string `json:"clientID"`
+	Secret       string `json:"secret"`
+	// Login is the token endpoint; Endpoint the service's (Exchange or
+	// Graph) base URL.
+	Login    string `json:"login"`
+	Endpoint string `json:"endpoint"`
+	// CA is the PEM certificate the emulators' TLS chains to.
+	CA []byte `json:"ca"`
+	// ReadBack is the Exchange sink's read_back.
+	ReadBack string `json:"readBack,omitempty"`
+	// WriteBudget and WriteWindow pace the Graph sink (Writes < 0: off);
+	// the window is scaled like the emulator's clock.
+	WriteBudget int           `json:"writeBudget,omitempty"`
+	WriteWindow time.Duration `json:"writeWindow,omitempty"`
+}
+
+// passOutcome is what a pass measured.
+type passOutcome struct {
+	// Summary is the report's.
+	Summary smimesync.Summary `json:"summary"`
+	// Full is the plan's: the source read every entry in scope.
+	Full bool `json:"full"`
+	// Plan and Apply time the two halves.
+	Plan  time.Duration `json:"plan"`
+	Apply time.Duration `json:"apply"`
+	// Mallocs and AllocBytes are runtime.MemStats deltas over the pass.
+	Mallocs    uint64 `json:"mallocs"`
+	AllocBytes uint64 `json:"allocBytes"`
+	// PeakRSS is VmHWM in bytes (0 when unknown); RSSFrom says how it was
+	// measured.
+	PeakRSS uint64 `json:"peakRSS"`
+	RSSFrom string `json:"rssFrom"`
+	// SinkRequests, SinkRetries and SinkThrottled are the sink's own
+	// counters, when it keeps them.
+	SinkRequests  int64 `json:"sinkRequests"`
+	SinkRetries   int64 `json:"sinkRetries"`
+	SinkThrottled int64 `json:"sinkThrottled"`
+	// Errors are the report's.
+	Errors []string `json:"errors,omitempty"`
+	// Error is set when the pass could not run.
+	Error string `json:"error,omitempty"`
+}
+
+// sinkCounters reads a sink's own counters.
+type sinkCounters func() (requests, retries, throttled int64)
+
+// runPass runs one pass: Plan (or PlanFull), then Apply, and measures it.
+// sink, when not nil, is used instead of one built from spec.Sink.
+func runPass(ctx context.Context, spec passSpec, sink cloud.Sink) (*passOutcome, error) {
+	src, closeSrc, err := buildSource(spec)
+	if err != nil {
+		return nil, err
+	}
+	defer closeSrc()
+	var counters sinkCounters
+	if sink == nil {
+		if sink, counters, err = buildSink(spec.Sink); err != nil {
+			return nil, err
+		}
+	}
+	s := &smimesync.Syncer{
+		Source:      src,
+		Sink:        sink,
+		Policy:      &smimesync.Policy{Now: func() time.Time { return refTime }},
+		State:       smimesync.FileState(spec.State),
+		Concurrency: spec.Concurrency,
+	}
+	runtime.GC()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	t0 := time.Now()
+	var plan *smimesync.Plan
+	if spec.Full {
+		plan, err = s.PlanFull(ctx)
+	} else {
+		plan, err = s.Plan(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s pass: %w", spec.Name, err)
+	}
+	t1 := time.Now()
+	plan.Force = spec.Force
+	rep, aerr := s.Apply(ctx, plan)
+	t2 := time.Now()
+	runtime.ReadMemStats(&m1)
+	if rep == nil {
+		return nil, fmt.Errorf("%s pass: %w", spec.Name, aerr)
+	}
+	out := &passOutcome{
+		Summary:    rep.Summary,
+		Full:       rep.Full,
+		Plan:       t1.Sub(t0),
+		Apply:      t2.Sub(t1),
+		Mallocs:    m1.Mallocs - m0.Mallocs,
+		AllocBytes: m1.TotalAlloc - m0.TotalAlloc,
+		Errors:     rep.Errors,
+	}
+	if aerr != nil && len(out.Errors) == 0 {
+		out.Errors = []string{aerr.Error()}
+	}
+	if counters != nil {
+		out.SinkRequests, out.SinkRetries, out.SinkThrottled = counters()
+	}
+	return out, nil
+}
+
+func buildSource(spec passSpec) (directory.Source, func(), error) {
+	switch {
+	case spec.LDIF != "" && spec.LDAP == nil:
+		return directory.LDIFFile{Path: spec.LDIF}, func() {}, nil
+	case spec.LDAP != nil && spec.LDIF == "":
+		l := spec.LDAP
+		src, err := ldapsource.New(ldapsource.Config{
+			URL:    l.URL,
+			CAFile: l.CAFile,
+			Bind:   ldapsource.Bind{User: l.BindDN, Password: l.Password},
+			BaseDN: ldapsource.StringList{l.BaseDN},
+		}, nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		return src, func() { _ = src.Close() }, nil
+	}
+	return nil, nil, fmt.Errorf("bench: pass %s needs exactly one of an LDIF file and an LDAP source", spec.Name)
+}
+
+// buildSink makes the sink a child process publishes through.
+func buildSink(spec sinkSpec) (cloud.Sink, sinkCounters, error) {
+	switch spec.Kind {
+	case "file":
+		return &cloud.FileSink{Path: spec.File}, nil, nil
+	case "exchange":
+		return buildExchangeSink(spec.Cloud)
+	case "graph":
+		return buildGraphSink(spec.Cloud)
+	case "memory":
+		return nil, nil, errors.New("bench: the memory sink lives in the benchmark's own process; it cannot be rebuilt in a child")
+	}
+	return nil, nil, fmt.Errorf("bench: unknown sink %q", spec.Kind)
+}
+
+// emulatorClient returns an HTTP client that trusts the emulators' CA and
+// keeps enough idle connections for the sinks' concurrency.
+func emulatorClient(caPEM []byte) (*http.Client, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("bench: the emulators' CA is not PEM")
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	t.MaxIdleConnsPerHost = 64
+	return &http.Client{Transport: t}, nil
+}
+
+// secretVar is the variable name the sinks' credential is told to read;
+// the value comes from the spec, never from the environment.
+const secretVar = "SMIMESYNC_BENCH_SECRET"
+
+func credentialConfig(c *cloudSpec, exo bool) azauth.Config {
+	ep := azauth.Endpoints{Login: c.Login}
+	if exo {
+		ep.Exchange = c.Endpoint
+	} else {
+		ep.Graph = c.Endpoint
+	}
+	return azauth.Config{
+		TenantID:  c.TenantID,
+		ClientID:  c.ClientID,
+		Auth:      azauth.Auth{Method: azauth.ClientSecret, SecretEnv: secretVar},
+		Endpoints: ep,
+	}
+}
+
+func getenvSecret(c *cloudSpec) func(string) string {
+	return func(k string) string {
+		if k == secretVar {
+			return c.Secret
+		}
+		return ""
+	}
+}
+
+func buildExchangeSink(c *cloudSpec) (cloud.Sink, sinkCounters, error) {
+	if c == nil {
+		return nil, nil, errors.New("bench: the exchange sink needs its emulator's address")
+	}
+	client, err := emulatorClient(c.CA)
+	if err != nil {
+		return nil, nil, err
+	}
+	ac := credentialConfig(c, true)
+	cred, err := ac.Credential(azauth.WithHTTPClient(client), azauth.WithGetenv(getenvSecret(c)))
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := exchange.New(exchange.Config{
+		Config:       ac,
+		Organization: c.Organization,
+		HTTPClient:   client,
+		Credential:   cred,
+		ReadBack:     exchange.ReadBack(c.ReadBack),
+	}, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, func() (int64, int64, int64) {
+		st := s.Stats()
+		return st.Requests, st.Retries, st.Throttled
+	}, nil
+}
+
+// childMain runs one pass for a parent: the spec on standard input, the
+// outcome as JSON on standard output. It returns the exit code.
+func childMain(stdin io.Reader, stdout io.Writer) int {
+	var spec passSpec
+	out := &passOutcome{}
+	if err := json.NewDecoder(stdin).Decode(&spec); err != nil {
+		out.Error = "bench child: reading the pass: " + err.Error()
+	} else if o, err := runPass(context.Background(), spec, nil); err != nil {
+		out.Error = err.Error()
+	} else {
+		out = o
+		out.PeakRSS, out.RSSFrom = peakRSS()
+		if out.PeakRSS > 0 {
+			out.RSSFrom = "VmHWM of the pass's own process"
+		}
+	}
+	if err := json.NewEncoder(stdout).Encode(out); err != nil {
+		return 1
+	}
+	if out.Error != "" {
+		return 1
+	}
+	return 0
+}
+
+// runChild runs spec in a child process (this executable again, with
+// childEnv set) and returns its outcome.
+func runChild(ctx context.Context, spec passSpec, stderr io.Writer) (*passOutcome, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("bench: finding this program to run a pass in a child: %w", err)
+	}
+	in, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, exe)
+	cmd.Env = append(os.Environ(), childEnv+"=1")
+	cmd.Stdin = bytes.NewReader(in)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = stderr
+	runErr := cmd.Run()
+	var o passOutcome
+	if err := json.Unmarshal(out.Bytes(), &o); err != nil {
+		if runErr != nil {
+			return nil, fmt.Errorf("bench: %s pass in a child process: %w", spec.Name, runErr)
+		}
+		return nil, fmt.Errorf("bench: %s pass: reading the child's outcome: %w", spec.Name, err)
+	}
+	if o.Error != "" {
+		return nil, fmt.Errorf("bench: %s pass (child process): %s", spec.Name, o.Error)
+	}
+	if runErr != nil {
+		return nil, fmt.Errorf("bench: %s pass in a child process: %w", spec.Name, runErr)
+	}
+	return &o, nil
+}
+
+// runInProcess runs spec in this process with sink. The peak RSS is this
+// process's VmHWM, reset before the pass through /proc/self/clear_refs
+// when the kernel lets us; it then includes the emulators and whatever
+// else this process holds.
+func runInProcess(ctx context.Context, spec passSpec, sink cloud.Sink) (*passOutcome, error) {
+	reset := resetPeakRSS()
+	o, err := runPass(ctx, spec, sink)
+	if err != nil {
+		return nil, err
+	}
+	o.PeakRSS, o.RSSFrom = peakRSS()
+	if o.PeakRSS > 0 {
+		if reset {
+			o.RSSFrom = "VmHWM of the benchmark's process (reset before the pass; includes the sink and the benchmark's own memory)"
+		} else {
+			o.RSSFrom = "VmHWM of the benchmark's process since it started (/proc/self/clear_refs refused)"
+		}
+	}
+	return o, nil
+}
+
+// peakRSS reads VmHWM from /proc/self/status (Linux).
+func peakRSS() (uint64, string) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, "unknown (no /proc/self/status)"
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(v)
+			if len(f) == 2 && f[1] == "kB" {
+				if n, err := strconv.ParseUint(f[0], 10, 64); err == nil {
+					return n << 10, ""
+				}
+			}
+		}
+	}
+	return 0, "unknown (no VmHWM in /proc/self/status)"
+}
+
+// resetPeakRSS returns memory to the system and resets VmHWM to the
+// current RSS by writing "5" to /proc/self/clear_refs (Linux 4.0+). It
+// reports whether the reset was allowed.
+func resetPeakRSS() bool {
+	runtime.GC()
+	debug.FreeOSMemory()
+	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
+}
