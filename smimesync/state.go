@@ -34,8 +34,7 @@ type Snapshot struct {
 	LastRun  time.Time `json:"lastRun,omitzero"`
 	LastGood time.Time `json:"lastGood,omitzero"`
 	// Pending holds, by entry, the directory entries an earlier pass
-	// skipped because they had no recipient yet, conflicted with another
-	// entry, or could not be looked up. Every delta pass plans them again
+	// skipped because they had no recipient yet or could not be looked up. Every delta pass plans them again
 	// (a delta would not bring them back), until they are published or a
 	// full pass no longer sees them. At most MaxPending.
 	Pending map[string]*directory.Entry `json:"pending,omitempty"`

@@ -54,7 +54,8 @@ const (
 	// published stays; the Syncer forgets it.
 	SkipDeleted = "deleted"
 	// SkipConflict: another directory entry resolves to the same
-	// recipient; neither is written until that is resolved.
+	// recipient; neither is written until that is resolved (and a full
+	// pass, or a change to the entry, brings it back).
 	SkipConflict = "conflict"
 	// SkipCurrentUnknown: the sink cannot read what the recipient carries,
 	// nothing was published before, and nothing is to be published:
@@ -424,23 +425,6 @@ func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
 		return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.Source, b.Source))
 	})
 	markConflicts(changes, st, plan.Full)
-	for _, c := range changes {
-		// Keep the bytes only where Apply needs them: the values of the
-		// changes it writes, and the entries it prunes or keeps to plan
-		// again. A plan of a large directory would hold them all otherwise.
-		for _, v := range c.desired.UserCertificate {
-			c.desiredFP[0] = append(c.desiredFP[0], sha256.Sum256(v))
-		}
-		for _, v := range c.desired.UserSMIMECertificate {
-			c.desiredFP[1] = append(c.desiredFP[1], sha256.Sum256(v))
-		}
-		if !c.Writes() {
-			c.desired = cloud.Certificates{}
-		}
-		if c.prune == nil && !c.pending() {
-			c.entry = nil
-		}
-	}
 	plan.Changes = changes
 	plan.Summary = summarize(changes)
 	plan.Finished = s.now()
@@ -494,8 +478,29 @@ func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte) ([]*Chan
 	return changes, res, nil
 }
 
-// planEntry evaluates one entry and compares it with its recipient.
+// planEntry evaluates one entry and compares it with its recipient. The
+// change keeps certificate bytes only where Apply needs them: the values of
+// a write, and the entry when it is to be pruned or planned again; a plan
+// of a large directory would hold them all otherwise.
 func (s *Syncer) planEntry(ctx context.Context, pol *Policy, st *Snapshot, e *directory.Entry) *Change {
+	c := s.decide(ctx, pol, st, e)
+	for _, v := range c.desired.UserCertificate {
+		c.desiredFP[0] = append(c.desiredFP[0], sha256.Sum256(v))
+	}
+	for _, v := range c.desired.UserSMIMECertificate {
+		c.desiredFP[1] = append(c.desiredFP[1], sha256.Sum256(v))
+	}
+	if !c.Writes() {
+		c.desired = cloud.Certificates{}
+	}
+	if c.prune == nil && !c.pending() {
+		c.entry = nil
+	}
+	return c
+}
+
+// decide is planEntry's judgement.
+func (s *Syncer) decide(ctx context.Context, pol *Policy, st *Snapshot, e *directory.Entry) *Change {
 	log := s.logger()
 	c := &Change{ID: e.ID, User: userName(e), DN: e.DN, Source: e.Source, Keep: []Value{}, Drop: []Value{}}
 	if e.Deleted {
@@ -596,16 +601,13 @@ func (s *Syncer) planEntry(ctx context.Context, pol *Policy, st *Snapshot, e *di
 }
 
 // pending reports whether a skipped change is to be planned again by later
-// passes.
+// passes: it had no recipient yet, or its lookup failed. (A conflict is
+// left to the next full pass, which sees both entries.)
 func (c *Change) pending() bool {
 	if c.Action != ActionSkip || c.entry == nil {
 		return false
 	}
-	switch c.Reason {
-	case SkipNoRecipient, SkipConflict, SkipError:
-		return true
-	}
-	return false
+	return c.Reason == SkipNoRecipient || c.Reason == SkipError
 }
 
 // stateKey is the key of an entry in the state: its ID, qualified by its
