@@ -62,7 +62,9 @@ type Config struct {
 	// entries without it are identified by their DN. Deltas report
 	// deletions by objectGUID or entryUUID only, so another IDAttribute
 	// makes every pass full (Delta "" becomes "none", and another Delta
-	// is refused by Validate).
+	// is refused by Validate). A value that is printable UTF-8 is used as
+	// it is; a binary one (mS-DS-ConsistencyGuid) becomes a GUID string
+	// when it has 16 bytes, lowercase hex otherwise.
 	IDAttribute string `yaml:"id_attribute"`
 
 	// Delta chooses how a pass with a cookie finds changes: "dirsync"

@@ -1,6 +1,7 @@
 package ldapsource
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -181,7 +182,7 @@ func (ps *pass) dirsyncDelta(prev *cookie) (*cookie, error) {
 	filter := "(|" + p.filter + adWatched + "(isDeleted=TRUE))"
 	// DirSync returns the changed attributes among those asked for: ask for
 	// everything a change of scope or of the entry could touch.
-	attrs := []string{"objectGUID", "isDeleted", "lastKnownParent", "whenCreated", "parentGUID"}
+	attrs := []string{"objectGUID", "isDeleted", "whenCreated", "parentGUID"}
 	for _, a := range p.attrs {
 		name, _, _, _, _ := attrName(a) // without ;range=
 		attrs = append(attrs, name)
@@ -194,7 +195,7 @@ func (ps *pass) dirsyncDelta(prev *cookie) (*cookie, error) {
 			return &EntryError{DN: e.DN, Attribute: "objectGUID", Err: err}
 		}
 		if strings.EqualFold(e.GetEqualFoldAttributeValue("isDeleted"), "TRUE") {
-			return ps.deleted(id, e.DN, e.GetEqualFoldAttributeValue("lastKnownParent"))
+			return ps.deleted(id, e.DN)
 		}
 		if p.inScope(e.DN) {
 			return r.add(id, e.GetEqualFoldRawAttributeValue("objectGUID"), e.DN)
@@ -218,25 +219,15 @@ func (ps *pass) dirsyncDelta(prev *cookie) (*cookie, error) {
 	return &cookie{Kind: DeltaDirSync, Server: prev.Server, DirSync: state}, nil
 }
 
-// deleted yields a deletion for a tombstone whose last known parent is in
-// scope (or unknown).
-func (ps *pass) deleted(id, dn, lastKnownParent string) error {
-	if lkp := stripExtendedDN(lastKnownParent); lkp != "" && !ps.plan.inScope(lkp) {
-		return nil
-	}
+// deleted yields a deletion for a tombstone, wherever it lived. Its
+// lastKnownParent cannot tell reliably whether it was in scope: when the
+// parent OU was deleted too, it names the parent's tombstone
+// ("OU=X\0ADEL:<guid>,CN=Deleted Objects,…"), and a parent renamed since
+// shows its new name. A deletion for an ID the caller never saw is
+// harmless (the Syncer skips it); a dropped one would keep the entry's
+// certificates published until the next full pass.
+func (ps *pass) deleted(id, dn string) error {
 	return ps.yield(&directory.Entry{ID: id, DN: dn, Deleted: true})
-}
-
-// stripExtendedDN turns "<GUID=…>;<SID=…>;OU=x,DC=y" into "OU=x,DC=y".
-func stripExtendedDN(dn string) string {
-	for strings.HasPrefix(dn, "<") {
-		i := strings.Index(dn, ">;")
-		if i < 0 {
-			return dn
-		}
-		dn = dn[i+2:]
-	}
-	return dn
 }
 
 func (ps *pass) usnMark() (*cookie, error) {
@@ -315,6 +306,17 @@ func (ps *pass) usnDelta(prev *cookie) (*cookie, error) {
 	}
 	p := ps.plan
 	since := strconv.FormatInt(prev.USN+1, 10)
+	// Whether this account sees deleted objects was probed at the full
+	// pass (the probe is slow when it does not: the server filters every
+	// tombstone out). Deletions are read first: when that fails, nothing
+	// was yielded yet and the pass becomes a full one at once.
+	visible := prev.Tombstones
+	if !visible {
+		ps.s.log.Warn("ldapsource: this account cannot see deleted objects: usn deltas will not see deletions, full passes will",
+			"url", ps.url, "bind", ps.s.bindName())
+	} else if err := ps.usnDeletions(since); err != nil {
+		return nil, err
+	}
 	filter := "(&(|" + p.filter + adWatched + ")(uSNChanged>=" + since + "))"
 	r := ps.newResolver()
 	err = ps.paged(ps.main, nc, filter, []string{"objectGUID", "uSNCreated"}, func(e *ldap.Entry) error {
@@ -337,34 +339,36 @@ func (ps *pass) usnDelta(prev *cookie) (*cookie, error) {
 	if err := r.flush(); err != nil {
 		return nil, err
 	}
-	// Whether this account sees deleted objects was probed at the full
-	// pass (the probe is slow when it does not: the server filters every
-	// tombstone out).
-	visible := prev.Tombstones
-	if !visible {
-		ps.s.log.Warn("ldapsource: this account cannot see deleted objects: usn deltas will not see deletions, full passes will",
-			"url", ps.url, "bind", ps.s.bindName())
+	return &cookie{Kind: DeltaUSN, Server: prev.Server, USN: usn, Tombstones: visible}, nil
+}
+
+// usnDeletions yields every tombstone changed from USN since on, with a
+// paged search: Active Directory answers a non-paged one with at most
+// MaxPageSize (1,000) entries and sizeLimitExceeded. When the server still
+// refuses, the cookie is reported stale: a full pass sees the deletions
+// too, where an error would fail every later delta the same way.
+// Connection losses and timeouts are returned as they are.
+func (ps *pass) usnDeletions(since string) error {
+	dobj, err := ps.deletedObjects()
+	if err != nil {
+		return err
 	}
-	if visible {
-		dobj, err := ps.deletedObjects()
-		if err != nil {
-			return nil, err
-		}
-		req := ldap.NewSearchRequest(dobj, ldap.ScopeSingleLevel, ldap.NeverDerefAliases, 0, 0, false,
-			"(&(isDeleted=TRUE)(uSNChanged>="+since+"))", []string{"objectGUID", "lastKnownParent"},
-			[]ldap.Control{ldap.NewControlMicrosoftShowDeleted()})
-		err = ps.s.stream(ps.ctx, ps.main, req, func(e *ldap.Entry, _ []ldap.Control) error {
+	err = ps.pagedScope(ps.main, dobj, ldap.ScopeSingleLevel, "(&(isDeleted=TRUE)(uSNChanged>="+since+"))",
+		[]string{"objectGUID"}, []ldap.Control{ldap.NewControlMicrosoftShowDeleted()}, func(e *ldap.Entry) error {
 			id, err := directory.FormatGUID(e.GetEqualFoldRawAttributeValue("objectGUID"))
 			if err != nil {
 				return &EntryError{DN: e.DN, Attribute: "objectGUID", Err: err}
 			}
-			return ps.deleted(id, e.DN, e.GetEqualFoldAttributeValue("lastKnownParent"))
-		}, nil)
-		if err != nil {
-			return nil, fmt.Errorf("ldapsource: deleted objects on %s: %w", ps.url, err)
-		}
+			return ps.deleted(id, e.DN)
+		})
+	if err == nil {
+		return nil
 	}
-	return &cookie{Kind: DeltaUSN, Server: prev.Server, USN: usn, Tombstones: visible}, nil
+	var le *ldap.Error
+	if errors.As(err, &le) && !isNetwork(err) {
+		return &staleError{fmt.Sprintf("%s refused the search for deleted objects: %v", ps.url, err)}
+	}
+	return fmt.Errorf("ldapsource: deleted objects on %s: %w", ps.url, err)
 }
 
 // syncreplRun runs an RFC 4533 refreshOnly content sync of base from
@@ -562,20 +566,39 @@ func (r *resolver) flush() error {
 	}
 	f.WriteString("))")
 	found := make(map[string]bool, len(r.pending))
+	// Entries with sliced value lists are completed after the search: the
+	// further reads go to the same connection (see convertFirst).
+	type sliced struct {
+		de   *directory.Entry
+		todo []rangeTodo
+	}
+	var later []sliced
 	for _, base := range p.baseStrs {
 		err := ps.paged(c, base, f.String(), p.attrs, func(e *ldap.Entry) error {
-			de, err := ps.convert(e)
-			if err != nil {
-				return err
-			}
 			if !p.inScope(e.DN) {
 				return nil // reported below as out of scope
 			}
+			de, todo, err := ps.convertFirst(e)
+			if err != nil {
+				return err
+			}
 			found[strings.ToLower(de.ID)] = true
+			if len(todo) > 0 {
+				later = append(later, sliced{de, todo})
+				return nil
+			}
 			return ps.yield(de)
 		})
 		if err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
 			return fmt.Errorf("ldapsource: fetch changed entries under %s on %s: %w", base, ps.url, err)
+		}
+	}
+	for _, x := range later {
+		if err := ps.completeRanges(x.de, x.todo); err != nil {
+			return err
+		}
+		if err := ps.yield(x.de); err != nil {
+			return err
 		}
 	}
 	for _, pe := range r.pending {

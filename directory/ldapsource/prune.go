@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -139,7 +140,30 @@ func (s *Source) backup(e *directory.Entry, attr string, values [][]byte, fps []
 		f.Close()
 		return err
 	}
-	return f.Close()
+	if err := f.Close(); err != nil {
+		return err
+	}
+	// The renames and a new manifest are durable only once the directory
+	// is: before the values leave the directory server.
+	return syncDir(dir)
+}
+
+// syncDir flushes the directory dir itself to stable storage. Windows
+// cannot sync a directory handle (NTFS journals the renames): there it
+// does nothing. A variable for tests.
+var syncDir = func(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	if err := d.Sync(); err != nil {
+		d.Close()
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return d.Close()
 }
 
 // writeAtomic writes data to path through a temporary file and a rename.
@@ -186,26 +210,40 @@ func (s *Source) removeValues(ctx context.Context, e *directory.Entry, attr stri
 			}
 			s.pruneConn, s.pruneInfo = c, info
 		}
-		err := s.modify(e, attr, values, fps)
+		closed, err := s.modify(ctx, e, attr, values, fps)
+		if closed {
+			s.pruneConn = nil // closed by modify
+		}
 		if err == nil || !isNetwork(err) || attempt >= 1 {
 			return err
 		}
-		s.pruneConn.Close()
-		s.pruneConn = nil
+		if s.pruneConn != nil {
+			s.pruneConn.Close()
+			s.pruneConn = nil
+		}
 	}
 }
 
-func (s *Source) modify(e *directory.Entry, attr string, values [][]byte, fps []string) error {
+// modify deletes the values on s.pruneConn. closed reports that it closed
+// the connection to end a request that outlived ctx or Config.Timeout.
+func (s *Source) modify(ctx context.Context, e *directory.Entry, attr string, values [][]byte, fps []string) (closed bool, _ error) {
 	c, info := s.pruneConn, s.pruneInfo
 	name := attr
 	target := e.DN
 	if info.kind == ServerAD {
-		if guid, err := directory.ParseGUID(e.ID); err == nil {
-			target = "<GUID=" + hex.EncodeToString(guid) + ">"
+		// Only an objectGUID ID names the entry by GUID (a binary
+		// id_attribute such as mS-DS-ConsistencyGuid looks alike).
+		if id := s.cfg.IDAttribute; id == "" || strings.EqualFold(id, "objectGUID") {
+			if guid, err := directory.ParseGUID(e.ID); err == nil {
+				target = "<GUID=" + hex.EncodeToString(guid) + ">"
+			}
 		}
 	} else if attr == "userCertificate" {
 		name = "userCertificate;binary" // certificate syntax: slapd insists
 	}
+	// go-ldap's Modify takes no context and the connection has no
+	// deadline: each request is bounded by ctx and Config.Timeout by
+	// closing the connection under it.
 	del := func(vs [][]byte) error {
 		req := ldap.NewModifyRequest(target, nil)
 		strs := make([]string, len(vs))
@@ -213,24 +251,43 @@ func (s *Source) modify(e *directory.Entry, attr string, values [][]byte, fps []
 			strs[i] = string(v)
 		}
 		req.Delete(name, strs)
-		return c.Modify(req)
+		rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+		defer cancel()
+		stop := context.AfterFunc(rctx, func() { c.Close() })
+		err := c.Modify(req)
+		if stop() {
+			return err
+		}
+		closed = true
+		if err == nil {
+			return nil // done just before the close
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return fmt.Errorf("ldapsource: prune abandoned: %w", cerr)
+		}
+		return fmt.Errorf("%w for %v", ErrTimeout, s.cfg.Timeout)
 	}
 	err := del(values)
 	if !ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute) {
-		return err
+		return closed, err
 	}
 	// Some value is gone already: remove the others one by one.
 	for i, v := range values {
+		if closed {
+			// A request finished as the timer closed the connection:
+			// the caller redials and retries (removed values are skipped).
+			return closed, fmt.Errorf("%w: closed at its timeout", ErrConnectionLost)
+		}
 		err := del([][]byte{v})
 		if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute) {
 			s.log.Info("ldapsource: value already removed", "dn", e.DN, "attribute", attr, "sha256", fps[i])
 			continue
 		}
 		if err != nil {
-			return err
+			return closed, err
 		}
 	}
-	return nil
+	return closed, nil
 }
 
 // Close closes the connection Prune keeps open. The Source stays usable.

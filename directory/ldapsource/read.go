@@ -2,12 +2,15 @@ package ldapsource
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/smimesync/go-smimesync/directory"
@@ -81,12 +84,19 @@ func (s *Source) stream(ctx context.Context, c conn, req *ldap.SearchRequest,
 // subtree of base, one page at a time with its own cookie loop, calling fn
 // for each entry.
 func (ps *pass) paged(c conn, base, filter string, attrs []string, fn func(*ldap.Entry) error) error {
+	return ps.pagedScope(c, base, ldap.ScopeWholeSubtree, filter, attrs, nil, fn)
+}
+
+// pagedScope is paged with a scope and further request controls (sent
+// with every page).
+func (ps *pass) pagedScope(c conn, base string, scope int, filter string, attrs []string, extra []ldap.Control,
+	fn func(*ldap.Entry) error) error {
 	var pagingCookie []byte
 	for page := 0; ; page++ {
 		ctl := ldap.NewControlPaging(uint32(ps.s.cfg.PageSize))
 		ctl.SetCookie(pagingCookie)
-		req := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-			filter, attrs, []ldap.Control{ctl})
+		req := ldap.NewSearchRequest(base, scope, ldap.NeverDerefAliases, 0, 0, false,
+			filter, attrs, append([]ldap.Control{ctl}, extra...))
 		var next []byte
 		found := false
 		err := ps.s.stream(ps.ctx, c, req, func(e *ldap.Entry, _ []ldap.Control) error { return fn(e) },
@@ -164,34 +174,59 @@ func (e *EntryError) Unwrap() error { return e.Err }
 // convert turns an LDAP entry into a directory entry. Attribute names are
 // matched case-insensitively, options such as ;binary are ignored, and a
 // value list the server sliced (;range=lo-hi) is completed with further
-// reads on the auxiliary connection.
+// reads on the auxiliary connection: the caller must not be streaming a
+// search on that connection (see convertFirst).
 func (ps *pass) convert(e *ldap.Entry) (*directory.Entry, error) {
-	de := &directory.Entry{DN: e.DN}
-	type more struct {
-		name string
-		next int
+	de, todo, err := ps.convertFirst(e)
+	if err != nil {
+		return nil, err
 	}
-	var todo []more
+	if err := ps.completeRanges(de, todo); err != nil {
+		return nil, err
+	}
+	return de, nil
+}
+
+// rangeTodo is a sliced value list still to be read, from index next on.
+type rangeTodo struct {
+	name string
+	next int
+}
+
+// convertFirst is convert without the further reads: it returns the value
+// lists still to be completed by completeRanges. go-ldap serves one
+// connection with one dispatcher, so a search started in the callback of
+// another search on the same connection deadlocks: a caller streaming on
+// the auxiliary connection completes the ranges after its search ended.
+func (ps *pass) convertFirst(e *ldap.Entry) (*directory.Entry, []rangeTodo, error) {
+	de := &directory.Entry{DN: e.DN}
+	var todo []rangeTodo
 	for _, a := range e.Attributes {
 		name, _, hi, ranged, err := attrName(a.Name)
 		if err != nil {
-			return nil, &EntryError{DN: e.DN, Attribute: a.Name, Err: err}
+			return nil, nil, &EntryError{DN: e.DN, Attribute: a.Name, Err: err}
 		}
 		ps.set(de, name, a)
 		if ranged && hi >= 0 {
-			todo = append(todo, more{name, hi + 1})
-		}
-	}
-	for _, m := range todo {
-		if err := ps.fetchRange(de, e.DN, m.name, m.next); err != nil {
-			return nil, err
+			todo = append(todo, rangeTodo{name, hi + 1})
 		}
 	}
 	if de.ID == "" {
 		ps.s.log.Debug("ldapsource: entry without an ID attribute; using its DN", "dn", e.DN, "attribute", ps.plan.idAttr)
 		de.ID = e.DN
 	}
-	return de, nil
+	return de, todo, nil
+}
+
+// completeRanges reads the rest of the sliced value lists of de on the
+// auxiliary connection.
+func (ps *pass) completeRanges(de *directory.Entry, todo []rangeTodo) error {
+	for _, m := range todo {
+		if err := ps.fetchRange(de, de.DN, m.name, m.next); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // set stores the values of attribute name into de.
@@ -216,8 +251,11 @@ func (ps *pass) set(de *directory.Entry, name string, a *ldap.EntryAttribute) {
 	}
 }
 
-// formatID renders an ID value: objectGUID as a GUID string, anything else
-// as its text.
+// formatID renders an ID value: objectGUID as a GUID string; any other
+// attribute as its text when that is printable UTF-8, else (a binary
+// anchor such as mS-DS-ConsistencyGuid) a 16-byte value as a GUID string
+// and any other length as lowercase hex. IDs end up in JSON state, which
+// would mangle invalid UTF-8.
 func (ps *pass) formatID(dn string, v []byte) string {
 	if strings.EqualFold(ps.plan.idAttr, "objectGUID") {
 		id, err := directory.FormatGUID(v)
@@ -227,7 +265,27 @@ func (ps *pass) formatID(dn string, v []byte) string {
 		}
 		return id
 	}
-	return string(v)
+	if printableText(v) {
+		return string(v)
+	}
+	if id, err := directory.FormatGUID(v); err == nil {
+		return id
+	}
+	return hex.EncodeToString(v)
+}
+
+// printableText reports whether v is non-empty UTF-8 text without control
+// characters.
+func printableText(v []byte) bool {
+	if len(v) == 0 || !utf8.Valid(v) {
+		return false
+	}
+	for _, r := range string(v) {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // fetchRange reads the values of name from index next on, slice by slice

@@ -419,9 +419,6 @@ func TestCookieMismatch(t *testing.T) {
 }
 
 func TestHelpers(t *testing.T) {
-	if got := stripExtendedDN("<GUID=8b0e>;<SID=S-1-5>;OU=A,DC=x"); got != "OU=A,DC=x" {
-		t.Errorf("stripExtendedDN = %q", got)
-	}
 	if got := fmt.Sprint(filterAttrs("(&(objectCategory=person)(|(mail=*)(proxyAddresses~=x))(!(department>=5))(memberOf:1.2.840.113556.1.4.1941:=CN=G))")); got != "[objectCategory mail proxyAddresses department memberOf]" {
 		t.Errorf("filterAttrs = %s", got)
 	}
