@@ -147,9 +147,11 @@ type Sink struct {
 
 	stats struct{ requests, retries, throttled atomic.Int64 }
 
-	mu      sync.Mutex
-	idx     *index
-	loading chan struct{}
+	mu       sync.Mutex
+	idx      *index
+	idxErr   error     // the last index load's failure, reused for a while
+	idxErrAt time.Time // when it failed
+	loading  chan struct{}
 	// unreadableAt is when (unix nanoseconds) the service last answered
 	// with certificates it renders without their bytes; 0 when never.
 	unreadableAt atomic.Int64
@@ -367,8 +369,12 @@ func (s *Sink) getRecipient(ctx context.Context, identity string) (*cloud.Recipi
 	return out, nil
 }
 
+// indexErrTTL is how long a failed index load's error answers Find.
+const indexErrTTL = 30 * time.Second
+
 // index returns a fresh index of the tenant, loading it at most once at a
-// time.
+// time. A load that failed (after its retries) answers with its error for
+// indexErrTTL rather than be repeated by every Find.
 func (s *Sink) index(ctx context.Context) (*index, error) {
 	for {
 		s.mu.Lock()
@@ -376,6 +382,11 @@ func (s *Sink) index(ctx context.Context) (*index, error) {
 			idx := s.idx
 			s.mu.Unlock()
 			return idx, nil
+		}
+		if s.idxErr != nil && time.Since(s.idxErrAt) < indexErrTTL {
+			err := s.idxErr
+			s.mu.Unlock()
+			return nil, err
 		}
 		if ch := s.loading; ch != nil {
 			s.mu.Unlock()
@@ -393,8 +404,12 @@ func (s *Sink) index(ctx context.Context) (*index, error) {
 		idx, err := s.load(ctx)
 		s.mu.Lock()
 		s.loading = nil
-		if err == nil {
-			s.idx = idx
+		switch {
+		case err == nil:
+			s.idx, s.idxErr = idx, nil
+		case ctx.Err() == nil:
+			// The caller's cancellation is its own, not the tenant's.
+			s.idxErr, s.idxErrAt = err, time.Now()
 		}
 		s.mu.Unlock()
 		close(ch)

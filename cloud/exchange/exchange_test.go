@@ -3,14 +3,18 @@ package exchange_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/smimesync/go-smimesync/cloud"
@@ -507,5 +511,73 @@ func TestNewErrors(t *testing.T) {
 		if _, err := exchange.New(c, nil); !errors.Is(err, azauth.ErrConfig) {
 			t.Errorf("%s: New = %v, want ErrConfig", tt.name, err)
 		}
+	}
+}
+
+// staticCred hands out a fixed token without signing in.
+type staticCred struct{}
+
+func (staticCred) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	return azcore.AccessToken{Token: "t", ExpiresOn: time.Now().Add(time.Hour)}, nil
+}
+
+// TestPermanentTransportErrorsNotRetried: a server certificate that does not
+// verify and a host DNS says does not exist fail at once; a DNS failure that
+// may pass is retried.
+func TestPermanentTransportErrorsNotRetried(t *testing.T) {
+	dnsDial := func(notFound bool) *http.Client {
+		return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return nil, &net.DNSError{Err: "no such host", Name: "outlook.example", IsNotFound: notFound, IsTemporary: !notFound}
+		}}}
+	}
+	tests := []struct {
+		name     string
+		client   *http.Client
+		requests int64
+		check    func(error) bool
+	}{
+		{"untrusted certificate", &http.Client{Transport: &http.Transport{}}, 1, func(err error) bool {
+			var cve *tls.CertificateVerificationError
+			return errors.As(err, &cve)
+		}},
+		{"no such host", dnsDial(true), 1, func(err error) bool {
+			var de *net.DNSError
+			return errors.As(err, &de) && de.IsNotFound
+		}},
+		{"temporary DNS failure", dnsDial(false), 5, func(err error) bool { return errors.Is(err, exchange.ErrRetriesExhausted) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, exchangetest.Config{}, func(c *exchange.Config) {
+				c.Credential = staticCred{}
+				c.HTTPClient = tt.client
+				c.Lookup = exchange.LookupPerEntry
+			})
+			_, err := e.sink.Find(ctx(t), &directory.Entry{DN: "cn=alice", Mail: "alice@contoso.com"})
+			if err == nil || !tt.check(err) {
+				t.Fatalf("Find = %v", err)
+			}
+			if st := e.sink.Stats(); st.Requests != tt.requests || st.Retries != tt.requests-1 {
+				t.Fatalf("stats %+v, want %d requests", st, tt.requests)
+			}
+		})
+	}
+}
+
+// TestFailedIndexLoadIsRemembered: a failed index load answers the next
+// Finds with its error instead of being repeated for each.
+func TestFailedIndexLoadIsRemembered(t *testing.T) {
+	e := newEnv(t, exchangetest.Config{}, nil)
+	e.exo.Add(seed()...)
+	e.exo.Fail(exchangetest.Fault{Cmdlet: "Get-Recipient", Kind: exchangetest.FaultStatus, Status: 403, Times: 10})
+	for _, mail := range []string{"alice@contoso.com", "bob@contoso.com", "carol@partner.example"} {
+		_, err := e.sink.Find(ctx(t), &directory.Entry{DN: "cn=" + mail, Mail: mail})
+		var ce *exchange.CmdletError
+		if !errors.As(err, &ce) || ce.Status != 403 {
+			t.Fatalf("Find %s = %v, want the 403", mail, err)
+		}
+	}
+	if n := e.exo.Requests("Get-Recipient"); n != 1 {
+		t.Fatalf("%d Get-Recipient requests for 3 finds, want 1", n)
 	}
 }

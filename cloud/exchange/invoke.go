@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	mrand "math/rand/v2"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -22,7 +26,9 @@ import (
 // RetryPolicy says how a failed call is retried. Calls are retried on 429,
 // 408, 500, 502, 503 and 504, on the service's "maximum number of
 // concurrent requests" refusal, on per-request timeouts and on dropped
-// connections; never on other 4xx answers. A Retry-After header is obeyed;
+// connections; never on other 4xx answers, nor on failures another try
+// cannot mend (a server certificate that does not verify, a host name
+// that does not exist). A Retry-After header is obeyed;
 // otherwise the wait is jittered exponential: a random time between half
 // and all of min(Cap, Base·2^(try-1)).
 type RetryPolicy struct {
@@ -266,8 +272,10 @@ func (s *Sink) once(ctx context.Context, url, cmdlet, identity, reqID string, bo
 	s.stats.requests.Add(1)
 	resp, err := s.http.Do(req)
 	if err != nil {
-		// Dropped connection, refused connection, or the per-request timeout.
-		return nil, 0, true, fmt.Errorf("exchange: %s %s: %w", cmdlet, identity, err)
+		// Dropped connection, refused connection, or the per-request
+		// timeout: retried. A certificate that does not verify or a host
+		// that does not exist: not.
+		return nil, 0, !permanent(err), fmt.Errorf("exchange: %s %s: %w", cmdlet, identity, err)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
 	resp.Body.Close()
@@ -318,6 +326,26 @@ func (s *Sink) once(ctx context.Context, url, cmdlet, identity, reqID string, bo
 		return nil, retryAfter, true, ce
 	}
 	return nil, 0, false, ce
+}
+
+// permanent reports whether a failure to get an HTTP answer will happen
+// again on the next try: the server's certificate does not verify (wrong
+// trust anchor, wrong host, expired), or DNS says the host does not exist.
+func permanent(err error) bool {
+	var (
+		cve     *tls.CertificateVerificationError
+		unknown x509.UnknownAuthorityError
+		host    x509.HostnameError
+		invalid x509.CertificateInvalidError
+		dns     *net.DNSError
+	)
+	switch {
+	case errors.As(err, &cve), errors.As(err, &unknown), errors.As(err, &host), errors.As(err, &invalid):
+		return true
+	case errors.As(err, &dns):
+		return dns.IsNotFound
+	}
+	return false
 }
 
 // splitDetail fills ErrorID, Class and Message from a detail message of the

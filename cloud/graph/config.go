@@ -86,16 +86,33 @@ type Config struct {
 }
 
 // CertificateUserIDs configures the values written to certificateUserIds.
+//
+// The sink adds the values of the certificates it writes and removes only
+// the values it manages (see ManagedIssuers and ManageAllOfFormat); every
+// other value of the user's list is kept. By default it manages, for
+// FormatIssuerSerial, the values whose issuer is the issuer of one of the
+// certificates it writes to that user in that Write, and for the other
+// formats nothing beyond the values it writes: it never removes a binding
+// it cannot tie to a CA it is publishing for (a partner CA's, a national
+// ID card's). The consequence: when a user loses all certificates, or
+// moves to a CA of another issuer name, the old bindings stay, unless
+// ManagedIssuers names their CA (or ManageAllOfFormat is set).
 type CertificateUserIDs struct {
 	// Format is the certificate mapping; empty means FormatIssuerSerial.
 	Format Format `yaml:"format"`
-	// ManagedIssuers, when set, narrows which X509:<I>…<SR>… values the
-	// sink manages (and so may remove) to those whose issuer is one of
-	// these strings, written as the sink writes issuers (see
-	// [CertificateUserID]). Other values of the format (a national ID
-	// card's binding an administrator added, say) are kept. It applies to
+	// ManagedIssuers, when set, is the list of CAs whose X509:<I>…<SR>…
+	// values the sink manages (and so may remove), issuers written as the
+	// sink writes them (see [IssuerString] and [CertificateUserID]); values
+	// of other issuers are kept. Unset, the sink manages the values of the
+	// issuers of the certificates it is writing (see above). It applies to
 	// FormatIssuerSerial only: the other formats carry no issuer.
 	ManagedIssuers []string `yaml:"managed_issuers"`
+	// ManageAllOfFormat makes every value of the configured format managed:
+	// for FormatIssuerSerial, every issuer when ManagedIssuers is unset;
+	// for the other formats, every value with the format's prefix (an
+	// administrator's X509:<SKI>… binding of a partner's card would then
+	// be removed). Off by default.
+	ManageAllOfFormat bool `yaml:"manage_all_of_format"`
 }
 
 // WriteBudget is how many writes a [Sink] sends in any window of time. A

@@ -12,6 +12,15 @@
 // (onPremisesSyncEnabled), and the bindings that let the same certificates
 // sign in.
 //
+// The sink removes only the certificateUserIds values it manages (see
+// [CertificateUserIDs]): by default, the issuer-and-serial values of the
+// CAs whose certificates it is writing to that user; values of other CAs,
+// of other formats and of other mappings are kept. So when a user loses all
+// certificates, the old bindings stay unless ManagedIssuers names their CA
+// (or ManageAllOfFormat is set). Before each PATCH, which replaces the
+// whole list, the sink reads the user's current list afresh, so a change an
+// administrator made since the lookup is kept.
+//
 // The client is msgraph-sdk-go's request builders on a kiota request
 // adapter built here (see [New]): azidentity tokens for the configured
 // national cloud, no request compression, and a retry handler that honours

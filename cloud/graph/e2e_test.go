@@ -115,7 +115,11 @@ func TestEndToEnd(t *testing.T) {
 
 	// The certificates are removed in the directory: the plan takes them
 	// from two users, more than the guard's 1.
-	s := syncer("e2e-removed.ldif", e.newSink(t, nil))
+	// The sink manages the values of the CA it is told of: without a
+	// certificate left to name it, it would keep them (the default).
+	s := syncer("e2e-removed.ldif", e.newSink(t, func(c *graph.Config) {
+		c.CertificateUserIDs.ManagedIssuers = []string{issuerOf(t, "alice.der")}
+	}))
 	s.Guard = smimesync.Guard{MaxRemovals: 1}
 	plan, err := s.Plan(ctx)
 	if err != nil {

@@ -131,12 +131,12 @@ func TestParseFormat(t *testing.T) {
 
 func TestConfigYAML(t *testing.T) {
 	var c graph.Config
-	in := "certificate_user_ids: {format: ski, managed_issuers: [\"CN=CA\"]}\nlookup: batch\nbatch_wait: 10ms\nretry: {base: 2s, max_tries: 3}\n"
+	in := "certificate_user_ids: {format: ski, managed_issuers: [\"CN=CA\"], manage_all_of_format: true}\nlookup: batch\nbatch_wait: 10ms\nretry: {base: 2s, max_tries: 3}\n"
 	if err := yaml.Unmarshal([]byte(in), &c); err != nil {
 		t.Fatal(err)
 	}
 	if c.CertificateUserIDs.Format != graph.FormatSKI || c.Lookup != graph.LookupBatch || c.BatchWait.Milliseconds() != 10 ||
-		c.Retry.Base.Seconds() != 2 || c.Retry.MaxTries != 3 || len(c.CertificateUserIDs.ManagedIssuers) != 1 {
+		c.Retry.Base.Seconds() != 2 || c.Retry.MaxTries != 3 || len(c.CertificateUserIDs.ManagedIssuers) != 1 || !c.CertificateUserIDs.ManageAllOfFormat {
 		t.Fatalf("decoded %+v", c)
 	}
 	err := yaml.Unmarshal([]byte("certificate_user_ids: {format: upn}\n"), &c)

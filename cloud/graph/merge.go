@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"crypto/x509"
 	"encoding/hex"
 	"slices"
 	"strings"
@@ -9,19 +10,33 @@ import (
 // managedSet decides which certificateUserIds values a sink manages: it
 // removes those it no longer derives, and leaves every other value alone.
 //
-// A value is managed when it is of the configured format: for
-// FormatIssuerSerial "X509:<I>issuer<SR>hex" (not the IssuerAndSubject
-// form "X509:<I>…<S>…"), with an issuer among ManagedIssuers when that
-// list is set; for the other formats, every value with the format's prefix
-// ("X509:<SKI>", "X509:<SHA1-PUKEY>", "X509:<RFC822>"). Values of other
-// mappings ("X509:<PN>upn", "X509:<S>subject", …) are never managed.
+// A value is managed only when it is of the configured format (for
+// FormatIssuerSerial "X509:<I>issuer<SR>hex", not the IssuerAndSubject
+// form "X509:<I>…<S>…"; for the other formats the format's prefix
+// "X509:<SKI>", "X509:<SHA1-PUKEY>", "X509:<RFC822>") and, besides:
+//
+//   - FormatIssuerSerial: its issuer is among ManagedIssuers when that
+//     list is set; otherwise any issuer with ManageAllOfFormat; otherwise
+//     only the issuer of one of the certificates being written to this
+//     user in this Write (a renewal replaces the same CA's old binding,
+//     a partner CA's or national ID card's binding stays);
+//   - the other formats (they carry no issuer): any value with
+//     ManageAllOfFormat; otherwise only the values derived from the
+//     certificates being written, so nothing is ever removed.
+//
+// Values of other mappings ("X509:<PN>upn", "X509:<S>subject", …) are never
+// managed. Following FACTS.md (keep other CAs' certificates unless told
+// otherwise), the default removes nothing it cannot tie to a CA it is
+// writing for; the price is that when a user loses all certificates, the
+// old bindings stay unless ManagedIssuers names their CA.
 type managedSet struct {
 	format  Format
-	issuers map[string]bool // nil: every issuer
+	issuers map[string]bool // ManagedIssuers; nil when not set
+	all     bool            // ManageAllOfFormat
 }
 
 func newManagedSet(c CertificateUserIDs) managedSet {
-	m := managedSet{format: c.Format}
+	m := managedSet{format: c.Format, all: c.ManageAllOfFormat}
 	if m.format == "" {
 		m.format = FormatIssuerSerial
 	}
@@ -34,13 +49,39 @@ func newManagedSet(c CertificateUserIDs) managedSet {
 	return m
 }
 
-func (m managedSet) managed(v string) bool {
+// writing is what one Write writes: the values derived from its
+// certificates, and those certificates' issuers (as [IssuerString] writes
+// them).
+type writing struct {
+	derived []string
+	issuers map[string]bool
+}
+
+// newWriting returns the writing of certs (DER) whose values are derived.
+// A certificate that does not parse, or whose issuer cannot be written,
+// adds no issuer.
+func newWriting(certs [][]byte, derived []string) writing {
+	w := writing{derived: derived, issuers: map[string]bool{}}
+	for _, der := range certs {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			continue
+		}
+		if i, err := IssuerString(c.RawIssuer); err == nil {
+			w.issuers[i] = true
+		}
+	}
+	return w
+}
+
+// managed reports whether the sink manages v in a Write that writes w.
+func (m managedSet) managed(v string, w writing) bool {
 	p := m.format.prefix()
 	if !strings.HasPrefix(v, p) {
 		return false
 	}
 	if m.format != FormatIssuerSerial {
-		return true
+		return m.all || slices.Contains(w.derived, v)
 	}
 	rest := v[len(p):]
 	i := strings.LastIndex(rest, "<SR>")
@@ -50,21 +91,28 @@ func (m managedSet) managed(v string) bool {
 	if _, err := hex.DecodeString(rest[i+len("<SR>"):]); err != nil || i+len("<SR>") == len(rest) {
 		return false
 	}
-	return m.issuers == nil || m.issuers[rest[:i]]
+	issuer := rest[:i]
+	switch {
+	case m.issuers != nil:
+		return m.issuers[issuer]
+	case m.all:
+		return true
+	}
+	return w.issuers[issuer]
 }
 
 // merge returns the list to write: the values of current the sink does not
-// manage, in their order, then the derived values, at most maxValues in
-// all and without duplicates. Derived values that do not fit are returned
-// in dropped: unmanaged values are never pushed out, since someone else put
-// them there.
-func (m managedSet) merge(current, derived []string) (next, dropped []string) {
+// manage in a Write that writes w, in their order, then w's derived
+// values, at most maxValues in all and without duplicates. Derived values
+// that do not fit are returned in dropped: unmanaged values are never
+// pushed out, since someone else put them there.
+func (m managedSet) merge(current []string, w writing) (next, dropped []string) {
 	for _, v := range current {
-		if !m.managed(v) && !slices.Contains(next, v) {
+		if !m.managed(v, w) && !slices.Contains(next, v) {
 			next = append(next, v)
 		}
 	}
-	for _, v := range derived {
+	for _, v := range w.derived {
 		if slices.Contains(next, v) {
 			continue
 		}

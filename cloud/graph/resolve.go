@@ -169,9 +169,8 @@ func (s *Sink) listing(ctx context.Context) (*index, error) {
 		switch {
 		case err == nil:
 			s.index, s.listErr = idx, nil
-			for _, r := range idx.records {
-				s.known[strings.ToLower(r.id)] = r
-			}
+			// Records read or written after the listing started stay.
+			s.rememberLocked(idx.records...)
 		case ctx.Err() == nil:
 			s.listErr, s.listAt = err, time.Now()
 		}
@@ -235,6 +234,7 @@ func (s *Sink) findBatch(ctx context.Context, e *directory.Entry) (*record, erro
 	}
 	var ls []lookup
 	top := int32(5)
+	now := time.Now() // before the requests: the answers are at least this fresh
 	for rank, vals := range k {
 		for _, v := range vals {
 			f := filterFor(rank, v)
@@ -252,7 +252,6 @@ func (s *Sink) findBatch(ctx context.Context, e *directory.Entry) (*record, erro
 	}
 	var m [nRanks][]*record
 	var firstErr error
-	now := time.Now()
 	for _, l := range ls {
 		res := <-l.res
 		if res.err == nil && res.status != http.StatusOK {

@@ -30,12 +30,11 @@ const Kind = "User"
 // user.
 const ReadOnlySynced = "directory-synced (onPremisesSyncEnabled): only Microsoft Entra Connect may change its certificateUserIds"
 
-// userSelect are the properties the sink reads of a user. authorizationInfo
+// userSelect are the properties a lookup reads of a user. authorizationInfo
 // and the onPremises* properties come only when selected. Unconfirmed:
 // that Graph returns authorizationInfo in a users listing, not only on a
-// single user (the documentation shows it on GET /users/{id}); when a
-// listing's user comes without it, Write reads that user's list on its own
-// rather than take it for empty.
+// single user (the documentation shows it on GET /users/{id}); Write does
+// not rely on it, since it reads each user's list afresh before its PATCH.
 var userSelect = []string{"id", "userPrincipalName", "mail", "proxyAddresses", "onPremisesImmutableId", "onPremisesSyncEnabled", "authorizationInfo"}
 
 // Sink is a [cloud.Sink] for Microsoft Entra ID through Microsoft Graph:
@@ -59,12 +58,15 @@ var userSelect = []string{"id", "userPrincipalName", "mail", "proxyAddresses", "
 // [CertificateUserID]; userSMIMECertificate blobs are not used: the
 // certificates a user signs in with are published in userCertificate),
 // merges them with the user's current list — values the sink does not
-// manage (see CertificateUserIDs) are kept, the managed ones replaced —
-// and PATCHes the list only when it differs. The current list is the one
-// the lookup read, when that is younger than CacheTTL, and is read again
-// otherwise. At most 10 values fit; derived values that do not fit are
-// logged and left out, those of the certificates that expire first
-// going first.
+// manage (see [CertificateUserIDs]) are kept, the managed ones replaced —
+// and PATCHes the list only when it differs. Since the PATCH replaces the
+// whole list, the current list is always read afresh (GET
+// /users/{id}?$select=…,authorizationInfo, packed into a $batch with
+// concurrent calls) right before the merge, never taken from the lookup;
+// an answer without an authorizationInfo object fails the Write rather
+// than pass for an empty list. At most 10 values fit; derived values that
+// do not fit are logged and left out, those of the certificates that
+// expire first going first.
 //
 // Lookups and writes are packed 20 to a $batch with those of concurrent
 // calls, so give the Syncer a Concurrency of 20 or more for this sink.
@@ -172,7 +174,7 @@ func (s *Sink) Write(ctx context.Context, r *cloud.Recipient, c cloud.Certificat
 	if cur.synced {
 		return &cloud.NotWritableError{Recipient: name(r), Reason: ReadOnlySynced}
 	}
-	next, dropped := s.managed.merge(cur.certIDs, derived)
+	next, dropped := s.managed.merge(cur.certIDs, newWriting(c.UserCertificate, derived))
 	if len(dropped) > 0 {
 		s.log.Warn("certificateUserIds full", "user", name(r), "max", maxValues, "left out", dropped)
 	}
@@ -210,8 +212,8 @@ func (s *Sink) Write(ctx context.Context, r *cloud.Recipient, c cloud.Certificat
 	s.mu.Lock()
 	if k := s.known[strings.ToLower(r.ID)]; k != nil {
 		cp := *k
-		cp.certIDs, cp.certIDsKnown = next, true
-		s.known[strings.ToLower(r.ID)] = &cp
+		cp.certIDs, cp.certIDsKnown, cp.at = next, true, time.Now()
+		s.rememberLocked(&cp)
 	}
 	s.mu.Unlock()
 	return nil
@@ -230,44 +232,82 @@ func (s *Sink) forget(id string) {
 	s.mu.Unlock()
 }
 
-// current returns the user's record as a lookup within CacheTTL saw it,
-// or reads it.
+// currentSelect is what current reads of a user: the list to merge with,
+// and whether the user became directory-synced since the lookup.
+var currentSelect = []string{"id", "onPremisesSyncEnabled", "authorizationInfo"}
+
+// current returns the user's certificateUserIds, read afresh: the PATCH
+// replaces the whole list, so a list cached since the lookup would undo
+// what an administrator changed meanwhile. A user a lookup within CacheTTL
+// saw directory-synced is returned as it is, without a request (Write
+// refuses it). An answer without an authorizationInfo object (absent or
+// null) is an error: taking it for an empty list would drop every value
+// the sink does not manage.
 func (s *Sink) current(ctx context.Context, r *cloud.Recipient) (*record, error) {
 	s.mu.Lock()
 	k := s.known[strings.ToLower(r.ID)]
 	s.mu.Unlock()
-	if k != nil && k.certIDsKnown && time.Since(k.at) < s.cfg.CacheTTL {
+	if k != nil && k.synced && time.Since(k.at) < s.cfg.CacheTTL {
 		return k, nil
 	}
 	info, err := s.users.ByUserId(r.ID).ToGetRequestInformation(ctx, &users.UserItemRequestBuilderGetRequestConfiguration{
-		QueryParameters: &users.UserItemRequestBuilderGetQueryParameters{Select: userSelect},
+		QueryParameters: &users.UserItemRequestBuilderGetQueryParameters{Select: currentSelect},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("graph: GET user %s: %w", name(r), err)
 	}
 	label := "GET user " + name(r)
+	at := time.Now() // before the request: the answer is at least this fresh
 	res := s.batch.do(ctx, &op{label: label, info: info})
 	if res.err != nil {
 		return nil, res.err
 	}
 	if res.status != http.StatusOK {
+		if res.status == http.StatusNotFound {
+			s.forget(r.ID)
+		}
 		return nil, itemError(label, res)
 	}
 	var u userJSON
 	if err := json.Unmarshal(res.body, &u); err != nil {
 		return nil, fmt.Errorf("graph: %s: decoding the answer: %w", label, err)
 	}
-	rec := u.record(time.Now())
-	rec.certIDsKnown = true // asked for one user: absent means none
-	s.remember(rec)
+	if u.AuthorizationInfo == nil {
+		return nil, fmt.Errorf("graph: %s: the answer carries no authorizationInfo object; not writing, so as not to drop the values the sink does not manage", label)
+	}
+	rec := u.record(at)
+	if rec.id == "" {
+		rec.id = r.ID
+	}
+	s.mu.Lock()
+	if k := s.known[strings.ToLower(rec.id)]; k != nil {
+		// Keep what the lookup learned (UPN, addresses); take the fresh
+		// list and sync state.
+		cp := *k
+		cp.synced, cp.certIDs, cp.certIDsKnown, cp.at = rec.synced, rec.certIDs, true, at
+		rec = &cp
+	}
+	s.rememberLocked(rec)
+	s.mu.Unlock()
 	return rec, nil
 }
 
 func (s *Sink) remember(recs ...*record) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.rememberLocked(recs...)
+}
+
+// rememberLocked stores recs, except over a record read or written later:
+// a listing that started before a PATCH must not undo what the PATCH
+// recorded. The caller holds s.mu.
+func (s *Sink) rememberLocked(recs ...*record) {
 	for _, r := range recs {
-		s.known[strings.ToLower(r.id)] = r
+		key := strings.ToLower(r.id)
+		if k := s.known[key]; k != nil && k.at.After(r.at) {
+			continue
+		}
+		s.known[key] = r
 	}
 }
 

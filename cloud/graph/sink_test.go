@@ -143,7 +143,8 @@ func TestWriteMergesAndSkipsWhatIsThere(t *testing.T) {
 		t.Fatal(err)
 	}
 	u, _ := e.graph.User("u1")
-	want := []string{pn, mustValue(t, "carol.der", graph.FormatIssuerSerial), mustValue(t, "alice.der", graph.FormatIssuerSerial)}
+	// Another CA's value stays: the sink writes none of its certificates.
+	want := []string{stale, pn, mustValue(t, "carol.der", graph.FormatIssuerSerial), mustValue(t, "alice.der", graph.FormatIssuerSerial)}
 	if !sameSet(u.CertificateUserIDs, want) {
 		t.Fatalf("user holds %q, want %q", u.CertificateUserIDs, want)
 	}
@@ -157,12 +158,131 @@ func TestWriteMergesAndSkipsWhatIsThere(t *testing.T) {
 	if n := e.graph.Stats().Writes; n != 1 {
 		t.Fatalf("%d writes, want 1", n)
 	}
-	// Nothing left: the managed values go, the admin's stays.
+	// Nothing left, by default: no certificate names a CA to manage, so
+	// nothing is removed (the documented consequence).
 	if err := e.sink.Write(ctx, r, cloud.Certificates{}); err != nil {
 		t.Fatal(err)
 	}
+	if u, _ := e.graph.User("u1"); !sameSet(u.CertificateUserIDs, want) {
+		t.Fatalf("after removing all, default: %q", u.CertificateUserIDs)
+	}
+	// With the CA named in managed_issuers: its values go, the others stay.
+	managed := e.newSink(t, func(c *graph.Config) { c.CertificateUserIDs.ManagedIssuers = []string{issuerOf(t, "alice.der")} })
+	if err := managed.Write(ctx, r, cloud.Certificates{}); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := e.graph.User("u1"); !sameSet(u.CertificateUserIDs, []string{stale, pn}) {
+		t.Fatalf("after removing all, managed_issuers: %q", u.CertificateUserIDs)
+	}
+	// manage_all_of_format: every issuer-and-serial value goes.
+	all := e.newSink(t, func(c *graph.Config) { c.CertificateUserIDs.ManageAllOfFormat = true })
+	if err := all.Write(ctx, r, cloud.Certificates{}); err != nil {
+		t.Fatal(err)
+	}
 	if u, _ := e.graph.User("u1"); !slices.Equal(u.CertificateUserIDs, []string{pn}) {
-		t.Fatalf("after removing all: %q", u.CertificateUserIDs)
+		t.Fatalf("after removing all, manage_all_of_format: %q", u.CertificateUserIDs)
+	}
+}
+
+func issuerOf(t testing.TB, file string) string {
+	t.Helper()
+	i, err := graph.IssuerString(readCert(t, file).RawIssuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return i
+}
+
+// TestWriteKeepsOtherCAsBindings: by default, the first run keeps the
+// issuer-and-serial values of CAs the sink writes no certificate of (a
+// partner CA, a national ID card), and replaces those of the CA it writes.
+func TestWriteKeepsOtherCAsBindings(t *testing.T) {
+	const idCard = "X509:<I>C=EE,O=SK ID Solutions AS,CN=ESTEID2018<SR>0123abcd"
+	contosoOld := "X509:<I>" + issuerOf(t, "alice.der") + "<SR>0fff"
+	e := newEnv(t, []graphtest.User{{ID: "u1", UserPrincipalName: "alice@contoso.com", CertificateUserIDs: []string{idCard, contosoOld}}}, nil, nil)
+	if err := e.sink.Write(context.Background(), &cloud.Recipient{ID: "u1", Name: "alice@contoso.com"}, certs(t, "alice.der")); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := e.graph.User("u1")
+	if want := []string{idCard, mustValue(t, "alice.der", graph.FormatIssuerSerial)}; !sameSet(u.CertificateUserIDs, want) {
+		t.Fatalf("user holds %q, want %q", u.CertificateUserIDs, want)
+	}
+}
+
+// TestWriteFormatsKeepOthers: with a format without an issuer, the values
+// of that format the sink does not write are kept unless
+// manage_all_of_format says otherwise.
+func TestWriteFormatsKeepOthers(t *testing.T) {
+	const partner = "X509:<SKI>00112233445566778899AABBCCDDEEFF00112233"
+	for _, all := range []bool{false, true} {
+		t.Run(fmt.Sprint("manage_all_of_format=", all), func(t *testing.T) {
+			e := newEnv(t, []graphtest.User{{ID: "u1", UserPrincipalName: "alice@contoso.com", CertificateUserIDs: []string{partner}}}, nil,
+				func(c *graph.Config) {
+					c.CertificateUserIDs.Format = graph.FormatSKI
+					c.CertificateUserIDs.ManageAllOfFormat = all
+				})
+			if err := e.sink.Write(context.Background(), &cloud.Recipient{ID: "u1", Name: "alice@contoso.com"}, certs(t, "alice.der")); err != nil {
+				t.Fatal(err)
+			}
+			want := []string{partner, mustValue(t, "alice.der", graph.FormatSKI)}
+			if all {
+				want = want[1:]
+			}
+			if u, _ := e.graph.User("u1"); !sameSet(u.CertificateUserIDs, want) {
+				t.Fatalf("user holds %q, want %q", u.CertificateUserIDs, want)
+			}
+		})
+	}
+}
+
+// TestWriteReadsTheListAfresh: an administrator's change made between the
+// lookup (which read the list) and the Write is kept, not undone by a
+// PATCH computed from the lookup's copy.
+func TestWriteReadsTheListAfresh(t *testing.T) {
+	for _, mode := range []graph.LookupMode{graph.LookupList, graph.LookupBatch} {
+		t.Run(string(mode), func(t *testing.T) {
+			const admin = "X509:<PN>bob@contoso.com"
+			e := newEnv(t, []graphtest.User{{ID: "u1", UserPrincipalName: "bob@contoso.com"}}, nil, func(c *graph.Config) { c.Lookup = mode })
+			ctx := context.Background()
+			r, err := e.sink.Find(ctx, &directory.Entry{ID: "CN=Bob", UserPrincipalName: "bob@contoso.com"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.graph.SetCertificateUserIDs("u1", []string{admin})
+			if err := e.sink.Write(ctx, r, certs(t, "alice.der")); err != nil {
+				t.Fatal(err)
+			}
+			if u, _ := e.graph.User("u1"); !sameSet(u.CertificateUserIDs, []string{admin, mustValue(t, "alice.der", graph.FormatIssuerSerial)}) {
+				t.Fatalf("user holds %q: the administrator's value was undone", u.CertificateUserIDs)
+			}
+			// And after the sink's own PATCH: the administrator removes his
+			// value, then the user's certificate is renewed.
+			e.graph.SetCertificateUserIDs("u1", []string{mustValue(t, "alice.der", graph.FormatIssuerSerial)})
+			if err := e.sink.Write(ctx, r, certs(t, "carol.der")); err != nil {
+				t.Fatal(err)
+			}
+			if u, _ := e.graph.User("u1"); !slices.Equal(u.CertificateUserIDs, []string{mustValue(t, "carol.der", graph.FormatIssuerSerial)}) {
+				t.Fatalf("user holds %q: the administrator's removal was undone", u.CertificateUserIDs)
+			}
+		})
+	}
+}
+
+// TestWriteRefusesNullAuthorizationInfo: an answer whose authorizationInfo
+// is null is not taken for an empty list (which would drop every value the
+// sink does not manage): Write fails and sends no PATCH.
+func TestWriteRefusesNullAuthorizationInfo(t *testing.T) {
+	e := newEnv(t, []graphtest.User{{ID: "u1", UserPrincipalName: "alice@contoso.com",
+		CertificateUserIDs: []string{"X509:<PN>alice@contoso.com"}, NullAuthorizationInfo: true}}, nil, nil)
+	err := e.sink.Write(context.Background(), &cloud.Recipient{ID: "u1", Name: "alice@contoso.com"}, certs(t, "alice.der"))
+	if err == nil || !strings.Contains(err.Error(), "authorizationInfo") || !strings.Contains(err.Error(), "alice@contoso.com") {
+		t.Fatalf("Write: %v, want an error about the missing authorizationInfo", err)
+	}
+	if st := e.graph.Stats(); st.Writes != 0 || st.Refused != 0 {
+		t.Fatalf("stats %+v: a PATCH was sent", st)
+	}
+	if u, _ := e.graph.User("u1"); !slices.Equal(u.CertificateUserIDs, []string{"X509:<PN>alice@contoso.com"}) {
+		t.Fatalf("user holds %q", u.CertificateUserIDs)
 	}
 }
 
@@ -207,12 +327,24 @@ func TestWriteNotWritable(t *testing.T) {
 	if st := e.graph.Stats(); st.Requests != before {
 		t.Errorf("%d requests for a user known to be synced, want none", st.Requests-before)
 	}
-	// Synced after the lookup: the service refuses the PATCH.
+	// Synced after the lookup: the fresh read before the PATCH sees it.
 	r, err := e.sink.Find(ctx, &directory.Entry{ID: "CN=Bob", UserPrincipalName: "bob@contoso.com"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.graph.SetOnPremisesSyncEnabled("u-upn", true)
+	err = e.sink.Write(ctx, r, certs(t, "alice.der"))
+	if !errors.As(err, &nw) || nw.Reason != graph.ReadOnlySynced {
+		t.Fatalf("Write after the user became synced: %v", err)
+	}
+	if st := e.graph.Stats(); st.Refused != 0 || st.Writes != 0 {
+		t.Fatalf("stats %+v, want no PATCH", st)
+	}
+	// Synced between the read and the PATCH: the service refuses it.
+	e.graph.SetOnPremisesSyncEnabled("u-upn", false)
+	e.sink = e.newSink(t, func(c *graph.Config) {
+		c.HTTPClient = &http.Client{Transport: &afterFirst{next: c.HTTPClient.Transport, do: func() { e.graph.SetOnPremisesSyncEnabled("u-upn", true) }}}
+	})
 	err = e.sink.Write(ctx, r, certs(t, "alice.der"))
 	if !errors.As(err, &nw) || !strings.Contains(nw.Reason, "on-premises mastered") {
 		t.Fatalf("Write after the user became synced: %v", err)
@@ -220,6 +352,20 @@ func TestWriteNotWritable(t *testing.T) {
 	if st := e.graph.Stats(); st.Refused != 1 || st.Writes != 0 {
 		t.Fatalf("stats %+v, want one refused PATCH", st)
 	}
+}
+
+// afterFirst is an http.RoundTripper that calls do once the first request
+// has been answered.
+type afterFirst struct {
+	next http.RoundTripper
+	do   func()
+	once sync.Once
+}
+
+func (a *afterFirst) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := a.next.RoundTrip(req)
+	a.once.Do(a.do)
+	return resp, err
 }
 
 func TestWriteValueInUse(t *testing.T) {

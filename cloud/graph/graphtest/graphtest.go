@@ -88,6 +88,10 @@ type User struct {
 	OnPremisesSyncEnabled bool
 	// CertificateUserIDs is authorizationInfo.certificateUserIds.
 	CertificateUserIDs []string
+	// NullAuthorizationInfo makes the server answer "authorizationInfo":
+	// null for this user even when it is selected: an answer a client must
+	// not take for an empty list (for tests of how a client copes).
+	NullAuthorizationInfo bool
 }
 
 func (u User) clone() User {

@@ -256,6 +256,10 @@ func render(u *User, sel []string) map[string]any {
 				m[p] = nil
 			}
 		case "authorizationInfo":
+			if u.NullAuthorizationInfo {
+				m[p] = nil
+				break
+			}
 			m[p] = map[string]any{"certificateUserIds": append([]string{}, u.CertificateUserIDs...)}
 		}
 	}
