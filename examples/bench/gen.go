@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/smimesync/go-smimesync/directory"
+	"github.com/smimesync/go-smimesync/internal/ber"
 )
 
 // refTime is the synthetic directory's "now": certificate validity is
@@ -443,7 +444,7 @@ func (g *Generator) issue(i int, j uint64, kind certKind, r *mrand.Rand) (*issue
 // the CA, signed with c's key, without signed attributes (so that it is
 // deterministic: pkcs7 would add the signing time), and re-encoded with
 // indefinite lengths when ber is set.
-func (g *Generator) blob(c *issued, ber bool) ([]byte, error) {
+func (g *Generator) blob(c *issued, indefinite bool) ([]byte, error) {
 	cert, err := x509.ParseCertificate(c.der)
 	if err != nil {
 		return nil, err
@@ -461,10 +462,10 @@ func (g *Generator) blob(c *issued, ber bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !ber {
+	if !indefinite {
 		return der, nil
 	}
-	return toIndefinite(der, 3)
+	return ber.Indefinite(der, 3)
 }
 
 // span is where a record lies in an LDIF file.

@@ -9,7 +9,6 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/asn1"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/smimesync/go-smimesync/cloud"
 	"github.com/smimesync/go-smimesync/directory"
+	"github.com/smimesync/go-smimesync/internal/ber"
 )
 
 // cmdDemo is the embedded default: it makes a small directory at run time
@@ -313,9 +313,9 @@ func (ca *demoCA) issue(d demoCert) ([]byte, *demoKey, error) {
 
 // signedBlob makes a userSMIMECertificate value as Outlook does: a CMS
 // SignedData signed with the user's key, carrying the user's certificate and
-// the issuing CA's. ber re-encodes its outer layers with indefinite lengths,
+// the issuing CA's. indefinite re-encodes its outer layers with indefinite lengths,
 // as NSS and Outlook often do.
-func signedBlob(certDER []byte, key *demoKey, caDER []byte, ber bool) ([]byte, error) {
+func signedBlob(certDER []byte, key *demoKey, caDER []byte, indefinite bool) ([]byte, error) {
 	cert, err := x509.ParseCertificate(certDER)
 	if err != nil {
 		return nil, err
@@ -336,51 +336,10 @@ func signedBlob(certDER []byte, key *demoKey, caDER []byte, ber bool) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
-	if !ber {
+	if !indefinite {
 		return der, nil
 	}
-	return toIndefinite(der, 3)
-}
-
-// toIndefinite re-encodes the constructed values of a DER encoding down to
-// depth levels with indefinite lengths (0x80 … 00 00): valid BER, which Go's
-// encoding/asn1 refuses and smimesync normalises.
-func toIndefinite(der []byte, depth int) ([]byte, error) {
-	var raw asn1.RawValue
-	rest, err := asn1.Unmarshal(der, &raw)
-	if err != nil {
-		return nil, err
-	}
-	if len(rest) > 0 {
-		return nil, fmt.Errorf("trailing data")
-	}
-	return indefinite(raw, depth)
-}
-
-func indefinite(v asn1.RawValue, depth int) ([]byte, error) {
-	if !v.IsCompound || depth == 0 {
-		return v.FullBytes, nil
-	}
-	hdr := len(v.FullBytes) - len(v.Bytes)
-	out := append([]byte{}, v.FullBytes[:hdr]...)
-	// Replace the definite length with 0x80: the tag is the first byte
-	// (low tag numbers only, as in CMS's outer layers).
-	out = append(out[:1], 0x80)
-	body := v.Bytes
-	for len(body) > 0 {
-		var child asn1.RawValue
-		rest, err := asn1.Unmarshal(body, &child)
-		if err != nil {
-			return nil, err
-		}
-		enc, err := indefinite(child, depth-1)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, enc...)
-		body = rest
-	}
-	return append(out, 0, 0), nil
+	return ber.Indefinite(der, 3)
 }
 
 func indent(s string) string {

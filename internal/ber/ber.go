@@ -1,23 +1,24 @@
-package main
+// Package ber makes BER encodings for the example programs and benchmarks:
+// the indefinite-length form NSS and Outlook write userSMIMECertificate
+// blobs in, which Go's encoding/asn1 refuses and smimesync normalises.
+package ber
 
 import (
 	"encoding/asn1"
 	"errors"
 )
 
-// toIndefinite re-encodes the constructed values of a DER encoding, down to
-// depth levels, with indefinite lengths (0x80 … 00 00): valid BER, as NSS
-// and Outlook write userSMIMECertificate blobs, which Go's encoding/asn1
-// refuses and smimesync normalises. (The same approach as the example
-// binary's demo.)
-func toIndefinite(der []byte, depth int) ([]byte, error) {
+// Indefinite re-encodes the constructed values of a DER encoding, down to
+// depth levels, with indefinite lengths (0x80 … 00 00). Only low tag
+// numbers are expected, as in CMS's outer layers.
+func Indefinite(der []byte, depth int) ([]byte, error) {
 	var raw asn1.RawValue
 	rest, err := asn1.Unmarshal(der, &raw)
 	if err != nil {
 		return nil, err
 	}
 	if len(rest) > 0 {
-		return nil, errors.New("bench: trailing data after the DER value")
+		return nil, errors.New("ber: trailing data after the DER value")
 	}
 	return indefinite(raw, depth)
 }
@@ -26,8 +27,7 @@ func indefinite(v asn1.RawValue, depth int) ([]byte, error) {
 	if !v.IsCompound || depth == 0 {
 		return v.FullBytes, nil
 	}
-	// The tag is the first byte (low tag numbers only, as in CMS's outer
-	// layers); 0x80 replaces the definite length.
+	// The tag is the first byte; 0x80 replaces the definite length.
 	out := []byte{v.FullBytes[0], 0x80}
 	body := v.Bytes
 	for len(body) > 0 {
