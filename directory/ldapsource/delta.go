@@ -188,14 +188,7 @@ func (ps *pass) dirsyncDelta(prev *cookie) (*cookie, error) {
 		attrs = append(attrs, name)
 	}
 	attrs = append(attrs, filterAttrs(p.filter)...)
-	// The catch-up search below starts at the USN read before this
-	// DirSync search.
-	startUSN, err := ps.highestUSN()
-	if err != nil {
-		return nil, err
-	}
 	r := ps.newResolver()
-	seen := map[string]bool{}
 	state, err := ps.dirsyncRun(nc, filter, attrs, prev.DirSync, func(e *ldap.Entry) error {
 		id, err := directory.FormatGUID(e.GetEqualFoldRawAttributeValue("objectGUID"))
 		if err != nil {
@@ -205,10 +198,6 @@ func (ps *pass) dirsyncDelta(prev *cookie) (*cookie, error) {
 			return ps.deleted(id, e.DN)
 		}
 		if p.inScope(e.DN) {
-			if seen[id] {
-				return nil
-			}
-			seen[id] = true
 			return r.add(id, e.GetEqualFoldRawAttributeValue("objectGUID"), e.DN)
 		}
 		if len(e.GetEqualFoldRawAttributeValues("parentGUID")) > 0 && len(e.GetEqualFoldAttributeValues("whenCreated")) == 0 {
@@ -223,29 +212,6 @@ func (ps *pass) dirsyncDelta(prev *cookie) (*cookie, error) {
 			return nil, &staleError{fmt.Sprintf("%s refused the DirSync cookie: %v", ps.url, err)}
 		}
 		return nil, fmt.Errorf("ldapsource: DirSync on %s: %w", ps.url, err)
-	}
-	// A DirSync cookie can run ahead of a change committed while the
-	// search that made it ran: seen on Samba under load, where such a
-	// change then came in no later delta at all. So after the DirSync
-	// search, one indexed search reads what changed in scope since the
-	// highestCommittedUSN read before it, and yields what DirSync did not
-	// return. A change made between two passes comes exactly once; one
-	// made while a pass runs comes now, and perhaps again in the next
-	// delta (harmless: the Syncer finds nothing left to write).
-	catchUp := "(&(|" + p.filter + adWatched + ")(uSNChanged>=" + strconv.FormatInt(startUSN+1, 10) + "))"
-	err = ps.paged(ps.main, nc, catchUp, []string{"objectGUID"}, func(e *ldap.Entry) error {
-		id, err := directory.FormatGUID(e.GetEqualFoldRawAttributeValue("objectGUID"))
-		if err != nil {
-			return &EntryError{DN: e.DN, Attribute: "objectGUID", Err: err}
-		}
-		if !p.inScope(e.DN) || seen[id] {
-			return nil
-		}
-		seen[id] = true
-		return r.add(id, e.GetEqualFoldRawAttributeValue("objectGUID"), e.DN)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("ldapsource: uSNChanged catch-up search on %s: %w", ps.url, err)
 	}
 	if err := r.flush(); err != nil {
 		return nil, err
