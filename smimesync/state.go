@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/smimesync/go-smimesync/directory"
+	"github.com/smimesync/go-smimesync/internal/atomicfile"
 )
 
 // StateVersion is the version of the [Snapshot] layout this package writes.
@@ -290,36 +290,9 @@ func (f FileState) Save(ctx context.Context, s *Snapshot) error {
 // WriteFileAtomic writes data to path through a temporary file in the same
 // directory: write, fsync, rename, fsync the directory. On any error the old
 // file, if any, is left as it was.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("smimesync: writing %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = tmp.Chmod(perm); err != nil {
-		return fmt.Errorf("smimesync: writing %s: %w", path, err)
-	}
-	if _, err = tmp.Write(data); err != nil {
-		return fmt.Errorf("smimesync: writing %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("smimesync: writing %s: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("smimesync: writing %s: %w", path, err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("smimesync: writing %s: %w", path, err)
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync() // best effort: not every file system syncs directories
-		d.Close()
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	if err := atomicfile.Write(path, data, perm); err != nil {
+		return fmt.Errorf("smimesync: %w", err)
 	}
 	return nil
 }

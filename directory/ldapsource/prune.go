@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/smimesync/go-smimesync/directory"
+	"github.com/smimesync/go-smimesync/internal/atomicfile"
 )
 
 // PruneError is a write-back that failed for one entry.
@@ -116,7 +117,7 @@ func (s *Source) backup(e *directory.Entry, attr string, values [][]byte, fps []
 	var lines []byte
 	for i, v := range values {
 		name := backupName(e.ID, fps[i], attr)
-		if err := writeAtomic(filepath.Join(dir, name), v); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, name), v, 0o600); err != nil {
 			return err
 		}
 		b, err := json.Marshal(manifestLine{Time: s.now().UTC(), DN: e.DN, ID: e.ID, Source: e.Source,
@@ -164,32 +165,6 @@ var syncDir = func(dir string) error {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return d.Close()
-}
-
-// writeAtomic writes data to path through a temporary file and a rename.
-func writeAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".prune-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // removeValues deletes the values, on one cached connection that is
