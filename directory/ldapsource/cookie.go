@@ -29,10 +29,21 @@ type cookie struct {
 	Scope string `json:"scope"`
 	// Full is when the last full pass started.
 	Full time.Time `json:"full"`
-	// DirSync is the DirSync control's cookie.
-	DirSync []byte `json:"dirsync,omitempty"`
-	// USN is the highestCommittedUSN the next usn delta starts after.
-	USN int64 `json:"usn,omitempty"`
+	// DirSync is the DirSync control's cookie the next dirsync delta
+	// starts from, and DirSyncAhead the one the last pass ended with (see
+	// [overlap]: the next pass starts one pass behind). A cookie without
+	// DirSyncAhead (a full pass's mark) is its own ahead.
+	DirSync      []byte `json:"dirsync,omitempty"`
+	DirSyncAhead []byte `json:"dirsyncAhead,omitempty"`
+	// USN is the highestCommittedUSN the next usn delta starts after, and
+	// USNAhead the one the last pass read (as DirSync and DirSyncAhead).
+	USN      int64 `json:"usn,omitempty"`
+	USNAhead int64 `json:"usnAhead,omitempty"`
+	// Seen holds what the last dirsync or usn delta yielded, by lower-cased
+	// ID: the entry's uSNChanged, or 0 for a deletion or a move out of
+	// scope. The next pass, which reads that pass's changes again, skips
+	// them (see [overlap]).
+	Seen map[string]int64 `json:"seen,omitempty"`
 	// Tombstones says whether the account could see deleted objects (usn).
 	Tombstones bool `json:"tombstones,omitempty"`
 	// Syncrepl holds one RFC 4533 cookie per base DN, in BaseDN order.
@@ -42,6 +53,23 @@ type cookie struct {
 type syncCookie struct {
 	Base   string `json:"base"`
 	Cookie []byte `json:"cookie"`
+}
+
+// dirsyncAhead returns the DirSync cookie the pass that made c ended
+// with: where the pass after next starts.
+func (c *cookie) dirsyncAhead() []byte {
+	if len(c.DirSyncAhead) > 0 {
+		return c.DirSyncAhead
+	}
+	return c.DirSync
+}
+
+// usnAhead is dirsyncAhead for usn cookies.
+func (c *cookie) usnAhead() int64 {
+	if c.USNAhead > 0 {
+		return c.USNAhead
+	}
+	return c.USN
 }
 
 func (c *cookie) encode() ([]byte, error) {

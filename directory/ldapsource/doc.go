@@ -53,6 +53,12 @@
 //     arrive as deletes; a server that answers with a present phase sends
 //     the whole content, and the pass is then full.
 //
+// The dirsync and usn deltas read one pass behind: each starts from the
+// mark the previous pass started from, and skips what that pass yielded
+// unchanged (same uSNChanged), so a change still comes exactly once.
+// Samba's mark can run ahead of a change committed while a pass read,
+// which would otherwise never come (see the overlap type in delta.go).
+//
 // A delta may also report as Deleted an object that changed outside the
 // scope and may have left it (moved out of the base DNs, into an excluded
 // OU); for one that was never in scope this is a harmless notice about an

@@ -161,9 +161,13 @@ func TestSambaRun(t *testing.T) {
 	for _, p := range r.Passes {
 		switch p.Name {
 		case "unchanged", "delta-10":
-			// A DirSync delta reads what changed, not the directory.
-			if p.Entries >= 40 {
-				t.Errorf("%s pass read %d entries: not a delta", p.Name, p.Entries)
+			// A DirSync delta reads what changed, not the directory. It
+			// also yields every tombstone made since (Samba cannot tell
+			// whether a deleted object was in scope): other tests on the
+			// shared DC delete their OUs meanwhile, and those deletions
+			// are planned as skips.
+			if live := p.Entries - p.Skipped; live >= 40 {
+				t.Errorf("%s pass read %d entries (%d skipped): not a delta", p.Name, p.Entries, p.Skipped)
 			}
 		case "full-reread":
 			if p.Entries != 40 {

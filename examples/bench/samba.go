@@ -224,7 +224,7 @@ func benchOU(ctx context.Context, tb *benchTB, srv *ldaptest.Server, g *Generato
 		err = g.forEachUser(ctx, func(_ int, _ *directory.Entry, s DirStats) error { st.add(s); return nil })
 		return ou, false, st, err
 	case err == nil:
-		if err := c.Del(ldap.NewDelRequest(ou, []ldap.Control{ldap.NewControlSubtreeDelete()})); err != nil {
+		if err := srv.DeleteTree(ou); err != nil {
 			return "", false, st, fmt.Errorf("bench: removing the incomplete %s: %w", ou, err)
 		}
 		fmt.Fprintf(tb.log, "bench: removed the incomplete %s (%d of %d users)\n", ou, len(res.Entries), g.Users)

@@ -40,6 +40,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -185,7 +186,16 @@ func (s *Server) NewOUNamed(t testing.TB, name, parent string) string {
 	return dn
 }
 
-// deleteTree removes dn and its subtree.
+// DeleteTree removes dn and everything under it (nothing when dn does not
+// exist), as the OUs of [Server.NewOU] are removed when their test ends.
+func (s *Server) DeleteTree(dn string) error { return s.deleteTree(dn) }
+
+// deleteTree removes dn and its subtree, one entry at a time, deepest
+// first, with a few connections in parallel. Samba's subtree-delete
+// control would do it in one request, but as one transaction: for an OU
+// of 2,000 users it ran past the two-minute client timeout without
+// finishing, and held the DC's write lock meanwhile, so that every other
+// test's writes timed out too.
 func (s *Server) deleteTree(dn string) error {
 	c, err := s.dialAdmin(s.URL)
 	if err != nil {
@@ -195,14 +205,6 @@ func (s *Server) deleteTree(dn string) error {
 		return err
 	}
 	defer c.Close()
-	if s.Kind == KindSamba {
-		req := ldap.NewDelRequest(dn, []ldap.Control{ldap.NewControlSubtreeDelete()})
-		err := c.Del(req)
-		if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
-			return nil
-		}
-		return err
-	}
 	res, err := c.SearchWithPaging(ldap.NewSearchRequest(dn, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
 		0, 0, false, "(objectClass=*)", []string{"1.1"}, nil), 1000)
 	if err != nil {
@@ -211,25 +213,66 @@ func (s *Server) deleteTree(dn string) error {
 		}
 		return err
 	}
-	// Deepest first: sort by the number of RDNs.
-	dns := make([]string, 0, len(res.Entries))
+	// By depth (the number of RDNs), deepest first: the entries of one
+	// depth do not contain each other.
+	byDepth := map[int][]string{}
+	var depths []int
 	for _, e := range res.Entries {
-		dns = append(dns, e.DN)
-	}
-	depth := func(s string) int { return strings.Count(s, ",") }
-	for i := range dns {
-		for j := i + 1; j < len(dns); j++ {
-			if depth(dns[j]) > depth(dns[i]) {
-				dns[i], dns[j] = dns[j], dns[i]
-			}
+		d := strings.Count(e.DN, ",")
+		if len(byDepth[d]) == 0 {
+			depths = append(depths, d)
 		}
+		byDepth[d] = append(byDepth[d], e.DN)
 	}
-	for _, d := range dns {
-		if err := c.Del(ldap.NewDelRequest(d, nil)); err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+	slices.Sort(depths)
+	slices.Reverse(depths)
+	for _, d := range depths {
+		if err := s.deleteAll(c, byDepth[d]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// deleteAll deletes dns, which do not contain each other, with up to four
+// connections (c and three more).
+func (s *Server) deleteAll(c *ldap.Conn, dns []string) error {
+	workers := min(4, (len(dns)+49)/50)
+	next := make(chan string)
+	errc := make(chan error, workers)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			conn := c
+			if w > 0 {
+				var err error
+				if conn, err = s.dialAdmin(s.URL); err != nil {
+					errc <- err
+					for range next {
+					}
+					return
+				}
+				defer conn.Close()
+			}
+			for d := range next {
+				if err := conn.Del(ldap.NewDelRequest(d, nil)); err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+					errc <- fmt.Errorf("delete %s: %w", d, err)
+					for range next {
+					}
+					return
+				}
+			}
+		}(w)
+	}
+	for _, d := range dns {
+		next <- d
+	}
+	close(next)
+	wg.Wait()
+	close(errc)
+	return errors.Join(collect(errc)...)
 }
 
 // UserSpec describes a user to add.
@@ -379,7 +422,17 @@ func (s *Server) addUsers(ctx context.Context, ou string, users []UserSpec) ([]s
 					*c = conn
 				}
 				req := s.addRequest(ou, u)
-				if err := (*c).Add(req); err != nil {
+				err := (*c).Add(req)
+				if err != nil && s.Kind == KindSamba && ldap.IsErrorWithCode(err, ldap.LDAPResultEntryAlreadyExists) &&
+					strings.Contains(err.Error(), "already in use") {
+					// An account of this name left by a test that was
+					// killed before its cleanup: names are unique in the
+					// domain, not in the OU.
+					if err = s.removeStale(*c, ou, u.Name); err == nil {
+						err = (*c).Add(req)
+					}
+				}
+				if err != nil {
 					errc <- fmt.Errorf("add %s: %w", req.DN, err)
 					cancel()
 					return
@@ -399,7 +452,87 @@ feed:
 	close(next)
 	wg.Wait()
 	close(errc)
-	return dns, errors.Join(collect(errc)...)
+	if err := errors.Join(collect(errc)...); err != nil {
+		return dns, err
+	}
+	return dns, s.settle(ctx, ou)
+}
+
+// settle waits, on slapd, until a content-sync cookie covers every entry
+// under ou: slapd answers an add before its content-sync provider counts
+// it, so a cookie taken at once could lie before the new entries, and the
+// next delta would send them again (a duplicate, which the delta tests
+// would take for a change). Samba needs no wait.
+func (s *Server) settle(ctx context.Context, ou string) error {
+	if s.Kind != KindSlapd {
+		return nil
+	}
+	c, err := s.dialAdmin(s.URL)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	res, err := c.SearchWithPaging(ldap.NewSearchRequest(ou, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=*)", []string{"entryCSN"}, nil), 1000)
+	if err != nil {
+		return fmt.Errorf("read the entryCSN under %s: %w", ou, err)
+	}
+	newest := ""
+	for _, e := range res.Entries {
+		newest = max(newest, e.GetAttributeValue("entryCSN"))
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		r, err := c.Search(ldap.NewSearchRequest(s.BaseDN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+			"(objectClass=ldaptestNoSuchClass)", []string{"1.1"},
+			[]ldap.Control{ldap.NewControlSyncRequest(ldap.SyncRequestModeRefreshOnly, nil, false)}))
+		if err != nil {
+			return fmt.Errorf("content sync of %s: %w", s.BaseDN, err)
+		}
+		cookie := ""
+		if d, ok := ldap.FindControl(r.Controls, ldap.ControlTypeSyncDone).(*ldap.ControlSyncDone); ok {
+			cookie = string(d.Cookie)
+		}
+		_, csn, _ := strings.Cut(cookie, "csn=")
+		if slices.ContainsFunc(strings.Split(csn, ";"), func(v string) bool { return v >= newest }) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no content-sync cookie of %s reached %s in 10 s (last %q)", s.BaseDN, newest, cookie)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// removeStale deletes the account named name (sAMAccountName) when it
+// lives outside ou: a leftover of an earlier run, since the tests of one
+// run use distinct names.
+func (s *Server) removeStale(c *ldap.Conn, ou, name string) error {
+	res, err := c.Search(ldap.NewSearchRequest(s.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+		"(sAMAccountName="+ldap.EscapeFilter(name)+")", []string{"1.1"}, nil))
+	if err != nil {
+		return err
+	}
+	for _, e := range res.Entries {
+		d, err := ldap.ParseDN(e.DN)
+		if err != nil {
+			return err
+		}
+		parent, err := ldap.ParseDN(ou)
+		if err != nil {
+			return err
+		}
+		if parent.AncestorOfFold(d) {
+			return fmt.Errorf("account %s already exists in %s", name, ou)
+		}
+		if err := c.Del(ldap.NewDelRequest(e.DN, nil)); err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+			return fmt.Errorf("remove the leftover %s: %w", e.DN, err)
+		}
+	}
+	return nil
 }
 
 func collect(c chan error) []error {

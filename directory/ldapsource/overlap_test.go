@@ -1,0 +1,186 @@
+package ldapsource
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/go-ldap/ldap/v3"
+	"github.com/smimesync/go-smimesync/directory"
+)
+
+// raceDC is a fake AD DC whose DirSync behaves as Samba's does under
+// concurrent writes: the cookie's high-water mark is the sequence number
+// when the search ends, which may count a change the search did not see.
+type raceDC struct {
+	mu   sync.Mutex
+	seq  int64
+	objs map[string]*raceObj // by name
+}
+
+type raceObj struct {
+	guid    []byte
+	dn      string
+	usn     int64
+	deleted bool
+	// hidden keeps the object's latest change out of search results: it
+	// is committed to the sequence number, not yet to the data.
+	hidden bool
+}
+
+func (dc *raceDC) change(name string, hidden bool) {
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	dc.seq++
+	o := dc.objs[name]
+	if o == nil {
+		g := make([]byte, 16)
+		g[0], g[15] = byte(len(dc.objs)+1), 0x42
+		o = &raceObj{guid: g, dn: "CN=" + name + "," + staffOU}
+		dc.objs[name] = o
+	}
+	o.usn, o.hidden = dc.seq, hidden
+}
+
+func (dc *raceDC) reveal(name string) {
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	dc.objs[name].hidden = false
+}
+
+func (dc *raceDC) remove(name string) {
+	dc.change(name, false)
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	o := dc.objs[name]
+	o.deleted = true
+	o.dn = "CN=" + name + "\\0ADEL:x,CN=Deleted Objects,DC=example,DC=com"
+}
+
+func (o *raceObj) entry() *ldap.Entry {
+	attrs := map[string][][]byte{"objectGUID": {o.guid}, "uSNChanged": vals(strconv.FormatInt(o.usn, 10))}
+	if o.deleted {
+		attrs["isDeleted"] = vals("TRUE")
+	} else {
+		name := strings.TrimPrefix(strings.SplitN(o.dn, ",", 2)[0], "CN=")
+		attrs["mail"] = vals(name + "@example.com")
+	}
+	return entry(o.dn, attrs)
+}
+
+func (dc *raceDC) serve(req *ldap.SearchRequest) ([]fakeResult, error) {
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	visible := func(o *raceObj, from int64) bool { return !o.hidden && o.usn > from }
+	switch {
+	case hasControl(req, ldap.ControlTypeDirSync):
+		from := int64(0)
+		if c := ldap.FindControl(req.Controls, ldap.ControlTypeDirSync).(*ldap.ControlDirSync).Cookie; len(c) > 0 {
+			from, _ = strconv.ParseInt(strings.TrimPrefix(string(c), "hw="), 10, 64)
+		}
+		var out []fakeResult
+		if req.Filter != noMatch {
+			for _, o := range dc.objs {
+				if visible(o, from) {
+					out = append(out, fakeResult{entry: o.entry()})
+				}
+			}
+		}
+		// The high-water mark is read after the search, as Samba does.
+		return append(out, fakeResult{controls: []ldap.Control{&ldap.ControlDirSync{Cookie: []byte(fmt.Sprintf("hw=%d", dc.seq))}}}), nil
+	case strings.Contains(req.Filter, "objectGUID="):
+		var out []fakeResult
+		for _, o := range dc.objs {
+			var esc strings.Builder
+			for _, b := range o.guid {
+				fmt.Fprintf(&esc, `\%02x`, b)
+			}
+			if !o.deleted && !o.hidden && strings.Contains(req.Filter, esc.String()) {
+				out = append(out, fakeResult{entry: o.entry()})
+			}
+		}
+		return append(out, pagedDone("")), nil
+	default: // a full pass
+		var out []fakeResult
+		for _, o := range dc.objs {
+			if !o.deleted && visible(o, 0) {
+				out = append(out, fakeResult{entry: o.entry()})
+			}
+		}
+		return append(out, pagedDone("")), nil
+	}
+}
+
+// TestDeltaOverlap: a change the DirSync cookie ran ahead of (Samba under
+// concurrent writes) still comes, in the next delta; and every change,
+// though each delta reads the previous one's again, comes exactly once.
+func TestDeltaOverlap(t *testing.T) {
+	dc := &raceDC{objs: map[string]*raceObj{}}
+	dc.change("alice", false)
+	dc.change("bob", false)
+	fc := &fakeConn{}
+	// adDeltaServe answers the mark itself; let the fake DC answer it.
+	fc.serve = func(req *ldap.SearchRequest) ([]fakeResult, error) {
+		if req.Filter == noMatch {
+			return dc.serve(req)
+		}
+		return adDeltaServe(dc.serve)(req)
+	}
+	s, logs := newFakeSource(t, Config{BaseDN: StringList{staffOU}}, fc)
+	got, res, err := readPass(t, s, nil)
+	if err != nil || !res.Full || len(got) != 2 {
+		t.Fatalf("full pass: %d entries, full %v, err %v", len(got), res.Full, err)
+	}
+	cookie := res.Cookie
+	names := func(es []*directory.Entry) string {
+		var out []string
+		for _, e := range es {
+			n := strings.TrimPrefix(strings.SplitN(e.DN, ",", 2)[0], "CN=")
+			n, _, _ = strings.Cut(n, "\\0A")
+			if e.Deleted {
+				n = "-" + n
+			}
+			out = append(out, n)
+		}
+		return strings.Join(out, " ")
+	}
+	for i, step := range []struct {
+		before func()
+		want   string
+	}{
+		{func() { dc.change("alice", false) }, "alice"},
+		{func() {}, ""},                                 // reads alice's change again, and drops it
+		{func() { dc.change("bob", true) }, ""},         // bob's change is below the cookie, unseen
+		{func() { dc.reveal("bob") }, "bob"},            // the overlap brings it
+		{func() {}, ""},                                 // and only once
+		{func() { dc.change("carol", false) }, "carol"}, // a new user
+		{func() { dc.change("carol", false) }, "carol"}, // changed again in the overlap: comes again
+		{func() { dc.remove("alice") }, "-alice"},       // a deletion
+		{func() {}, ""},                                 // once
+		{func() { dc.change("bob", false); dc.remove("carol") }, "bob -carol"},
+		{func() {}, ""},
+	} {
+		step.before()
+		got, res, err := readPass(t, s, cookie)
+		if err != nil || res.Full {
+			t.Fatalf("delta %d: full %v, err %v\n%s", i+1, res.Full, err, logs)
+		}
+		sortEntries(got)
+		if n := names(got); n != step.want {
+			t.Errorf("delta %d yielded %q, want %q", i+1, n, step.want)
+		}
+		cookie = res.Cookie
+	}
+}
+
+func sortEntries(es []*directory.Entry) {
+	for i := range es {
+		for j := i + 1; j < len(es); j++ {
+			if es[j].DN < es[i].DN {
+				es[i], es[j] = es[j], es[i]
+			}
+		}
+	}
+}
