@@ -39,10 +39,11 @@ type cookie struct {
 	// USNAhead the one the last pass read (as DirSync and DirSyncAhead).
 	USN      int64 `json:"usn,omitempty"`
 	USNAhead int64 `json:"usnAhead,omitempty"`
-	// Seen holds what the last dirsync or usn delta yielded, by lower-cased
-	// ID: the entry's uSNChanged, or 0 for a deletion or a move out of
-	// scope. The next pass, which reads that pass's changes again, skips
-	// them (see [overlap]).
+	// Seen holds what the last dirsync or usn delta yielded or found
+	// already yielded, by lower-cased ID: the entry's uSNChanged, or 0 for
+	// a deletion or a move out of scope (entries whose uSNChanged could
+	// not be read are not listed). The next pass, which reads that pass's
+	// changes again, skips them (see [overlap]).
 	Seen map[string]int64 `json:"seen,omitempty"`
 	// Tombstones says whether the account could see deleted objects (usn).
 	Tombstones bool `json:"tombstones,omitempty"`

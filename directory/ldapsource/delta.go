@@ -203,7 +203,8 @@ func (ps *pass) dirsyncDelta(prev *cookie) (*cookie, error) {
 		if p.inScope(e.DN) {
 			return r.add(id, e.GetEqualFoldRawAttributeValue("objectGUID"), e.DN)
 		}
-		if len(e.GetEqualFoldRawAttributeValues("parentGUID")) > 0 && len(e.GetEqualFoldAttributeValues("whenCreated")) == 0 {
+		moved := len(e.GetEqualFoldRawAttributeValues("parentGUID")) > 0 && len(e.GetEqualFoldAttributeValues("whenCreated")) == 0
+		if moved || ov.hadLive(id) {
 			// Moved out of scope.
 			return ov.yield(ps, &directory.Entry{ID: id, DN: e.DN, Deleted: true}, 0)
 		}
@@ -239,7 +240,9 @@ func (ps *pass) deleted(ov *overlap, id, dn string) error {
 // from, not from the one it ended with, and skips what that pass already
 // yielded unchanged (same uSNChanged). A change made between two passes
 // is thus yielded exactly once, by the first pass after it; the second
-// pass reads it again and drops it.
+// pass reads it again and drops it. An entry the previous pass yielded
+// that is now out of scope is reported Deleted even when it looks new
+// (created in the window both passes read).
 //
 // Why: the mark a pass ends with can run ahead of a change that the pass
 // did not see. Samba computes the DirSync cookie's high-water USN when
@@ -251,13 +254,14 @@ func (ps *pass) deleted(ov *overlap, id, dn string) error {
 // it. We saw this once in a while under concurrent load in
 // TestServicePropagationDelay (a certificate added in AD never reached
 // the sink, every later delta empty) and could not make it happen at
-// will, so this cause is unconfirmed (the choice is made here only). The
-// uSNChanged mark of usn deltas is read from the same sequence number.
+// will, so this cause is unconfirmed. The uSNChanged mark of usn deltas
+// is read from the same sequence number.
 // Reading one pass behind closes that window whenever the change is
 // visible by the next pass. Active Directory itself documents no such
-// window; there the overlap only costs the second read of each change
-// (one more batched fetch per 100 changed entries) and a cookie that
-// lists the last pass's entries.
+// window; there the overlap costs the DirSync or uSNChanged search over
+// two passes' changes instead of one, the second fetch of each changed
+// entry (batched by 100), and a cookie that lists the entries the last
+// pass read.
 //
 // A nil *overlap yields everything (content sync, whose cookie comes
 // from the search itself).
@@ -278,15 +282,24 @@ func (o *overlap) yield(ps *pass, e *directory.Entry, usn int64) error {
 		return ps.yield(e)
 	}
 	key := strings.ToLower(e.ID)
-	if v, ok := o.next[key]; ok && v == usn {
-		return nil
-	}
-	if v, ok := o.prev[key]; ok && v == usn {
+	if v, ok := o.next[key]; ok {
+		if v == usn {
+			return nil // this pass yielded it already
+		}
+	} else if v, ok := o.prev[key]; ok && v == usn {
 		ps.s.log.Debug("ldapsource: already yielded by the previous delta", "id", e.ID, "dn", e.DN, "usn", usn)
+		o.next[key] = usn // the caller has it so: say so to the next pass too
 		return nil
 	}
 	o.next[key] = usn
 	return ps.yield(e)
+}
+
+// hadLive reports whether the previous pass left the caller holding id as
+// a live entry: one now out of scope must then be reported as Deleted,
+// even when it looks new (created in the window both passes read).
+func (o *overlap) hadLive(id string) bool {
+	return o != nil && o.prev[strings.ToLower(id)] > 0
 }
 
 func (ps *pass) usnMark() (*cookie, error) {
@@ -388,7 +401,7 @@ func (ps *pass) usnDelta(prev *cookie) (*cookie, error) {
 		if p.inScope(e.DN) {
 			return r.add(id, e.GetEqualFoldRawAttributeValue("objectGUID"), e.DN)
 		}
-		if created, _ := strconv.ParseInt(e.GetEqualFoldAttributeValue("uSNCreated"), 10, 64); created > prev.USN {
+		if created, _ := strconv.ParseInt(e.GetEqualFoldAttributeValue("uSNCreated"), 10, 64); created > prev.USN && !ov.hadLive(id) {
 			return nil // new, and outside the scope
 		}
 		// Changed outside the scope: perhaps moved out of it.

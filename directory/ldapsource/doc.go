@@ -56,8 +56,9 @@
 // The dirsync and usn deltas read one pass behind: each starts from the
 // mark the previous pass started from, and skips what that pass yielded
 // unchanged (same uSNChanged), so a change still comes exactly once.
-// Samba's mark can run ahead of a change committed while a pass read,
-// which would otherwise never come (see the overlap type in delta.go).
+// Samba's mark can apparently run ahead of a change committed while a
+// pass read, which would otherwise never come (seen under load, cause
+// unconfirmed; see the overlap type in delta.go).
 //
 // A delta may also report as Deleted an object that changed outside the
 // scope and may have left it (moved out of the base DNs, into an excluded

@@ -2,6 +2,8 @@ package ldapsource
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +26,7 @@ type raceObj struct {
 	guid    []byte
 	dn      string
 	usn     int64
+	created int64
 	deleted bool
 	// hidden keeps the object's latest change out of search results: it
 	// is committed to the sequence number, not yet to the data.
@@ -38,7 +41,7 @@ func (dc *raceDC) change(name string, hidden bool) {
 	if o == nil {
 		g := make([]byte, 16)
 		g[0], g[15] = byte(len(dc.objs)+1), 0x42
-		o = &raceObj{guid: g, dn: "CN=" + name + "," + staffOU}
+		o = &raceObj{guid: g, dn: "CN=" + name + "," + staffOU, created: dc.seq}
 		dc.objs[name] = o
 	}
 	o.usn, o.hidden = dc.seq, hidden
@@ -57,6 +60,28 @@ func (dc *raceDC) remove(name string) {
 	o := dc.objs[name]
 	o.deleted = true
 	o.dn = "CN=" + name + "\\0ADEL:x,CN=Deleted Objects,DC=example,DC=com"
+}
+
+// move gives name a new DN outside the scope.
+func (dc *raceDC) move(name string) {
+	dc.change(name, false)
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	o := dc.objs[name]
+	o.dn = "CN=" + name + ",OU=Elsewhere,DC=example,DC=com"
+}
+
+// dirsyncEntry is o as DirSync returns it to a request from USN from:
+// whenCreated only when the object is newer than that.
+func (o *raceObj) dirsyncEntry(from int64) *ldap.Entry {
+	e := o.entry()
+	if !o.deleted {
+		e.Attributes = append(e.Attributes, &ldap.EntryAttribute{Name: "parentGUID", ByteValues: [][]byte{make([]byte, 16)}, Values: []string{""}})
+		if o.created > from {
+			e.Attributes = append(e.Attributes, &ldap.EntryAttribute{Name: "whenCreated", ByteValues: vals("20261127000000.0Z"), Values: []string{"20261127000000.0Z"}})
+		}
+	}
+	return e
 }
 
 func (o *raceObj) entry() *ldap.Entry {
@@ -84,7 +109,7 @@ func (dc *raceDC) serve(req *ldap.SearchRequest) ([]fakeResult, error) {
 		if req.Filter != noMatch {
 			for _, o := range dc.objs {
 				if visible(o, from) {
-					out = append(out, fakeResult{entry: o.entry()})
+					out = append(out, fakeResult{entry: o.dirsyncEntry(from)})
 				}
 			}
 		}
@@ -97,7 +122,7 @@ func (dc *raceDC) serve(req *ldap.SearchRequest) ([]fakeResult, error) {
 			for _, b := range o.guid {
 				fmt.Fprintf(&esc, `\%02x`, b)
 			}
-			if !o.deleted && !o.hidden && strings.Contains(req.Filter, esc.String()) {
+			if !o.deleted && !o.hidden && strings.HasSuffix(o.dn, staffOU) && strings.Contains(req.Filter, esc.String()) {
 				out = append(out, fakeResult{entry: o.entry()})
 			}
 		}
@@ -161,6 +186,9 @@ func TestDeltaOverlap(t *testing.T) {
 		{func() {}, ""},                                 // once
 		{func() { dc.change("bob", false); dc.remove("carol") }, "bob -carol"},
 		{func() {}, ""},
+		{func() { dc.change("dave", false) }, "dave"}, // new
+		{func() { dc.move("dave") }, "-dave"},         // and at once moved out of scope
+		{func() {}, ""},
 	} {
 		step.before()
 		got, res, err := readPass(t, s, cookie)
@@ -182,5 +210,27 @@ func sortEntries(es []*directory.Entry) {
 				es[i], es[j] = es[j], es[i]
 			}
 		}
+	}
+}
+
+// TestOverlapYieldOrder: within one pass the latest state of an entry
+// wins, even when it equals what the previous pass yielded.
+func TestOverlapYieldOrder(t *testing.T) {
+	var got []string
+	ps := &pass{s: &Source{log: slog.New(slog.NewTextHandler(io.Discard, nil))}, yieldFn: func(e *directory.Entry) error {
+		got = append(got, fmt.Sprintf("%s deleted=%v", e.ID, e.Deleted))
+		return nil
+	}}
+	ov := newOverlap(map[string]int64{"x": 0}) // the previous pass yielded x deleted
+	for _, step := range []struct {
+		deleted bool
+		usn     int64
+	}{{false, 7}, {true, 0}, {true, 0}} { // undeleted, deleted again, the same tombstone once more
+		if err := ov.yield(ps, &directory.Entry{ID: "X", Deleted: step.deleted}, step.usn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := "X deleted=false,X deleted=true"; strings.Join(got, ",") != want {
+		t.Errorf("yielded %q, want %q", strings.Join(got, ","), want)
 	}
 }

@@ -175,6 +175,7 @@ func (s *Server) NewOUNamed(t testing.TB, name, parent string) string {
 	req := ldap.NewAddRequest(dn, nil)
 	req.Attribute("objectClass", []string{"top", "organizationalUnit"})
 	req.Attribute("ou", []string{name})
+	req.Attribute("description", []string{ownerTag()})
 	if err := c.Add(req); err != nil {
 		t.Fatalf("ldaptest: add %s: %v", dn, err)
 	}
@@ -459,10 +460,12 @@ feed:
 }
 
 // settle waits, on slapd, until a content-sync cookie covers every entry
-// under ou: slapd answers an add before its content-sync provider counts
-// it, so a cookie taken at once could lie before the new entries, and the
-// next delta would send them again (a duplicate, which the delta tests
-// would take for a change). Samba needs no wait.
+// under ou. slapd answers an add before its content-sync provider counts
+// it, and after concurrent adds its cookie can stay behind the newest
+// entryCSN until the next write: a cookie taken then would make the next
+// delta send those entries again (a duplicate, which the delta tests
+// would take for a change). So settle writes once more, to ou itself,
+// and waits for the cookie to reach that write. Samba needs no wait.
 func (s *Server) settle(ctx context.Context, ou string) error {
 	if s.Kind != KindSlapd {
 		return nil
@@ -472,15 +475,17 @@ func (s *Server) settle(ctx context.Context, ou string) error {
 		return err
 	}
 	defer c.Close()
-	res, err := c.SearchWithPaging(ldap.NewSearchRequest(ou, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-		"(objectClass=*)", []string{"entryCSN"}, nil), 1000)
+	m := ldap.NewModifyRequest(ou, nil)
+	m.Replace("businessCategory", []string{"settled " + randHex(4)})
+	if err := c.Modify(m); err != nil {
+		return fmt.Errorf("settle %s: %w", ou, err)
+	}
+	res, err := c.Search(ldap.NewSearchRequest(ou, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=*)", []string{"entryCSN"}, nil))
 	if err != nil {
-		return fmt.Errorf("read the entryCSN under %s: %w", ou, err)
+		return fmt.Errorf("read the entryCSN of %s: %w", ou, err)
 	}
-	newest := ""
-	for _, e := range res.Entries {
-		newest = max(newest, e.GetAttributeValue("entryCSN"))
-	}
+	newest := res.Entries[0].GetAttributeValue("entryCSN")
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		r, err := c.Search(ldap.NewSearchRequest(s.BaseDN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
 			"(objectClass=ldaptestNoSuchClass)", []string{"1.1"},
@@ -507,9 +512,16 @@ func (s *Server) settle(ctx context.Context, ou string) error {
 	}
 }
 
-// removeStale deletes the account named name (sAMAccountName) when it
-// lives outside ou: a leftover of an earlier run, since the tests of one
-// run use distinct names.
+// ownerTag names the process that made an OU, in its description.
+func ownerTag() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("ldaptest pid=%d host=%s", os.Getpid(), host)
+}
+
+// removeStale deletes the account named name (sAMAccountName) when it is a
+// leftover: it lives in an OU of [Server.NewOU] made on this host by a
+// process that is gone (a test killed before its cleanup). Account names
+// are unique in the domain, not in the OU. Any other holder is an error.
 func (s *Server) removeStale(c *ldap.Conn, ou, name string) error {
 	res, err := c.Search(ldap.NewSearchRequest(s.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
 		"(sAMAccountName="+ldap.EscapeFilter(name)+")", []string{"1.1"}, nil))
@@ -517,16 +529,18 @@ func (s *Server) removeStale(c *ldap.Conn, ou, name string) error {
 		return err
 	}
 	for _, e := range res.Entries {
-		d, err := ldap.ParseDN(e.DN)
-		if err != nil {
-			return err
+		parent := e.DN[strings.Index(e.DN, ",")+1:]
+		r, err := c.Search(ldap.NewSearchRequest(parent, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+			"(objectClass=organizationalUnit)", []string{"description"}, nil))
+		if err != nil || len(r.Entries) != 1 {
+			return fmt.Errorf("account %s already exists, as %s", name, e.DN)
 		}
-		parent, err := ldap.ParseDN(ou)
-		if err != nil {
-			return err
-		}
-		if parent.AncestorOfFold(d) {
-			return fmt.Errorf("account %s already exists in %s", name, ou)
+		owner := r.Entries[0].GetAttributeValue("description")
+		var pid int
+		var host string
+		mine, _ := os.Hostname()
+		if _, err := fmt.Sscanf(owner, "ldaptest pid=%d host=%s", &pid, &host); err != nil || host != mine || processAlive(pid) {
+			return fmt.Errorf("account %s already exists, as %s (OU owner: %q)", name, e.DN, owner)
 		}
 		if err := c.Del(ldap.NewDelRequest(e.DN, nil)); err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
 			return fmt.Errorf("remove the leftover %s: %w", e.DN, err)

@@ -20,3 +20,6 @@ func Slapd(t testing.TB) *Server {
 
 // StopSamba does nothing outside Unix.
 func StopSamba() error { return nil }
+
+// processAlive is always true here: leftovers are never removed.
+func processAlive(int) bool { return true }

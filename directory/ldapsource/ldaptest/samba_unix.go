@@ -375,3 +375,9 @@ func (s *Server) ensureLDAPSPN() error {
 	}
 	return nil
 }
+
+// processAlive reports whether process pid exists.
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || err == syscall.EPERM
+}
