@@ -358,7 +358,7 @@ func (ps *pass) tombstonesVisible() bool {
 		return false
 	}
 	if n == 0 {
-		ps.s.log.Warn("ldapsource: this account cannot see deleted objects: usn deltas will not see deletions, full passes will",
+		ps.s.log.Warn("ldapsource: this account cannot see deleted objects (or the domain has none yet): usn deltas will not see deletions, full passes will",
 			"url", ps.url, "bind", ps.s.bindName(), "full_pass_every", ps.s.fullEvery(DeltaUSN, false))
 	}
 	return n > 0
@@ -380,15 +380,29 @@ func (ps *pass) usnDelta(prev *cookie) (*cookie, error) {
 	since := strconv.FormatInt(prev.USN+1, 10)
 	ov := newOverlap(prev.Seen)
 	// Whether this account sees deleted objects was probed at the full
-	// pass (the probe is slow when it does not: the server filters every
-	// tombstone out). Deletions are read first: when that fails, nothing
-	// was yielded yet and the pass becomes a full one at once.
+	// pass. That probe cannot tell an account that may not see them from
+	// a domain that has none yet, so when it saw none the recent ones are
+	// asked for anyway (an indexed search) and a refusal is taken for
+	// "not visible": any tombstone found shows that the account sees them
+	// after all. Deletions are read first: when that fails, nothing was
+	// yielded yet and the pass becomes a full one at once.
 	visible := prev.Tombstones
-	if !visible {
-		ps.s.log.Warn("ldapsource: this account cannot see deleted objects: usn deltas will not see deletions, full passes will",
-			"url", ps.url, "bind", ps.s.bindName())
-	} else if err := ps.usnDeletions(ov, since); err != nil {
-		return nil, err
+	if visible {
+		if _, err := ps.usnDeletions(ov, since); err != nil {
+			return nil, err
+		}
+	} else {
+		n, err := ps.usnDeletions(ov, since)
+		var se *staleError
+		switch {
+		case err != nil && !errors.As(err, &se):
+			return nil, err
+		case n > 0:
+			visible = true
+		default:
+			ps.s.log.Warn("ldapsource: this account cannot see deleted objects (or the domain has none yet): usn deltas will not see deletions, full passes will",
+				"url", ps.url, "bind", ps.s.bindName())
+		}
 	}
 	filter := "(&(|" + p.filter + adWatched + ")(uSNChanged>=" + since + "))"
 	r := ps.newResolver()
@@ -423,27 +437,30 @@ func (ps *pass) usnDelta(prev *cookie) (*cookie, error) {
 // refuses, the cookie is reported stale: a full pass sees the deletions
 // too, where an error would fail every later delta the same way.
 // Connection losses and timeouts are returned as they are.
-func (ps *pass) usnDeletions(ov *overlap, since string) error {
+// It returns how many tombstones it read.
+func (ps *pass) usnDeletions(ov *overlap, since string) (int, error) {
 	dobj, err := ps.deletedObjects()
 	if err != nil {
-		return err
+		return 0, err
 	}
+	n := 0
 	err = ps.pagedScope(ps.main, dobj, ldap.ScopeSingleLevel, "(&(isDeleted=TRUE)(uSNChanged>="+since+"))",
 		[]string{"objectGUID"}, []ldap.Control{ldap.NewControlMicrosoftShowDeleted()}, func(e *ldap.Entry) error {
 			id, err := directory.FormatGUID(e.GetEqualFoldRawAttributeValue("objectGUID"))
 			if err != nil {
 				return &EntryError{DN: e.DN, Attribute: "objectGUID", Err: err}
 			}
+			n++
 			return ps.deleted(ov, id, e.DN)
 		})
 	if err == nil {
-		return nil
+		return n, nil
 	}
 	var le *ldap.Error
 	if errors.As(err, &le) && !isNetwork(err) {
-		return &staleError{fmt.Sprintf("%s refused the search for deleted objects: %v", ps.url, err)}
+		return n, &staleError{fmt.Sprintf("%s refused the search for deleted objects: %v", ps.url, err)}
 	}
-	return fmt.Errorf("ldapsource: deleted objects on %s: %w", ps.url, err)
+	return n, fmt.Errorf("ldapsource: deleted objects on %s: %w", ps.url, err)
 }
 
 // syncreplRun runs an RFC 4533 refreshOnly content sync of base from

@@ -44,10 +44,11 @@
 //     Directory Changes): entries with uSNChanged above the mark, fetched
 //     the same way, the mark pinned to the DC's invocationId (another DC,
 //     or a restored one, means a full pass). Deleted objects are read when
-//     the account may see them; when it may not (the default for
-//     non-administrators), deletions are found by full passes, forced
-//     when the last is older than FullPassEvery (default 24 h), and each
-//     pass logs a warning.
+//     the account may see them (asked again at each delta while none has
+//     been seen: a new domain may have none yet); when it may not (the
+//     default for non-administrators), deletions are found by full
+//     passes, forced when the last is older than FullPassEvery (default
+//     24 h), and each pass logs a warning.
 //   - syncrepl (OpenLDAP): RFC 4533 content synchronisation, refreshOnly,
 //     one cookie per base DN. Deletions and entries leaving the filter
 //     arrive as deletes; a server that answers with a present phase sends

@@ -1,6 +1,7 @@
 package ldapsource
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -232,5 +233,49 @@ func TestOverlapYieldOrder(t *testing.T) {
 	}
 	if want := "X deleted=false,X deleted=true"; strings.Join(got, ",") != want {
 		t.Errorf("yielded %q, want %q", strings.Join(got, ","), want)
+	}
+}
+
+// TestUSNFirstTombstone: the full pass's probe saw no tombstone (a new
+// domain has none), so the cookie says deletions are not visible; a usn
+// delta still asks for recent ones, yields the first, and from then on
+// counts on them.
+func TestUSNFirstTombstone(t *testing.T) {
+	tomb := entry("CN=x\\0ADEL:…,CN=Deleted Objects,DC=example,DC=com", map[string][][]byte{"objectGUID": {staffGUID}, "isDeleted": vals("TRUE")})
+	deleted := false
+	fc := &fakeConn{}
+	fc.serve = adDeltaServe(func(req *ldap.SearchRequest) ([]fakeResult, error) {
+		switch {
+		case strings.HasPrefix(req.BaseDN, "<WKGUID="+deletedObjectsWKGUID):
+			if !deleted {
+				return []fakeResult{pagedDone("")}, nil
+			}
+			if !strings.Contains(req.Filter, "uSNChanged") {
+				return []fakeResult{{entry: tomb}}, nil // the full pass's probe
+			}
+			return []fakeResult{{entry: tomb}, pagedDone("")}, nil
+		case hasControl(req, ldap.ControlTypeDirSync):
+			return nil, ldap.NewError(ldap.LDAPResultInsufficientAccessRights, errors.New("no DirSync for you"))
+		}
+		return []fakeResult{pagedDone("")}, nil
+	})
+	s, logs := newFakeSource(t, Config{BaseDN: StringList{staffOU}, Delta: DeltaUSN}, fc)
+	_, res, err := readPass(t, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := decodeCookie(res.Cookie); err != nil || c.Kind != DeltaUSN || c.Tombstones {
+		t.Fatalf("full pass cookie %s (%v): want usn, tombstones not seen", res.Cookie, err)
+	}
+	deleted = true
+	got, res, err := readPass(t, s, res.Cookie)
+	if err != nil || res.Full {
+		t.Fatalf("delta: full %v, err %v\n%s", res.Full, err, logs)
+	}
+	if len(got) != 1 || !got[0].Deleted {
+		t.Fatalf("delta yielded %+v, want the deletion", got)
+	}
+	if c, _ := decodeCookie(res.Cookie); !c.Tombstones {
+		t.Errorf("the cookie after a tombstone was read still says tombstones are not visible")
 	}
 }
