@@ -45,7 +45,8 @@ type cookie struct {
 	// not be read are not listed). The next pass, which reads that pass's
 	// changes again, skips them (see [overlap]).
 	Seen map[string]int64 `json:"seen,omitempty"`
-	// Tombstones says whether the account could see deleted objects (usn).
+	// Tombstones says whether the account has been seen to read deleted
+	// objects, by the full pass's probe or by a delta (usn).
 	Tombstones bool `json:"tombstones,omitempty"`
 	// Syncrepl holds one RFC 4533 cookie per base DN, in BaseDN order.
 	Syncrepl []syncCookie `json:"syncrepl,omitempty"`

@@ -189,7 +189,7 @@ func (ps *pass) dirsyncDelta(prev *cookie) (*cookie, error) {
 		attrs = append(attrs, name)
 	}
 	attrs = append(attrs, filterAttrs(p.filter)...)
-	ov := newOverlap(prev.Seen)
+	ov := newOverlap(prev)
 	r := ps.newResolver()
 	r.ov = ov
 	state, err := ps.dirsyncRun(nc, filter, attrs, prev.DirSync, func(e *ldap.Entry) error {
@@ -266,17 +266,25 @@ func (ps *pass) deleted(ov *overlap, id, dn string) error {
 // A nil *overlap yields everything (content sync, whose cookie comes
 // from the search itself).
 type overlap struct {
-	prev map[string]int64 // what the previous pass yielded
-	next map[string]int64 // what this pass yielded, for the next one
+	// prev is what the previous pass yielded or found already yielded,
+	// next the same for this pass, for the next one.
+	prev, next map[string]int64
+	// afterFull: the previous pass was a full one, which lists nothing
+	// in prev though it yielded every entry in scope.
+	afterFull bool
 }
 
-func newOverlap(prev map[string]int64) *overlap {
-	return &overlap{prev: prev, next: map[string]int64{}}
+// newOverlap returns the overlap of a delta from prev.
+func newOverlap(prev *cookie) *overlap {
+	// A full pass's mark has no ahead part; deltas write one.
+	return &overlap{prev: prev.Seen, next: map[string]int64{}, afterFull: len(prev.DirSyncAhead) == 0 && prev.USNAhead == 0}
 }
 
-// yield hands e on unless the previous pass, or this one, already yielded
-// it at usn (its uSNChanged; 0 for a deletion or a move out of scope;
-// negative when unknown, which is always yielded).
+// yield hands e on unless this pass already yielded it at usn (its
+// uSNChanged; 0 for a deletion or a move out of scope; negative when
+// unknown, which is always yielded), or, when this pass has not yielded
+// it at all, the previous pass did: this pass's latest state of an entry
+// wins over the previous pass's.
 func (o *overlap) yield(ps *pass, e *directory.Entry, usn int64) error {
 	if o == nil || usn < 0 {
 		return ps.yield(e)
@@ -295,11 +303,14 @@ func (o *overlap) yield(ps *pass, e *directory.Entry, usn int64) error {
 	return ps.yield(e)
 }
 
-// hadLive reports whether the previous pass left the caller holding id as
-// a live entry: one now out of scope must then be reported as Deleted,
-// even when it looks new (created in the window both passes read).
+// hadLive reports whether the previous pass may have left the caller
+// holding id as a live entry: one now out of scope must then be reported
+// as Deleted, even when it looks new (created in the window both passes
+// read). After a full pass, which yielded everything in scope, that is
+// any entry: the first delta reports each new one out of scope as Deleted,
+// a harmless notice for an ID the caller never got.
 func (o *overlap) hadLive(id string) bool {
-	return o != nil && o.prev[strings.ToLower(id)] > 0
+	return o != nil && (o.afterFull || o.prev[strings.ToLower(id)] > 0)
 }
 
 func (ps *pass) usnMark() (*cookie, error) {
@@ -358,7 +369,7 @@ func (ps *pass) tombstonesVisible() bool {
 		return false
 	}
 	if n == 0 {
-		ps.s.log.Warn("ldapsource: this account cannot see deleted objects (or the domain has none yet): usn deltas will not see deletions, full passes will",
+		ps.s.log.Warn("ldapsource: this account cannot see deleted objects (or the domain has none yet): usn deltas see deletions only once one is visible, full passes do",
 			"url", ps.url, "bind", ps.s.bindName(), "full_pass_every", ps.s.fullEvery(DeltaUSN, false))
 	}
 	return n > 0
@@ -378,7 +389,7 @@ func (ps *pass) usnDelta(prev *cookie) (*cookie, error) {
 	}
 	p := ps.plan
 	since := strconv.FormatInt(prev.USN+1, 10)
-	ov := newOverlap(prev.Seen)
+	ov := newOverlap(prev)
 	// Whether this account sees deleted objects was probed at the full
 	// pass. That probe cannot tell an account that may not see them from
 	// a domain that has none yet, so when it saw none the recent ones are
@@ -394,13 +405,17 @@ func (ps *pass) usnDelta(prev *cookie) (*cookie, error) {
 	} else {
 		n, err := ps.usnDeletions(ov, since)
 		var se *staleError
+		refused := errors.As(err, &se) || errors.Is(err, ErrTimeout)
 		switch {
-		case err != nil && !errors.As(err, &se):
-			return nil, err
+		case err != nil && (n > 0 || !refused):
+			return nil, err // as when visible: a pass that lost tombstones midway must not end
 		case n > 0:
 			visible = true
 		default:
-			ps.s.log.Warn("ldapsource: this account cannot see deleted objects (or the domain has none yet): usn deltas will not see deletions, full passes will",
+			if err != nil {
+				ps.s.log.Debug("ldapsource: deleted objects not visible", "url", ps.url, "err", err)
+			}
+			ps.s.log.Warn("ldapsource: this account cannot see deleted objects (or the domain has none yet): usn deltas see deletions only once one is visible, full passes do",
 				"url", ps.url, "bind", ps.s.bindName())
 		}
 	}

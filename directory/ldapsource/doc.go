@@ -39,7 +39,8 @@
 //     fetched whole (in batches of 100, by objectGUID, with the filter)
 //     before it is yielded; one no longer matching, moved out of the base
 //     DNs or into an excluded OU is yielded as Deleted (out of scope), as
-//     is a tombstone (isDeleted) whose last known parent was in scope.
+//     is every tombstone (isDeleted): its last known parent cannot tell
+//     whether it was in scope.
 //   - usn (AD, when DirSync is refused: an account without Replicating
 //     Directory Changes): entries with uSNChanged above the mark, fetched
 //     the same way, the mark pinned to the DC's invocationId (another DC,

@@ -1,6 +1,7 @@
 package ldapsource
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,9 @@ type raceDC struct {
 	mu   sync.Mutex
 	seq  int64
 	objs map[string]*raceObj // by name
+	// duringFull, when set, runs once as a full pass starts reading
+	// (after its mark).
+	duringFull func()
 }
 
 type raceObj struct {
@@ -96,7 +100,24 @@ func (o *raceObj) entry() *ldap.Entry {
 	return entry(o.dn, attrs)
 }
 
+// source returns a Source reading staffOU from dc.
+func (dc *raceDC) source(t *testing.T) (*Source, *bytes.Buffer) {
+	fc := &fakeConn{}
+	// adDeltaServe answers the mark itself; let the fake DC answer it.
+	fc.serve = func(req *ldap.SearchRequest) ([]fakeResult, error) {
+		if req.Filter == noMatch {
+			return dc.serve(req)
+		}
+		return adDeltaServe(dc.serve)(req)
+	}
+	return newFakeSource(t, Config{BaseDN: StringList{staffOU}}, fc)
+}
+
 func (dc *raceDC) serve(req *ldap.SearchRequest) ([]fakeResult, error) {
+	if f := dc.duringFull; f != nil && !hasControl(req, ldap.ControlTypeDirSync) && !strings.Contains(req.Filter, "objectGUID=") {
+		dc.duringFull = nil
+		f()
+	}
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
 	visible := func(o *raceObj, from int64) bool { return !o.hidden && o.usn > from }
@@ -146,15 +167,7 @@ func TestDeltaOverlap(t *testing.T) {
 	dc := &raceDC{objs: map[string]*raceObj{}}
 	dc.change("alice", false)
 	dc.change("bob", false)
-	fc := &fakeConn{}
-	// adDeltaServe answers the mark itself; let the fake DC answer it.
-	fc.serve = func(req *ldap.SearchRequest) ([]fakeResult, error) {
-		if req.Filter == noMatch {
-			return dc.serve(req)
-		}
-		return adDeltaServe(dc.serve)(req)
-	}
-	s, logs := newFakeSource(t, Config{BaseDN: StringList{staffOU}}, fc)
+	s, logs := dc.source(t)
 	got, res, err := readPass(t, s, nil)
 	if err != nil || !res.Full || len(got) != 2 {
 		t.Fatalf("full pass: %d entries, full %v, err %v", len(got), res.Full, err)
@@ -214,6 +227,28 @@ func sortEntries(es []*directory.Entry) {
 	}
 }
 
+// TestDeltaAfterFullMovedOut: a user created while the full pass read
+// (after its mark), so yielded by it, and moved out of scope before the
+// first delta, is reported Deleted by that delta though it looks new.
+func TestDeltaAfterFullMovedOut(t *testing.T) {
+	dc := &raceDC{objs: map[string]*raceObj{}}
+	dc.change("alice", false)
+	dc.duringFull = func() { dc.change("frank", false) }
+	s, logs := dc.source(t)
+	got, res, err := readPass(t, s, nil)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("full pass: %d entries (want alice and frank), err %v", len(got), err)
+	}
+	dc.move("frank")
+	got, _, err = readPass(t, s, res.Cookie)
+	if err != nil {
+		t.Fatalf("delta: %v\n%s", err, logs)
+	}
+	if len(got) != 1 || !got[0].Deleted || !strings.Contains(got[0].DN, "frank") {
+		t.Errorf("delta yielded %+v, want frank as Deleted", got)
+	}
+}
+
 // TestOverlapYieldOrder: within one pass the latest state of an entry
 // wins, even when it equals what the previous pass yielded.
 func TestOverlapYieldOrder(t *testing.T) {
@@ -222,7 +257,7 @@ func TestOverlapYieldOrder(t *testing.T) {
 		got = append(got, fmt.Sprintf("%s deleted=%v", e.ID, e.Deleted))
 		return nil
 	}}
-	ov := newOverlap(map[string]int64{"x": 0}) // the previous pass yielded x deleted
+	ov := newOverlap(&cookie{Seen: map[string]int64{"x": 0}}) // the previous pass yielded x deleted
 	for _, step := range []struct {
 		deleted bool
 		usn     int64

@@ -429,7 +429,7 @@ func (s *Server) addUsers(ctx context.Context, ou string, users []UserSpec) ([]s
 					// An account of this name left by a test that was
 					// killed before its cleanup: names are unique in the
 					// domain, not in the OU.
-					if err = s.removeStale(*c, ou, u.Name); err == nil {
+					if err = s.removeStale(*c, u.Name); err == nil {
 						err = (*c).Add(req)
 					}
 				}
@@ -485,6 +485,9 @@ func (s *Server) settle(ctx context.Context, ou string) error {
 	if err != nil {
 		return fmt.Errorf("read the entryCSN of %s: %w", ou, err)
 	}
+	if len(res.Entries) != 1 {
+		return fmt.Errorf("read the entryCSN of %s: %d entries", ou, len(res.Entries))
+	}
 	newest := res.Entries[0].GetAttributeValue("entryCSN")
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		r, err := c.Search(ldap.NewSearchRequest(s.BaseDN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
@@ -512,24 +515,31 @@ func (s *Server) settle(ctx context.Context, ou string) error {
 	}
 }
 
-// ownerTag names the process that made an OU, in its description.
+// ownerTag names the process that made an OU, in its description: its
+// pid, host name and pid namespace (two containers may share a host name
+// and the DC, each with its own pids).
 func ownerTag() string {
 	host, _ := os.Hostname()
-	return fmt.Sprintf("ldaptest pid=%d host=%s", os.Getpid(), host)
+	return fmt.Sprintf("ldaptest pid=%d host=%s ns=%s", os.Getpid(), host, pidNamespace())
 }
 
 // removeStale deletes the account named name (sAMAccountName) when it is a
-// leftover: it lives in an OU of [Server.NewOU] made on this host by a
-// process that is gone (a test killed before its cleanup). Account names
-// are unique in the domain, not in the OU. Any other holder is an error.
-func (s *Server) removeStale(c *ldap.Conn, ou, name string) error {
+// leftover: it lives in an OU of [Server.NewOU] made on this host, in this
+// pid namespace, by a process that is gone (a test killed before its
+// cleanup). Account names are unique in the domain, not in the OU. Any
+// other holder is an error.
+func (s *Server) removeStale(c *ldap.Conn, name string) error {
 	res, err := c.Search(ldap.NewSearchRequest(s.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
 		"(sAMAccountName="+ldap.EscapeFilter(name)+")", []string{"1.1"}, nil))
 	if err != nil {
 		return err
 	}
 	for _, e := range res.Entries {
-		parent := e.DN[strings.Index(e.DN, ",")+1:]
+		d, err := ldap.ParseDN(e.DN)
+		if err != nil || len(d.RDNs) < 2 {
+			return fmt.Errorf("account %s already exists, as %s", name, e.DN)
+		}
+		parent := (&ldap.DN{RDNs: d.RDNs[1:]}).String()
 		r, err := c.Search(ldap.NewSearchRequest(parent, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
 			"(objectClass=organizationalUnit)", []string{"description"}, nil))
 		if err != nil || len(r.Entries) != 1 {
@@ -537,9 +547,10 @@ func (s *Server) removeStale(c *ldap.Conn, ou, name string) error {
 		}
 		owner := r.Entries[0].GetAttributeValue("description")
 		var pid int
-		var host string
+		var host, ns string
 		mine, _ := os.Hostname()
-		if _, err := fmt.Sscanf(owner, "ldaptest pid=%d host=%s", &pid, &host); err != nil || host != mine || processAlive(pid) {
+		if _, err := fmt.Sscanf(owner, "ldaptest pid=%d host=%s ns=%s", &pid, &host, &ns); err != nil ||
+			host != mine || ns != pidNamespace() || processAlive(pid) {
 			return fmt.Errorf("account %s already exists, as %s (OU owner: %q)", name, e.DN, owner)
 		}
 		if err := c.Del(ldap.NewDelRequest(e.DN, nil)); err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {

@@ -381,3 +381,10 @@ func processAlive(pid int) bool {
 	err := syscall.Kill(pid, 0)
 	return err == nil || err == syscall.EPERM
 }
+
+// pidNamespace names this process's pid namespace where the system says
+// (Linux: "pid:[4026531836]"), or is empty.
+func pidNamespace() string {
+	ns, _ := os.Readlink("/proc/self/ns/pid")
+	return ns
+}
