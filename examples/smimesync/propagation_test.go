@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"slices"
 	"strconv"
@@ -55,42 +54,8 @@ service: {interval: %s, listen: "127.0.0.1:0"}
 log: {format: json}
 `, srv.LDAPSURL, srv.CAFile, srv.AdminDN, ou, propagationInterval)+rt.sinkYAML(10*time.Second, 5))
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stdout, stderr syncBuffer
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"run", "--config", cfg}, &stdout, &stderr) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case code := <-done:
-			if code != exitOK {
-				t.Errorf("run after cancel: exit %d", code)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("run did not stop after cancel")
-		}
-	}
-	defer stop()
-
-	var addr string
-	waitFor(t, "the HTTP server", func() bool {
-		if m := servingRE.FindStringSubmatch(stderr.String()); m != nil {
-			addr = m[1]
-			return true
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("run ended early with %d: %s", code, stderr.String())
-		default:
-		}
-		return false
-	})
+	sr := startService(t, cfg)
+	addr, stderr := sr.addr, sr.stderr
 	waitFor(t, "the first (full) pass", func() bool { return strings.Contains(stderr.String(), `"msg":"pass done"`) })
 
 	var delays []time.Duration
@@ -167,7 +132,7 @@ log: {format: json}
 	if v, _ := lookupMetric(fams, "smimesync_passes_total", map[string]string{"sink": "exchange", "kind": "delta", "result": "ok"}); v < n {
 		t.Errorf("smimesync_passes_total{delta,ok} = %v, want at least one delta pass per change (%d)", v, n)
 	}
-	stop()
+	sr.stop(t, 30*time.Second)
 	if t.Failed() {
 		t.Log(stderr.String())
 	}

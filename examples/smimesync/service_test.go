@@ -108,6 +108,61 @@ log: {format: json}
 
 var servingRE = regexp.MustCompile(`"msg":"serving /healthz and /metrics","addr":"([^"]+)"`)
 
+// serviceRun is `smimesync run --config CFG` running in this process.
+type serviceRun struct {
+	addr    string      // where /healthz and /metrics answer
+	stderr  *syncBuffer // the service's log
+	cancel  context.CancelFunc
+	done    chan int // its exit code
+	stopped bool
+}
+
+// startService starts the service on cfg and waits until its HTTP server
+// listens. It is stopped when t ends, if not before.
+func startService(t *testing.T, cfg string) *serviceRun {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	sr := &serviceRun{stderr: &syncBuffer{}, cancel: cancel, done: make(chan int, 1)}
+	var stdout syncBuffer
+	go func() { sr.done <- run(ctx, []string{"run", "--config", cfg}, &stdout, sr.stderr) }()
+	t.Cleanup(func() { sr.stop(t, 30*time.Second) })
+	waitFor(t, "the HTTP server", func() bool {
+		if m := servingRE.FindStringSubmatch(sr.stderr.String()); m != nil {
+			sr.addr = m[1]
+			return true
+		}
+		select {
+		case code := <-sr.done:
+			t.Fatalf("run ended early with %d: %s", code, sr.stderr.String())
+		default:
+		}
+		return false
+	})
+	return sr
+}
+
+// stop cancels the service and reports whether it ended with exitOK
+// within the given time (an error of t when not).
+func (sr *serviceRun) stop(t *testing.T, within time.Duration) bool {
+	t.Helper()
+	if sr.stopped {
+		return true
+	}
+	sr.stopped = true
+	sr.cancel()
+	select {
+	case code := <-sr.done:
+		if code != exitOK {
+			t.Errorf("run after cancel: exit %d: %s", code, sr.stderr.String())
+			return false
+		}
+		return true
+	case <-time.After(within):
+		t.Error("run did not stop after cancel")
+		return false
+	}
+}
+
 // TestRunService runs the service in-process against the LDIF source and
 // the file sink: a change in the LDIF file is published by the next pass,
 // /healthz and /metrics answer, and cancelling the context stops it with
@@ -117,25 +172,8 @@ func TestRunService(t *testing.T) {
 	dir := filepath.Dir(cfg)
 	tenant := filepath.Join(dir, "published.json")
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stdout, stderr syncBuffer
-	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"run", "--config", cfg}, &stdout, &stderr) }()
-
-	var addr string
-	waitFor(t, "the HTTP server", func() bool {
-		if m := servingRE.FindStringSubmatch(stderr.String()); m != nil {
-			addr = m[1]
-			return true
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("run ended early with %d: %s", code, stderr.String())
-		default:
-		}
-		return false
-	})
+	sr := startService(t, cfg)
+	addr, stderr := sr.addr, sr.stderr
 	waitFor(t, "the first pass to publish Alice's blob", func() bool {
 		r, _ := tenantCerts(t, tenant, "alice@smime.example")
 		return len(r.UserSMIMECertificate) == 1 && len(r.UserCertificate) == 1
@@ -193,14 +231,8 @@ func TestRunService(t *testing.T) {
 		t.Error("/metrics lacks the Go runtime's series")
 	}
 
-	cancel()
-	select {
-	case code := <-done:
-		if code != exitOK {
-			t.Fatalf("run after cancel: exit %d: %s", code, stderr.String())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("run did not stop after cancel")
+	if !sr.stop(t, 15*time.Second) {
+		t.FailNow()
 	}
 	if !strings.Contains(stderr.String(), `"msg":"service stopped"`) {
 		t.Errorf("no 'service stopped' log: %s", stderr.String())
