@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -61,7 +62,7 @@ func TestDecodeByteArrays(t *testing.T) {
 			case tt.err == errAny && (err == nil || errors.Is(err, errPlaceholder)):
 				t.Fatalf("error %v, want a decoding error", err)
 			}
-			if tt.err == nil && !equal(got, tt.want) {
+			if tt.err == nil && !slices.EqualFunc(got, tt.want, bytes.Equal) {
 				t.Errorf("got %v, want %v", got, tt.want)
 			}
 		})
@@ -69,18 +70,6 @@ func TestDecodeByteArrays(t *testing.T) {
 }
 
 var errAny = errors.New("any error")
-
-func equal(a, b [][]byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !bytes.Equal(a[i], b[i]) {
-			return false
-		}
-	}
-	return true
-}
 
 func FuzzDecodeByteArrays(f *testing.F) {
 	for _, s := range []string{`null`, `["System.Byte[]"]`, `[{"Data":[1,2]}]`, `["AAE="]`, `[[1]]`} {
@@ -93,7 +82,7 @@ func FuzzDecodeByteArrays(f *testing.F) {
 		}
 		// What decodes re-encodes and decodes to the same values.
 		again, err := decodeByteArrays(encodeByteArrays(vals))
-		if err != nil || !equal(again, vals) && len(vals) > 0 {
+		if err != nil || !slices.EqualFunc(again, vals, bytes.Equal) && len(vals) > 0 {
 			t.Fatalf("round trip of %q: %v, %v", s, again, err)
 		}
 	})

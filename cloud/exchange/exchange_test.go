@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -163,7 +164,7 @@ func TestWriteAndReadBack(t *testing.T) {
 					t.Fatalf("%s: %v", addr, err)
 				}
 				got, _ := e.exo.Recipient(addr)
-				if !equal(got.UserCertificate, want.UserCertificate) || !equal(got.UserSMimeCertificate, want.UserSMIMECertificate) {
+				if !slices.EqualFunc(got.UserCertificate, want.UserCertificate, bytes.Equal) || !slices.EqualFunc(got.UserSMimeCertificate, want.UserSMIMECertificate, bytes.Equal) {
 					t.Errorf("%s: service holds %d/%d values, not what was written", addr, len(got.UserCertificate), len(got.UserSMimeCertificate))
 				}
 				c, err := e.sink.Current(ctx(t), r)
@@ -176,7 +177,7 @@ func TestWriteAndReadBack(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: %v", addr, err)
 				}
-				if !equal(c.UserCertificate, want.UserCertificate) || !equal(c.UserSMIMECertificate, want.UserSMIMECertificate) {
+				if !slices.EqualFunc(c.UserCertificate, want.UserCertificate, bytes.Equal) || !slices.EqualFunc(c.UserSMIMECertificate, want.UserSMIMECertificate, bytes.Equal) {
 					t.Errorf("%s: read back %d/%d values, not what was written", addr, len(c.UserCertificate), len(c.UserSMIMECertificate))
 				}
 				// Clearing: no values writes null.
@@ -205,18 +206,6 @@ func TestWriteAndReadBack(t *testing.T) {
 			}
 		})
 	}
-}
-
-func equal(a, b [][]byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !bytes.Equal(a[i], b[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 func TestReadBackNever(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -103,17 +104,9 @@ func sortedValues(vs [][]byte) [][]byte {
 	return out
 }
 
+// sameValues reports whether a and b hold the same values in any order.
 func sameValues(a, b [][]byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	a, b = sortedValues(a), sortedValues(b)
-	for i := range a {
-		if !bytes.Equal(a[i], b[i]) {
-			return false
-		}
-	}
-	return true
+	return slices.EqualFunc(sortedValues(a), sortedValues(b), bytes.Equal)
 }
 
 // makeUsers returns n users named prefix0000… with two certificates each
