@@ -371,18 +371,9 @@ func TestCookieDecode(t *testing.T) {
 // FullPassEvery, gives a logged full pass.
 func TestCookieMismatch(t *testing.T) {
 	fc := &fakeConn{}
-	fc.serve = func(req *ldap.SearchRequest) ([]fakeResult, error) {
-		if r, ok := adRootDSE(req); ok {
-			return r, nil
-		}
-		if strings.HasPrefix(req.BaseDN, "CN=NTDS Settings") {
-			return []fakeResult{{entry: entry(req.BaseDN, map[string][][]byte{"invocationId": {make([]byte, 16)}})}}, nil
-		}
-		if req.Filter == noMatch {
-			return []fakeResult{{controls: []ldap.Control{&ldap.ControlDirSync{Cookie: []byte("fresh")}}}}, nil
-		}
+	fc.serve = adDeltaServe(func(*ldap.SearchRequest) ([]fakeResult, error) {
 		return []fakeResult{pagedDone("")}, nil
-	}
+	})
 	s, logs := newFakeSource(t, Config{FullPassEvery: time.Hour}, fc)
 	res, err := s.Read(context.Background(), directory.Pass{}, func(*directory.Entry) error { return nil })
 	if err != nil {
