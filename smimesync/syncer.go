@@ -582,7 +582,7 @@ func (s *Syncer) decide(ctx context.Context, pol *Policy, st *Snapshot, e *direc
 		c.Action, c.Reason = ActionSkip, SkipCurrentUnknown
 	case have == nil:
 		c.Action = ActionReplace
-	case sameSet(have, want):
+	case maps.Equal(have, want): // the same fingerprints, each in the same attribute
 		c.Action = ActionUnchanged
 	case len(want) == 0:
 		c.Action = ActionRemove
@@ -974,19 +974,6 @@ func fingerprints(c cloud.Certificates) map[Fingerprint]string {
 		m[sha256.Sum256(v)] = cloud.AttrUserSMIMECertificate
 	}
 	return m
-}
-
-// sameSet compares two sets by fingerprint and attribute, ignoring order.
-func sameSet(a, b map[Fingerprint]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for f, attr := range a {
-		if b[f] != attr {
-			return false
-		}
-	}
-	return true
 }
 
 func userName(e *directory.Entry) string {

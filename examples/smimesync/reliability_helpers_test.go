@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -332,7 +333,7 @@ func converges(t *testing.T, cfgPath string, exo *exchangetest.Server, users int
 				t.Fatalf("converges: no recipient %s", c.Recipient.ID)
 			}
 			got := fingerprintSet(cloud.Certificates{UserCertificate: r.UserCertificate, UserSMIMECertificate: r.UserSMimeCertificate})
-			if !sameFingerprints(got, want) {
+			if !maps.Equal(got, want) {
 				bad++
 				t.Errorf("converges: %s carries %d values, the policy keeps %d others", c.User, len(got), len(want))
 			}
@@ -342,18 +343,6 @@ func converges(t *testing.T, cfgPath string, exo *exchangetest.Server, users int
 				plan.Summary.Unchanged, plan.Summary.KeptValues, plan.Summary.DroppedValues)
 		}
 	}
-}
-
-func sameFingerprints(a, b map[smimesync.Fingerprint]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for f, attr := range a {
-		if b[f] != attr {
-			return false
-		}
-	}
-	return true
 }
 
 // syncJSON runs `sync --json` and decodes its report (nil when the run
