@@ -55,17 +55,22 @@ func exchangeTenant(t *testing.T) (*exchangetest.Server, *azauthtest.Server, str
 		exchangetest.Recipient{Guid: "e0000000-0000-4000-8000-000000000002", PrimarySmtpAddress: "bob@smime.example", IsDirSynced: true},
 	)
 	t.Setenv("SMIMESYNC_TEST_SECRET", "s3cret")
-	cfg := writeConfig(t, fmt.Sprintf(`source: {ldif: {path: users.ldif}}
-state: {path: state.json}
-sink:
+	cfg := writeConfig(t, "source: {ldif: {path: users.ldif}}\nstate: {path: state.json}\n"+exchangeSinkYAML(tokens, exo))
+	return exo, tokens, cfg
+}
+
+// exchangeSinkYAML is a sink section pointing at the emulators, signing in
+// with the secret in $SMIMESYNC_TEST_SECRET; more keys of the exchange
+// sink may follow it, indented by four spaces.
+func exchangeSinkYAML(tokens *azauthtest.Server, exo *exchangetest.Server) string {
+	return fmt.Sprintf(`sink:
   exchange:
     tenant_id: %s
     organization: %s
     client_id: %s
     auth: {method: client_secret, secret_env: SMIMESYNC_TEST_SECRET}
     endpoints: {login: %q, exchange: %q}
-`, testTenant, testOrg, testClient, tokens.URL, exo.URL))
-	return exo, tokens, cfg
+`, testTenant, testOrg, testClient, tokens.URL, exo.URL)
 }
 
 func TestExchangeEndToEnd(t *testing.T) {

@@ -166,16 +166,9 @@ func newRelTenant(t *testing.T, cfg exchangetest.Config, users []*relUser) *relT
 // sinkYAML is the sink section pointing at the emulators, with small retry
 // settings so that faults cost milliseconds.
 func (rt *relTenant) sinkYAML(requestTimeout time.Duration, maxTries int) string {
-	return fmt.Sprintf(`sink:
-  exchange:
-    tenant_id: %s
-    organization: %s
-    client_id: %s
-    auth: {method: client_secret, secret_env: SMIMESYNC_TEST_SECRET}
-    endpoints: {login: %q, exchange: %q}
-    request_timeout: %s
+	return exchangeSinkYAML(rt.tokens, rt.exo) + fmt.Sprintf(`    request_timeout: %s
     retry: {base: 1ms, cap: 10ms, max_tries: %d}
-`, testTenant, testOrg, testClient, rt.tokens.URL, rt.exo.URL, requestTimeout, maxTries)
+`, requestTimeout, maxTries)
 }
 
 // tenantState is what each recipient carries: fingerprint → attribute,
