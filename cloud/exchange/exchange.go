@@ -26,6 +26,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/smimesync/go-smimesync/internal/retry"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -143,7 +144,7 @@ type Sink struct {
 	readBack  ReadBack
 	sem       chan struct{}
 
-	readGate, writeGate gate
+	readGate, writeGate retry.Gate
 
 	stats struct{ requests, retries, throttled atomic.Int64 }
 

@@ -10,14 +10,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/smimesync/go-smimesync/internal/retry"
 	"io"
-	"math"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -60,57 +59,16 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 // backoff returns the wait before try+1 after try failures without a
 // Retry-After.
 func (p RetryPolicy) backoff(try int) time.Duration {
-	d := float64(p.Base) * math.Pow(2, float64(try-1))
-	if d > float64(p.Cap) {
-		d = float64(p.Cap)
-	}
-	return time.Duration(d/2 + mrand.Float64()*d/2)
-}
-
-// gate holds back calls of one kind until a time the service named in a
-// Retry-After, so that one 429 pauses every worker instead of each finding
-// out on its own.
-type gate struct {
-	mu    sync.Mutex
-	until time.Time
-}
-
-func (g *gate) hold(t time.Time) {
-	g.mu.Lock()
-	if t.After(g.until) {
-		g.until = t
-	}
-	g.mu.Unlock()
-}
-
-func (g *gate) wait(ctx context.Context) error {
-	for {
-		g.mu.Lock()
-		d := time.Until(g.until)
-		g.mu.Unlock()
-		if d <= 0 {
-			return nil
-		}
-		if err := sleep(ctx, d); err != nil {
-			return err
-		}
-	}
-}
-
-// closed reports whether the gate is holding calls back now.
-func (g *gate) closed() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return time.Now().Before(g.until)
+	return retry.Backoff(p.Base, p.Cap, try)
 }
 
 // acquire takes a slot among the requests in flight once g is open. A
 // caller that got its slot while g closed (another worker was throttled
 // meanwhile) gives it back and waits again, so that requests queued behind
 // the concurrency limit do not all run into the same 429.
-func (s *Sink) acquire(ctx context.Context, g *gate) error {
+func (s *Sink) acquire(ctx context.Context, g *retry.Gate) error {
 	for {
-		if err := g.wait(ctx); err != nil {
+		if err := g.Wait(ctx); err != nil {
 			return err
 		}
 		select {
@@ -118,21 +76,10 @@ func (s *Sink) acquire(ctx context.Context, g *gate) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		if !g.closed() {
+		if g.Remaining(time.Now()) <= 0 {
 			return nil
 		}
 		<-s.sem
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 
@@ -212,7 +159,7 @@ func (s *Sink) call(ctx context.Context, url, cmdlet, identity string, body []by
 		if err := s.acquire(ctx, g); err != nil {
 			return nil, s.ctxErr(cmdlet, identity, err)
 		}
-		a, retryAfter, retry, err := s.once(ctx, url, cmdlet, identity, reqID, body)
+		a, retryAfter, again, err := s.once(ctx, url, cmdlet, identity, reqID, body)
 		<-s.sem
 		if err == nil {
 			return a, nil
@@ -221,7 +168,7 @@ func (s *Sink) call(ctx context.Context, url, cmdlet, identity string, body []by
 			return nil, s.ctxErr(cmdlet, identity, ctx.Err())
 		}
 		last = err
-		if !retry {
+		if !again {
 			return nil, err
 		}
 		if try >= s.retry.MaxTries {
@@ -232,11 +179,11 @@ func (s *Sink) call(ctx context.Context, url, cmdlet, identity string, body []by
 			// Obey the service, with up to 10% more so that the workers it
 			// paused do not all come back in the same instant.
 			wait = retryAfter + time.Duration(mrand.Float64()*0.1*float64(retryAfter))
-			g.hold(time.Now().Add(retryAfter))
+			g.Hold(time.Now().Add(retryAfter))
 		}
 		s.stats.retries.Add(1)
 		s.log.Debug("exchange: retrying", "cmdlet", cmdlet, "identity", identity, "try", try, "wait", wait, "client-request-id", reqID, "error", err)
-		if err := sleep(ctx, wait); err != nil {
+		if err := retry.Sleep(ctx, wait); err != nil {
 			return nil, s.ctxErr(cmdlet, identity, err)
 		}
 	}
@@ -247,8 +194,8 @@ func (s *Sink) ctxErr(cmdlet, identity string, err error) error {
 }
 
 // once sends one HTTP request; the caller holds a slot of s.sem. retryAfter is the service's Retry-After (0
-// when absent); retry says whether the failure may be retried.
-func (s *Sink) once(ctx context.Context, url, cmdlet, identity, reqID string, body []byte) (a *answer, retryAfter time.Duration, retry bool, err error) {
+// when absent); again says whether the failure may be retried.
+func (s *Sink) once(ctx context.Context, url, cmdlet, identity, reqID string, body []byte) (a *answer, retryAfter time.Duration, again bool, err error) {
 	tok, err := s.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{s.scope}})
 	if err != nil {
 		return nil, 0, false, fmt.Errorf("exchange: getting a token for %s: %w: %w", s.scope, ErrUnauthorized, err)
@@ -282,7 +229,7 @@ func (s *Sink) once(ctx context.Context, url, cmdlet, identity, reqID string, bo
 	if err != nil {
 		return nil, 0, true, fmt.Errorf("exchange: %s %s: reading answer: %w", cmdlet, identity, err)
 	}
-	retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"))
+	retryAfter, _ = retry.After(resp.Header.Get("Retry-After"))
 	if resp.StatusCode == http.StatusTooManyRequests {
 		s.stats.throttled.Add(1)
 	}
@@ -383,25 +330,4 @@ func adminErrors(raw json.RawMessage) string {
 		}
 	}
 	return string(raw)
-}
-
-// parseRetryAfter reads Retry-After as (possibly fractional) seconds or an
-// HTTP date; 0 when absent or unreadable.
-func parseRetryAfter(v string) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if f, err := strconv.ParseFloat(v, 64); err == nil {
-		if f <= 0 || math.IsNaN(f) || math.IsInf(f, 0) {
-			return 0
-		}
-		return time.Duration(f * float64(time.Second))
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d
-		}
-	}
-	return 0
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/smimesync/go-smimesync/internal/retry"
 	"math"
 	"net/http"
 	"slices"
@@ -176,7 +177,7 @@ func (b *batcher) loop() {
 		}
 		now := time.Now()
 		wait := time.Duration(-1) // -1: until signalled
-		if g := b.s.gate.remaining(now); g > 0 {
+		if g := b.s.gate.Remaining(now); g > 0 {
 			wait = g
 		} else if b.inflight < cfg.BatchesInFlight && len(b.queue) > 0 {
 			var ready []*op
@@ -243,12 +244,12 @@ func (b *batcher) loop() {
 // send sends one $batch and hands each item's answer to its caller or
 // puts the item back in the queue.
 func (b *batcher) send(ops []*op, sent time.Time, writes int) {
-	var retry []*op
+	var again []*op
 	defer func() {
 		b.mu.Lock()
 		b.pace.settle(sent, time.Now(), writes)
 		b.inflight--
-		b.queue = append(retry, b.queue...)
+		b.queue = append(again, b.queue...)
 		b.mu.Unlock()
 		b.signal()
 	}()
@@ -314,22 +315,22 @@ func (b *batcher) send(ops []*op, sent time.Time, writes int) {
 		switch {
 		case status == http.StatusTooManyRequests && o.throttled < pol.MaxThrottled:
 			o.throttled++
-			w, ok := retryAfter(ra)
+			w, ok := retry.After(ra)
 			if !ok {
 				w = pol.backoff(o.throttled)
 			}
-			b.s.gate.hold(w)
+			b.s.gate.Hold(time.Now().Add(w))
 			o.readyAt = time.Now()
-			retry = append(retry, o)
+			again = append(again, o)
 			continue
 		case transient(status) && o.tries+1 < pol.MaxTries:
 			o.tries++
-			w, ok := retryAfter(ra)
+			w, ok := retry.After(ra)
 			if !ok {
 				w = pol.backoff(o.tries)
 			}
 			o.readyAt = time.Now().Add(w)
-			retry = append(retry, o)
+			again = append(again, o)
 			continue
 		}
 		var body json.RawMessage

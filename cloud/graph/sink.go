@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/smimesync/go-smimesync/internal/retry"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -76,7 +77,7 @@ type Sink struct {
 	adapter *msgraphcore.GraphRequestAdapterBase
 	users   *users.UsersRequestBuilder
 	managed managedSet
-	gate    *gate
+	gate    *retry.Gate
 	batch   *batcher
 	log     *slog.Logger
 
@@ -106,7 +107,7 @@ func New(cfg Config) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Sink{cfg: cfg, managed: newManagedSet(cfg.CertificateUserIDs), gate: &gate{}, log: cfg.Logger, known: map[string]*record{}}
+	s := &Sink{cfg: cfg, managed: newManagedSet(cfg.CertificateUserIDs), gate: &retry.Gate{}, log: cfg.Logger, known: map[string]*record{}}
 	s.adapter, err = newAdapter(cfg, s.gate)
 	if err != nil {
 		return nil, err

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/smimesync/go-smimesync/internal/retry"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	absser "github.com/microsoft/kiota-abstractions-go/serialization"
@@ -35,7 +33,7 @@ var clientOptions = msgraphcore.GraphClientOptions{GraphServiceLibraryVersion: "
 // uncompressed but still labelled gzip; its retry handler also truncates a
 // fractional Retry-After to whole seconds. The adapter's base URL is set
 // before any request builder is made, so $batch items get relative URLs.
-func newAdapter(cfg Config, g *gate) (*msgraphcore.GraphRequestAdapterBase, error) {
+func newAdapter(cfg Config, g *retry.Gate) (*msgraphcore.GraphRequestAdapterBase, error) {
 	u, err := url.Parse(cfg.Endpoints.Graph)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return nil, &ConfigError{Field: "endpoints.graph", Reason: fmt.Sprintf("%q is not an absolute http(s) URL", cfg.Endpoints.Graph)}
@@ -77,80 +75,10 @@ func newAdapter(cfg Config, g *gate) (*msgraphcore.GraphRequestAdapterBase, erro
 	return adapter, nil
 }
 
-// gate holds every request of a sink back while Graph throttles it: the
-// budget is per app and tenant, so one 429 means all requests should wait.
-type gate struct {
-	mu    sync.Mutex
-	until time.Time
-}
-
-// hold keeps the gate shut for d from now (or longer, if it already is).
-func (g *gate) hold(d time.Duration) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if t := time.Now().Add(d); t.After(g.until) {
-		g.until = t
-	}
-}
-
-// remaining returns how long the gate stays shut after now.
-func (g *gate) remaining(now time.Time) time.Duration {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.until.Sub(now)
-}
-
-// wait returns when the gate is open, or with ctx's error.
-func (g *gate) wait(ctx context.Context) error {
-	for {
-		d := g.remaining(time.Now())
-		if d <= 0 {
-			return nil
-		}
-		if err := sleep(ctx, d); err != nil {
-			return err
-		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // backoff returns the jittered exponential wait before attempt n (1 for
 // the first retry): between half and all of min(Cap, Base·2^(n-1)).
 func (p RetryPolicy) backoff(n int) time.Duration {
-	d := p.Cap
-	if n < 31 {
-		if e := p.Base << (n - 1); e > 0 && e < p.Cap {
-			d = e
-		}
-	}
-	half := d / 2
-	return half + time.Duration(rand.Int64N(int64(d-half)+1))
-}
-
-// retryAfter parses a Retry-After value: seconds (a fraction allowed) or
-// an HTTP date. ok is false when there is none.
-func retryAfter(v string) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if f, err := strconv.ParseFloat(v, 64); err == nil && f >= 0 {
-		return time.Duration(f * float64(time.Second)), true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(0, time.Until(t)), true
-	}
-	return 0, false
+	return retry.Backoff(p.Base, p.Cap, n)
 }
 
 // transient reports whether an HTTP status is worth another try.
@@ -174,7 +102,7 @@ func transient(status int) bool {
 type retryHandler struct {
 	policy  RetryPolicy
 	timeout time.Duration
-	gate    *gate
+	gate    *retry.Gate
 	log     *slog.Logger
 }
 
@@ -195,7 +123,7 @@ func (h *retryHandler) Intercept(p khttp.Pipeline, idx int, req *http.Request) (
 	}
 	tries, throttled := 0, 0
 	for {
-		if err := h.gate.wait(ctx); err != nil {
+		if err := h.gate.Wait(ctx); err != nil {
 			return nil, err
 		}
 		attempt := req
@@ -235,12 +163,12 @@ func (h *retryHandler) Intercept(p khttp.Pipeline, idx int, req *http.Request) (
 				resp.Body = cancelOnClose{resp.Body, cancel}
 				return resp, nil
 			}
-			w, ok := retryAfter(resp.Header.Get("Retry-After"))
+			w, ok := retry.After(resp.Header.Get("Retry-After"))
 			if !ok {
 				w = h.policy.backoff(throttled)
 			}
 			wait = w
-			h.gate.hold(w)
+			h.gate.Hold(time.Now().Add(w))
 			drain(resp)
 			cancel()
 			h.log.Debug("graph throttled", "method", req.Method, "path", req.URL.Path, "retryAfter", w)
@@ -250,7 +178,7 @@ func (h *retryHandler) Intercept(p khttp.Pipeline, idx int, req *http.Request) (
 				resp.Body = cancelOnClose{resp.Body, cancel}
 				return resp, nil
 			}
-			w, ok := retryAfter(resp.Header.Get("Retry-After"))
+			w, ok := retry.After(resp.Header.Get("Retry-After"))
 			if !ok {
 				w = h.policy.backoff(tries)
 			}
@@ -262,7 +190,7 @@ func (h *retryHandler) Intercept(p khttp.Pipeline, idx int, req *http.Request) (
 			resp.Body = cancelOnClose{resp.Body, cancel}
 			return resp, nil
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := retry.Sleep(ctx, wait); err != nil {
 			return nil, err
 		}
 	}
