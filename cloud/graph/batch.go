@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/smimesync/go-smimesync/internal/retry"
 	"math"
 	"net/http"
 	"slices"
@@ -315,20 +314,14 @@ func (b *batcher) send(ops []*op, sent time.Time, writes int) {
 		switch {
 		case status == http.StatusTooManyRequests && o.throttled < pol.MaxThrottled:
 			o.throttled++
-			w, ok := retry.After(ra)
-			if !ok {
-				w = pol.backoff(o.throttled)
-			}
+			w := pol.wait(ra, o.throttled)
 			b.s.gate.Hold(time.Now().Add(w))
 			o.readyAt = time.Now()
 			again = append(again, o)
 			continue
 		case transient(status) && o.tries+1 < pol.MaxTries:
 			o.tries++
-			w, ok := retry.After(ra)
-			if !ok {
-				w = pol.backoff(o.tries)
-			}
+			w := pol.wait(ra, o.tries)
 			o.readyAt = time.Now().Add(w)
 			again = append(again, o)
 			continue

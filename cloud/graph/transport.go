@@ -81,6 +81,15 @@ func (p RetryPolicy) backoff(n int) time.Duration {
 	return retry.Backoff(p.Base, p.Cap, n)
 }
 
+// wait returns how long to wait before attempt n (1 for the first retry):
+// the answer's Retry-After value when it has one, else the backoff.
+func (p RetryPolicy) wait(retryAfter string, n int) time.Duration {
+	if w, ok := retry.After(retryAfter); ok {
+		return w
+	}
+	return p.backoff(n)
+}
+
 // transient reports whether an HTTP status is worth another try.
 func transient(status int) bool {
 	switch status {
@@ -163,10 +172,7 @@ func (h *retryHandler) Intercept(p khttp.Pipeline, idx int, req *http.Request) (
 				resp.Body = cancelOnClose{resp.Body, cancel}
 				return resp, nil
 			}
-			w, ok := retry.After(resp.Header.Get("Retry-After"))
-			if !ok {
-				w = h.policy.backoff(throttled)
-			}
+			w := h.policy.wait(resp.Header.Get("Retry-After"), throttled)
 			wait = w
 			h.gate.Hold(time.Now().Add(w))
 			drain(resp)
@@ -178,11 +184,7 @@ func (h *retryHandler) Intercept(p khttp.Pipeline, idx int, req *http.Request) (
 				resp.Body = cancelOnClose{resp.Body, cancel}
 				return resp, nil
 			}
-			w, ok := retry.After(resp.Header.Get("Retry-After"))
-			if !ok {
-				w = h.policy.backoff(tries)
-			}
-			wait = w
+			wait = h.policy.wait(resp.Header.Get("Retry-After"), tries)
 			drain(resp)
 			cancel()
 			h.log.Debug("graph retry", "method", req.Method, "path", req.URL.Path, "status", resp.StatusCode, "wait", wait)
