@@ -180,7 +180,7 @@ func (s *Server) NewOUNamed(t testing.TB, name, parent string) string {
 		t.Fatalf("ldaptest: add %s: %v", dn, err)
 	}
 	t.Cleanup(func() {
-		if err := s.deleteTree(dn); err != nil {
+		if err := s.DeleteTree(dn); err != nil {
 			t.Logf("ldaptest: cleanup of %s: %v", dn, err)
 		}
 	})
@@ -188,16 +188,13 @@ func (s *Server) NewOUNamed(t testing.TB, name, parent string) string {
 }
 
 // DeleteTree removes dn and everything under it (nothing when dn does not
-// exist), as the OUs of [Server.NewOU] are removed when their test ends.
-func (s *Server) DeleteTree(dn string) error { return s.deleteTree(dn) }
-
-// deleteTree removes dn and its subtree, one entry at a time, deepest
-// first, with a few connections in parallel. Samba's subtree-delete
-// control would do it in one request, but as one transaction: for an OU
-// of 2,000 users it ran past the two-minute client timeout without
-// finishing, and held the DC's write lock meanwhile, so that every other
-// test's writes timed out too.
-func (s *Server) deleteTree(dn string) error {
+// exist), as the OUs of [Server.NewOU] are removed when their test ends:
+// one entry at a time, deepest first, with a few connections in parallel.
+// Samba's subtree-delete control would do it in one request, but as one
+// transaction: for an OU of 2,000 users it ran past the two-minute client
+// timeout without finishing, and held the DC's write lock meanwhile, so
+// that every other test's writes timed out too.
+func (s *Server) DeleteTree(dn string) error {
 	c, err := s.dialAdmin(s.URL)
 	if err != nil {
 		if s.kill != nil {
