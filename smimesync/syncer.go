@@ -722,6 +722,24 @@ func summarize(changes []*Change) Summary {
 	return s
 }
 
+// CheckGuard returns the *GuardError that Apply would return for plan, or
+// nil when the guard lets it through (plan.Force set, the guard off, or
+// the plan within the limit). A dry run uses it to say that the real run
+// would stop.
+func (s *Syncer) CheckGuard(plan *Plan) error {
+	if err := s.checkGuard(plan); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (s *Syncer) checkGuard(plan *Plan) *GuardError {
+	if max := s.Guard.max(); max >= 0 && (plan.Summary.Losing > max || plan.Summary.Pruning > max) && !plan.Force {
+		return &GuardError{Losing: plan.Summary.Losing, Pruning: plan.Summary.Pruning, Max: max}
+	}
+	return nil
+}
+
 // Apply writes a plan's changes to the sink, at most Concurrency at a time,
 // then saves the state: what each recipient now carries, and the source's
 // delta cookie if and only if every change was applied (so a failed write
@@ -743,8 +761,7 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 	}
 	log := s.logger()
 	rep := &Report{Plan: *plan}
-	if max := s.Guard.max(); max >= 0 && (plan.Summary.Losing > max || plan.Summary.Pruning > max) && !plan.Force {
-		err := &GuardError{Losing: plan.Summary.Losing, Pruning: plan.Summary.Pruning, Max: max}
+	if err := s.checkGuard(plan); err != nil {
 		rep.Errors = append(rep.Errors, err.Error())
 		log.Warn("guard tripped", "losing", err.Losing, "pruning", err.Pruning, "max", err.Max)
 		return rep, err

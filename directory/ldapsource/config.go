@@ -243,11 +243,48 @@ func DefaultFilter(server string) string {
 	return "(&(objectClass=inetOrgPerson)(mail=*))"
 }
 
-// ErrConfig is wrapped by every error [Config.Validate] returns.
+// ErrConfig is wrapped by every error [Config.Validate] returns, and by
+// the errors of a pass that no server can cure: a missing password
+// variable or file, an unreadable CA file, a base DN outside the server's
+// naming contexts. Each of those is a [*ConfigError].
 var ErrConfig = errors.New("ldapsource: invalid configuration")
 
-func configErr(format string, a ...any) error {
-	return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, a...))
+// ConfigError is a configuration that cannot work, with the key at fault.
+// It wraps [ErrConfig]. Found by [Config.Validate], or when a pass
+// connects (secrets and the CA file are read then; the naming contexts are
+// the server's).
+type ConfigError struct {
+	// Field is the key's YAML path within the ldap section, as the yaml
+	// tags of [Config] name it: "bind.password_env", "base_dn", "urls".
+	Field string
+	// Reason says what is wrong with it.
+	Reason string
+	// Err is the underlying error, if any (an *fs.PathError for a
+	// password file that cannot be read).
+	Err error
+}
+
+// Error implements error; the message is the same with or without Field.
+func (e *ConfigError) Error() string { return ErrConfig.Error() + ": " + e.Reason }
+
+// Unwrap returns [ErrConfig] and Err.
+func (e *ConfigError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{ErrConfig}
+	}
+	return []error{ErrConfig, e.Err}
+}
+
+func configErr(field, format string, a ...any) error {
+	return &ConfigError{Field: field, Reason: fmt.Sprintf(format, a...)}
+}
+
+// urlKey names the key that holds raw: url, or urls.
+func urlKey(c *Config, raw string) string {
+	if strings.TrimSpace(c.URL) == raw {
+		return "url"
+	}
+	return "urls"
 }
 
 // urls returns URL followed by URLs, without empties.
@@ -279,22 +316,22 @@ func (c *Config) Validate() error {
 	var errs []error
 	urls := c.urls()
 	if len(urls) == 0 {
-		errs = append(errs, configErr("url: at least one LDAP URL is required"))
+		errs = append(errs, configErr("url", "url: at least one LDAP URL is required"))
 	}
 	for _, raw := range urls {
 		u, err := url.Parse(raw)
 		switch {
 		case err != nil:
-			errs = append(errs, configErr("url %q: %v", raw, err))
+			errs = append(errs, configErr(urlKey(c, raw), "url %q: %v", raw, err))
 		case u.Scheme != "ldap" && u.Scheme != "ldaps":
-			errs = append(errs, configErr("url %q: scheme must be ldap or ldaps", raw))
+			errs = append(errs, configErr(urlKey(c, raw), "url %q: scheme must be ldap or ldaps", raw))
 		case u.Host == "":
-			errs = append(errs, configErr("url %q: no host", raw))
+			errs = append(errs, configErr(urlKey(c, raw), "url %q: no host", raw))
 		}
 	}
 	if c.Filter != "" {
 		if _, err := ldap.CompileFilter(c.Filter); err != nil {
-			errs = append(errs, configErr("filter %q: %v", c.Filter, err))
+			errs = append(errs, configErr("filter", "filter %q: %v", c.Filter, err))
 		}
 	}
 	for _, list := range []struct {
@@ -303,29 +340,29 @@ func (c *Config) Validate() error {
 	}{{"base_dn", c.BaseDN}, {"exclude_ou", c.ExcludeOU}, {"groups", c.Groups}} {
 		for _, dn := range list.dns {
 			if _, err := ldap.ParseDN(dn); err != nil || strings.TrimSpace(dn) == "" {
-				errs = append(errs, configErr("%s %q is not a DN", list.key, dn))
+				errs = append(errs, configErr(list.key, "%s %q is not a DN", list.key, dn))
 			}
 		}
 	}
 	switch strings.ToLower(c.Server) {
 	case "", ServerAD, ServerOpenLDAP:
 	default:
-		errs = append(errs, configErr("server %q: want ad or openldap", c.Server))
+		errs = append(errs, configErr("server", "server %q: want ad or openldap", c.Server))
 	}
 	switch d := strings.ToLower(c.Delta); d {
 	case "", DeltaNone:
 	case DeltaDirSync, DeltaUSN, DeltaSyncrepl:
 		if c.IDAttribute != "" && !strings.EqualFold(c.IDAttribute, "objectGUID") && !strings.EqualFold(c.IDAttribute, "entryUUID") {
-			errs = append(errs, configErr("delta %q reports deletions by objectGUID or entryUUID: it cannot work with id_attribute %q", d, c.IDAttribute))
+			errs = append(errs, configErr("delta", "delta %q reports deletions by objectGUID or entryUUID: it cannot work with id_attribute %q", d, c.IDAttribute))
 		}
 		if len(c.Groups) > 0 {
-			errs = append(errs, configErr("delta %q cannot see group membership changes: leave delta empty or none with groups", d))
+			errs = append(errs, configErr("delta", "delta %q cannot see group membership changes: leave delta empty or none with groups", d))
 		}
 		if d != DeltaSyncrepl && strings.EqualFold(c.Server, ServerOpenLDAP) {
-			errs = append(errs, configErr("delta %q needs Active Directory", d))
+			errs = append(errs, configErr("delta", "delta %q needs Active Directory", d))
 		}
 	default:
-		errs = append(errs, configErr("delta %q: want dirsync, usn, syncrepl or none", c.Delta))
+		errs = append(errs, configErr("delta", "delta %q: want dirsync, usn, syncrepl or none", c.Delta))
 	}
 	for _, n := range []struct {
 		key string
@@ -333,12 +370,12 @@ func (c *Config) Validate() error {
 	}{{"page_size", int64(c.PageSize)}, {"range_size", int64(c.RangeSize)}, {"retries", int64(c.Retries)},
 		{"dial_timeout", int64(c.DialTimeout)}, {"timeout", int64(c.Timeout)}, {"full_pass_every", int64(c.FullPassEvery)}} {
 		if n.v < 0 {
-			errs = append(errs, configErr("%s must not be negative", n.key))
+			errs = append(errs, configErr(n.key, "%s must not be negative", n.key))
 		}
 	}
 	errs = append(errs, c.Bind.validate()...)
 	if !c.Prune.dryRun() && c.Prune.BackupDir == "" {
-		errs = append(errs, configErr("prune: backup_dir is required when dry_run is false"))
+		errs = append(errs, configErr("prune.backup_dir", "prune: backup_dir is required when dry_run is false"))
 	}
 	return errors.Join(errs...)
 }
@@ -352,39 +389,39 @@ func (b *Bind) validate() []error {
 		}
 	}
 	if secrets > 1 {
-		errs = append(errs, configErr("bind: give only one of password, password_env, password_file"))
+		errs = append(errs, configErr("bind", "bind: give only one of password, password_env, password_file"))
 	}
 	switch m := b.method(); m {
 	case BindSimple, BindNTLM:
 		if b.User == "" {
-			errs = append(errs, configErr("bind %s: user is required", m))
+			errs = append(errs, configErr("bind.user", "bind %s: user is required", m))
 		}
 		if secrets == 0 {
-			errs = append(errs, configErr("bind %s: password_env or password_file is required", m))
+			errs = append(errs, configErr("bind.password_env", "bind %s: password_env or password_file is required", m))
 		}
 	case BindKerberos:
 		if b.User == "" && b.Keytab != "" {
-			errs = append(errs, configErr("bind kerberos: keytab needs user"))
+			errs = append(errs, configErr("bind.user", "bind kerberos: keytab needs user"))
 		}
 		if b.Keytab != "" && secrets > 0 {
-			errs = append(errs, configErr("bind kerberos: give a keytab or a password, not both"))
+			errs = append(errs, configErr("bind.keytab", "bind kerberos: give a keytab or a password, not both"))
 		}
 		if secrets > 0 && b.User == "" {
-			errs = append(errs, configErr("bind kerberos: a password needs user"))
+			errs = append(errs, configErr("bind.user", "bind kerberos: a password needs user"))
 		}
 	case BindSSPI:
 		if runtime.GOOS != "windows" {
-			errs = append(errs, configErr("bind sspi works on Windows only (use kerberos elsewhere)"))
+			errs = append(errs, configErr("bind.method", "bind sspi works on Windows only (use kerberos elsewhere)"))
 		}
 		if secrets > 0 && b.User == "" {
-			errs = append(errs, configErr("bind sspi: a password needs user"))
+			errs = append(errs, configErr("bind.user", "bind sspi: a password needs user"))
 		}
 	case BindAnonymous:
 		if b.User != "" || secrets > 0 {
-			errs = append(errs, configErr("bind anonymous takes no user or password"))
+			errs = append(errs, configErr("bind", "bind anonymous takes no user or password"))
 		}
 	default:
-		errs = append(errs, configErr("bind method %q: want simple, ntlm, kerberos, sspi or anonymous", b.Method))
+		errs = append(errs, configErr("bind.method", "bind method %q: want simple, ntlm, kerberos, sspi or anonymous", b.Method))
 	}
 	return errs
 }
@@ -398,17 +435,17 @@ func (b *Bind) password() (string, error) {
 	case b.PasswordEnv != "":
 		v, ok := os.LookupEnv(b.PasswordEnv)
 		if !ok || v == "" {
-			return "", fmt.Errorf("ldapsource: bind password: environment variable %s is not set", b.PasswordEnv)
+			return "", configErr("bind.password_env", "bind password: environment variable %s is not set", b.PasswordEnv)
 		}
 		return v, nil
 	case b.PasswordFile != "":
 		v, err := os.ReadFile(b.PasswordFile)
 		if err != nil {
-			return "", fmt.Errorf("ldapsource: bind password: %w", err)
+			return "", &ConfigError{Field: "bind.password_file", Reason: "bind password: " + err.Error(), Err: err}
 		}
 		s := strings.TrimSuffix(strings.TrimSuffix(string(v), "\n"), "\r")
 		if s == "" {
-			return "", fmt.Errorf("ldapsource: bind password: %s is empty", b.PasswordFile)
+			return "", configErr("bind.password_file", "bind password: %s is empty", b.PasswordFile)
 		}
 		return s, nil
 	}

@@ -127,11 +127,11 @@ func (s *Source) tlsConfig(host string) (*tls.Config, error) {
 	if s.cfg.CAFile != "" {
 		pem, err := os.ReadFile(s.cfg.CAFile)
 		if err != nil {
-			return nil, &bindConfigError{fmt.Errorf("ca_file: %w", err)}
+			return nil, &bindConfigError{&ConfigError{Field: "ca_file", Reason: "ca_file: " + err.Error(), Err: err}}
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, &bindConfigError{fmt.Errorf("ca_file %s holds no PEM certificate", s.cfg.CAFile)}
+			return nil, &bindConfigError{configErr("ca_file", "ca_file %s holds no PEM certificate", s.cfg.CAFile)}
 		}
 		tc.RootCAs = pool
 	}

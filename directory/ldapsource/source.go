@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -100,6 +101,35 @@ func (s *Source) rootDSE(ctx context.Context, c conn, url string) (*serverInfo, 
 	return info, nil
 }
 
+// contexts returns the naming contexts the root DSE names, the default
+// first.
+func (info *serverInfo) contexts() []string {
+	var out []string
+	for _, nc := range append([]string{info.defaultNC}, info.namingCtx...) {
+		if nc != "" && !slices.ContainsFunc(out, func(o string) bool { return strings.EqualFold(o, nc) }) {
+			out = append(out, nc)
+		}
+	}
+	return out
+}
+
+// holds reports whether dn lies in one of the server's naming contexts.
+// A root DSE that names none (some servers hide it from anonymous
+// readers) holds everything: the server then answers for itself.
+func (info *serverInfo) holds(dn *ldap.DN) bool {
+	ncs := info.contexts()
+	if len(ncs) == 0 {
+		return true
+	}
+	for _, nc := range ncs {
+		d, err := ldap.ParseDN(nc)
+		if err != nil || d.EqualFold(dn) || d.AncestorOfFold(dn) {
+			return true
+		}
+	}
+	return false
+}
+
 // plan is what one pass reads, derived from the configuration and the
 // server.
 type plan struct {
@@ -149,6 +179,9 @@ func (s *Source) makePlan(info *serverInfo) (*plan, error) {
 		dn, err := ldap.ParseDN(b)
 		if err != nil {
 			return nil, fmt.Errorf("%w: base_dn %q: %v", ErrConfig, b, err)
+		}
+		if !info.holds(dn) {
+			return nil, configErr("base_dn", "base_dn %q lies outside the naming contexts of %s (%s)", b, info.url, strings.Join(info.contexts(), "; "))
 		}
 		p.bases = append(p.bases, dn)
 	}

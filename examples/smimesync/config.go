@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -53,6 +51,10 @@ type Config struct {
 	Report ReportConfig `yaml:"report"`
 
 	dir string
+	// file is the configuration file as named on the command line, and
+	// root its YAML node tree: errors name a key's line.
+	file string
+	root *yaml.Node
 	// metrics, when set (by run), counts the sinks' HTTP traffic: see
 	// Config.httpClient.
 	metrics *metrics
@@ -112,25 +114,20 @@ type StateConfig struct {
 // GuardConfig is the mass-change guard.
 type GuardConfig struct {
 	// MaxRemovals: most recipients that may lose a certificate in one run
-	// (default 500; -1 turns the guard off; 0 is refused).
-	MaxRemovals int `yaml:"max_removals"`
-
-	set bool
+	// (absent: 500; -1 turns the guard off; 0 and other negatives are
+	// refused). A pointer, so that an explicit 0 is told from an absent
+	// key without a custom UnmarshalYAML (which would escape the
+	// decoder's unknown-key check).
+	MaxRemovals *int `yaml:"max_removals"`
 }
 
-// UnmarshalYAML notes whether max_removals was given, so that an explicit
-// 0 can be refused instead of meaning the default.
-func (g *GuardConfig) UnmarshalYAML(n *yaml.Node) error {
-	type plain GuardConfig
-	if err := n.Decode((*plain)(g)); err != nil {
-		return err
+// maxRemovals is the smimesync.Guard's MaxRemovals: 0 (its default) when
+// the key is absent.
+func (g GuardConfig) maxRemovals() int {
+	if g.MaxRemovals == nil {
+		return 0
 	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == "max_removals" {
-			g.set = true
-		}
-	}
-	return nil
+	return *g.MaxRemovals
 }
 
 // LogConfig configures logs.
@@ -146,35 +143,27 @@ type PruneConfig struct {
 	Reasons []string `yaml:"reasons"`
 }
 
-// loadConfig reads and checks a configuration file.
+// loadConfig reads and checks a configuration file. Every error it
+// returns is a usage or configuration error (exit 2); those about the
+// file's content are *configErrors naming the key and its line.
 func loadConfig(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, usagef("reading config: %v", err)
 	}
-	cfg, err := parseConfig(b)
-	if err != nil {
-		return nil, usagef("%s: %v", path, err)
-	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, usagef("%s: %v", path, err)
 	}
-	cfg.dir = filepath.Dir(abs)
-	return cfg, nil
-}
-
-func parseConfig(b []byte) (*Config, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	cfg := new(Config)
-	if err := dec.Decode(cfg); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("empty configuration")
-		}
+	cfg, err := decodeConfig(b, path)
+	if err != nil {
 		return nil, err
 	}
+	cfg.dir = filepath.Dir(abs)
 	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	if err := cfg.checkPaths(abs); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -183,55 +172,68 @@ func parseConfig(b []byte) (*Config, error) {
 func (c *Config) check() error {
 	switch {
 	case c.Source == nil && len(c.Sources) == 0:
-		return errors.New("no source: set source or sources")
+		return c.errorf("", "no source: set source or sources")
 	case c.Source != nil && len(c.Sources) > 0:
-		return errors.New("set source or sources, not both")
+		return c.errorf("sources", "set source or sources, not both")
 	}
 	names := map[string]bool{}
 	for i, s := range c.sources() {
+		key := c.sourceKey(i)
 		if n := s.kinds(); n != 1 {
-			return fmt.Errorf("source %d: choose exactly one kind (ldif or ldap), got %d", i+1, n)
+			return c.errorf(key, "choose exactly one kind (ldif or ldap), got %d", n)
 		}
 		if len(c.Sources) > 0 {
 			if s.Name == "" {
-				return fmt.Errorf("sources[%d]: a name is required when there are several sources", i)
+				return c.errorf(key, "a name is required when there are several sources")
 			}
 			if names[s.Name] {
-				return fmt.Errorf("sources: name %q is used twice", s.Name)
+				return c.errorf(key+".name", "name %q is used twice", s.Name)
 			}
 			names[s.Name] = true
 		}
 	}
 	if n := c.Sink.kinds(); n != 1 {
-		return fmt.Errorf("sink: choose exactly one of file, exchange (optionally with graph), or graph; got %d", n)
+		return c.errorf("sink", "choose exactly one of file, exchange (optionally with graph), or graph; got %d", n)
 	}
 	if c.Sink.File == nil && c.State.Path == "" {
 		// Without state every run is a first run: a cloud sink that cannot
 		// read certificates back would overwrite every recipient blindly.
-		return errors.New("state.path is required with a cloud sink")
+		return c.errorf("state.path", "state.path is required with a cloud sink")
 	}
-	if c.Guard.MaxRemovals == 0 && c.Guard.set {
-		return errors.New("guard.max_removals: 0 would stop every run that removes anything; use 1 or more, or -1 to turn the guard off")
+	if g := c.Guard.MaxRemovals; g != nil && *g == 0 {
+		return c.errorf("guard.max_removals", "0 would stop every run that removes anything; use 1 or more, or -1 to turn the guard off")
 	}
-	for _, r := range c.Prune.Reasons {
+	if err := c.checkNumbers(); err != nil {
+		return err
+	}
+	for i, r := range c.Prune.Reasons {
+		key := fmt.Sprintf("prune.reasons[%d]", i)
 		switch {
 		case !knownReason(smimesync.Reason(r)):
-			return fmt.Errorf("prune.reasons: unknown reason %q", r)
+			return c.errorf(key, "unknown reason %q", r)
 		case !slices.Contains(smimesync.PrunableReasons(), smimesync.Reason(r)):
-			return fmt.Errorf("prune.reasons: %q: %w; prunable: %v", r, smimesync.ErrUnsafePrune, smimesync.PrunableReasons())
+			return c.errorf(key, "%q: %v; prunable: %v", r, smimesync.ErrUnsafePrune, smimesync.PrunableReasons())
 		}
 	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":
 	default:
-		return fmt.Errorf("log.level: %q is not debug, info, warn or error", c.Log.Level)
+		return c.errorf("log.level", "%q is not debug, info, warn or error", c.Log.Level)
 	}
 	switch c.Log.Format {
 	case "", "text", "json":
 	default:
-		return fmt.Errorf("log.format: %q is not text or json", c.Log.Format)
+		return c.errorf("log.format", "%q is not text or json", c.Log.Format)
 	}
-	return c.Service.check()
+	if err := c.Service.check(); err != nil {
+		// service.check names the key first ("service.listen: …").
+		key, msg, ok := strings.Cut(err.Error(), ": ")
+		if !ok || !strings.HasPrefix(key, "service.") {
+			key, msg = "service", err.Error()
+		}
+		return c.errorf(key, "%s", msg)
+	}
+	return nil
 }
 
 func (c *Config) sources() []SourceConfig {
@@ -277,21 +279,21 @@ func (c *Config) logger(w io.Writer) *slog.Logger {
 
 // source builds the configured directory source.
 func (c *Config) source(log *slog.Logger) (directory.Source, error) {
-	build := func(s SourceConfig) (directory.Source, error) {
+	build := func(i int, s SourceConfig) (directory.Source, error) {
 		if s.LDIF != nil {
 			if s.LDIF.Path == "" {
-				return nil, usagef("source.ldif.path is required")
+				return nil, c.errorf(c.sourceKey(i)+".ldif.path", "required")
 			}
 			return &directory.LDIFFile{Path: c.path(s.LDIF.Path), Logger: log}, nil
 		}
-		return c.extraSource(s, log)
+		return c.extraSource(c.sourceKey(i), s, log)
 	}
 	if c.Source != nil {
-		return build(*c.Source)
+		return build(0, *c.Source)
 	}
 	m := &directory.Multi{Logger: log}
-	for _, s := range c.Sources {
-		src, err := build(s)
+	for i, s := range c.Sources {
+		src, err := build(i, s)
 		if err != nil {
 			return nil, err
 		}
@@ -305,7 +307,7 @@ func (c *Config) source(log *slog.Logger) (directory.Source, error) {
 func (c *Config) sinks(log *slog.Logger) ([]namedSink, error) {
 	if c.Sink.File != nil {
 		if c.Sink.File.Path == "" {
-			return nil, usagef("sink.file.path is required")
+			return nil, c.errorf("sink.file.path", "required")
 		}
 		return []namedSink{{name: "file", sink: &cloud.FileSink{Path: c.path(c.Sink.File.Path), Logger: log}}}, nil
 	}
@@ -328,22 +330,19 @@ func (c *Config) policy(log *slog.Logger) (*smimesync.Policy, error) {
 		RequireEncryption:     c.Policy.RequireEncryption,
 		RequireValidSignature: c.Policy.RequireValidSignature,
 	}
-	if c.Policy.MaxValues < 0 {
-		return nil, usagef("policy.max_values must not be negative")
-	}
 	var err error
 	if len(c.Policy.Roots) > 0 {
-		if p.Roots, err = c.pool(c.Policy.Roots); err != nil {
+		if p.Roots, err = c.pool("policy.roots", c.Policy.Roots); err != nil {
 			return nil, err
 		}
 	}
 	if len(c.Policy.Intermediates) > 0 {
-		if p.Intermediates, err = c.pool(c.Policy.Intermediates); err != nil {
+		if p.Intermediates, err = c.pool("policy.intermediates", c.Policy.Intermediates); err != nil {
 			return nil, err
 		}
 	}
-	for _, f := range c.Policy.ManagedCAs {
-		certs, err := c.readCerts(f)
+	for i, f := range c.Policy.ManagedCAs {
+		certs, err := c.readCerts(fmt.Sprintf("policy.managed_cas[%d]", i), f)
 		if err != nil {
 			return nil, err
 		}
@@ -355,10 +354,10 @@ func (c *Config) policy(log *slog.Logger) (*smimesync.Policy, error) {
 	return p, nil
 }
 
-func (c *Config) pool(files []string) (*x509.CertPool, error) {
+func (c *Config) pool(key string, files []string) (*x509.CertPool, error) {
 	pool := x509.NewCertPool()
-	for _, f := range files {
-		certs, err := c.readCerts(f)
+	for i, f := range files {
+		certs, err := c.readCerts(fmt.Sprintf("%s[%d]", key, i), f)
 		if err != nil {
 			return nil, err
 		}
@@ -369,11 +368,12 @@ func (c *Config) pool(files []string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// readCerts reads every certificate of a PEM file (or one DER certificate).
-func (c *Config) readCerts(f string) ([]*x509.Certificate, error) {
+// readCerts reads every certificate of a PEM file (or one DER
+// certificate); key is the file's YAML path, for errors.
+func (c *Config) readCerts(key, f string) ([]*x509.Certificate, error) {
 	b, err := os.ReadFile(c.path(f))
 	if err != nil {
-		return nil, usagef("policy: %v", err)
+		return nil, c.errorf(key, "%v", err)
 	}
 	var out []*x509.Certificate
 	rest := b
@@ -388,14 +388,14 @@ func (c *Config) readCerts(f string) ([]*x509.Certificate, error) {
 		}
 		cert, err := x509.ParseCertificate(blk.Bytes)
 		if err != nil {
-			return nil, usagef("policy: %s: %v", f, err)
+			return nil, c.errorf(key, "%s: %v", f, err)
 		}
 		out = append(out, cert)
 	}
 	if len(out) == 0 {
 		cert, err := x509.ParseCertificate(b)
 		if err != nil {
-			return nil, usagef("policy: %s holds no certificate", f)
+			return nil, c.errorf(key, "%s holds no certificate", f)
 		}
 		out = append(out, cert)
 	}

@@ -40,13 +40,13 @@ func (c *Config) extraSinks(log *slog.Logger) ([]namedSink, error) {
 			cfg.HTTPClient = hc
 			cred, err := cfg.Config.Credential(azauth.WithHTTPClient(hc))
 			if err != nil {
-				return nil, usagef("sink.exchange: %v", err)
+				return nil, c.sectionError("sink.exchange", err)
 			}
 			cfg.Credential = cred
 		}
 		sink, err := exchange.New(cfg, log.With("sink", "exchange"))
 		if err != nil {
-			return nil, usagef("sink.exchange: %v", err)
+			return nil, c.sectionError("sink.exchange", err)
 		}
 		out = append(out, namedSink{name: "exchange", sink: sink})
 	}
@@ -58,7 +58,7 @@ func (c *Config) extraSinks(log *slog.Logger) ([]namedSink, error) {
 		c.resolveAuthPaths(&auth)
 		sink, err := newGraphSink(g, auth, c.httpClient(), log.With("sink", "graph"))
 		if err != nil {
-			return nil, err
+			return nil, c.sectionError("sink.graph", err)
 		}
 		out = append(out, namedSink{name: "graph", sink: sink, concurrency: 40})
 	}

@@ -21,6 +21,8 @@ type GraphConfig struct {
 // graphBuilt says whether this binary can publish to Graph.
 const graphBuilt = true
 
+// newGraphSink builds the Graph sink; its errors are mapped to the keys of
+// sink.graph by the caller.
 func newGraphSink(g *GraphConfig, auth azauth.Config, hc *http.Client, log *slog.Logger) (cloud.Sink, error) {
 	cfg := g.Sink
 	var opts []azauth.Option
@@ -30,16 +32,16 @@ func newGraphSink(g *GraphConfig, auth azauth.Config, hc *http.Client, log *slog
 	}
 	cred, err := auth.Credential(opts...)
 	if err != nil {
-		return nil, usagef("sink.graph: %v", err)
+		return nil, err
 	}
 	ep, err := auth.ResolvedEndpoints()
 	if err != nil {
-		return nil, usagef("sink.graph: %v", err)
+		return nil, err
 	}
 	cfg.Credential, cfg.Endpoints, cfg.Logger = cred, ep, log
 	sink, err := graph.New(cfg)
 	if err != nil {
-		return nil, usagef("sink.graph: %v", err)
+		return nil, err
 	}
 	return sink, nil
 }

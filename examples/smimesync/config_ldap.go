@@ -20,9 +20,10 @@ func (s *SourceConfig) extraKinds() int {
 	return 0
 }
 
-func (c *Config) extraSource(s SourceConfig, log *slog.Logger) (directory.Source, error) {
+// extraSource builds the LDAP source of s, whose YAML path is key.
+func (c *Config) extraSource(key string, s SourceConfig, log *slog.Logger) (directory.Source, error) {
 	if s.LDAP == nil {
-		return nil, usagef("source: choose ldif or ldap")
+		return nil, c.errorf(key, "choose ldif or ldap")
 	}
 	cfg := *s.LDAP
 	cfg.CAFile = c.path(cfg.CAFile)
@@ -35,7 +36,7 @@ func (c *Config) extraSource(s SourceConfig, log *slog.Logger) (directory.Source
 	}
 	src, err := ldapsource.New(cfg, log)
 	if err != nil {
-		return nil, usagef("source.ldap: %v", err)
+		return nil, c.sectionError(key+".ldap", err)
 	}
 	return src, nil
 }

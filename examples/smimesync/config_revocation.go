@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -38,12 +39,12 @@ func (c *Config) extraPolicy(p *smimesync.Policy, log *slog.Logger) error {
 		MaxCRLSize: r.MaxCRLSize,
 		Logger:     log,
 	}
-	for _, m := range r.Methods {
+	for i, m := range r.Methods {
 		switch revocation.Method(m) {
 		case revocation.OCSP, revocation.CRL:
 			chk.Methods = append(chk.Methods, revocation.Method(m))
 		default:
-			return usagef("policy.revocation.methods: %q is not ocsp or crl", m)
+			return c.errorf(fmt.Sprintf("policy.revocation.methods[%d]", i), "%q is not ocsp or crl", m)
 		}
 	}
 	if r.Timeout < 0 || r.MaxCRLSize < 0 {

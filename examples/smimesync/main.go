@@ -9,8 +9,10 @@
 //	smimesync run --config FILE [--once]        the service: a pass every interval, /healthz, /metrics
 //	smimesync report (--config FILE | --file REPORT) [--json | --csv] [--days N]
 //
-// Exit codes: 0 ok, 1 runtime error, 2 bad usage or config, 3 the
-// mass-change guard stopped the run.
+// Exit codes: 0 ok, 1 runtime error (plan: also when lookups failed), 2
+// bad usage or config (a configuration error names the file, the line and
+// the key's YAML path), 3 the mass-change guard stopped the run (sync
+// --dry-run: would stop it).
 package main
 
 import (
@@ -20,8 +22,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
+	"github.com/smimesync/go-smimesync/directory/ldapsource"
 	"github.com/smimesync/go-smimesync/smimesync"
 )
 
@@ -98,15 +102,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return exitCode(err, stderr)
 }
 
+// helpHint is what a usage or configuration error ends with (the usage
+// text itself would bury the one line that matters).
+const helpHint = "run 'smimesync help' for usage, and see the README for the configuration reference"
+
 func exitCode(err error, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(stderr, "smimesync:", err)
+	for line := range strings.SplitSeq(err.Error(), "\n") {
+		fmt.Fprintln(stderr, "smimesync:", line)
+	}
 	var ue usageError
+	var ce *configError
 	switch {
-	case errors.As(err, &ue):
-		fmt.Fprint(stderr, usage)
+	case errors.As(err, &ue), errors.As(err, &ce), errors.Is(err, ldapsource.ErrConfig):
+		// ldapsource.ErrConfig: a pass found a slip (a password variable
+		// not set) where no configError names it, as in the service.
+		fmt.Fprintln(stderr, helpHint)
 		return exitUsage
 	case errors.Is(err, smimesync.ErrGuardTripped):
 		return exitGuard

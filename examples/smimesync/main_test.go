@@ -241,9 +241,14 @@ func TestSyncGuardAndDryRun(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(strict), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The dry run says that the real run would stop, and exits as it would.
 	code, stdout, stderr := runCLI(t, "sync", "--config", cfg, "--dry-run")
-	if code != exitOK || !strings.Contains(stdout, "dry run: nothing was written") {
-		t.Fatalf("dry run exit %d: %s %s", code, stdout, stderr)
+	if code != exitGuard || !strings.Contains(stdout, "dry run: nothing was written") ||
+		!strings.Contains(stdout, "the guard would stop the real sync") || !strings.Contains(stdout, "--force") {
+		t.Fatalf("dry run exit %d, want %d and the guard's word: %s %s", code, exitGuard, stdout, stderr)
+	}
+	if code, stdout, stderr = runCLI(t, "sync", "--config", cfg, "--dry-run", "--force"); code != exitOK || strings.Contains(stdout, "guard would stop") {
+		t.Fatalf("forced dry run exit %d, want 0: %s %s", code, stdout, stderr)
 	}
 	code, _, stderr = runCLI(t, "sync", "--config", cfg)
 	if code != exitGuard || !strings.Contains(stderr, "2 recipients would lose certificates") {
@@ -268,8 +273,8 @@ func TestUsageErrors(t *testing.T) {
 		"no command":      {args: []string{}, want: "usage:"},
 		"unknown command": {args: []string{"frobnicate"}, want: `unknown command "frobnicate"`},
 		"no config":       {args: []string{"plan"}, want: "--config is required"},
-		"unknown key":     {config: basicConfig + "colour: blue\n", want: "field colour not found"},
-		"unknown nested":  {config: strings.Replace(basicConfig, "max_values: 15", "max_value: 15", 1), want: "field max_value not found"},
+		"unknown key":     {config: basicConfig + "colour: blue\n", want: "smimesync.yaml:6: colour: unknown key"},
+		"unknown nested":  {config: strings.Replace(basicConfig, "max_values: 15", "max_value: 15", 1), want: "smimesync.yaml:3: policy.max_value: unknown key"},
 		"two sinks":       {config: basicConfig + "sink: {file: {path: a.json}}\n", want: `mapping key "sink" already defined`},
 		"no source":       {config: "sink: {file: {path: a.json}}\n", want: "no source"},
 		"bad reason":      {config: basicConfig + "prune: {reasons: [old]}\n", want: `unknown reason "old"`},

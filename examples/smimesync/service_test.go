@@ -716,9 +716,9 @@ func TestRunUsage(t *testing.T) {
 	}{
 		"no config":      {args: []string{"run"}, want: "--config is required"},
 		"no state":       {config: strings.Replace(basicConfig, "state:  {path: state.json}\n", "", 1), want: "state.path is required"},
-		"bad interval":   {config: basicConfig + "service: {interval: -1s}\n", want: "service.interval must not be negative"},
+		"bad interval":   {config: basicConfig + "service: {interval: -1s}\n", want: "service.interval: must not be negative"},
 		"bad listen":     {config: basicConfig + "service: {listen: nowhere}\n", want: "service.listen"},
-		"unknown key":    {config: basicConfig + "service: {intervall: 1s}\n", want: "field intervall not found"},
+		"unknown key":    {config: basicConfig + "service: {intervall: 1s}\n", want: "service.intervall: unknown key"},
 		"extra argument": {args: []string{"run", "--config", "x.yaml", "now"}, want: "unexpected arguments"},
 	} {
 		t.Run(name, func(t *testing.T) {

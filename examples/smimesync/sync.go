@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/smimesync/go-smimesync/smimesync"
 )
@@ -36,7 +37,7 @@ func (c *Config) syncers(log *slog.Logger) ([]namedSyncer, error) {
 			State:       c.state(s.name, i),
 			Logger:      log.With("sink", s.name),
 			Concurrency: cmp.Or(c.Concurrency, s.concurrency),
-			Guard:       smimesync.Guard{MaxRemovals: c.Guard.MaxRemovals},
+			Guard:       smimesync.Guard{MaxRemovals: c.Guard.maxRemovals()},
 			Prune:       smimesync.Prune{Reasons: c.pruneReasons()},
 		}})
 	}
@@ -80,12 +81,13 @@ func setup(name string, args []string, stderr io.Writer, extra func(*flag.FlagSe
 // cmdPlan prints what a sync would change, writing nothing.
 func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var full bool
-	_, syncers, _, jsonOut, err := setup("plan", args, stderr, func(fs *flag.FlagSet) {
+	cfg, syncers, _, jsonOut, err := setup("plan", args, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&full, "full", false, "read the whole directory, not the changes since the last pass")
 	})
 	if err != nil {
 		return err
 	}
+	var errs []error
 	for _, s := range syncers {
 		planFn := s.Plan
 		if full {
@@ -93,17 +95,42 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		plan, err := planFn(ctx)
 		if err != nil {
-			return fmt.Errorf("%s: %w", s.name, err)
+			return cfg.passError(fmt.Errorf("%s: %w", s.name, err))
 		}
 		if jsonOut {
 			if err := writeJSON(stdout, sinkDoc{Sink: s.name, Plan: plan}); err != nil {
 				return err
 			}
-			continue
+		} else {
+			printPlan(stdout, s.name, plan)
 		}
-		printPlan(stdout, s.name, plan)
+		if err := lookupsFailed(s.name, plan); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+// errLookupsFailed is wrapped by plan's error when recipient lookups
+// failed (a refused token, a sink that does not answer): the plan is
+// printed, but it is incomplete, and plan exits 1.
+var errLookupsFailed = errors.New("recipient lookups failed")
+
+// lookupsFailed returns an error wrapping errLookupsFailed when the sink
+// could not look some recipients up, naming the first.
+func lookupsFailed(sink string, p *smimesync.Plan) error {
+	var failed []*smimesync.Change
+	for _, c := range p.Changes {
+		if c.Action == smimesync.ActionSkip && c.Reason == smimesync.SkipError {
+			failed = append(failed, c)
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	first, _, _ := strings.Cut(failed[0].Error, "\n") // the Azure SDK's errors run to many lines
+	return fmt.Errorf("%s: %d of %d %w, so the plan is incomplete (first: %s: %s)",
+		sink, len(failed), len(p.Changes), errLookupsFailed, failed[0].User, strings.TrimSpace(first))
 }
 
 // cmdSync plans and applies.
@@ -137,25 +164,35 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		pl, err := plan(ctx)
 		prog.clear()
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
+			errs = append(errs, cfg.passError(fmt.Errorf("%s: %w", s.name, err)))
 			if e := cfg.saveReport(s.name, "sync", nil, err, log); e != nil {
 				errs = append(errs, e)
 			}
 			continue
 		}
+		pl.Force = force
 		if dryRun {
 			rep := &smimesync.Report{Plan: *pl, DryRun: true}
+			var guard error
+			var ge *smimesync.GuardError
+			if errors.As(s.CheckGuard(pl), &ge) {
+				guard = &dryRunGuardError{sink: s.name, guard: ge}
+				rep.Errors = append(rep.Errors, guard.Error())
+				errs = append(errs, guard)
+			}
 			if jsonOut {
 				if err := writeJSON(stdout, reportDoc{Sink: s.name, Report: rep}); err != nil {
 					return err
 				}
 			} else {
 				printPlan(stdout, s.name, pl)
+				if guard != nil {
+					fmt.Fprintln(stdout, guard)
+				}
 				fmt.Fprintln(stdout, "dry run: nothing was written")
 			}
 			continue
 		}
-		pl.Force = force
 		rep, err := s.Apply(ctx, pl)
 		prog.clear()
 		if e := cfg.saveReport(s.name, "sync", rep, err, log); e != nil {
@@ -176,6 +213,27 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	return errors.Join(errs...)
 }
+
+// dryRunGuardError says that the guard would stop the real run, and how to
+// go on. It wraps the *smimesync.GuardError, so sync --dry-run exits 3 (as
+// the real run would) unless --force is given: a script that runs
+// `sync --dry-run && sync` stops before the run that would be refused, and
+// can tell this from a failure (1) or a configuration error (2).
+type dryRunGuardError struct {
+	sink  string
+	guard *smimesync.GuardError
+}
+
+func (e *dryRunGuardError) Error() string {
+	what := fmt.Sprintf("%d recipients would lose certificates", e.guard.Losing)
+	if e.guard.Pruning > e.guard.Max {
+		what = fmt.Sprintf("%d directory entries would have values removed", e.guard.Pruning)
+	}
+	return fmt.Sprintf("%s: the guard would stop the real sync: %s, more than guard.max_removals (%d); "+
+		"review the plan, then run 'smimesync sync --force' to apply it anyway, or raise guard.max_removals", e.sink, what, e.guard.Max)
+}
+
+func (e *dryRunGuardError) Unwrap() error { return e.guard }
 
 // sinkDoc is plan --json's document: the plan, and the sink it is for.
 type sinkDoc struct {
