@@ -135,6 +135,7 @@ type Sink struct {
 	cred      azcore.TokenCredential
 	scope     string
 	invokeURL string
+	hosts     *azauth.TokenHosts // where the token may go
 	anchor    string
 	timeout   time.Duration
 	retry     RetryPolicy
@@ -214,9 +215,20 @@ func New(cfg Config, logger *slog.Logger) (*Sink, error) {
 			return nil, err
 		}
 	}
+	hosts, err := azauth.NewTokenHosts(ep.Exchange)
+	if err != nil {
+		return nil, err
+	}
+	// The sink's own copy of the client: the token goes only to the
+	// configured Exchange endpoint, through redirects too (the credential
+	// keeps the caller's client for its sign-in requests).
+	guarded := *client
+	guarded.Transport = hosts.Transport(client.Transport)
+	guarded.CheckRedirect = hosts.CheckRedirect
 	s := &Sink{
 		log:       logger,
-		http:      client,
+		http:      &guarded,
+		hosts:     hosts,
 		cred:      cred,
 		scope:     ep.ExchangeScope(),
 		invokeURL: ep.Exchange + "/adminapi/beta/" + tenant + "/InvokeCommand",
