@@ -34,6 +34,9 @@ const (
 )
 
 // Endpoints are the base URLs smimesync talks to, without a trailing slash.
+// Each must be https; plain http is accepted only for a loopback host (see
+// [CheckEndpoint]). A sink sends its token to its endpoint's scheme, host
+// and port only (see [TokenHosts]).
 type Endpoints struct {
 	// Login is the Microsoft Entra authority host
 	// ("https://login.microsoftonline.com").

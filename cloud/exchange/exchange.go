@@ -17,8 +17,11 @@
 //
 // Every call is bounded in time, runs under a limit of concurrent requests,
 // and is retried on throttling and transient failures with the same
-// client-request-id (see [RetryPolicy]). The exchangetest sub-package is an
-// emulator of the endpoint for tests.
+// client-request-id (see [RetryPolicy]). The token goes only to the
+// configured Exchange endpoint's scheme, host and port (see
+// [azauth.TokenHosts]): an @odata.nextLink or a redirect to another host is
+// refused with an error naming it, and the read fails. The exchangetest
+// sub-package is an emulator of the endpoint for tests.
 package exchange
 
 import (
@@ -108,7 +111,9 @@ type Config struct {
 	ReadBack ReadBack `yaml:"read_back"`
 
 	// HTTPClient sends the requests, to Exchange and to the login
-	// endpoint. Its transport should keep at least Concurrency idle
+	// endpoint. The sink sends its own requests through a copy whose
+	// transport and CheckRedirect keep the token to the Exchange endpoint
+	// (the client itself is not changed). Its transport should keep at least Concurrency idle
 	// connections per host (http.Transport.MaxIdleConnsPerHost), or each
 	// request may pay for a new TLS handshake. Default: a clone of
 	// http.DefaultTransport that does.
