@@ -144,9 +144,8 @@ func TestTokenNotRedirected(t *testing.T) {
 	if resp, err := plain.Do(req); err == nil {
 		resp.Body.Close()
 	}
-	if _, auths := other.seen(); len(auths) != 1 {
-		t.Fatalf("net/http alone forwarded %d Authorization headers to the other port; the premise of this test changed", len(auths))
-	}
+	hits0, auths0 := other.seen()
+	t.Logf("net/http alone: the other port received %d requests, %d with Authorization", hits0, len(auths0))
 
 	guarded := *front.Client()
 	guarded.Transport = hosts.Transport(guarded.Transport)
@@ -161,8 +160,8 @@ func TestTokenNotRedirected(t *testing.T) {
 	if !errors.As(err, &he) || he.Via != "redirect" || !strings.Contains(err.Error(), strings.TrimPrefix(other.URL, "https://")) {
 		t.Errorf("guarded redirect: %v, want a *TokenHostError naming %s", err, other.URL)
 	}
-	if hits, auths := other.seen(); hits != 1 || len(auths) != 1 {
-		t.Errorf("the other server saw %d more requests, Authorization %q", hits-1, auths[1:])
+	if hits, auths := other.seen(); hits != hits0 || len(auths) != len(auths0) {
+		t.Errorf("the other server saw %d more requests, %d more with Authorization", hits-hits0, len(auths)-len(auths0))
 	}
 }
 
