@@ -150,12 +150,13 @@ func (s *Sink) invoke(ctx context.Context, cmdlet string, params map[string]any,
 		}
 		// The next page is asked with the token: only of the host the
 		// token is meant for, whatever the answer names.
+		call := strings.TrimSpace(cmdlet + " " + identity)
 		next, err := neturl.Parse(a.NextLink)
 		if err != nil {
-			return fmt.Errorf("exchange: %s %s: @odata.nextLink is not a URL: %w", cmdlet, identity, err)
+			return fmt.Errorf("exchange: %s: @odata.nextLink is not a URL: %w", call, err)
 		}
 		if err := s.hosts.Check(next, "@odata.nextLink"); err != nil {
-			return fmt.Errorf("exchange: %s %s: not following the next page: %w", cmdlet, identity, err)
+			return fmt.Errorf("exchange: %s: not following the next page: %w", call, err)
 		}
 		url = a.NextLink
 	}

@@ -69,6 +69,7 @@ func TestNextLinkToOtherHostGetsNoToken(t *testing.T) {
 	if !errors.As(err, &he) || he.Via != "@odata.nextLink" {
 		t.Fatalf("Find: %v, want a *TokenHostError for the nextLink", err)
 	}
+	t.Logf("Find: %v", err)
 	if host := strings.TrimPrefix(other.URL, "https://"); !strings.Contains(err.Error(), host) {
 		t.Errorf("error %q does not name the refused host %s", err, host)
 	}
