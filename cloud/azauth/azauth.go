@@ -34,6 +34,9 @@ const (
 )
 
 // Endpoints are the base URLs smimesync talks to, without a trailing slash.
+// Each must be https; plain http is accepted only for a loopback host (see
+// [CheckEndpoint]). A sink sends its token to its endpoint's scheme, host
+// and port only (see [TokenHosts]).
 type Endpoints struct {
 	// Login is the Microsoft Entra authority host
 	// ("https://login.microsoftonline.com").
@@ -130,8 +133,8 @@ func (c Cloud) Endpoints() (Endpoints, error) {
 }
 
 // Resolve returns the endpoints of cloud with each non-empty field of
-// override put in its place, checked to be absolute http(s) URLs without a
-// path, query or trailing slash.
+// override put in its place, each checked by [CheckEndpoint]: https (plain
+// http only to a loopback host), without a path, query or trailing slash.
 func Resolve(cloud Cloud, override Endpoints) (Endpoints, error) {
 	e, err := cloud.Endpoints()
 	if err != nil {
@@ -149,28 +152,13 @@ func Resolve(cloud Cloud, override Endpoints) (Endpoints, error) {
 		if f.src != "" {
 			*f.dst = f.src
 		}
-		v, err := checkBaseURL(f.name, *f.dst)
+		v, err := CheckEndpoint(f.name, *f.dst)
 		if err != nil {
 			return Endpoints{}, err
 		}
 		*f.dst = v
 	}
 	return e, nil
-}
-
-func checkBaseURL(field, s string) (string, error) {
-	s = strings.TrimSuffix(strings.TrimSpace(s), "/")
-	u, err := url.Parse(s)
-	if err != nil {
-		return "", &ConfigError{Field: field, Reason: err.Error()}
-	}
-	if u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
-		return "", &ConfigError{Field: field, Reason: fmt.Sprintf("%q is not an absolute http(s) URL", s)}
-	}
-	if u.Path != "" || u.RawQuery != "" || u.Fragment != "" {
-		return "", &ConfigError{Field: field, Reason: fmt.Sprintf("%q must be a host without a path (the services sit at the root of their host)", s)}
-	}
-	return s, nil
 }
 
 // knownLoginHost reports whether login is one of Microsoft's own authority

@@ -17,8 +17,11 @@
 //
 // Every call is bounded in time, runs under a limit of concurrent requests,
 // and is retried on throttling and transient failures with the same
-// client-request-id (see [RetryPolicy]). The exchangetest sub-package is an
-// emulator of the endpoint for tests.
+// client-request-id (see [RetryPolicy]). The token goes only to the
+// configured Exchange endpoint's scheme, host and port (see
+// [azauth.TokenHosts]): an @odata.nextLink or a redirect to another host is
+// refused with an error naming it, and the read fails. The exchangetest
+// sub-package is an emulator of the endpoint for tests.
 package exchange
 
 import (
@@ -108,7 +111,9 @@ type Config struct {
 	ReadBack ReadBack `yaml:"read_back"`
 
 	// HTTPClient sends the requests, to Exchange and to the login
-	// endpoint. Its transport should keep at least Concurrency idle
+	// endpoint. The sink sends its own requests through a copy whose
+	// transport and CheckRedirect keep the token to the Exchange endpoint
+	// (the client itself is not changed). Its transport should keep at least Concurrency idle
 	// connections per host (http.Transport.MaxIdleConnsPerHost), or each
 	// request may pay for a new TLS handshake. Default: a clone of
 	// http.DefaultTransport that does.
@@ -135,6 +140,7 @@ type Sink struct {
 	cred      azcore.TokenCredential
 	scope     string
 	invokeURL string
+	hosts     *azauth.TokenHosts // where the token may go
 	anchor    string
 	timeout   time.Duration
 	retry     RetryPolicy
@@ -214,9 +220,20 @@ func New(cfg Config, logger *slog.Logger) (*Sink, error) {
 			return nil, err
 		}
 	}
+	hosts, err := azauth.NewTokenHosts(ep.Exchange)
+	if err != nil {
+		return nil, err
+	}
+	// The sink's own copy of the client: the token goes only to the
+	// configured Exchange endpoint, through redirects too (the credential
+	// keeps the caller's client for its sign-in requests).
+	guarded := *client
+	guarded.Transport = hosts.Transport(client.Transport)
+	guarded.CheckRedirect = hosts.CheckRedirect
 	s := &Sink{
 		log:       logger,
-		http:      client,
+		http:      &guarded,
+		hosts:     hosts,
 		cred:      cred,
 		scope:     ep.ExchangeScope(),
 		invokeURL: ep.Exchange + "/adminapi/beta/" + tenant + "/InvokeCommand",

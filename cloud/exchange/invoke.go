@@ -15,11 +15,14 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
+	"github.com/smimesync/go-smimesync/cloud/azauth"
 )
 
 // RetryPolicy says how a failed call is retried. Calls are retried on 429,
@@ -141,6 +144,19 @@ func (s *Sink) invoke(ctx context.Context, cmdlet string, params map[string]any,
 		}
 		if err := page(a.Value); err != nil {
 			return err
+		}
+		if a.NextLink == "" {
+			break
+		}
+		// The next page is asked with the token: only of the host the
+		// token is meant for, whatever the answer names.
+		call := strings.TrimSpace(cmdlet + " " + identity)
+		next, err := neturl.Parse(a.NextLink)
+		if err != nil {
+			return fmt.Errorf("exchange: %s: @odata.nextLink is not a URL: %w", call, err)
+		}
+		if err := s.hosts.Check(next, "@odata.nextLink"); err != nil {
+			return fmt.Errorf("exchange: %s: not following the next page: %w", call, err)
 		}
 		url = a.NextLink
 	}
@@ -277,7 +293,9 @@ func (s *Sink) once(ctx context.Context, url, cmdlet, identity, reqID string, bo
 
 // permanent reports whether a failure to get an HTTP answer will happen
 // again on the next try: the server's certificate does not verify (wrong
-// trust anchor, wrong host, expired), or DNS says the host does not exist.
+// trust anchor, wrong host, expired), DNS says the host does not exist, or
+// the request was refused before it left because the token may not go
+// where it pointed (a redirect to another host).
 func permanent(err error) bool {
 	var (
 		cve     *tls.CertificateVerificationError
@@ -287,6 +305,8 @@ func permanent(err error) bool {
 		dns     *net.DNSError
 	)
 	switch {
+	case errors.Is(err, azauth.ErrTokenHost):
+		return true
 	case errors.As(err, &cve), errors.As(err, &unknown), errors.As(err, &host), errors.As(err, &invalid):
 		return true
 	case errors.As(err, &dns):

@@ -1,10 +1,10 @@
 package graph
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -74,7 +74,9 @@ type Config struct {
 	// shared azauth configuration (azauth.Config.Credential).
 	Credential azcore.TokenCredential `yaml:"-"`
 	// Endpoints are the national cloud's endpoints; only Graph is used.
-	// An empty Graph means the worldwide https://graph.microsoft.com.
+	// An empty Graph means the worldwide https://graph.microsoft.com. It
+	// must be https (plain http only to a loopback host), and the token is
+	// sent to its scheme, host and port only (see [azauth.TokenHosts]).
 	// Tests point it at the graphtest emulator.
 	Endpoints azauth.Endpoints `yaml:"-"`
 	// HTTPClient's transport carries the requests (its Timeout is not
@@ -232,7 +234,15 @@ func (c Config) withDefaults() (Config, error) {
 		}
 		c.Endpoints.Graph = ep.Graph
 	}
-	c.Endpoints.Graph = strings.TrimSuffix(c.Endpoints.Graph, "/")
+	g, err := azauth.CheckEndpoint("endpoints.graph", c.Endpoints.Graph)
+	if err != nil {
+		var ce *azauth.ConfigError
+		if errors.As(err, &ce) {
+			return c, &ConfigError{Field: ce.Field, Reason: ce.Reason}
+		}
+		return c, err
+	}
+	c.Endpoints.Graph = g
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -29,7 +29,10 @@
 // and writes of concurrent calls are packed 20 to a $batch; an item
 // throttled inside a batch is resubmitted after its Retry-After, and the
 // sink keeps its writes within Graph's documented budget (3,000 per 150 s
-// per app and tenant).
+// per app and tenant). The token goes only to the configured Graph
+// endpoint's scheme, host and port (see azauth.TokenHosts): a users page
+// whose @odata.nextLink names another host is refused, not followed, and
+// redirects are never followed.
 //
 // The graphtest sub-package is a Graph emulator for tests; it does not
 // import msgraph-sdk-go, so other packages can use it cheaply.

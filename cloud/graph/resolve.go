@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -203,6 +204,15 @@ func (s *Sink) readUsers(ctx context.Context) (*index, error) {
 		next := page.GetOdataNextLink()
 		if next == nil || *next == "" {
 			break
+		}
+		// The next page is asked with the token: only of the host the
+		// token is meant for, whatever the answer names.
+		u, perr := url.Parse(*next)
+		if perr != nil {
+			return nil, fmt.Errorf("graph: listing users: @odata.nextLink is not a URL: %w", perr)
+		}
+		if herr := s.hosts.Check(u, "@odata.nextLink"); herr != nil {
+			return nil, fmt.Errorf("graph: listing users: not following the next page: %w", herr)
 		}
 		page, err = users.NewUsersRequestBuilder(*next, s.adapter).Get(ctx, nil)
 	}

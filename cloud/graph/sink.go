@@ -21,6 +21,7 @@ import (
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
 
 	"github.com/smimesync/go-smimesync/cloud"
+	"github.com/smimesync/go-smimesync/cloud/azauth"
 	"github.com/smimesync/go-smimesync/directory"
 )
 
@@ -80,6 +81,7 @@ type Sink struct {
 	gate    *retry.Gate
 	batch   *batcher
 	log     *slog.Logger
+	hosts   *azauth.TokenHosts // where the token may go
 
 	mu      sync.Mutex
 	known   map[string]*record // by lower-case user id
@@ -107,8 +109,12 @@ func New(cfg Config) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Sink{cfg: cfg, managed: newManagedSet(cfg.CertificateUserIDs), gate: &retry.Gate{}, log: cfg.Logger, known: map[string]*record{}}
-	s.adapter, err = newAdapter(cfg, s.gate)
+	hosts, err := azauth.NewTokenHosts(cfg.Endpoints.Graph)
+	if err != nil {
+		return nil, err
+	}
+	s := &Sink{cfg: cfg, managed: newManagedSet(cfg.CertificateUserIDs), gate: &retry.Gate{}, log: cfg.Logger, known: map[string]*record{}, hosts: hosts}
+	s.adapter, err = newAdapter(cfg, s.gate, hosts)
 	if err != nil {
 		return nil, err
 	}

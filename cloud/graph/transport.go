@@ -3,6 +3,7 @@ package graph
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"github.com/smimesync/go-smimesync/internal/retry"
 	"io"
@@ -17,6 +18,8 @@ import (
 	khttp "github.com/microsoft/kiota-http-go"
 	jsonser "github.com/microsoft/kiota-serialization-json-go"
 	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
+
+	"github.com/smimesync/go-smimesync/cloud/azauth"
 )
 
 // clientOptions name this client in Graph's SdkVersion header.
@@ -33,10 +36,15 @@ var clientOptions = msgraphcore.GraphClientOptions{GraphServiceLibraryVersion: "
 // uncompressed but still labelled gzip; its retry handler also truncates a
 // fractional Retry-After to whole seconds. The adapter's base URL is set
 // before any request builder is made, so $batch items get relative URLs.
-func newAdapter(cfg Config, g *retry.Gate) (*msgraphcore.GraphRequestAdapterBase, error) {
+//
+// The token goes only to the configured endpoint: kiota's allowed hosts
+// hold exactly its host name, and, since kiota ignores the port and lets a
+// loopback host have plain http, hosts (the endpoint's scheme, host and
+// port) guards the transport below every middleware as well.
+func newAdapter(cfg Config, g *retry.Gate, hosts *azauth.TokenHosts) (*msgraphcore.GraphRequestAdapterBase, error) {
 	u, err := url.Parse(cfg.Endpoints.Graph)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return nil, &ConfigError{Field: "endpoints.graph", Reason: fmt.Sprintf("%q is not an absolute http(s) URL", cfg.Endpoints.Graph)}
+	if err != nil {
+		return nil, &ConfigError{Field: "endpoints.graph", Reason: err.Error()}
 	}
 	auth, err := kiotaazure.NewAzureIdentityAuthenticationProviderWithScopesAndValidHosts(
 		cfg.Credential, []string{cfg.Endpoints.GraphScope()}, []string{u.Hostname()})
@@ -54,6 +62,7 @@ func newAdapter(cfg Config, g *retry.Gate) (*msgraphcore.GraphRequestAdapterBase
 		}
 		parent = t
 	}
+	parent = hosts.Transport(parent)
 	client := &http.Client{
 		Transport: khttp.NewCustomTransportWithParentTransport(parent,
 			msgraphcore.NewGraphTelemetryHandler(&clientOptions),
@@ -158,6 +167,10 @@ func (h *retryHandler) Intercept(p khttp.Pipeline, idx int, req *http.Request) (
 		}
 		var wait time.Duration
 		switch {
+		case errors.Is(err, azauth.ErrTokenHost):
+			// Refused before it left; another try would be refused too.
+			cancel()
+			return nil, err
 		case err != nil:
 			cancel()
 			tries++

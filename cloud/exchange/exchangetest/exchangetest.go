@@ -144,6 +144,10 @@ type Config struct {
 	ReadBack ReadBack
 	// MaxPageSize caps Prefer: odata.maxpagesize (default DefaultPageSize).
 	MaxPageSize int
+	// NextLinkBase, when set, replaces the server's own URL at the start
+	// of every @odata.nextLink it writes: a test of where a client sends
+	// its token when an answer names another host.
+	NextLinkBase string
 }
 
 // FaultKind is a kind of injected failure.
@@ -697,7 +701,11 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, cmdlet string, para
 		s.nextPage++
 		tok := strconv.Itoa(s.nextPage) + "-" + base64.RawURLEncoding.EncodeToString([]byte(strconv.Itoa(seen)))
 		s.pages[tok] = &page{cmdlet: cmdlet, body: string(body), offset: seen, expires: s.now() + 10*time.Minute}
-		resp["@odata.nextLink"] = s.URL + r.URL.Path + "?$skiptoken=" + tok
+		base := s.URL
+		if s.cfg.NextLinkBase != "" {
+			base = s.cfg.NextLinkBase
+		}
+		resp["@odata.nextLink"] = base + r.URL.Path + "?$skiptoken=" + tok
 	}
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, resp)

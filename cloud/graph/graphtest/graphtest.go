@@ -134,6 +134,10 @@ type Config struct {
 	// the wall clock for throttling windows (0 means 1). With 100, the 150 s
 	// window lasts 1.5 s.
 	TimeScale float64
+	// NextLinkBase, when set, replaces the server's own URL at the start
+	// of every @odata.nextLink it writes: a test of where a client sends
+	// its token when an answer names another host.
+	NextLinkBase string
 	// Logger receives a line per request at debug level; nil discards.
 	Logger *slog.Logger
 }

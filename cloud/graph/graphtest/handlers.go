@@ -326,7 +326,11 @@ func (s *Server) listUsers(q url.Values) result {
 		}
 		next.Set("$top", strconv.Itoa(top))
 		next.Set("$skiptoken", base64.RawURLEncoding.EncodeToString([]byte("offset:"+strconv.Itoa(offset+top))))
-		out["@odata.nextLink"] = s.URL + "/v1.0/users?" + next.Encode()
+		base := s.URL
+		if s.cfg.NextLinkBase != "" {
+			base = s.cfg.NextLinkBase
+		}
+		out["@odata.nextLink"] = base + "/v1.0/users?" + next.Encode()
 	}
 	return result{status: http.StatusOK, body: out}
 }
