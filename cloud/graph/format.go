@@ -98,11 +98,9 @@ func (f Format) prefix() string {
 //   - ski: "X509:<SKI>" + the subject key identifier extension's value in
 //     upper-case hex (.NET's X509SubjectKeyIdentifierExtension). A
 //     certificate without the extension yields no value.
-//   - sha1_pukey: "X509:<SHA1-PUKEY>" + upper-case hex SHA-1. Unconfirmed,
-//     and the sources disagree on what is hashed: Microsoft's module hashes
-//     the whole certificate (GetCertHashString, the thumbprint), Samba's
-//     documentation of the same Active Directory mapping says the public
-//     key. The module is followed here.
+//   - sha1_pukey: "X509:<SHA1-PUKEY>" + upper-case hex SHA-1 of the whole
+//     certificate, as Microsoft's module computes it (see
+//     [sha1PublicKeyHex], where that choice is kept).
 //   - rfc822: "X509:<RFC822>" + the first SAN rfc822Name, else the
 //     subject's emailAddress (CryptoAPI's CERT_NAME_EMAIL_TYPE), as
 //     written in the certificate.
@@ -131,8 +129,7 @@ func CertificateUserID(cert *x509.Certificate, f Format) (string, error) {
 		}
 		v = "X509:<SKI>" + strings.ToUpper(hex.EncodeToString(cert.SubjectKeyId))
 	case FormatSHA1PublicKey:
-		sum := sha1.Sum(cert.Raw)
-		v = "X509:<SHA1-PUKEY>" + strings.ToUpper(hex.EncodeToString(sum[:]))
+		v = "X509:<SHA1-PUKEY>" + sha1PublicKeyHex(cert)
 	case FormatRFC822:
 		addr := ""
 		if len(cert.EmailAddresses) > 0 {
@@ -158,6 +155,23 @@ func CertificateUserID(cert *x509.Certificate, f Format) (string, error) {
 		return "", certError(cert, fmt.Errorf("%w: the value has %d characters, more than %d", ErrNoValue, n, maxValueLength))
 	}
 	return v, nil
+}
+
+// sha1PublicKeyHex is the hash part of a SHA1-PUKEY value: the SHA-1 of
+// the whole DER certificate (its thumbprint) in upper-case hex.
+//
+// The sources disagree on what is hashed. Microsoft's Entra PowerShell
+// module (Get-EntraUserCertificateUserIdsFromCertificate) writes
+// $cert.GetCertHashString(), the SHA-1 of the whole certificate, and its
+// test expects X509:<SHA1-PUKEY>34BE02DC… for testdata/entra-powershell
+// (the certificate's thumbprint); MS-PKCA and Samba's documentation of the
+// on-premises Active Directory mapping say the SHA-1 of the public key.
+// Entra's own module is followed here; which one Entra compares at sign-in
+// is unconfirmed. This function is the one place that choice is made, and
+// smimesync has never written the public-key form.
+func sha1PublicKeyHex(cert *x509.Certificate) string {
+	sum := sha1.Sum(cert.Raw)
+	return strings.ToUpper(hex.EncodeToString(sum[:]))
 }
 
 // Limits of certificateUserIds (Microsoft's documentation).
