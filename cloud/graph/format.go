@@ -174,6 +174,57 @@ func sha1PublicKeyHex(cert *x509.Certificate) string {
 	return strings.ToUpper(hex.EncodeToString(sum[:]))
 }
 
+// sameBinding reports whether the certificateUserIds values a and b, both
+// of format f, bind the same certificate (or address), the way a sink
+// compares a user's existing values with those it derives:
+//
+//   - the "X509:" prefix and the tag ("<SKI>", "<SHA1-PUKEY>", "<I>",
+//     "<SR>", "<RFC822>") exactly, as Microsoft spells them (its
+//     documentation: the prefix is case-sensitive); so does the issuer DN
+//     of an issuer-and-serial value;
+//   - the hex (the SKI, the SHA-1, the serial) and the e-mail address
+//     without regard to case: Microsoft's module writes SKI and SHA1-PUKEY
+//     in upper case and the serial in lower case, but an administrator who
+//     copied a value from certutil or openssl, or another tool, may have
+//     written the other case, and Entra's uniqueness of values is assumed
+//     to ignore case (the graphtest emulator's choice; unconfirmed).
+//
+// A value that differs from the derived one only in that case is the same
+// binding in another spelling: the sink treats it as its own and replaces
+// it, once, by the spelling it derives (Microsoft's module's), since how
+// Entra compares a stored value with the certificate presented at sign-in
+// is not documented and the module's spelling is the best evidence of a
+// form that works. After that one PATCH the values are equal and nothing
+// is rewritten.
+func sameBinding(f Format, a, b string) bool {
+	if a == b {
+		return true
+	}
+	if f == "" {
+		f = FormatIssuerSerial
+	}
+	p := f.prefix()
+	if !strings.HasPrefix(a, p) || !strings.HasPrefix(b, p) {
+		return false
+	}
+	a, b = a[len(p):], b[len(p):]
+	if f == FormatIssuerSerial {
+		ia, sa, okA := cutLast(a, "<SR>")
+		ib, sb, okB := cutLast(b, "<SR>")
+		return okA && okB && ia == ib && strings.EqualFold(sa, sb)
+	}
+	return strings.EqualFold(a, b)
+}
+
+// cutLast is strings.Cut at the last sep.
+func cutLast(s, sep string) (before, after string, found bool) {
+	i := strings.LastIndex(s, sep)
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i+len(sep):], true
+}
+
 // Limits of certificateUserIds (Microsoft's documentation).
 const (
 	maxValues      = 10
