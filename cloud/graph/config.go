@@ -99,6 +99,10 @@ type Config struct {
 // ID card's). The consequence: when a user loses all certificates, or
 // moves to a CA of another issuer name, the old bindings stay, unless
 // ManagedIssuers names their CA (or ManageAllOfFormat is set).
+//
+// A value it writes counts as written when the user holds it spelt in
+// another case (lower-case SKI or SHA-1 hex, an upper-case serial): that
+// value is replaced by the sink's spelling once, never kept beside it.
 type CertificateUserIDs struct {
 	// Format is the certificate mapping; empty means FormatIssuerSerial.
 	Format Format `yaml:"format"`

@@ -21,6 +21,14 @@
 // whole list, the sink reads the user's current list afresh, so a change an
 // administrator made since the lookup is kept.
 //
+// Values are spelt as Microsoft's Entra PowerShell module spells them (see
+// [CertificateUserID]); an existing value that is a derived one in another
+// case (lower-case hex) is replaced by that spelling once, not kept beside
+// it. The bindings take effect only where the tenant's certificate-based
+// authentication policy maps the format's certificate field to
+// certificateUserIds (a username binding, x509CertificateUserBinding);
+// the sink cannot see or change that policy.
+//
 // The client is msgraph-sdk-go's request builders on a kiota request
 // adapter built here (see [New]): azidentity tokens for the configured
 // national cloud, no request compression, and a retry handler that honours

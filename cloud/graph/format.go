@@ -98,11 +98,9 @@ func (f Format) prefix() string {
 //   - ski: "X509:<SKI>" + the subject key identifier extension's value in
 //     upper-case hex (.NET's X509SubjectKeyIdentifierExtension). A
 //     certificate without the extension yields no value.
-//   - sha1_pukey: "X509:<SHA1-PUKEY>" + upper-case hex SHA-1. Unconfirmed,
-//     and the sources disagree on what is hashed: Microsoft's module hashes
-//     the whole certificate (GetCertHashString, the thumbprint), Samba's
-//     documentation of the same Active Directory mapping says the public
-//     key. The module is followed here.
+//   - sha1_pukey: "X509:<SHA1-PUKEY>" + upper-case hex SHA-1 of the whole
+//     certificate, as Microsoft's module computes it (see
+//     [sha1PublicKeyHex], where that choice is kept).
 //   - rfc822: "X509:<RFC822>" + the first SAN rfc822Name, else the
 //     subject's emailAddress (CryptoAPI's CERT_NAME_EMAIL_TYPE), as
 //     written in the certificate.
@@ -131,8 +129,7 @@ func CertificateUserID(cert *x509.Certificate, f Format) (string, error) {
 		}
 		v = "X509:<SKI>" + strings.ToUpper(hex.EncodeToString(cert.SubjectKeyId))
 	case FormatSHA1PublicKey:
-		sum := sha1.Sum(cert.Raw)
-		v = "X509:<SHA1-PUKEY>" + strings.ToUpper(hex.EncodeToString(sum[:]))
+		v = "X509:<SHA1-PUKEY>" + sha1PublicKeyHex(cert)
 	case FormatRFC822:
 		addr := ""
 		if len(cert.EmailAddresses) > 0 {
@@ -158,6 +155,74 @@ func CertificateUserID(cert *x509.Certificate, f Format) (string, error) {
 		return "", certError(cert, fmt.Errorf("%w: the value has %d characters, more than %d", ErrNoValue, n, maxValueLength))
 	}
 	return v, nil
+}
+
+// sha1PublicKeyHex is the hash part of a SHA1-PUKEY value: the SHA-1 of
+// the whole DER certificate (its thumbprint) in upper-case hex.
+//
+// The sources disagree on what is hashed. Microsoft's Entra PowerShell
+// module (Get-EntraUserCertificateUserIdsFromCertificate) writes
+// $cert.GetCertHashString(), the SHA-1 of the whole certificate, and its
+// test expects X509:<SHA1-PUKEY>34BE02DC… for testdata/entra-powershell
+// (the certificate's thumbprint); MS-PKCA and Samba's documentation of the
+// on-premises Active Directory mapping say the SHA-1 of the public key.
+// Entra's own module is followed here; which one Entra compares at sign-in
+// is unconfirmed. This function is the one place that choice is made, and
+// smimesync has never written the public-key form.
+func sha1PublicKeyHex(cert *x509.Certificate) string {
+	sum := sha1.Sum(cert.Raw)
+	return strings.ToUpper(hex.EncodeToString(sum[:]))
+}
+
+// sameBinding reports whether the certificateUserIds values a and b, both
+// of format f, bind the same certificate (or address), the way a sink
+// compares a user's existing values with those it derives:
+//
+//   - the "X509:" prefix and the tag ("<SKI>", "<SHA1-PUKEY>", "<I>",
+//     "<SR>", "<RFC822>") exactly, as Microsoft spells them (its
+//     documentation: the prefix is case-sensitive); so does the issuer DN
+//     of an issuer-and-serial value;
+//   - the hex (the SKI, the SHA-1, the serial) and the e-mail address
+//     without regard to case: Microsoft's module writes SKI and SHA1-PUKEY
+//     in upper case and the serial in lower case, but an administrator who
+//     copied a value from certutil or openssl, or another tool, may have
+//     written the other case, and Entra's uniqueness of values is assumed
+//     to ignore case (the graphtest emulator's choice; unconfirmed).
+//
+// A value that differs from the derived one only in that case is the same
+// binding in another spelling: the sink treats it as its own and replaces
+// it, once, by the spelling it derives (Microsoft's module's), since how
+// Entra compares a stored value with the certificate presented at sign-in
+// is not documented and the module's spelling is the best evidence of a
+// form that works. After that one PATCH the values are equal and nothing
+// is rewritten.
+func sameBinding(f Format, a, b string) bool {
+	if a == b {
+		return true
+	}
+	if f == "" {
+		f = FormatIssuerSerial
+	}
+	p := f.prefix()
+	if !strings.HasPrefix(a, p) || !strings.HasPrefix(b, p) {
+		return false
+	}
+	a, b = a[len(p):], b[len(p):]
+	if f == FormatIssuerSerial {
+		ia, sa, okA := cutLast(a, "<SR>")
+		ib, sb, okB := cutLast(b, "<SR>")
+		return okA && okB && ia == ib && strings.EqualFold(sa, sb)
+	}
+	return strings.EqualFold(a, b)
+}
+
+// cutLast is strings.Cut at the last sep.
+func cutLast(s, sep string) (before, after string, found bool) {
+	i := strings.LastIndex(s, sep)
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i+len(sep):], true
 }
 
 // Limits of certificateUserIds (Microsoft's documentation).

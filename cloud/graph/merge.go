@@ -24,6 +24,11 @@ import (
 //     ManageAllOfFormat; otherwise only the values derived from the
 //     certificates being written, so nothing is ever removed.
 //
+// In every format, a value that is one of the values being written in
+// another spelling (lower-case hex; see [sameBinding]) is managed too: it
+// is replaced once by the spelling the sink derives, never kept beside it
+// as a duplicate Entra would refuse.
+//
 // Values of other mappings ("X509:<PN>upn", "X509:<S>subject", …) are never
 // managed. Following FACTS.md (keep other CAs' certificates unless told
 // otherwise), the default removes nothing it cannot tie to a CA it is
@@ -81,7 +86,10 @@ func (m managedSet) managed(v string, w writing) bool {
 		return false
 	}
 	if m.format != FormatIssuerSerial {
-		return m.all || slices.Contains(w.derived, v)
+		return m.all || m.derives(v, w)
+	}
+	if m.derives(v, w) {
+		return true
 	}
 	rest := v[len(p):]
 	i := strings.LastIndex(rest, "<SR>")
@@ -99,6 +107,14 @@ func (m managedSet) managed(v string, w writing) bool {
 		return true
 	}
 	return w.issuers[issuer]
+}
+
+// derives reports whether v is the same binding as one of w's derived
+// values, in any spelling [sameBinding] takes for the same: the sink
+// manages it, so a value spelt otherwise (lower-case hex) is replaced by
+// the derived spelling rather than kept beside it as a duplicate.
+func (m managedSet) derives(v string, w writing) bool {
+	return slices.ContainsFunc(w.derived, func(d string) bool { return sameBinding(m.format, v, d) })
 }
 
 // merge returns the list to write: the values of current the sink does not
