@@ -502,7 +502,3 @@ func (p *testPKI) crl(mode string) []byte {
 	}
 	return der
 }
-
-// testAllowHosts lets a test's Checker reach the test PKI's servers, which
-// listen on loopback: without it the destination check refuses them.
-var testAllowHosts = []string{"127.0.0.1", "::1"}
