@@ -121,8 +121,10 @@ type Checker struct {
 	// default (soft-fail) such a certificate is RevocationUnknown with the
 	// error, and the policy keeps it. A missing issuer, an issuer that did
 	// not sign the certificate, a certificate that names no usable source,
-	// a source skipped because a time budget was spent, and the caller's
-	// ctx ending always give RevocationUnknown.
+	// a source skipped because a time budget was spent or because its
+	// destination was refused (list it in AllowHosts: an AD CS CA often
+	// publishes on a private address), and the caller's ctx ending always
+	// give RevocationUnknown.
 	HardFail bool
 	// Methods lists the methods to try, in order; nil means OCSP, then
 	// CRL. []Method{CRL} reads CRLs only.
@@ -319,7 +321,7 @@ func (c *Checker) resolve(ctx context.Context, cert, issuer *x509.Certificate) (
 		methods = []Method{OCSP, CRL}
 	}
 	var errs []error
-	tried, budgetHit := false, false
+	tried, budgetHit := false, false // budgetHit: a source skipped by our own limits
 	for _, m := range methods {
 		var urls []string
 		switch m {
@@ -346,7 +348,8 @@ func (c *Checker) resolve(ctx context.Context, cert, issuer *x509.Certificate) (
 			}
 			c.log.DebugContext(ctx, "revocation source failed", "certificate", fingerprint(cert), "method", m, "url", u, "error", err)
 			errs = append(errs, &SourceError{Method: m, URL: u, Err: err})
-			budgetHit = budgetHit || isBudget(err)
+			// Not the source's failure, but our own limits: no hard-fail.
+			budgetHit = budgetHit || isBudget(err) || errors.Is(err, ErrRefusedDestination)
 		}
 	}
 	if !tried {

@@ -24,6 +24,7 @@ func (c *Checker) fetch(ctx context.Context, rawURL string, body []byte, content
 		return nil, fmt.Errorf("%w: %w", ErrRefusedDestination, err)
 	}
 	if err := c.checkURL(u); err != nil {
+		c.warnRefused(err)
 		return nil, err
 	}
 	timeout, cut := c.timeout(), false
@@ -47,6 +48,7 @@ func (c *Checker) fetch(ctx context.Context, rawURL string, body []byte, content
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	b, err := c.do(ctx, rawURL, body, contentType, accept, limit)
+	c.warnRefused(err)
 	if err != nil && cut && errors.Is(err, context.DeadlineExceeded) {
 		// The request was cut short by the budget, not by Timeout: the
 		// source may be fine, and is not remembered as failed.
@@ -92,6 +94,16 @@ func (c *Checker) do(ctx context.Context, rawURL string, body []byte, contentTyp
 		return nil, fmt.Errorf("%w: answer exceeds %d bytes", ErrTooLarge, limit)
 	}
 	return b, nil
+}
+
+// warnRefused logs a refused destination at warning level: the admin
+// may need to list it in AllowHosts.
+func (c *Checker) warnRefused(err error) {
+	var de *DestinationError
+	if errors.As(err, &de) {
+		c.log.Warn("revocation: refused to contact a non-public destination; list it in AllowHosts if it is your CA's",
+			"host", de.Host, "address", de.Addr, "kind", de.Kind)
+	}
 }
 
 // isBudget tells whether err is a budget refusal, which is not remembered

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -415,5 +416,25 @@ func TestCacheEvictsByBytes(t *testing.T) {
 		if _, used := c.cache.usage(); tt.maxBytes > 0 && used > tt.maxBytes {
 			t.Errorf("cache holds %d bytes, bound %d", used, tt.maxBytes)
 		}
+	}
+}
+
+// A refused destination is our own limit, not the source's failure: even
+// with HardFail the status is unknown (an internal CA whose URLs are not
+// yet allowed must not make every certificate "revoked"), and the admin
+// hears about it at warning level.
+func TestRefusedDestinationIsNotHardFail(t *testing.T) {
+	p := newPKI(t)
+	var buf strings.Builder
+	var mu sync.Mutex
+	c := &Checker{Now: p.clock.Now, HardFail: true, Logger: newTestLogger(&buf, &mu)}
+	st, err := c.Check(context.Background(), p.leaf([]string{"direct"}, []string{"good"}), p.ca.cert)
+	if st != unknown || !errors.Is(err, ErrRefusedDestination) {
+		t.Fatalf("Check = %v, %v; want unknown, ErrRefusedDestination", st, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(buf.String(), "level=WARN") || !strings.Contains(buf.String(), "kind=loopback") {
+		t.Errorf("no warning about the refused destination:\n%s", buf.String())
 	}
 }
