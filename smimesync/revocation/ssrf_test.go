@@ -284,6 +284,7 @@ func TestEntryBudgetStopsHostileURLs(t *testing.T) {
 		t.Errorf("status %v: a spent budget must give unknown even with HardFail", st)
 	}
 	n := p.hitCount("ocsp/hang") + p.hitCount("crl/hang")
+	t.Logf("%d of %d hostile URLs requested within an entry budget of %v at a timeout of %v; codes %v", n, len(o)+len(l), budget, timeout, codesOf(err))
 	// Each request takes at least the timeout (or what is left of the
 	// budget), so at most ceil(budget/timeout) requests fit.
 	if n < 1 || n > int((budget+timeout-1)/timeout) {
@@ -324,6 +325,7 @@ func TestPassBudget(t *testing.T) {
 		// never the limit here.
 		c.Check(c.BeginEntry(ctx), p.leafURLs([]string{u}, nil), p.ca.cert)
 	}
+	t.Logf("%d of %d hanging responders requested within a pass budget of %v", p.hitCount("ocsp/hang"), len(o), budget)
 	if n := p.hitCount("ocsp/hang"); n < 1 || n > 3 {
 		t.Fatalf("%d requests to hanging responders in a pass of %v at %v each, want 1..3", n, budget, timeout)
 	}
