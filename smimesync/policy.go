@@ -66,7 +66,16 @@ type Policy struct {
 	RequireValidSignature bool
 
 	// Revocation, when not nil, is asked about every certificate that
-	// passed the other checks.
+	// passed the other checks and whose issuer the policy can vouch for:
+	// one of ManagedCAs (listed explicitly, and its signature on the
+	// certificate verifies: a matching name alone is not enough), or the
+	// issuer on a chain verified to Roots. The checker gets that issuer.
+	// Any other certificate is not checked, with a "revocation:
+	// not-checked" note: its OCSP and CRL URLs were chosen by whoever made
+	// it, and a directory user can put a self-made CA and leaf into their
+	// own userSMIMECertificate. With neither ManagedCAs nor Roots set,
+	// nothing is checked. A failed check is noted as "revocation: " and
+	// its codes (see [RevocationCode]), never as the checker's raw error.
 	Revocation RevocationChecker
 }
 
@@ -146,6 +155,7 @@ func (v *Verdict) Decisions() []Decision {
 // and why not. It never fails: a value that cannot be parsed is dropped with
 // ReasonUnparseable (or the parser's more precise reason).
 func (p *Policy) Evaluate(ctx context.Context, e *directory.Entry) *Verdict {
+	ctx = p.beginRevocationEntry(ctx)
 	addrs := e.Addresses()
 	if addrs == nil {
 		addrs = []string{} // no address: nothing can match
@@ -203,7 +213,7 @@ func (p *Policy) CheckCertificate(ctx context.Context, c *Certificate, addrs []s
 // value for a user who owns addrs (nil skips the address check).
 func (p *Policy) CheckBlob(ctx context.Context, b *Blob, addrs []string) Decision {
 	d := Decision{Attribute: cloud.AttrUserSMIMECertificate, SHA256: b.SHA256, Raw: b.Raw}
-	p.blobVerdict(ctx, &d, b, addrs, p.now())
+	p.blobVerdict(p.beginRevocationEntry(ctx), &d, b, addrs, p.now())
 	return d
 }
 
@@ -300,15 +310,38 @@ func (p *Policy) check(ctx context.Context, c *Certificate, addrs []string, extr
 		}
 	}
 	if p.Revocation != nil {
-		st, err := p.Revocation.Check(ctx, c.X509, p.issuerOf(c, extra))
+		issuer, why := p.issuerOf(c, extra, now)
+		if issuer == nil {
+			return reasons, append(notes, revocationNote([]RevocationCode{RevocationNotChecked})+" ("+why+")")
+		}
+		st, err := p.Revocation.Check(ctx, c.X509, issuer)
 		if err != nil {
-			notes = append(notes, "revocation check: "+err.Error())
+			notes = append(notes, revocationNote(RevocationCodesOf(err)))
 		}
 		if st == RevocationRevoked {
 			reasons = append(reasons, ReasonRevoked)
 		}
 	}
 	return reasons, notes
+}
+
+// revocationNote is the note for a revocation check that gave codes:
+// "revocation: timeout, http-status".
+func revocationNote(codes []RevocationCode) string {
+	s := make([]string, len(codes))
+	for i, c := range codes {
+		s[i] = string(c)
+	}
+	return "revocation: " + strings.Join(s, ", ")
+}
+
+// beginRevocationEntry opens an entry budget when the revocation checker
+// keeps budgets.
+func (p *Policy) beginRevocationEntry(ctx context.Context) context.Context {
+	if b, ok := p.Revocation.(RevocationBudgeter); ok {
+		return b.BeginEntry(ctx)
+	}
+	return ctx
 }
 
 func (p *Policy) verifyChain(c *Certificate, extra []*x509.Certificate, now time.Time) error {
@@ -332,29 +365,52 @@ func (p *Policy) verifyChain(c *Certificate, extra []*x509.Certificate, now time
 	return err
 }
 
-// issuerOf finds c's issuer among the managed CAs, the certificates of the
-// same blob, and the configured pools, for the revocation checker.
-func (p *Policy) issuerOf(c *Certificate, extra []*x509.Certificate) *x509.Certificate {
-	for _, set := range [][]*x509.Certificate{p.ManagedCAs, extra} {
-		for _, ca := range set {
-			if isIssuer(ca, c.X509) && c.X509.CheckSignatureFrom(ca) == nil {
-				return ca
-			}
+// Why issuerOf found no issuer the policy can vouch for.
+const (
+	notCheckedNoAnchors = "no managed CAs or roots configured"
+	notCheckedUntrusted = "issuer is not a managed CA and does not chain to the roots"
+)
+
+// issuerOf returns the issuer of c that the revocation checker may trust,
+// or nil and why there is none. It is one of ManagedCAs whose name (and key
+// identifier) matches and whose signature on c verifies, or else the
+// issuer on a chain from c to Roots that verifies at now (through
+// Intermediates and the certificates of the same blob, extra). A
+// certificate of the blob is never returned unless that chain verified:
+// the blob is whatever the directory user put there.
+func (p *Policy) issuerOf(c *Certificate, extra []*x509.Certificate, now time.Time) (*x509.Certificate, string) {
+	if len(p.ManagedCAs) == 0 && p.Roots == nil {
+		return nil, notCheckedNoAnchors
+	}
+	for _, ca := range p.ManagedCAs {
+		if isIssuer(ca, c.X509) && c.X509.CheckSignatureFrom(ca) == nil {
+			return ca, ""
 		}
 	}
-	if p.Roots == nil && p.Intermediates == nil {
-		return nil
+	if p.Roots == nil {
+		return nil, notCheckedUntrusted
+	}
+	pool := p.Intermediates
+	if len(extra) > 0 {
+		if pool == nil {
+			pool = x509.NewCertPool()
+		} else {
+			pool = pool.Clone()
+		}
+		for _, e := range extra {
+			pool.AddCert(e)
+		}
 	}
 	chains, err := c.X509.Verify(x509.VerifyOptions{
 		Roots:         p.Roots,
-		Intermediates: p.Intermediates,
-		CurrentTime:   c.NotBefore.Add(time.Second),
+		Intermediates: pool,
+		CurrentTime:   now,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	})
 	if err == nil && len(chains) > 0 && len(chains[0]) > 1 {
-		return chains[0][1]
+		return chains[0][1], ""
 	}
-	return nil
+	return nil, notCheckedUntrusted
 }
 
 // managed reports whether c was issued by one of p.ManagedCAs (true when

@@ -380,6 +380,10 @@ func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
 		}
 	}
 	log := s.logger()
+	if b, ok := s.policy().Revocation.(RevocationBudgeter); ok {
+		// One pass budget for every revocation check of this plan.
+		ctx = b.BeginPass(ctx)
+	}
 	plan := &Plan{Started: s.now()}
 	st, err := s.state().Load(ctx)
 	if err != nil {

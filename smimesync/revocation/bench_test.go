@@ -12,7 +12,7 @@ import (
 // BenchmarkCheckCached is the cost of a Check answered from the cache.
 func BenchmarkCheckCached(b *testing.B) {
 	p := newPKI(b)
-	c := &Checker{Now: p.clock.Now}
+	c := &Checker{AllowHosts: testAllowHosts, Now: p.clock.Now}
 	leaf := p.leaf([]string{"direct"}, nil)
 	ctx := context.Background()
 	if st, err := c.Check(ctx, leaf, p.ca.cert); st != good {
@@ -41,7 +41,7 @@ func BenchmarkParseCRL100k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := &Checker{Now: p.clock.Now}
+	c := &Checker{AllowHosts: testAllowHosts, Now: p.clock.Now}
 	b.SetBytes(int64(len(der)))
 	b.ReportAllocs()
 	for b.Loop() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -43,6 +44,16 @@ const (
 	DefaultFailureTTL = time.Minute
 	// DefaultCacheSize is how many answers, CRLs and failures are kept.
 	DefaultCacheSize = 4096
+	// DefaultMaxCacheBytes bounds the estimated memory of the cache: room
+	// for the index of a CRL of the largest default size (DefaultMaxCRLSize,
+	// some 650,000 entries) and then some.
+	DefaultMaxCacheBytes = 128 << 20
+	// DefaultEntryBudget is how long the fetches for one directory entry
+	// (or one certificate checked on its own) may take in total.
+	DefaultEntryBudget = 30 * time.Second
+	// DefaultPassBudget is how long the fetches of one pass (one plan of
+	// the Syncer) may take in total.
+	DefaultPassBudget = 10 * time.Minute
 )
 
 // clockSkew is how far in the future an answer's ThisUpdate (or a delegated
@@ -64,10 +75,42 @@ const maxURLs = 8
 // Answers are cached until the source's NextUpdate (or DefaultTTL when it
 // names none), CRLs are cached parsed and indexed by serial number, and
 // concurrent callers asking for the same certificate or CRL share one fetch.
+//
+// What it fetches is bounded, because the URLs come from the certificate:
+//   - Only http and https URLs without user information are fetched.
+//   - Destinations: the Checker's own client refuses, at dial time (on the
+//     address actually connected, after name resolution, so DNS rebinding
+//     cannot get around it), loopback, link-local, private (RFC 1918 and
+//     fc00::/7), CGNAT (100.64.0.0/10), unspecified, multicast, broadcast
+//     and reserved addresses, IPv4-mapped and NAT64 forms of them included,
+//     unless AllowHosts lists the host or address. It uses no proxy.
+//   - Redirects are followed only to the same host and port (http to
+//     https on the default ports included), at most three.
+//   - Time: each request is bounded by Timeout, and all the fetches for one
+//     directory entry by EntryBudget and for one pass by PassBudget (see
+//     [Checker.BeginPass]). A spent budget leaves only cached answers.
 type Checker struct {
-	// HTTPClient sends the requests; nil means a client using
-	// http.DefaultTransport. Its own Timeout, if any, applies as well.
+	// HTTPClient sends the requests; nil means the Checker's own client,
+	// which enforces the destination check at dial time and uses no proxy.
+	// A caller's client is used as given, except that the Checker follows
+	// redirects only to the same host (its CheckRedirect, if any, is asked
+	// as well): its Transport dials, so the dial-time destination check
+	// does NOT apply, and only URLs whose host is a refused IP address
+	// literal or a localhost name are refused before sending. Its own
+	// Timeout, if any, applies as well.
 	HTTPClient *http.Client
+	// AllowHosts lists destinations the admin allows although they are
+	// loopback, private, link-local and so on. Each entry is one of:
+	//   - a host name ("ocsp.corp.example"): URLs with exactly this host
+	//     (case-insensitive, no wildcards) may connect to whatever address
+	//     it resolves to;
+	//   - an IP address ("10.1.2.3", "fd00::5"): connections to it are
+	//     allowed, whatever name led there;
+	//   - a CIDR prefix ("10.20.0.0/16"): connections to any address in it
+	//     are allowed.
+	// Anything else is ignored (and reported by Validate). Public unicast
+	// addresses need no entry.
+	AllowHosts []string
 	// Timeout bounds each request, reading the body included; zero means
 	// DefaultTimeout. A caller whose ctx ends first gets its answer at
 	// once; the fetch it started goes on, up to Timeout, for others.
@@ -78,7 +121,10 @@ type Checker struct {
 	// default (soft-fail) such a certificate is RevocationUnknown with the
 	// error, and the policy keeps it. A missing issuer, an issuer that did
 	// not sign the certificate, a certificate that names no usable source,
-	// and the caller's ctx ending always give RevocationUnknown.
+	// a source skipped because a time budget was spent or because its
+	// destination was refused (list it in AllowHosts: an AD CS CA often
+	// publishes on a private address), and the caller's ctx ending always
+	// give RevocationUnknown.
 	HardFail bool
 	// Methods lists the methods to try, in order; nil means OCSP, then
 	// CRL. []Method{CRL} reads CRLs only.
@@ -99,9 +145,27 @@ type Checker struct {
 	FailureTTL time.Duration
 	// CacheSize bounds how many entries (per-certificate answers, parsed
 	// CRLs, remembered failures) are cached; the least recently used go
-	// first. Zero means DefaultCacheSize. The bound counts entries, not
-	// bytes; a cached CRL keeps only its revoked serial numbers.
+	// first. Zero means DefaultCacheSize. MaxCacheBytes bounds them too.
 	CacheSize int
+	// MaxCacheBytes bounds the estimated memory the cached entries hold
+	// (a cached CRL keeps only its revoked serial numbers, some 100 bytes
+	// each); the least recently used go first. A CRL whose index alone is
+	// larger is not cached: it is fetched again for every check. Zero
+	// means DefaultMaxCacheBytes.
+	MaxCacheBytes int64
+	// EntryBudget bounds the time all the fetches for one directory entry
+	// may take together (the Policy opens one per entry with BeginEntry;
+	// a check outside one gets its own). Once it is spent, the remaining
+	// checks of the entry answer from the cache only, or Unknown with
+	// ErrBudgetExhausted. Zero means DefaultEntryBudget; negative turns
+	// it off.
+	EntryBudget time.Duration
+	// PassBudget bounds the time all the fetches of one pass may take
+	// together: the Syncer opens one at the start of each plan with
+	// BeginPass. Once it is spent, every further check of the pass answers
+	// from the cache only. Zero means DefaultPassBudget; negative turns it
+	// off.
+	PassBudget time.Duration
 	// Logger receives debug records about fetches and skipped URLs; nil
 	// means silent.
 	Logger *slog.Logger
@@ -112,6 +176,8 @@ type Checker struct {
 	cache  *cache
 	flight singleflight.Group
 	log    *slog.Logger
+	allow  allowList
+	httpc  *http.Client
 }
 
 // Answer is the outcome of [Checker.Lookup].
@@ -164,6 +230,9 @@ func (c *Checker) Lookup(ctx context.Context, cert, issuer *x509.Certificate) (A
 	if a, ok := c.cachedAnswer(key); ok {
 		return a, nil
 	}
+	if !hasEntryBudget(ctx) {
+		ctx = c.BeginEntry(ctx)
+	}
 	// The fetch runs detached from the caller's ctx (each request is
 	// bounded by Timeout), so that one caller giving up does not fail the
 	// others waiting for the same certificate.
@@ -174,7 +243,9 @@ func (c *Checker) Lookup(ctx context.Context, cert, issuer *x509.Certificate) (A
 		}
 		a, err := c.resolve(fctx, cert, issuer)
 		if err == nil {
-			c.cache.put(key, a, c.until(a.NextUpdate))
+			c.cache.put(key, a, c.until(a.NextUpdate), answerSize+int64(len(a.URL)))
+		} else {
+			c.log.DebugContext(fctx, "revocation: no definitive answer", "certificate", fingerprint(cert), "error", err)
 		}
 		return result{a, err}, nil
 	})
@@ -198,10 +269,34 @@ func (c *Checker) init() {
 		if n <= 0 {
 			n = DefaultCacheSize
 		}
-		c.cache = newCache(n)
+		nb := c.MaxCacheBytes
+		if nb <= 0 {
+			nb = DefaultMaxCacheBytes
+		}
+		c.cache = newCache(n, nb)
 		c.log = c.Logger
 		if c.log == nil {
 			c.log = slog.New(slog.DiscardHandler)
+		}
+		var err error
+		if c.allow, err = parseAllowList(c.AllowHosts); err != nil {
+			c.log.Warn("revocation: ignoring AllowHosts entry", "error", err)
+		}
+		if c.HTTPClient != nil {
+			cl := *c.HTTPClient
+			theirs := cl.CheckRedirect
+			cl.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+				if err := c.checkRedirect(req, via); err != nil {
+					return err
+				}
+				if theirs != nil {
+					return theirs(req, via)
+				}
+				return nil
+			}
+			c.httpc = &cl
+		} else {
+			c.httpc = &http.Client{Transport: c.newTransport(), CheckRedirect: c.checkRedirect}
 		}
 	})
 }
@@ -226,7 +321,7 @@ func (c *Checker) resolve(ctx context.Context, cert, issuer *x509.Certificate) (
 		methods = []Method{OCSP, CRL}
 	}
 	var errs []error
-	tried := false
+	tried, budgetHit := false, false // budgetHit: a source skipped by our own limits
 	for _, m := range methods {
 		var urls []string
 		switch m {
@@ -253,13 +348,15 @@ func (c *Checker) resolve(ctx context.Context, cert, issuer *x509.Certificate) (
 			}
 			c.log.DebugContext(ctx, "revocation source failed", "certificate", fingerprint(cert), "method", m, "url", u, "error", err)
 			errs = append(errs, &SourceError{Method: m, URL: u, Err: err})
+			// Not the source's failure, but our own limits: no hard-fail.
+			budgetHit = budgetHit || isBudget(err) || errors.Is(err, ErrRefusedDestination)
 		}
 	}
 	if !tried {
 		errs = append(errs, ErrNoSource)
 		return Answer{}, c.fail(cert, false, errs...)
 	}
-	hard := c.HardFail
+	hard := c.HardFail && !budgetHit
 	a := Answer{}
 	if hard {
 		a.Status = smimesync.RevocationRevoked
@@ -267,14 +364,19 @@ func (c *Checker) resolve(ctx context.Context, cert, issuer *x509.Certificate) (
 	return a, c.fail(cert, hard, errs...)
 }
 
-// usableURLs returns the http and https URLs of raw, without duplicates and
-// at most maxURLs of them; it logs the others at debug level.
+// usableURLs returns the http and https URLs of raw that carry no user
+// information, without duplicates and at most maxURLs of them; it logs the
+// others at debug level.
 func (c *Checker) usableURLs(m Method, raw []string) []string {
 	var out []string
 	for _, s := range raw {
 		u, err := url.Parse(s)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			c.log.Debug("revocation: skipping URL that is not http(s)", "method", m, "url", s)
+			continue
+		}
+		if u.User != nil {
+			c.log.Debug("revocation: skipping URL with user information", "method", m, "url", u.Redacted())
 			continue
 		}
 		dup := false
@@ -341,14 +443,40 @@ func (c *Checker) timeout() time.Duration {
 	return DefaultTimeout
 }
 
-func (c *Checker) client() *http.Client {
-	if c.HTTPClient != nil {
-		return c.HTTPClient
-	}
-	return defaultClient
-}
+// client is the client the Checker sends with (set up by init).
+func (c *Checker) client() *http.Client { return c.httpc }
 
-var defaultClient = &http.Client{}
+// answerSize estimates the bytes a cached Answer holds besides its URL.
+const answerSize = 192
+
+// Validate reports settings the Checker cannot honour: a negative
+// Timeout, size or cache bound, an unknown method, an AllowHosts entry
+// that is neither a host name, an IP address nor a CIDR prefix
+// (ErrBadAllowHost). A Checker that fails it still works, with defaults in
+// place of the bad values and the bad AllowHosts entries ignored.
+func (c *Checker) Validate() error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		neg  bool
+	}{
+		{"Timeout", c.Timeout < 0}, {"MaxCRLSize", c.MaxCRLSize < 0}, {"MaxOCSPSize", c.MaxOCSPSize < 0},
+		{"DefaultTTL", c.DefaultTTL < 0}, {"CacheSize", c.CacheSize < 0}, {"MaxCacheBytes", c.MaxCacheBytes < 0},
+	} {
+		if f.neg {
+			errs = append(errs, fmt.Errorf("revocation: Checker.%s must not be negative", f.name))
+		}
+	}
+	for _, m := range c.Methods {
+		if m != OCSP && m != CRL {
+			errs = append(errs, fmt.Errorf("revocation: unknown method %q in Checker.Methods", m))
+		}
+	}
+	if _, err := parseAllowList(c.AllowHosts); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
 
 // checkFresh refuses an answer whose thisUpdate lies in the future or whose
 // nextUpdate has passed.
@@ -381,7 +509,7 @@ func (c *Checker) remember(key string, err error) {
 	if ttl == 0 {
 		ttl = DefaultFailureTTL
 	}
-	c.cache.put("f"+key, err, c.now().Add(ttl))
+	c.cache.put("f"+key, err, c.now().Add(ttl), int64(64+len(err.Error())))
 }
 
 var _ smimesync.RevocationChecker = (*Checker)(nil)

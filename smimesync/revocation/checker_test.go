@@ -97,7 +97,7 @@ func TestCheck(t *testing.T) {
 			if tt.noIssuer {
 				issuer = nil
 			}
-			c := &Checker{Now: p.clock.Now}
+			c := &Checker{AllowHosts: testAllowHosts, Now: p.clock.Now}
 			if tt.config != nil {
 				tt.config(c)
 			}
@@ -171,7 +171,7 @@ func TestNilCertificate(t *testing.T) {
 
 func TestOCSPUsesGETForSmallRequests(t *testing.T) {
 	p := newPKI(t)
-	c := &Checker{Now: p.clock.Now}
+	c := &Checker{AllowHosts: testAllowHosts, Now: p.clock.Now}
 	if st, err := c.Check(context.Background(), p.leaf([]string{"direct"}, nil), p.ca.cert); st != good {
 		t.Fatalf("Check = %v, %v", st, err)
 	}
@@ -188,7 +188,7 @@ func TestOCSPUsesGETForSmallRequests(t *testing.T) {
 
 func TestTimeout(t *testing.T) {
 	p := newPKI(t)
-	c := &Checker{Now: p.clock.Now, Timeout: 50 * time.Millisecond}
+	c := &Checker{AllowHosts: testAllowHosts, Now: p.clock.Now, Timeout: 50 * time.Millisecond}
 	// The handler blocks until the client gives up: if Timeout were not
 	// honoured, Check would not return before the test binary's timeout.
 	st, err := c.Check(context.Background(), p.leaf([]string{"hang"}, []string{"hang"}), p.ca.cert)
@@ -202,7 +202,7 @@ func TestTimeout(t *testing.T) {
 
 func TestContextCancelled(t *testing.T) {
 	p := newPKI(t)
-	c := &Checker{Now: p.clock.Now, HardFail: true}
+	c := &Checker{AllowHosts: testAllowHosts, Now: p.clock.Now, HardFail: true}
 	leaf := p.leaf([]string{"hang"}, nil)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -229,7 +229,7 @@ func TestContextCancelled(t *testing.T) {
 
 func TestCacheOCSP(t *testing.T) {
 	p := newPKI(t)
-	c := &Checker{Now: p.clock.Now}
+	c := &Checker{AllowHosts: testAllowHosts, Now: p.clock.Now}
 	leaf := p.leaf([]string{"direct"}, nil)
 	ctx := context.Background()
 
@@ -257,7 +257,7 @@ func TestCacheOCSP(t *testing.T) {
 
 func TestCacheWithoutNextUpdate(t *testing.T) {
 	p := newPKI(t)
-	c := &Checker{Now: p.clock.Now, DefaultTTL: 10 * time.Minute}
+	c := &Checker{AllowHosts: testAllowHosts, Now: p.clock.Now, DefaultTTL: 10 * time.Minute}
 	leaf := p.leaf([]string{"nonext"}, nil)
 	for _, step := range []time.Duration{0, 9 * time.Minute, 2 * time.Minute} {
 		p.clock.Add(step)
@@ -272,7 +272,7 @@ func TestCacheWithoutNextUpdate(t *testing.T) {
 
 func TestCacheCRL(t *testing.T) {
 	p := newPKI(t)
-	c := &Checker{Now: p.clock.Now}
+	c := &Checker{AllowHosts: testAllowHosts, Now: p.clock.Now}
 	ctx := context.Background()
 	alice, bob := p.leaf(nil, []string{"good"}), p.leaf(nil, []string{"good"})
 	p.revoke(bob, ocsp.Superseded)
@@ -304,7 +304,7 @@ func TestCacheCRL(t *testing.T) {
 func TestFailureRemembered(t *testing.T) {
 	p := newPKI(t)
 	ctx := context.Background()
-	c := &Checker{Now: p.clock.Now}
+	c := &Checker{AllowHosts: testAllowHosts, Now: p.clock.Now}
 	leaf := p.leaf([]string{"down"}, []string{"down"})
 	for range 3 {
 		if st, err := c.Check(ctx, leaf, p.ca.cert); st != unknown || !errors.Is(err, ErrUnreachable) {
@@ -324,7 +324,7 @@ func TestFailureRemembered(t *testing.T) {
 		t.Fatalf("%d OCSP requests after FailureTTL, want 2", n)
 	}
 
-	off := &Checker{Now: p.clock.Now, FailureTTL: -1}
+	off := &Checker{AllowHosts: testAllowHosts, Now: p.clock.Now, FailureTTL: -1}
 	for range 2 {
 		off.Check(ctx, leaf, p.ca.cert)
 	}
@@ -338,7 +338,7 @@ func TestCacheBound(t *testing.T) {
 		size, want int
 	}{{size: 1, want: 3}, {size: 0, want: 2}} {
 		p := newPKI(t)
-		c := &Checker{Now: p.clock.Now, CacheSize: tt.size}
+		c := &Checker{AllowHosts: testAllowHosts, Now: p.clock.Now, CacheSize: tt.size}
 		a, b := p.leaf([]string{"direct"}, nil), p.leaf([]string{"direct"}, nil)
 		for _, leaf := range []*x509.Certificate{a, b, a} {
 			if st, err := c.Check(context.Background(), leaf, p.ca.cert); st != good {
@@ -353,7 +353,7 @@ func TestCacheBound(t *testing.T) {
 
 func TestConcurrentChecksShareOneFetch(t *testing.T) {
 	p := newPKI(t)
-	c := &Checker{Now: p.clock.Now}
+	c := &Checker{AllowHosts: testAllowHosts, Now: p.clock.Now}
 	leaf := p.leaf([]string{"slow"}, nil)
 	crlLeaves := make([]*x509.Certificate, 4)
 	for i := range crlLeaves {
@@ -398,7 +398,7 @@ func TestLogger(t *testing.T) {
 	p := newPKI(t)
 	var buf strings.Builder
 	var mu sync.Mutex
-	c := &Checker{Now: p.clock.Now, Logger: newTestLogger(&buf, &mu)}
+	c := &Checker{AllowHosts: testAllowHosts, Now: p.clock.Now, Logger: newTestLogger(&buf, &mu)}
 	c.Check(context.Background(), p.leaf(nil, []string{"ldap", "good"}), p.ca.cert)
 	mu.Lock()
 	defer mu.Unlock()

@@ -26,6 +26,19 @@ type crlInfo struct {
 	scope                  crlScope
 }
 
+// size estimates the bytes info holds: per revoked serial, the key, the
+// entry and the map's share.
+func (info *crlInfo) size() int64 {
+	n := int64(128)
+	for k := range info.revoked {
+		n += int64(len(k)) + 80
+	}
+	for _, u := range info.scope.uris {
+		n += int64(len(u)) + 16
+	}
+	return n
+}
+
 type crlEntry struct {
 	at     time.Time
 	reason int
@@ -100,11 +113,15 @@ func (c *Checker) loadCRL(ctx context.Context, url string, issuer *x509.Certific
 			info, err = c.parseCRL(body, issuer)
 		}
 		if err != nil {
-			c.remember(key, err)
+			if !isBudget(err) {
+				c.remember(key, err)
+			}
 			return nil, err
 		}
 		c.log.DebugContext(ctx, "revocation: CRL loaded", "url", url, "entries", len(info.revoked), "nextUpdate", info.nextUpdate)
-		c.cache.put(key, info, c.until(info.nextUpdate))
+		if !c.cache.put(key, info, c.until(info.nextUpdate), info.size()) {
+			c.log.DebugContext(ctx, "revocation: CRL too large to cache", "url", url, "bytes", info.size())
+		}
 		return info, nil
 	})
 	if err != nil {

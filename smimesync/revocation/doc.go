@@ -21,5 +21,15 @@
 //   - It does not validate the certificate's chain: the caller passes the
 //     issuer it trusts, and the checker only verifies that this issuer
 //     signed the certificate (so the URLs it fetches were put there by the
-//     CA, not by whoever published the certificate).
+//     CA, not by whoever published the certificate). smimesync's Policy
+//     passes only an issuer it vouches for (a managed CA, or one on a chain
+//     verified to its roots).
+//   - It does not contact loopback, private, link-local, CGNAT,
+//     unspecified, multicast or broadcast addresses, checked when the
+//     connection is made, unless [Checker.AllowHosts] lists them; it uses
+//     no HTTP proxy, and follows redirects only on the same host. With a
+//     caller's [Checker.HTTPClient], the dial-time check is the caller's
+//     to make.
+//   - It does not spend unbounded time: the fetches of one directory entry
+//     and of one pass have time budgets ([Checker.BeginPass]).
 package revocation

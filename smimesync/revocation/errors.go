@@ -1,9 +1,12 @@
 package revocation
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
+	"slices"
 	"strings"
 
 	"github.com/smimesync/go-smimesync/smimesync"
@@ -57,7 +60,58 @@ var (
 	// of certificate, belongs to another distribution point, or carries a
 	// critical extension this checker does not understand.
 	ErrUnsupportedCRL = errors.New("revocation: CRL cannot be used for this certificate")
+	// ErrRefusedDestination: the URL was not fetched: it is not http or
+	// https, carries user information (user:password@), or its host is,
+	// or resolved to, a loopback, link-local, private (RFC 1918, ULA),
+	// CGNAT, unspecified, multicast, broadcast or reserved address, or a
+	// localhost name, that Checker.AllowHosts does not list. A
+	// [*DestinationError] names the host and address.
+	ErrRefusedDestination = errors.New("revocation: refusing to contact destination")
+	// ErrRedirect: the server redirected to another host (or port), or
+	// more than three times; the redirect was not followed.
+	ErrRedirect = errors.New("revocation: redirect refused")
+	// ErrHTTPStatus: the server answered with an HTTP status other than
+	// 200. It comes together with ErrUnreachable.
+	ErrHTTPStatus = errors.New("revocation: HTTP status other than 200 OK")
+	// ErrBudgetExhausted: the entry's or the pass's time budget
+	// (Checker.EntryBudget, Checker.PassBudget) was spent, so the source
+	// was not asked; only cached answers were used. The status is Unknown
+	// even with HardFail.
+	ErrBudgetExhausted = errors.New("revocation: time budget exhausted, source not asked")
+	// ErrBadAllowHost: an entry of Checker.AllowHosts is not a host name,
+	// an IP address or a CIDR prefix. [Checker.Validate] reports it; a
+	// Checker ignores such an entry (it allows nothing).
+	ErrBadAllowHost = errors.New("revocation: bad AllowHosts entry")
 )
+
+// codeOf maps one cause to its [smimesync.RevocationCode].
+func codeOf(err error) smimesync.RevocationCode {
+	var ne net.Error
+	switch {
+	case errors.Is(err, ErrBudgetExhausted):
+		return smimesync.RevocationBudgetExhausted
+	case errors.Is(err, ErrRefusedDestination):
+		return smimesync.RevocationRefusedDestination
+	case errors.Is(err, ErrRedirect):
+		return smimesync.RevocationRefusedRedirect
+	case errors.Is(err, ErrNoIssuer), errors.Is(err, ErrWrongIssuer):
+		return smimesync.RevocationNoIssuer
+	case errors.Is(err, ErrNoSource):
+		return smimesync.RevocationNoSource
+	case errors.Is(err, ErrHTTPStatus):
+		return smimesync.RevocationHTTPStatus
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
+		errors.As(err, &ne) && ne.Timeout():
+		return smimesync.RevocationTimeout
+	case errors.Is(err, ErrUnreachable):
+		return smimesync.RevocationUnreachable
+	case errors.Is(err, ErrTooLarge), errors.Is(err, ErrMalformed), errors.Is(err, ErrBadSignature),
+		errors.Is(err, ErrStale), errors.Is(err, ErrRefused), errors.Is(err, ErrStatusUnknown),
+		errors.Is(err, ErrUnsupportedCRL):
+		return smimesync.RevocationBadResponse
+	}
+	return smimesync.RevocationError
+}
 
 // SourceError is the failure of one source: one OCSP responder or one CRL
 // distribution point.
@@ -125,3 +179,16 @@ func (e *Error) Error() string {
 
 // Unwrap returns the causes, so errors.Is and errors.As see each of them.
 func (e *Error) Unwrap() []error { return e.Errs }
+
+// RevocationCodes implements [smimesync.RevocationCoder]: the distinct
+// codes of the causes, in the order the sources were tried. The policy
+// notes these, not Error's text, which names hosts and dial errors.
+func (e *Error) RevocationCodes() []smimesync.RevocationCode {
+	var codes []smimesync.RevocationCode
+	for _, err := range e.Errs {
+		if c := codeOf(err); !slices.Contains(codes, c) {
+			codes = append(codes, c)
+		}
+	}
+	return codes
+}

@@ -59,7 +59,7 @@ func FuzzCheckCRL(f *testing.F) {
 }
 
 func checkGarbage(t *testing.T, p *testPKI, leaf *x509.Certificate, m []Method) {
-	c := &Checker{Now: p.clock.Now, Methods: m, FailureTTL: -1}
+	c := &Checker{AllowHosts: testAllowHosts, Now: p.clock.Now, Methods: m, FailureTTL: -1}
 	a, err := c.Lookup(context.Background(), leaf, p.ca.cert)
 	if a.Status != unknown || err == nil {
 		t.Fatalf("status %v, error %v from an answer that is not validly signed and fresh", a.Status, err)

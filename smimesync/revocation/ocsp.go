@@ -39,7 +39,9 @@ func (c *Checker) askOCSP(ctx context.Context, url string, cert, issuer *x509.Ce
 	c.log.DebugContext(ctx, "revocation: asking OCSP responder", "url", url, "certificate", fingerprint(cert))
 	body, err := c.postOrGet(ctx, url, req)
 	if err != nil {
-		c.remember(failKey, err)
+		if !isBudget(err) {
+			c.remember(failKey, err)
+		}
 		return Answer{}, err
 	}
 	resp, err := c.verifyOCSP(body, cert, issuer)
