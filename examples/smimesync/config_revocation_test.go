@@ -2,7 +2,7 @@ package main
 
 import (
 	"bytes"
-	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -42,21 +42,34 @@ func TestRevocationConfig(t *testing.T) {
 
 func TestRevocationConfigRefused(t *testing.T) {
 	for yaml, want := range map[string]string{
-		"{entry_budget: -1s}":                         "policy.revocation.entry_budget must not be negative",
-		"{pass_budget: -5m}":                          "policy.revocation.pass_budget must not be negative",
-		"{max_cache_bytes: -1}":                       "policy.revocation.max_cache_bytes must not be negative",
-		"{timeout: -1s}":                              "policy.revocation.timeout must not be negative",
-		"{max_crl_size: -1}":                          "policy.revocation.max_crl_size must not be negative",
+		"{entry_budget: -1s}":                         "policy.revocation.entry_budget: must not be negative",
+		"{pass_budget: -5m}":                          "policy.revocation.pass_budget: must not be negative",
+		"{max_cache_bytes: -1}":                       "policy.revocation.max_cache_bytes: must not be negative",
+		"{timeout: -1s}":                              "policy.revocation.timeout: must not be negative",
+		"{max_crl_size: -1}":                          "policy.revocation.max_crl_size: must not be negative",
 		"{allow_hosts: ['http://ocsp.corp.example']}": `"http://ocsp.corp.example" is not a host name, an IP address or a CIDR prefix`,
 		"{allow_hosts: [10.0.0.0/33]}":                `"10.0.0.0/33"`,
-		"{allow_host: [10.1.2.3]}":                    "field allow_host not found",
+		"{allow_host: [10.1.2.3]}":                    "policy.revocation.allow_host: unknown key",
 	} {
 		_, _, err := revocationPolicy(t, yaml)
-		var ue usageError
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want it to say %q", yaml, err, want)
-		} else if !strings.Contains(want, "not found") && !errors.As(err, &ue) {
-			t.Errorf("%s: error %v is not a usage error (exit 2)", yaml, err)
+		} else if code := exitCode(err, io.Discard); code != exitUsage {
+			t.Errorf("%s: error %v exits %d, want %d", yaml, err, code, exitUsage)
 		}
 	}
+}
+
+// parseConfig decodes and checks a configuration as loadConfig does, from
+// memory, with paths relative to the current folder.
+func parseConfig(b []byte) (*Config, error) {
+	cfg, err := decodeConfig(b, "test.yaml")
+	if err != nil {
+		return nil, err
+	}
+	cfg.dir = "."
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
 }
