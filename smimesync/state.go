@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"sync"
@@ -17,6 +18,65 @@ import (
 
 // StateVersion is the version of the [Snapshot] layout this package writes.
 const StateVersion = 1
+
+// StateFormat is the type marker [FileState] writes in its file, as the
+// "format" member beside the [Snapshot]'s: it tells a state file from any
+// other JSON file that a configuration slip might point at. Load refuses a
+// file whose marker is anything else. A file without the marker (as
+// written before the marker existed) is read only if it has exactly the
+// Snapshot's layout: an object with "version" and "published" and no
+// member Snapshot does not know; the next Save adds the marker.
+const StateFormat = "smimesync-state"
+
+// stateFile is the layout of a FileState's file: the marker, then the
+// snapshot's members.
+type stateFile struct {
+	Format string `json:"format"`
+	*Snapshot
+}
+
+// decodeStateFile reads a state file's bytes strictly: a JSON object (not
+// null, not an array), with the StateFormat marker or, lacking it, the
+// legacy layout's required members; no unknown member; nothing after it;
+// this package's StateVersion.
+func decodeStateFile(b []byte) (*Snapshot, error) {
+	var members map[string]json.RawMessage
+	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return nil, errors.New("not a smimesync state file: not a JSON object")
+	}
+	if err := json.Unmarshal(b, &members); err != nil {
+		return nil, err
+	}
+	_, marked := members["format"]
+	for _, k := range []string{"version", "published"} {
+		if _, ok := members[k]; !ok {
+			if marked {
+				return nil, fmt.Errorf("not a smimesync state file: no %q member", k)
+			}
+			return nil, fmt.Errorf("not a smimesync state file: no %q member and no %q marker", k, StateFormat)
+		}
+	}
+	sf := stateFile{Snapshot: new(Snapshot)}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&sf); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("not a smimesync state file: data after the JSON object")
+	}
+	if marked && sf.Format != StateFormat {
+		return nil, fmt.Errorf("not a smimesync state file: format %q, want %q", sf.Format, StateFormat)
+	}
+	s := sf.Snapshot
+	if s.Version != StateVersion {
+		return nil, fmt.Errorf("version %d, this program reads version %d", s.Version, StateVersion)
+	}
+	if s.Published == nil {
+		s.Published = map[string]Published{}
+	}
+	return s, nil
+}
 
 // Snapshot is what must survive between runs.
 type Snapshot struct {
@@ -85,7 +145,8 @@ type Recorder interface {
 // cannot be read or decoded.
 var ErrStateUnreadable = errors.New("smimesync: saved state cannot be read")
 
-// FileState keeps the snapshot in a JSON file at the given path. Save writes
+// FileState keeps the snapshot in a JSON file at the given path, marked as
+// a state file by its [StateFormat] member. Save writes
 // a temporary file in the same directory, syncs it, renames it over the old
 // one and syncs the directory, so a crash leaves the old or the new file,
 // never a mix. The file is created with mode 0600.
@@ -128,14 +189,8 @@ func (f FileState) Load(ctx context.Context) (*Snapshot, error) {
 	case err != nil:
 		return nil, fmt.Errorf("%w: %v", ErrStateUnreadable, err)
 	default:
-		if err := json.Unmarshal(b, s); err != nil {
+		if s, err = decodeStateFile(b); err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", ErrStateUnreadable, f, err)
-		}
-		if s.Version != StateVersion {
-			return nil, fmt.Errorf("%w: %s: version %d, this program reads version %d", ErrStateUnreadable, f, s.Version, StateVersion)
-		}
-		if s.Published == nil {
-			s.Published = map[string]Published{}
 		}
 	}
 	if err := f.replay(s); err != nil {
@@ -270,7 +325,7 @@ func (f FileState) Save(ctx context.Context, s *Snapshot) error {
 	defer journalMu.Unlock()
 	next := *s
 	next.Generation = s.Generation + 1
-	b, err := json.MarshalIndent(&next, "", " ")
+	b, err := json.MarshalIndent(stateFile{Format: StateFormat, Snapshot: &next}, "", " ")
 	if err != nil {
 		return fmt.Errorf("smimesync: encoding state: %w", err)
 	}
