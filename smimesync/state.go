@@ -141,6 +141,18 @@ type Recorder interface {
 	Record(ctx context.Context, id string, p Published) error
 }
 
+// A Preparer is a [State] that must get ready before the first write of
+// an apply: [Syncer.Apply] calls Prepare once, after the guard and before
+// the first write to the sink, when the plan has anything to write, and
+// writes nothing when it fails. A [Recorder] whose records can fail for
+// reasons known in advance (an unwritable folder) implements it, so that
+// no write reaches the sink unrecorded. [FileState] does; [MemoryState]
+// has nothing to prepare.
+type Preparer interface {
+	State
+	Prepare(ctx context.Context) error
+}
+
 // ErrStateUnreadable is wrapped by State.Load when saved state exists but
 // cannot be read or decoded.
 var ErrStateUnreadable = errors.New("smimesync: saved state cannot be read")
@@ -151,8 +163,10 @@ var ErrStateUnreadable = errors.New("smimesync: saved state cannot be read")
 // one and syncs the directory, so a crash leaves the old or the new file,
 // never a mix. The file is created with mode 0600.
 //
-// FileState is a [Recorder]: Record appends one JSON line per write to
-// "<path>.journal" and syncs it; Load replays the journal over the snapshot
+// FileState is a [Recorder] and a [Preparer]: Prepare opens (creates)
+// "<path>.journal" before an apply's first write; Record appends one JSON
+// line per write to it and syncs it (the journal is never opened through
+// a symbolic link: see [ErrSymlink]); Load replays the journal over the snapshot
 // (a torn last line, from a crash in the middle of an append, is ignored);
 // Save removes it.
 type FileState string
@@ -204,10 +218,15 @@ func (f FileState) Load(ctx context.Context) (*Snapshot, error) {
 
 // replay applies the journal's records of the snapshot's generation.
 func (f FileState) replay(s *Snapshot) error {
-	b, err := os.ReadFile(f.journalPath())
+	j, err := openNoFollow(f.journalPath(), os.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrStateUnreadable, err)
+	}
+	b, err := io.ReadAll(j)
+	j.Close()
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrStateUnreadable, err)
 	}
@@ -248,12 +267,8 @@ func (f FileState) record(ctx context.Context, l journalLine) error {
 	if err != nil {
 		return err
 	}
-	j, err := os.OpenFile(f.journalPath(), os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	j, err := f.openJournal()
 	if err != nil {
-		return fmt.Errorf("smimesync: recording a write: %w", err)
-	}
-	if err := mendTornTail(j); err != nil {
-		j.Close()
 		return fmt.Errorf("smimesync: recording a write: %w", err)
 	}
 	if _, err := j.Write(append(b, '\n')); err != nil {
@@ -263,6 +278,41 @@ func (f FileState) record(ctx context.Context, l journalLine) error {
 	if err := j.Sync(); err != nil {
 		j.Close()
 		return fmt.Errorf("smimesync: recording a write: %w", err)
+	}
+	return j.Close()
+}
+
+// openJournal opens the journal to append, creating it (mode 0600) if
+// needed, never through a symbolic link, and mends a torn tail.
+func (f FileState) openJournal() (*os.File, error) {
+	j, err := openNoFollow(f.journalPath(), os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := mendTornTail(j); err != nil {
+		j.Close()
+		return nil, err
+	}
+	return j, nil
+}
+
+// Prepare makes sure writes can be recorded before any is made: it opens
+// (creating it if needed) the journal, as Record will. An unwritable state
+// folder, or a journal that is a symbolic link, fails here, and Apply then
+// writes nothing to the sink. It writes no record.
+func (f FileState) Prepare(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	journalMu.Lock()
+	defer journalMu.Unlock()
+	j, err := f.openJournal()
+	if err != nil {
+		return fmt.Errorf("smimesync: the state cannot record writes: %w", err)
+	}
+	if err := j.Sync(); err != nil {
+		j.Close()
+		return fmt.Errorf("smimesync: the state cannot record writes: %w", err)
 	}
 	return j.Close()
 }

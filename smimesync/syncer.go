@@ -728,7 +728,9 @@ func summarize(changes []*Change) Summary {
 // is retried by the next pass). It refuses a plan that would take
 // certificates from more recipients than the Guard allows, unless
 // plan.Force is set; the error then wraps ErrGuardTripped and nothing is
-// written. A plan can be applied once.
+// written. When the State is a [Preparer] and its Prepare fails, nothing
+// is written either, and the plan may be applied again once the cause is
+// fixed. Otherwise a plan can be applied once.
 //
 // The returned report is never nil when the plan was valid; the error
 // summarises the write failures, each of which the report lists.
@@ -755,6 +757,16 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 		return nil, err
 	} else if cur.Generation != plan.state.Generation {
 		return nil, fmt.Errorf("%w: the state was saved again after this plan was made (generation %d, plan %d); plan again", ErrStalePlan, cur.Generation, plan.state.Generation)
+	}
+	// Whatever records the writes must be ready before the first one:
+	// a write the state cannot record would be made again, or forgotten,
+	// after a crash.
+	if p, ok := s.state().(Preparer); ok && plan.Summary.Add+plan.Summary.Replace+plan.Summary.Remove > 0 {
+		if err := p.Prepare(ctx); err != nil {
+			rep.Errors = append(rep.Errors, "preparing the state: "+err.Error())
+			log.Error("the state cannot record writes; nothing was written", "err", err)
+			return rep, fmt.Errorf("smimesync: nothing was written: %w", err)
+		}
 	}
 	plan.applied = true
 	st := plan.state
