@@ -153,6 +153,12 @@ type Preparer interface {
 	Prepare(ctx context.Context) error
 }
 
+// ErrStateUnwritable is wrapped by the errors of Apply when the state
+// cannot record writes or be saved (an unwritable folder, a full disk, a
+// journal that is a symbolic link): FileState's Prepare and Record errors,
+// and Apply's own "saving state" error, wrap it.
+var ErrStateUnwritable = errors.New("smimesync: the state cannot be written")
+
 // ErrStateUnreadable is wrapped by State.Load when saved state exists but
 // cannot be read or decoded.
 var ErrStateUnreadable = errors.New("smimesync: saved state cannot be read")
@@ -269,15 +275,15 @@ func (f FileState) record(ctx context.Context, l journalLine) error {
 	}
 	j, err := f.openJournal()
 	if err != nil {
-		return fmt.Errorf("smimesync: recording a write: %w", err)
+		return fmt.Errorf("%w: recording a write: %w", ErrStateUnwritable, err)
 	}
 	if _, err := j.Write(append(b, '\n')); err != nil {
 		j.Close()
-		return fmt.Errorf("smimesync: recording a write: %w", err)
+		return fmt.Errorf("%w: recording a write: %w", ErrStateUnwritable, err)
 	}
 	if err := j.Sync(); err != nil {
 		j.Close()
-		return fmt.Errorf("smimesync: recording a write: %w", err)
+		return fmt.Errorf("%w: recording a write: %w", ErrStateUnwritable, err)
 	}
 	return j.Close()
 }
@@ -308,11 +314,11 @@ func (f FileState) Prepare(ctx context.Context) error {
 	defer journalMu.Unlock()
 	j, err := f.openJournal()
 	if err != nil {
-		return fmt.Errorf("smimesync: the state cannot record writes: %w", err)
+		return fmt.Errorf("%w: it cannot record writes: %w", ErrStateUnwritable, err)
 	}
 	if err := j.Sync(); err != nil {
 		j.Close()
-		return fmt.Errorf("smimesync: the state cannot record writes: %w", err)
+		return fmt.Errorf("%w: it cannot record writes: %w", ErrStateUnwritable, err)
 	}
 	return j.Close()
 }

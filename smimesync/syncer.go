@@ -225,6 +225,10 @@ var ErrStalePlan = errors.New("smimesync: plan is older than the saved state")
 // (see Report.CookieAdvanced); beyond it they wait for the next full pass.
 const MaxPending = 10000
 
+// ErrChangesFailed is wrapped by the error Apply returns when writes or
+// lookups failed (and nothing worse happened); the report lists them.
+var ErrChangesFailed = errors.New("changes failed")
+
 // ErrGuardTripped is wrapped by the error Apply returns when the
 // mass-change guard stops a run.
 var ErrGuardTripped = errors.New("smimesync: mass-change guard tripped")
@@ -915,6 +919,9 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 		rep.CookieAdvanced = false
 		rep.Summary = summarize(rep.Changes)
 		rep.Finished = s.now()
+		if !errors.Is(err, ErrStateUnwritable) {
+			err = fmt.Errorf("%w: %w", ErrStateUnwritable, err)
+		}
 		return rep, fmt.Errorf("smimesync: saving state: %w", err)
 	}
 	rep.StateSaved = true
@@ -926,7 +933,7 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 		return rep, fmt.Errorf("smimesync: apply cancelled after %d writes: %w", rep.Summary.Written, cancelled)
 	}
 	if failed > 0 {
-		return rep, fmt.Errorf("smimesync: %d changes failed (first: %s)", failed, rep.Errors[0])
+		return rep, fmt.Errorf("smimesync: %d %w (first: %s)", failed, ErrChangesFailed, rep.Errors[0])
 	}
 	return rep, nil
 }
