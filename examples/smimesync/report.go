@@ -552,9 +552,9 @@ func daysLeft(now, t time.Time) int {
 // printReportSummary prints the summary a person reads at a glance, then
 // the lists.
 func printReportSummary(w io.Writer, r *reportSummary) {
-	fmt.Fprintf(w, "smimesync report from %s, as of %s\n", r.File, stamp(r.At))
+	fmt.Fprintf(w, "smimesync report from %s, as of %s\n", termSafe(r.File), stamp(r.At))
 	for _, s := range r.Sinks {
-		fmt.Fprintf(w, "\nSink %q: %s\n", s.Sink, plural(s.Users, "user"))
+		fmt.Fprintf(w, "\nSink %q: %s\n", termSafe(s.Sink), plural(s.Users, "user"))
 		lp := s.LastPass
 		kind := "delta"
 		if lp.Full {
@@ -562,7 +562,7 @@ func printReportSummary(w io.Writer, r *reportSummary) {
 		}
 		result := "ok"
 		if lp.Error != "" {
-			result = "FAILED: " + lp.Error
+			result = "FAILED: " + termSafe(lp.Error)
 		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintf(tw, "  last pass\t%s %s, finished %s: %s; %d written, %d failed, %d not writable\n",
@@ -583,7 +583,7 @@ func printReportSummary(w io.Writer, r *reportSummary) {
 			tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "  USER\tWHY")
 			for _, u := range s.NoUsable {
-				fmt.Fprintf(tw, "  %s\t%s\n", u.User, u.Why)
+				fmt.Fprintf(tw, "  %s\t%s\n", termSafe(u.User), termSafe(u.Why))
 			}
 			tw.Flush()
 		}
@@ -599,7 +599,7 @@ func printReportSummary(w io.Writer, r *reportSummary) {
 				case x.NotAfter.Before(r.At):
 					left = "EXPIRED"
 				}
-				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", x.User, stamp(x.NotAfter), left, x.Attribute, short(x.SHA256))
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", termSafe(x.User), stamp(x.NotAfter), left, termSafe(x.Attribute), short(x.SHA256))
 			}
 			tw.Flush()
 		}
@@ -608,7 +608,7 @@ func printReportSummary(w io.Writer, r *reportSummary) {
 			tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "  USER\tATTRIBUTE\tSHA256\tWHY")
 			for _, d := range s.Dropped {
-				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", d.User, d.Attribute, short(d.SHA256), joinReasons(d.Reasons))
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", termSafe(d.User), termSafe(d.Attribute), short(d.SHA256), termSafe(joinReasons(d.Reasons)))
 			}
 			tw.Flush()
 		}
@@ -617,20 +617,22 @@ func printReportSummary(w io.Writer, r *reportSummary) {
 			tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "  USER\tSTATUS\tWHY")
 			for _, n := range s.NotPublished {
-				fmt.Fprintf(tw, "  %s\t%s\t%s\n", n.User, n.Status, dash(n.Why))
+				fmt.Fprintf(tw, "  %s\t%s\t%s\n", termSafe(n.User), termSafe(n.Status), termSafe(dash(n.Why)))
 			}
 			tw.Flush()
 		}
 	}
 }
 
-// writeReportCSV prints one row per finding, for a spreadsheet.
+// writeReportCSV prints one row per finding, for a spreadsheet. Its
+// cells go through termSafe too: CSV is often read on a terminal, and
+// encoding/csv quotes a control character but does not escape it.
 func writeReportCSV(w io.Writer, r *reportSummary) error {
 	cw := csv.NewWriter(w)
 	cw.Write([]string{"sink", "section", "user", "id", "dn", "source", "recipient",
 		"attribute", "sha256", "not_after", "days_left", "reasons", "detail"})
 	row := func(sink, section string, u userRef, attr, sha, notAfter, days, reasons, detail string) {
-		cw.Write([]string{sink, section, u.User, u.ID, u.DN, u.Source, u.Recipient, attr, sha, notAfter, days, reasons, detail})
+		cw.Write(termSafeAll([]string{sink, section, u.User, u.ID, u.DN, u.Source, u.Recipient, attr, sha, notAfter, days, reasons, detail}))
 	}
 	for _, s := range r.Sinks {
 		for _, u := range s.NoUsable {
