@@ -20,12 +20,12 @@ var ErrSymlink = errors.New("smimesync: refusing a symbolic link or a file that 
 // Lstat check alone), and only as a regular file.
 func openNoFollow(path string, flag int, perm os.FileMode) (*os.File, error) {
 	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%w: %s (%s)", ErrSymlink, path, fi.Mode().Type())
+		return nil, fmt.Errorf("%w: %s is %s", ErrSymlink, path, fileKind(fi.Mode()))
 	}
 	f, err := os.OpenFile(path, flag|oNoFollow, perm)
 	if err != nil {
 		if isSymlinkLoop(err) {
-			return nil, fmt.Errorf("%w: %s", ErrSymlink, path)
+			return nil, fmt.Errorf("%w: %s is a symbolic link", ErrSymlink, path)
 		}
 		return nil, err
 	}
@@ -34,9 +34,20 @@ func openNoFollow(path string, flag int, perm os.FileMode) (*os.File, error) {
 		if err != nil {
 			return nil, err
 		}
-		return nil, fmt.Errorf("%w: %s (%s)", ErrSymlink, path, fi.Mode().Type())
+		return nil, fmt.Errorf("%w: %s is %s", ErrSymlink, path, fileKind(fi.Mode()))
 	}
 	return f, nil
+}
+
+// fileKind names what a file that is not a regular file is.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m&os.ModeSymlink != 0:
+		return "a symbolic link"
+	case m.IsDir():
+		return "a folder"
+	}
+	return "not a regular file"
 }
 
 // resolvedPath is path, absolute, with its symbolic links resolved: the
