@@ -35,14 +35,19 @@ func (e *LockedError) Error() string {
 // Unwrap returns ErrLocked.
 func (e *LockedError) Unwrap() error { return ErrLocked }
 
-// LockPath is the lock file of the state: the state's path with ".lock"
-// appended.
-func (f FileState) LockPath() string { return string(f) + ".lock" }
+// LockPath is the lock file of the state: the state's path, with its
+// symbolic links resolved (the folder's, and the file's own when it is
+// one), and ".lock" appended. Two names for one state file (a link to it,
+// or to its folder) give one lock file, so that two configurations naming
+// the same state through a symbolic link contend for one lock.
+func (f FileState) LockPath() string { return resolvedPath(string(f)) + ".lock" }
 
 // Lock takes the state's lock, so that one process at a time plans and
 // applies against it: an exclusive, non-blocking lock on the file
 // [FileState.LockPath] (flock on Unix, LockFileEx on Windows), which is
 // created with mode 0600 if needed and records the holder's process ID.
+// A lock file that is a symbolic link is refused ([ErrSymlink]), never
+// followed.
 // The operating system releases the lock when the process ends, however it
 // ends: a crash leaves no stale lock, only a stale lock file, which is
 // harmless.
@@ -56,7 +61,7 @@ func (f FileState) Lock() (unlock func() error, err error) {
 		return nil, errors.New("smimesync: FileState.Lock: the state has no path")
 	}
 	path := f.LockPath()
-	file, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	file, err := openNoFollow(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("smimesync: opening the lock file: %w", err)
 	}

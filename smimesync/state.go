@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"sync"
@@ -17,6 +18,65 @@ import (
 
 // StateVersion is the version of the [Snapshot] layout this package writes.
 const StateVersion = 1
+
+// StateFormat is the type marker [FileState] writes in its file, as the
+// "format" member beside the [Snapshot]'s: it tells a state file from any
+// other JSON file that a configuration slip might point at. Load refuses a
+// file whose marker is anything else. A file without the marker (as
+// written before the marker existed) is read only if it has exactly the
+// Snapshot's layout: an object with "version" and "published" and no
+// member Snapshot does not know; the next Save adds the marker.
+const StateFormat = "smimesync-state"
+
+// stateFile is the layout of a FileState's file: the marker, then the
+// snapshot's members.
+type stateFile struct {
+	Format string `json:"format"`
+	*Snapshot
+}
+
+// decodeStateFile reads a state file's bytes strictly: a JSON object (not
+// null, not an array), with the StateFormat marker or, lacking it, the
+// legacy layout's required members; no unknown member; nothing after it;
+// this package's StateVersion.
+func decodeStateFile(b []byte) (*Snapshot, error) {
+	var members map[string]json.RawMessage
+	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return nil, errors.New("not a smimesync state file: not a JSON object")
+	}
+	if err := json.Unmarshal(b, &members); err != nil {
+		return nil, err
+	}
+	_, marked := members["format"]
+	for _, k := range []string{"version", "published"} {
+		if _, ok := members[k]; !ok {
+			if marked {
+				return nil, fmt.Errorf("not a smimesync state file: no %q member", k)
+			}
+			return nil, fmt.Errorf("not a smimesync state file: no %q member and no %q marker", k, StateFormat)
+		}
+	}
+	sf := stateFile{Snapshot: new(Snapshot)}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&sf); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("not a smimesync state file: data after the JSON object")
+	}
+	if marked && sf.Format != StateFormat {
+		return nil, fmt.Errorf("not a smimesync state file: format %q, want %q", sf.Format, StateFormat)
+	}
+	s := sf.Snapshot
+	if s.Version != StateVersion {
+		return nil, fmt.Errorf("version %d, this program reads version %d", s.Version, StateVersion)
+	}
+	if s.Published == nil {
+		s.Published = map[string]Published{}
+	}
+	return s, nil
+}
 
 // Snapshot is what must survive between runs.
 type Snapshot struct {
@@ -81,17 +141,38 @@ type Recorder interface {
 	Record(ctx context.Context, id string, p Published) error
 }
 
+// A Preparer is a [State] that must get ready before the first write of
+// an apply: [Syncer.Apply] calls Prepare once, after the guard and before
+// the first write to the sink, when the plan has anything to write, and
+// writes nothing when it fails. A [Recorder] whose records can fail for
+// reasons known in advance (an unwritable folder) implements it, so that
+// no write reaches the sink unrecorded. [FileState] does; [MemoryState]
+// has nothing to prepare.
+type Preparer interface {
+	State
+	Prepare(ctx context.Context) error
+}
+
+// ErrStateUnwritable is wrapped by the errors of Apply when the state
+// cannot record writes or be saved (an unwritable folder, a full disk, a
+// journal that is a symbolic link): FileState's Prepare and Record errors,
+// and Apply's own "saving state" error, wrap it.
+var ErrStateUnwritable = errors.New("smimesync: the state cannot be written")
+
 // ErrStateUnreadable is wrapped by State.Load when saved state exists but
 // cannot be read or decoded.
 var ErrStateUnreadable = errors.New("smimesync: saved state cannot be read")
 
-// FileState keeps the snapshot in a JSON file at the given path. Save writes
+// FileState keeps the snapshot in a JSON file at the given path, marked as
+// a state file by its [StateFormat] member. Save writes
 // a temporary file in the same directory, syncs it, renames it over the old
 // one and syncs the directory, so a crash leaves the old or the new file,
 // never a mix. The file is created with mode 0600.
 //
-// FileState is a [Recorder]: Record appends one JSON line per write to
-// "<path>.journal" and syncs it; Load replays the journal over the snapshot
+// FileState is a [Recorder] and a [Preparer]: Prepare opens (creates)
+// "<path>.journal" before an apply's first write; Record appends one JSON
+// line per write to it and syncs it (the journal is never opened through
+// a symbolic link: see [ErrSymlink]); Load replays the journal over the snapshot
 // (a torn last line, from a crash in the middle of an append, is ignored);
 // Save removes it.
 type FileState string
@@ -128,14 +209,8 @@ func (f FileState) Load(ctx context.Context) (*Snapshot, error) {
 	case err != nil:
 		return nil, fmt.Errorf("%w: %v", ErrStateUnreadable, err)
 	default:
-		if err := json.Unmarshal(b, s); err != nil {
+		if s, err = decodeStateFile(b); err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", ErrStateUnreadable, f, err)
-		}
-		if s.Version != StateVersion {
-			return nil, fmt.Errorf("%w: %s: version %d, this program reads version %d", ErrStateUnreadable, f, s.Version, StateVersion)
-		}
-		if s.Published == nil {
-			s.Published = map[string]Published{}
 		}
 	}
 	if err := f.replay(s); err != nil {
@@ -149,10 +224,15 @@ func (f FileState) Load(ctx context.Context) (*Snapshot, error) {
 
 // replay applies the journal's records of the snapshot's generation.
 func (f FileState) replay(s *Snapshot) error {
-	b, err := os.ReadFile(f.journalPath())
+	j, err := openNoFollow(f.journalPath(), os.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrStateUnreadable, err)
+	}
+	b, err := io.ReadAll(j)
+	j.Close()
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrStateUnreadable, err)
 	}
@@ -193,21 +273,52 @@ func (f FileState) record(ctx context.Context, l journalLine) error {
 	if err != nil {
 		return err
 	}
-	j, err := os.OpenFile(f.journalPath(), os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	j, err := f.openJournal()
 	if err != nil {
-		return fmt.Errorf("smimesync: recording a write: %w", err)
-	}
-	if err := mendTornTail(j); err != nil {
-		j.Close()
-		return fmt.Errorf("smimesync: recording a write: %w", err)
+		return fmt.Errorf("%w: recording a write: %w", ErrStateUnwritable, err)
 	}
 	if _, err := j.Write(append(b, '\n')); err != nil {
 		j.Close()
-		return fmt.Errorf("smimesync: recording a write: %w", err)
+		return fmt.Errorf("%w: recording a write: %w", ErrStateUnwritable, err)
 	}
 	if err := j.Sync(); err != nil {
 		j.Close()
-		return fmt.Errorf("smimesync: recording a write: %w", err)
+		return fmt.Errorf("%w: recording a write: %w", ErrStateUnwritable, err)
+	}
+	return j.Close()
+}
+
+// openJournal opens the journal to append, creating it (mode 0600) if
+// needed, never through a symbolic link, and mends a torn tail.
+func (f FileState) openJournal() (*os.File, error) {
+	j, err := openNoFollow(f.journalPath(), os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := mendTornTail(j); err != nil {
+		j.Close()
+		return nil, err
+	}
+	return j, nil
+}
+
+// Prepare makes sure writes can be recorded before any is made: it opens
+// (creating it if needed) the journal, as Record will. An unwritable state
+// folder, or a journal that is a symbolic link, fails here, and Apply then
+// writes nothing to the sink. It writes no record.
+func (f FileState) Prepare(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	journalMu.Lock()
+	defer journalMu.Unlock()
+	j, err := f.openJournal()
+	if err != nil {
+		return fmt.Errorf("%w: it cannot record writes: %w", ErrStateUnwritable, err)
+	}
+	if err := j.Sync(); err != nil {
+		j.Close()
+		return fmt.Errorf("%w: it cannot record writes: %w", ErrStateUnwritable, err)
 	}
 	return j.Close()
 }
@@ -270,7 +381,7 @@ func (f FileState) Save(ctx context.Context, s *Snapshot) error {
 	defer journalMu.Unlock()
 	next := *s
 	next.Generation = s.Generation + 1
-	b, err := json.MarshalIndent(&next, "", " ")
+	b, err := json.MarshalIndent(stateFile{Format: StateFormat, Snapshot: &next}, "", " ")
 	if err != nil {
 		return fmt.Errorf("smimesync: encoding state: %w", err)
 	}

@@ -225,6 +225,10 @@ var ErrStalePlan = errors.New("smimesync: plan is older than the saved state")
 // (see Report.CookieAdvanced); beyond it they wait for the next full pass.
 const MaxPending = 10000
 
+// ErrChangesFailed is wrapped by the error Apply returns when writes or
+// lookups failed (and nothing worse happened); the report lists them.
+var ErrChangesFailed = errors.New("changes failed")
+
 // ErrGuardTripped is wrapped by the error Apply returns when the
 // mass-change guard stops a run.
 var ErrGuardTripped = errors.New("smimesync: mass-change guard tripped")
@@ -750,7 +754,9 @@ func (s *Syncer) checkGuard(plan *Plan) *GuardError {
 // is retried by the next pass). It refuses a plan that would take
 // certificates from more recipients than the Guard allows, unless
 // plan.Force is set; the error then wraps ErrGuardTripped and nothing is
-// written. A plan can be applied once.
+// written. When the State is a [Preparer] and its Prepare fails, nothing
+// is written either, and the plan may be applied again once the cause is
+// fixed. Otherwise a plan can be applied once.
 //
 // The returned report is never nil when the plan was valid; the error
 // summarises the write failures, each of which the report lists.
@@ -776,6 +782,16 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 		return nil, err
 	} else if cur.Generation != plan.state.Generation {
 		return nil, fmt.Errorf("%w: the state was saved again after this plan was made (generation %d, plan %d); plan again", ErrStalePlan, cur.Generation, plan.state.Generation)
+	}
+	// Whatever records the writes must be ready before the first one:
+	// a write the state cannot record would be made again, or forgotten,
+	// after a crash.
+	if p, ok := s.state().(Preparer); ok && plan.Summary.Add+plan.Summary.Replace+plan.Summary.Remove > 0 {
+		if err := p.Prepare(ctx); err != nil {
+			rep.Errors = append(rep.Errors, "preparing the state: "+err.Error())
+			log.Error("the state cannot record writes; nothing was written", "err", err)
+			return rep, fmt.Errorf("smimesync: nothing was written: %w", err)
+		}
 	}
 	plan.applied = true
 	st := plan.state
@@ -924,6 +940,9 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 		rep.CookieAdvanced = false
 		rep.Summary = summarize(rep.Changes)
 		rep.Finished = s.now()
+		if !errors.Is(err, ErrStateUnwritable) {
+			err = fmt.Errorf("%w: %w", ErrStateUnwritable, err)
+		}
 		return rep, fmt.Errorf("smimesync: saving state: %w", err)
 	}
 	rep.StateSaved = true
@@ -935,7 +954,7 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 		return rep, fmt.Errorf("smimesync: apply cancelled after %d writes: %w", rep.Summary.Written, cancelled)
 	}
 	if failed > 0 {
-		return rep, fmt.Errorf("smimesync: %d changes failed (first: %s)", failed, rep.Errors[0])
+		return rep, fmt.Errorf("smimesync: %d %w (first: %s)", failed, ErrChangesFailed, rep.Errors[0])
 	}
 	return rep, nil
 }

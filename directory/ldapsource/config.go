@@ -31,7 +31,8 @@ type Config struct {
 	ServerName string `yaml:"server_name"`
 	// AllowPlainLDAP lets ldap:// URLs run without StartTLS. Without it an
 	// ldap:// URL always upgrades with StartTLS. A simple bind over plain
-	// LDAP sends the password in the clear.
+	// LDAP sends the password in the clear: the Source logs a warning
+	// (once) when it does one.
 	AllowPlainLDAP bool `yaml:"allow_plain_ldap"`
 	// Bind says how to authenticate.
 	Bind Bind `yaml:"bind"`

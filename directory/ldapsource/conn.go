@@ -218,6 +218,12 @@ func (s *Source) dialBind(u *url.URL, d *net.Dialer, tc *tls.Config) (*ldap.Conn
 			return nil, &stagedError{"starttls", err}
 		}
 	}
+	if u.Scheme == "ldap" && s.cfg.AllowPlainLDAP && s.cfg.Bind.method() == BindSimple {
+		s.plainWarned.Do(func() {
+			s.log.Warn("simple bind over plain LDAP (allow_plain_ldap): the bind password and every entry read cross the network unencrypted; use ldaps:// or StartTLS",
+				"url", u.Redacted(), "user", s.cfg.Bind.User)
+		})
+	}
 	if err := s.bind(c, u); err != nil {
 		c.Close()
 		return nil, &stagedError{"bind as " + s.bindName(), err}

@@ -26,6 +26,10 @@ type Source struct {
 	dial dialFunc
 	now  func() time.Time
 
+	// plainWarned: the warning about a simple bind over plain LDAP is
+	// logged once per Source, not once per connection.
+	plainWarned sync.Once
+
 	pruneMu   sync.Mutex
 	pruneConn conn
 	pruneInfo *serverInfo

@@ -307,13 +307,13 @@ func viewEntry(ctx context.Context, pol *smimesync.Policy, e *directory.Entry) e
 }
 
 func printInspectFile(w io.Writer, f inspectFile) {
-	fmt.Fprintf(w, "== %s", f.Path)
+	fmt.Fprintf(w, "== %s", termSafe(f.Path))
 	if f.Kind != "" {
 		fmt.Fprintf(w, " (%s)", f.Kind)
 	}
 	fmt.Fprintln(w)
 	if f.Error != "" {
-		fmt.Fprintf(w, "error        %s\n", f.Error)
+		fmt.Fprintf(w, "error        %s\n", termSafe(f.Error))
 	}
 	if f.Blob != nil {
 		printBlob(w, "", f.Blob)
@@ -322,14 +322,14 @@ func printInspectFile(w io.Writer, f inspectFile) {
 		printCert(w, "", c)
 	}
 	for _, e := range f.Entries {
-		fmt.Fprintf(w, "-- %s (id %s; addresses %s)\n", e.DN, e.ID, strings.Join(e.Addresses, ", "))
+		fmt.Fprintf(w, "-- %s (id %s; addresses %s)\n", termSafe(e.DN), termSafe(e.ID), strings.Join(termSafeAll(e.Addresses), ", "))
 		if e.Deleted {
 			fmt.Fprintln(w, "   deleted")
 		}
 		for _, v := range e.Values {
-			fmt.Fprintf(w, "   %s[%d] sha256 %s: %s %s\n", v.Attribute, v.Index, v.SHA256, v.Verdict, strings.Join(v.Reasons, ", "))
+			fmt.Fprintf(w, "   %s[%d] sha256 %s: %s %s\n", termSafe(v.Attribute), v.Index, v.SHA256, v.Verdict, strings.Join(v.Reasons, ", "))
 			if v.Error != "" {
-				fmt.Fprintf(w, "     error %s\n", v.Error)
+				fmt.Fprintf(w, "     error %s\n", termSafe(v.Error))
 			}
 			if v.Blob != nil {
 				printBlob(w, "     ", v.Blob)
@@ -353,24 +353,24 @@ func printBlob(w io.Writer, in string, b *blobView) {
 	}
 	fmt.Fprintf(w, "%sencoding     %s, %s\n", in, enc, kind)
 	for _, s := range b.Signers {
-		id := s.Issuer + " serial " + s.Serial
+		id := termSafe(s.Issuer) + " serial " + termSafe(s.Serial)
 		if s.SubjectKeyID != "" {
 			id = "subject key id " + s.SubjectKeyID
 		}
 		fmt.Fprintf(w, "%ssigner       %s\n", in, id)
 		if s.EncryptionTo != "" {
-			fmt.Fprintf(w, "%s  encrypt to %s\n", in, s.EncryptionTo)
+			fmt.Fprintf(w, "%s  encrypt to %s\n", in, termSafe(s.EncryptionTo))
 		}
 	}
 	if len(b.Signers) > 0 {
 		if b.SignatureVerified {
 			fmt.Fprintf(w, "%ssignature    verified\n", in)
 		} else {
-			fmt.Fprintf(w, "%ssignature    not verified: %s\n", in, b.SignatureError)
+			fmt.Fprintf(w, "%ssignature    not verified: %s\n", in, termSafe(b.SignatureError))
 		}
 	}
 	for _, r := range b.Rejected {
-		fmt.Fprintf(w, "%srejected     %s\n", in, r)
+		fmt.Fprintf(w, "%srejected     %s\n", in, termSafe(r))
 	}
 	fmt.Fprintf(w, "%sblob verdict %s %s\n", in, b.Verdict, strings.Join(b.Reasons, ", "))
 }
@@ -380,7 +380,7 @@ func printCert(w io.Writer, in string, c certView) {
 	for _, kv := range [][2]string{
 		{"subject", c.Subject},
 		{"issuer", c.Issuer},
-		{"emails", strings.Join(c.Emails, ", ")},
+		{"emails", strings.Join(termSafeAll(c.Emails), ", ")},
 		{"not_before", c.NotBefore},
 		{"not_after", c.NotAfter},
 		{"key", c.Key},
@@ -389,10 +389,10 @@ func printCert(w io.Writer, in string, c certView) {
 		{"verdict", c.Verdict},
 		{"reasons", strings.Join(c.Reasons, ", ")},
 	} {
-		fmt.Fprintf(w, "%s  %-11s %s\n", in, kv[0], kv[1])
+		fmt.Fprintf(w, "%s  %-11s %s\n", in, kv[0], termSafe(kv[1]))
 	}
 	for _, n := range c.Notes {
-		fmt.Fprintf(w, "%s  note        %s\n", in, n)
+		fmt.Fprintf(w, "%s  note        %s\n", in, termSafe(n))
 	}
 }
 

@@ -111,7 +111,7 @@ func exitCode(err error, stderr io.Writer) int {
 		return exitOK
 	}
 	for line := range strings.SplitSeq(err.Error(), "\n") {
-		fmt.Fprintln(stderr, "smimesync:", line)
+		fmt.Fprintln(stderr, "smimesync:", termSafe(line))
 	}
 	var ue usageError
 	var ce *configError

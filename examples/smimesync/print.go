@@ -18,7 +18,7 @@ func printPlan(w io.Writer, sink string, p *smimesync.Plan) {
 	if p.Full {
 		kind = "full"
 	}
-	fmt.Fprintf(w, "Plan for sink %q (%s read of the directory, %d entries)\n\n", sink, kind, p.Summary.Entries)
+	fmt.Fprintf(w, "Plan for sink %q (%s read of the directory, %d entries)\n\n", termSafe(sink), kind, p.Summary.Entries)
 	printChanges(w, p.Changes, false)
 	fmt.Fprintln(w)
 	printSummary(w, p.Summary, false)
@@ -29,14 +29,14 @@ func printPlan(w io.Writer, sink string, p *smimesync.Plan) {
 func printNotWritable(w io.Writer, cs []*smimesync.Change) {
 	for _, c := range cs {
 		if r := c.Recipient; r != nil && r.ReadOnly != "" {
-			fmt.Fprintf(w, "not writable: %s (%s %s): %s\n", c.User, dash(r.Kind), dash(r.Name), r.ReadOnly)
+			fmt.Fprintf(w, "not writable: %s (%s %s): %s\n", termSafe(c.User), termSafe(dash(r.Kind)), termSafe(dash(r.Name)), termSafe(r.ReadOnly))
 		}
 	}
 }
 
 // printReport prints what a sync did.
 func printReport(w io.Writer, sink string, r *smimesync.Report) {
-	fmt.Fprintf(w, "Sync to sink %q\n\n", sink)
+	fmt.Fprintf(w, "Sync to sink %q\n\n", termSafe(sink))
 	printChanges(w, r.Changes, true)
 	fmt.Fprintln(w)
 	printSummary(w, r.Summary, true)
@@ -49,7 +49,7 @@ func printReport(w io.Writer, sink string, r *smimesync.Report) {
 		fmt.Fprintln(w, "state saved; the delta position was NOT advanced, so the next pass reads these changes again")
 	}
 	for _, e := range r.Errors {
-		fmt.Fprintln(w, "error:", e)
+		fmt.Fprintln(w, "error:", termSafe(e))
 	}
 }
 
@@ -73,10 +73,11 @@ func printChanges(w io.Writer, cs []*smimesync.Change, outcome bool) {
 		if c.CurrentFrom == "state" || c.CurrentFrom == "unknown" {
 			why = strings.TrimSpace(why + " [current set from " + c.CurrentFrom + "]")
 		}
+		user, why := termSafe(c.User), termSafe(why)
 		if outcome {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", c.User, c.Action, dash(c.Outcome), len(c.Keep), len(c.Drop), why)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", user, c.Action, dash(c.Outcome), len(c.Keep), len(c.Drop), why)
 		} else {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", c.User, c.Action, len(c.Keep), len(c.Drop), why)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", user, c.Action, len(c.Keep), len(c.Drop), why)
 		}
 	}
 	tw.Flush()

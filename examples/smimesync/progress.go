@@ -49,6 +49,7 @@ func (p *progress) hook(sink string) func(smimesync.Progress) {
 	if p == nil || !p.on {
 		return nil
 	}
+	sink = termSafe(sink)
 	return func(pr smimesync.Progress) {
 		var line string
 		last := false

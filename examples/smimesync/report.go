@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/csv"
@@ -36,6 +37,11 @@ type ReportConfig struct {
 // reportVersion is the layout of the report file.
 const reportVersion = 1
 
+// reportFormat is the type marker of a report file, its "format" member:
+// the report writer replaces a file only when it is one of its reports
+// (see decodeReport).
+const reportFormat = "smimesync-report"
+
 // defaultExpiryDays is how far ahead `smimesync report` looks for
 // certificates that are about to expire.
 const defaultExpiryDays = 30
@@ -57,6 +63,8 @@ func (c *Config) reportPath() string {
 // only what changed, so each pass is merged into the file rather than
 // replacing it; a full pass replaces a sink's entries whole.
 type savedReport struct {
+	// Format is reportFormat (absent from the files of earlier releases).
+	Format  string       `json:"format"`
 	Version int          `json:"version"`
 	Updated time.Time    `json:"updated"`
 	Sinks   []*sinkState `json:"sinks"`
@@ -116,22 +124,65 @@ func (e *entryState) key() string { return e.Source + "\x00" + e.ID }
 // read.
 var errBadReport = errors.New("report file cannot be read")
 
+// errNotReport is wrapped (with errBadReport) by loadReport when the file
+// is not a smimesync report at all: neither the marker nor the layout of
+// an earlier release's report. Such a file is never renamed or replaced.
+var errNotReport = errors.New("not a smimesync report file (no \"format\": \"" + reportFormat + "\" marker); it is left as it is")
+
 // loadReport reads a report file. A missing file is an empty report.
 func loadReport(path string) (*savedReport, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return &savedReport{Version: reportVersion}, nil
+		return &savedReport{Format: reportFormat, Version: reportVersion}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errBadReport, err)
 	}
+	r, err := decodeReport(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", errBadReport, path, err)
+	}
+	return r, nil
+}
+
+// legacyReportMembers are the members of a report file written before
+// the marker: all three, and nothing else, make one.
+var legacyReportMembers = []string{"version", "updated", "sinks"}
+
+// decodeReport reads a report file's bytes. A file that is not a JSON
+// object with the reportFormat marker, nor exactly the layout of an
+// earlier release's report, is errNotReport. A report of ours that cannot
+// be read (another version, a damaged member) is another error.
+func decodeReport(b []byte) (*savedReport, error) {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(b, &members); err != nil || members == nil {
+		return nil, errNotReport
+	}
+	if f, ok := members["format"]; ok {
+		var format string
+		if json.Unmarshal(f, &format) != nil || format != reportFormat {
+			return nil, errNotReport
+		}
+	} else {
+		if len(members) != len(legacyReportMembers) {
+			return nil, errNotReport
+		}
+		for _, k := range legacyReportMembers {
+			if _, ok := members[k]; !ok {
+				return nil, errNotReport
+			}
+		}
+	}
 	r := new(savedReport)
-	if err := json.Unmarshal(b, r); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", errBadReport, path, err)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(r); err != nil {
+		return nil, err
 	}
 	if r.Version != reportVersion {
-		return nil, fmt.Errorf("%w: %s: version %d, this program reads version %d", errBadReport, path, r.Version, reportVersion)
+		return nil, fmt.Errorf("version %d, this program reads version %d", r.Version, reportVersion)
 	}
+	r.Format = reportFormat
 	return r, nil
 }
 
@@ -233,33 +284,82 @@ func updateReport(path, sink, command string, rep *smimesync.Report, passErr err
 	return r.save(path)
 }
 
-// openReport loads the report file to update it. A file that cannot be
-// read is renamed to <path>.bad (and logged) and an empty report
-// returned; the error is only for a file that cannot even be moved.
+// openReport loads the report file to update it. A report of ours that
+// cannot be read (another version, a damaged member) is renamed to
+// <path>.bad (and logged) and an empty report returned. Anything else at
+// the path, a file that is not one of our reports (a state file, a
+// configuration named by mistake), is an error wrapping errNotReport and
+// is left untouched, as is an existing <path>.bad.
 func openReport(path string, log *slog.Logger) (*savedReport, error) {
 	r, err := loadReport(path)
 	if err == nil {
 		return r, nil
 	}
+	if errors.Is(err, errNotReport) {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	if _, statErr := os.Stat(path); statErr != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
 	bad := path + ".bad"
+	if _, lerr := os.Lstat(bad); !errors.Is(lerr, fs.ErrNotExist) {
+		return nil, fmt.Errorf("report: %w; and it cannot be set aside: %s exists already (move it away)", err, bad)
+	}
 	if rerr := os.Rename(path, bad); rerr != nil {
 		return nil, fmt.Errorf("report: %w; and setting it aside: %v", err, rerr)
 	}
 	if log != nil {
 		log.Warn("report file set aside, starting a new one", "path", path, "as", bad, "err", err)
 	}
-	return &savedReport{Version: reportVersion}, nil
+	return &savedReport{Format: reportFormat, Version: reportVersion}, nil
 }
 
 // save writes the report file atomically.
 func (r *savedReport) save(path string) error {
+	r.Format = reportFormat
 	b, err := json.MarshalIndent(r, "", " ")
 	if err != nil {
 		return fmt.Errorf("report: encoding: %w", err)
 	}
+	// The file may have changed since it was read (the service keeps the
+	// report between passes): replace only a report.
+	if err := checkReplaceable(path); err != nil {
+		return err
+	}
 	// 0600: the report names people and their addresses.
 	if err := smimesync.WriteFileAtomic(path, b, 0o600); err != nil {
 		return fmt.Errorf("report: %w", err)
+	}
+	return nil
+}
+
+// reportHead is how every report file this program writes begins (save
+// puts Format first).
+var reportHead = []byte("{\n \"format\": \"" + reportFormat + "\",")
+
+// checkReplaceable returns nil when path does not exist or holds one of
+// our reports (cheaply, by its first bytes, for a file this program
+// wrote; whole, for an earlier release's); else an error wrapping
+// errNotReport.
+func checkReplaceable(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	defer f.Close()
+	head := make([]byte, len(reportHead))
+	if _, err := io.ReadFull(f, head); err == nil && bytes.Equal(head, reportHead) {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	if _, err := decodeReport(b); errors.Is(err, errNotReport) {
+		return fmt.Errorf("report: %w: %s: %w", errBadReport, path, err)
 	}
 	return nil
 }
@@ -452,9 +552,9 @@ func daysLeft(now, t time.Time) int {
 // printReportSummary prints the summary a person reads at a glance, then
 // the lists.
 func printReportSummary(w io.Writer, r *reportSummary) {
-	fmt.Fprintf(w, "smimesync report from %s, as of %s\n", r.File, stamp(r.At))
+	fmt.Fprintf(w, "smimesync report from %s, as of %s\n", termSafe(r.File), stamp(r.At))
 	for _, s := range r.Sinks {
-		fmt.Fprintf(w, "\nSink %q: %s\n", s.Sink, plural(s.Users, "user"))
+		fmt.Fprintf(w, "\nSink %q: %s\n", termSafe(s.Sink), plural(s.Users, "user"))
 		lp := s.LastPass
 		kind := "delta"
 		if lp.Full {
@@ -462,7 +562,7 @@ func printReportSummary(w io.Writer, r *reportSummary) {
 		}
 		result := "ok"
 		if lp.Error != "" {
-			result = "FAILED: " + lp.Error
+			result = "FAILED: " + termSafe(lp.Error)
 		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintf(tw, "  last pass\t%s %s, finished %s: %s; %d written, %d failed, %d not writable\n",
@@ -483,7 +583,7 @@ func printReportSummary(w io.Writer, r *reportSummary) {
 			tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "  USER\tWHY")
 			for _, u := range s.NoUsable {
-				fmt.Fprintf(tw, "  %s\t%s\n", u.User, u.Why)
+				fmt.Fprintf(tw, "  %s\t%s\n", termSafe(u.User), termSafe(u.Why))
 			}
 			tw.Flush()
 		}
@@ -499,7 +599,7 @@ func printReportSummary(w io.Writer, r *reportSummary) {
 				case x.NotAfter.Before(r.At):
 					left = "EXPIRED"
 				}
-				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", x.User, stamp(x.NotAfter), left, x.Attribute, short(x.SHA256))
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", termSafe(x.User), stamp(x.NotAfter), left, termSafe(x.Attribute), short(x.SHA256))
 			}
 			tw.Flush()
 		}
@@ -508,7 +608,7 @@ func printReportSummary(w io.Writer, r *reportSummary) {
 			tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "  USER\tATTRIBUTE\tSHA256\tWHY")
 			for _, d := range s.Dropped {
-				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", d.User, d.Attribute, short(d.SHA256), joinReasons(d.Reasons))
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", termSafe(d.User), termSafe(d.Attribute), short(d.SHA256), termSafe(joinReasons(d.Reasons)))
 			}
 			tw.Flush()
 		}
@@ -517,20 +617,22 @@ func printReportSummary(w io.Writer, r *reportSummary) {
 			tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "  USER\tSTATUS\tWHY")
 			for _, n := range s.NotPublished {
-				fmt.Fprintf(tw, "  %s\t%s\t%s\n", n.User, n.Status, dash(n.Why))
+				fmt.Fprintf(tw, "  %s\t%s\t%s\n", termSafe(n.User), termSafe(n.Status), termSafe(dash(n.Why)))
 			}
 			tw.Flush()
 		}
 	}
 }
 
-// writeReportCSV prints one row per finding, for a spreadsheet.
+// writeReportCSV prints one row per finding, for a spreadsheet. Its
+// cells go through termSafe too: CSV is often read on a terminal, and
+// encoding/csv quotes a control character but does not escape it.
 func writeReportCSV(w io.Writer, r *reportSummary) error {
 	cw := csv.NewWriter(w)
 	cw.Write([]string{"sink", "section", "user", "id", "dn", "source", "recipient",
 		"attribute", "sha256", "not_after", "days_left", "reasons", "detail"})
 	row := func(sink, section string, u userRef, attr, sha, notAfter, days, reasons, detail string) {
-		cw.Write([]string{sink, section, u.User, u.ID, u.DN, u.Source, u.Recipient, attr, sha, notAfter, days, reasons, detail})
+		cw.Write(termSafeAll([]string{sink, section, u.User, u.ID, u.DN, u.Source, u.Recipient, attr, sha, notAfter, days, reasons, detail}))
 	}
 	for _, s := range r.Sinks {
 		for _, u := range s.NoUsable {

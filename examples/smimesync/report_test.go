@@ -246,17 +246,19 @@ func TestReportMerge(t *testing.T) {
 func TestReportFileErrors(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "r.json")
-	// A file that is not a report is set aside, not lost.
-	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+	// A report of ours that cannot be read is set aside, not lost. (A
+	// file that is not a report is left alone: report_guard_test.go.)
+	damaged := `{"format": "smimesync-report", "version": 1, "updated": 7, "sinks": []}`
+	if err := os.WriteFile(path, []byte(damaged), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := loadReport(path); !errors.Is(err, errBadReport) {
-		t.Errorf("loadReport of garbage: %v, want errBadReport", err)
+		t.Errorf("loadReport of a damaged report: %v, want errBadReport", err)
 	}
 	if err := updateReport(path, "file", "sync", nil, errors.New("boom"), reportNow, nil); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := os.ReadFile(path + ".bad"); err != nil || string(b) != "{not json" {
+	if b, err := os.ReadFile(path + ".bad"); err != nil || string(b) != damaged {
 		t.Errorf("the bad report was not set aside: %q, %v", b, err)
 	}
 	r, err := loadReport(path)
@@ -267,7 +269,7 @@ func TestReportFileErrors(t *testing.T) {
 		t.Errorf("report file mode: %v, %v; want 0600", fi.Mode(), err)
 	}
 	// Another version is refused.
-	if err := os.WriteFile(path, []byte(`{"version": 9}`), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(`{"format": "smimesync-report", "version": 9}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := loadReport(path); !errors.Is(err, errBadReport) || !strings.Contains(err.Error(), "version 9") {

@@ -31,6 +31,36 @@ const (
 	healthyIntervals = 3
 )
 
+// The HTTP server's limits: /healthz and /metrics are small documents
+// answered at once, so a client that is slow to send or to read is cut
+// off rather than held.
+const (
+	httpReadHeaderTimeout = 10 * time.Second
+	httpReadTimeout       = 15 * time.Second
+	httpWriteTimeout      = 30 * time.Second
+	httpIdleTimeout       = 60 * time.Second
+	httpMaxHeaderBytes    = 16 << 10
+)
+
+// newHTTPServer is the server of /healthz and /metrics, with its limits.
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: httpReadHeaderTimeout,
+		ReadTimeout:       httpReadTimeout,
+		WriteTimeout:      httpWriteTimeout,
+		IdleTimeout:       httpIdleTimeout,
+		MaxHeaderBytes:    httpMaxHeaderBytes,
+	}
+}
+
+// isLoopback reports whether a listener's address is a loopback address
+// (127.0.0.0/8, ::1); the unspecified address (all interfaces) is not.
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}
+
 // ServiceConfig is the service key: how `smimesync run` paces its passes,
 // where it serves /healthz and /metrics, and how it stops.
 type ServiceConfig struct {
@@ -340,7 +370,7 @@ func (s *service) run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("run: serving /healthz and /metrics: %w", err)
 		}
-		srv := &http.Server{Handler: s.mux(), ReadHeaderTimeout: 10 * time.Second}
+		srv := newHTTPServer(s.mux())
 		go srv.Serve(ln)
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -348,6 +378,10 @@ func (s *service) run(ctx context.Context) error {
 			srv.Shutdown(sctx)
 		}()
 		s.log.Info("serving /healthz and /metrics", "addr", ln.Addr().String())
+		if !isLoopback(ln.Addr()) {
+			s.log.Warn("service.listen is not a loopback address: /healthz and /metrics (sink names, counts, timings) can be read by anyone who reaches it; prefer 127.0.0.1 or [::1] behind a scraper or proxy",
+				"addr", ln.Addr().String())
+		}
 		if s.onListen != nil {
 			s.onListen(ln.Addr().String())
 		}
@@ -404,7 +438,9 @@ func (s *service) pass(ctx, applyCtx context.Context, ns namedSyncer) error {
 	} else {
 		plan, err = ns.Plan(ctx)
 	}
-	if err == nil {
+	if err != nil {
+		err = &planError{err}
+	} else {
 		rep, err = ns.Apply(applyCtx, plan)
 	}
 	s.progress.clear()
@@ -450,7 +486,7 @@ func (s *service) pass(ctx, applyCtx context.Context, ns namedSyncer) error {
 	case resultCancelled:
 		log.Warn("pass stopped by shutdown; state saved", append(attrs, "err", err)...)
 	default:
-		log.Error("pass failed", append(attrs, "err", err)...)
+		log.Error("pass failed", append(attrs, "code", errorCode(err), "err", err)...)
 	}
 	return err
 }
@@ -493,7 +529,8 @@ type sinkHealth struct {
 	// Running is true while a pass runs.
 	Running bool `json:"running"`
 	// LastPass is when the last pass finished; LastGood when the last
-	// one without error did; LastError is the last pass's error.
+	// one without error did; LastError is the short code of the last
+	// pass's error (see errorCode): the error itself is in the log.
 	LastPass  time.Time `json:"lastPass,omitzero"`
 	LastGood  time.Time `json:"lastGood,omitzero"`
 	LastError string    `json:"lastError,omitempty"`
@@ -548,7 +585,7 @@ func (h *health) finished(sink string, at time.Time, err error) {
 	s := h.sink(sink)
 	s.Running, s.LastPass, s.LastError = false, at, ""
 	if err != nil {
-		s.LastError = err.Error()
+		s.LastError = errorCode(err)
 	} else {
 		s.LastGood = at
 	}

@@ -26,7 +26,9 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/smimesync/go-smimesync/cloud"
+	"github.com/smimesync/go-smimesync/cloud/exchange"
 	"github.com/smimesync/go-smimesync/directory"
+	"github.com/smimesync/go-smimesync/directory/ldapsource"
 	"github.com/smimesync/go-smimesync/smimesync"
 )
 
@@ -553,12 +555,12 @@ func TestHealthCheck(t *testing.T) {
 		}, at: t0.Add(2 * time.Minute), code: 200, status: "ok"},
 		{name: "one failure after a good pass", events: func(h *health) {
 			h.finished("a", t0, nil)
-			h.finished("a", t0.Add(time.Minute), errors.New("ldap: timeout"))
+			h.finished("a", t0.Add(time.Minute), &planError{ldapsource.ErrTimeout})
 		}, at: t0.Add(90 * time.Second), code: 200, status: "ok"},
 		{name: "no good pass for 3 intervals", events: func(h *health) {
 			h.finished("a", t0, nil)
-			h.finished("a", t0.Add(3*time.Minute), errors.New("ldap: timeout"))
-		}, at: t0.Add(3*time.Minute + time.Second), code: 503, status: "failing", reason: "sink a: no good pass for 3m1s (more than 3 intervals); last error: ldap: timeout"},
+			h.finished("a", t0.Add(3*time.Minute), &planError{ldapsource.ErrTimeout})
+		}, at: t0.Add(3*time.Minute + time.Second), code: 503, status: "failing", reason: "sink a: no good pass for 3m1s (more than 3 intervals); last error: source-unreachable"},
 		{name: "stale without error", events: func(h *health) {
 			h.finished("a", t0, nil)
 		}, at: t0.Add(10 * time.Minute), code: 503, status: "failing", reason: "sink a: no good pass for 10m0s"},
@@ -567,12 +569,12 @@ func TestHealthCheck(t *testing.T) {
 			h.started("a", t0.Add(time.Minute))
 		}, at: t0.Add(5 * time.Hour), code: 200, status: "ok"},
 		{name: "first pass failed", events: func(h *health) {
-			h.finished("a", t0, errors.New("state unreadable"))
-		}, at: t0.Add(time.Second), code: 503, status: "failing", reason: "sink a: no good pass since the service started; last error: state unreadable"},
+			h.finished("a", t0, &planError{smimesync.ErrStateUnreadable})
+		}, at: t0.Add(time.Second), code: 503, status: "failing", reason: "sink a: no good pass since the service started; last error: state"},
 		{name: "one sink of two failing", events: func(h *health) {
 			h.finished("a", t0, nil)
-			h.finished("b", t0, errors.New("403"))
-		}, at: t0.Add(time.Second), code: 503, status: "failing", reason: "sink b: no good pass since the service started; last error: 403"},
+			h.finished("b", t0, exchange.ErrUnauthorized)
+		}, at: t0.Add(time.Second), code: 503, status: "failing", reason: "sink b: no good pass since the service started; last error: sink-auth"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHealth([]string{"a", "b"}, interval, t0)
