@@ -238,9 +238,36 @@ var ErrGuardTripped = errors.New("smimesync: mass-change guard tripped")
 type Guard struct {
 	// MaxRemovals is the most recipients that may lose (or may lose: see
 	// Summary.Losing) a certificate in one run, and the most entries the
-	// write-back may prune; 0 means DefaultMaxRemovals; a negative value
-	// turns the guard off.
+	// write-back may prune; 0 means DefaultMaxRemovals; GuardOff (-1)
+	// turns the guard off. Any other negative value is a mistake: Plan and
+	// Apply refuse it with ErrInvalidConfig rather than guess.
 	MaxRemovals int
+}
+
+// GuardOff is the Guard.MaxRemovals value that turns the guard off.
+const GuardOff = -1
+
+// MaxConcurrency is the largest Syncer.Concurrency accepted: every call in
+// flight holds a connection and its buffers (200,000 used 560 MB), and
+// Exchange Online and Graph throttle an application long before 256 calls
+// in flight.
+const MaxConcurrency = 256
+
+// ErrInvalidConfig is wrapped by the error Plan and Apply return for a
+// Syncer whose settings are out of range (a negative Concurrency, a
+// Guard.MaxRemovals below GuardOff): a slip, which is refused instead of
+// being read as a default or as "off".
+var ErrInvalidConfig = errors.New("smimesync: invalid Syncer setting")
+
+// validate refuses settings that are out of range.
+func (s *Syncer) validate() error {
+	if s.Concurrency < 0 || s.Concurrency > MaxConcurrency {
+		return fmt.Errorf("%w: Concurrency %d: use 0 (DefaultConcurrency) or 1 to %d", ErrInvalidConfig, s.Concurrency, MaxConcurrency)
+	}
+	if s.Guard.MaxRemovals < GuardOff {
+		return fmt.Errorf("%w: Guard.MaxRemovals %d: use GuardOff (-1), 0 (DefaultMaxRemovals) or 1 or more", ErrInvalidConfig, s.Guard.MaxRemovals)
+	}
+	return nil
 }
 
 func (g Guard) max() int {
@@ -377,6 +404,9 @@ func (s *Syncer) PlanFull(ctx context.Context) (*Plan, error) {
 func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
 	if s.Source == nil || s.Sink == nil {
 		return nil, errors.New("smimesync: Syncer needs a Source and a Sink")
+	}
+	if err := s.validate(); err != nil {
+		return nil, err
 	}
 	for _, r := range s.Prune.Reasons {
 		if !slices.Contains(PrunableReasons(), r) {
@@ -768,6 +798,9 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 	}
 	if plan.applied {
 		return nil, errors.New("smimesync: plan was already applied")
+	}
+	if err := s.validate(); err != nil {
+		return nil, err
 	}
 	log := s.logger()
 	rep := &Report{Plan: *plan}

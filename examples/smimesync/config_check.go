@@ -15,6 +15,7 @@ import (
 	"github.com/smimesync/go-smimesync/cloud/azauth"
 	"github.com/smimesync/go-smimesync/directory"
 	"github.com/smimesync/go-smimesync/directory/ldapsource"
+	"github.com/smimesync/go-smimesync/smimesync"
 )
 
 // configError is a slip in the configuration file: the command exits 2.
@@ -45,11 +46,9 @@ func (e *configError) Unwrap() error { return e.err }
 
 // Bounds of the numeric keys that are not left to the libraries.
 const (
-	// maxConcurrency bounds concurrency and sink.exchange.concurrency:
-	// each call in flight holds a connection and its buffers (200,000
-	// used 560 MB), and Exchange Online and Graph throttle an application
-	// long before 256 calls in flight.
-	maxConcurrency = 256
+	// maxConcurrency bounds concurrency and sink.exchange.concurrency,
+	// as the library bounds a Syncer's.
+	maxConcurrency = smimesync.MaxConcurrency
 )
 
 // numericBounds are the keys with an upper bound, or a negative value with
