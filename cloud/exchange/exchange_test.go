@@ -144,16 +144,21 @@ func TestWriteAndReadBack(t *testing.T) {
 	want := cloud.Certificates{UserCertificate: [][]byte{cert1, cert2}, UserSMIMECertificate: [][]byte{blob}}
 	modes := []struct {
 		name     string
-		mode     exchangetest.ReadBack
+		cfg      exchangetest.Config
 		readable bool
 	}{
-		{"placeholder", exchangetest.ReadBackPlaceholder, false},
-		{"base64", exchangetest.ReadBackBase64, true},
-		{"byte array", exchangetest.ReadBackByteArray, true},
+		// Neither CLIXML nor the entity carries bytes, and JSON renders
+		// "System.Byte[]".
+		{"placeholder", exchangetest.Config{ReadBack: exchangetest.ReadBackPlaceholder, CLIXML: exchangetest.CLIXMLPlaceholder, EntityPlaceholder: true}, false},
+		// The service ignores X-ResponseFormat and answers JSON.
+		{"json base64", exchangetest.Config{ReadBack: exchangetest.ReadBackBase64, CLIXML: exchangetest.CLIXMLIgnored}, true},
+		{"json byte array", exchangetest.Config{ReadBack: exchangetest.ReadBackByteArray, CLIXML: exchangetest.CLIXMLIgnored}, true},
+		// The emulator's default: CLIXML with <BA> elements.
+		{"clixml", exchangetest.Config{}, true},
 	}
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
-			e := newEnv(t, exchangetest.Config{ReadBack: m.mode}, nil)
+			e := newEnv(t, m.cfg, nil)
 			e.exo.Add(seed()...)
 			for _, addr := range []string{"alice@contoso.com", "bob@contoso.com", "carol@partner.example"} {
 				r, err := e.sink.Find(ctx(t), &directory.Entry{DN: "cn=" + addr, Mail: addr})
