@@ -165,30 +165,30 @@ type Stats struct {
 // Sink publishes certificates to Exchange Online recipients. Create it with
 // [New]; it is safe for concurrent use.
 type Sink struct {
-	log       *slog.Logger
-	http      *http.Client
-	cred      azcore.TokenCredential
-	scope     string
+	log   *slog.Logger
+	http  *http.Client
+	cred  azcore.TokenCredential
+	scope string
 	// base is the scheme://host:port calls go to: the configured
 	// endpoint, or the host a redirect named (see Sink.follow).
 	base       atomic.Pointer[string]
-	invokePath string // /adminapi/beta/{tenant}/InvokeCommand
-	tenant     string // {tenant} in the URLs
+	invokePath string             // /adminapi/beta/{tenant}/InvokeCommand
+	tenant     string             // {tenant} in the URLs
 	hosts      *azauth.TokenHosts // where the token may go
-	anchor    string
-	timeout   time.Duration
-	retry     RetryPolicy
-	pageSize  int
-	lookup    Lookup
-	ttl       time.Duration
-	readBack  ReadBack
-	sem       chan struct{}
+	anchor     string
+	timeout    time.Duration
+	retry      RetryPolicy
+	pageSize   int
+	lookup     Lookup
+	ttl        time.Duration
+	readBack   ReadBack
+	sem        chan struct{}
 
 	readGate, writeGate retry.Gate
 
 	stats struct {
 		requests, retries, throttled, redirects, warnings atomic.Int64
-		rateLimited, remaining, paced, confirmed           atomic.Int64
+		rateLimited, remaining, paced, confirmed          atomic.Int64
 	}
 
 	// confirmLeft is how many more writes are to be confirmed by reading
@@ -298,12 +298,12 @@ func New(cfg Config, logger *slog.Logger) (*Sink, error) {
 		invokePath: "/adminapi/beta/" + tenant + "/InvokeCommand",
 		tenant:     tenant,
 		anchor:     anchorMailbox(anchorTenant),
-		timeout:   cfg.RequestTimeout,
-		retry:     cfg.Retry.withDefaults(),
-		pageSize:  cfg.PageSize,
-		lookup:    cfg.Lookup,
-		ttl:       cfg.IndexTTL,
-		readBack:  cfg.ReadBack,
+		timeout:    cfg.RequestTimeout,
+		retry:      cfg.Retry.withDefaults(),
+		pageSize:   cfg.PageSize,
+		lookup:     cfg.Lookup,
+		ttl:        cfg.IndexTTL,
+		readBack:   cfg.ReadBack,
 	}
 	if s.timeout <= 0 {
 		s.timeout = time.Minute

@@ -442,14 +442,18 @@ func (s *Sink) warn(q *request, raw json.RawMessage) {
 	}
 }
 
+// maxRateLimitReset is the longest Rate-Limit-Reset pace obeys.
+const maxRateLimitReset = 10 * time.Minute
+
 // pace reads the service's Rate-Limit-Remaining and Rate-Limit-Reset and,
 // when nothing remains, holds g shut until the reset, so that the workers
 // wait before a 429 rather than after it.
 //
 // Unconfirmed (FACTS.md: the headers exist, their limits are not
 // published): Rate-Limit-Reset is read as Retry-After is, seconds (a
-// fraction allowed) or an HTTP date; a reset longer than RetryPolicy.Cap
-// is cut to it. This is the only place that reads them.
+// fraction allowed) or an HTTP date; a reset longer than maxRateLimitReset
+// is taken as a form not understood (a Unix time, say) and ignored. This
+// is the only place that reads them.
 func (s *Sink) pace(h http.Header, g *retry.Gate) {
 	v := h.Get("Rate-Limit-Remaining")
 	if v == "" {
@@ -465,10 +469,9 @@ func (s *Sink) pace(h http.Header, g *retry.Gate) {
 		return
 	}
 	reset, ok := retry.After(h.Get("Rate-Limit-Reset"))
-	if !ok || reset <= 0 {
+	if !ok || reset <= 0 || reset > maxRateLimitReset {
 		return
 	}
-	reset = min(reset, s.retry.Cap)
 	if g.Remaining(time.Now()) < reset {
 		s.stats.paced.Add(1)
 		s.log.Debug("exchange: the service's budget is spent; pausing", "for", reset, "reason", h.Get("Rate-Limit-Reason"))

@@ -93,7 +93,7 @@ func (s *Sink) read(ctx context.Context, r *cloud.Recipient, noun string) (cloud
 		err = fmt.Errorf("%w: the Mailbox entity is not available: %w", errUndecodable, err)
 	}
 	if first != nil && errors.Is(err, errUndecodable) {
-		return cloud.Certificates{}, fmt.Errorf("Get-%s in CLIXML: %w; %w", noun, first, err)
+		return cloud.Certificates{}, fmt.Errorf("in CLIXML, Get-%s: %w; %w", noun, first, err)
 	}
 	return cloud.Certificates{}, err
 }

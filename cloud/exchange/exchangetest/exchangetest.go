@@ -151,6 +151,10 @@ type Config struct {
 	// of every @odata.nextLink it writes: a test of where a client sends
 	// its token when an answer names another host.
 	NextLinkBase string
+	// NextLinkHost, when set, makes every @odata.nextLink name this host
+	// at the server's own port (Route reaches it), unless NextLinkBase is
+	// set.
+	NextLinkHost string
 
 	// Host is the host name the server is reached at, instead of
 	// 127.0.0.1: URL becomes https://Host:port (tokens are issued for
@@ -415,14 +419,14 @@ func (s *Server) Redirects() int {
 	return s.redirects
 }
 
-// Route makes t reach the server under its host names (Host and
-// RegionalHost, at the server's port) and refuses to dial any other name
+// Route makes t reach the server under its host names (Host,
+// RegionalHost and NextLinkHost, at the server's port) and refuses to dial any other name
 // that is not a loopback address, so that a test never sends traffic off
 // the machine. It returns t.
 func (s *Server) Route(t *http.Transport) *http.Transport {
 	addr := s.srv.Listener.Addr().String()
 	names := map[string]bool{}
-	for _, n := range []string{s.cfg.Host, s.cfg.RegionalHost} {
+	for _, n := range []string{s.cfg.Host, s.cfg.RegionalHost, s.cfg.NextLinkHost} {
 		if n != "" {
 			names[strings.ToLower(n)] = true
 		}
@@ -872,8 +876,11 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, cmdlet string, para
 		tok := strconv.Itoa(s.nextPage) + "-" + base64.RawURLEncoding.EncodeToString([]byte(strconv.Itoa(seen)))
 		s.pages[tok] = &page{cmdlet: cmdlet, body: string(body), offset: seen, expires: s.now() + 10*time.Minute}
 		base := s.URL
-		if s.cfg.NextLinkBase != "" {
+		switch {
+		case s.cfg.NextLinkBase != "":
 			base = s.cfg.NextLinkBase
+		case s.cfg.NextLinkHost != "":
+			base = "https://" + net.JoinHostPort(s.cfg.NextLinkHost, s.port())
 		}
 		resp["@odata.nextLink"] = base + r.URL.Path + "?$skiptoken=" + tok
 	}
