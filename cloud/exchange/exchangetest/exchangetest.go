@@ -16,9 +16,23 @@
 // ([Config.TimeScale]) so a 150 s window lasts 1.5 s at scale 100; the
 // Retry-After it sends is in wall-clock seconds.
 //
-// Certificates read back as the string "System.Byte[]" by default, as the
-// JSON response format is believed to render them (FACTS.md, unconfirmed);
-// [Config.ReadBack] switches to base64 strings or {"Data":[…]} objects.
+// Certificates read back as the string "System.Byte[]" by default in the
+// JSON response format, as it is believed to render them (FACTS.md,
+// unconfirmed); [Config.ReadBack] switches to base64 strings or
+// {"Data":[…]} objects. Asked for with X-ResponseFormat: clixml and
+// X-SerializationLevel: Partial, the per-type cmdlets answer CLIXML with
+// base64 <BA> elements ([Config.CLIXML]); GET Mailbox('{id}') answers the
+// entity with {"Data":[…]} values ([Config.NoEntity],
+// [Config.EntityPlaceholder]).
+//
+// Its defaults are strict, as the service is believed to be: an annotated
+// null is refused ([Config.AllowTypedNull]); a write that changes nothing
+// carries @adminapi.warnings ([Config.NoWarnings]); writes carry
+// Rate-Limit-Limit, -Remaining and -Reset ([Config.NoRateLimitHeaders]).
+// [Config.Host] and [Config.RegionalHost] serve it under host names, the
+// second behind a redirect from the first, reached through [Server.Route]
+// without leaving the machine; [Config.Misread] models a service that
+// stores other bytes than the client meant.
 //
 // Faults are injected on demand with [Server.Fail]; counters ([Server.Requests],
 // [Server.Writes], [Server.Log]) let tests assert what reached the service.
