@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -87,6 +88,30 @@ var presets = map[Cloud]Endpoints{
 		Exchange: "https://partner.outlook.cn",
 		Graph:    "https://microsoftgraph.chinacloudapi.cn",
 	},
+}
+
+// exchangeHosts are, per cloud, the other host names Microsoft lists for
+// its Exchange Online endpoint: a redirect from the preset endpoint to one
+// of them is followed with the token (see [Cloud.ExchangeHosts]).
+//
+// Unconfirmed (FACTS.md): Microsoft's endpoint list names both
+// outlook-dod.office365.us and webmail.apps.mil for DoD; which one answers
+// app-only calls, and whether either redirects to the other, is not known.
+// The other clouds' hosts share their preset's registrable domain and need
+// no entry. They live only here.
+var exchangeHosts = map[Cloud][]string{
+	USGovDoD: {"outlook-dod.office365.us", "webmail.apps.mil"},
+}
+
+// ExchangeHosts returns the host names, besides those under the preset
+// Exchange endpoint's registrable domain, that the cloud's Exchange Online
+// may redirect a client to. An unknown cloud has none.
+func (c Cloud) ExchangeHosts() []string {
+	name := c
+	if name == "" {
+		name = Worldwide
+	}
+	return slices.Clone(exchangeHosts[Cloud(strings.ToLower(string(name)))])
 }
 
 // knownLoginHosts are the Microsoft Entra authority hosts for which MSAL's

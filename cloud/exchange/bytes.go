@@ -12,11 +12,24 @@ import (
 // certificate properties.
 const byteArrayType = "#Collection(Exchange.ByteArrayType)"
 
+// setByteArrays puts a certificate property into the parameters of a
+// Set-* call as the ExchangeOnlineManagement module writes it (FACTS.md):
+// values as "<Name>@odata.type": "#Collection(Exchange.ByteArrayType)" and
+// "<Name>": [{"Data":[48,130,…]},…]; no values as a plain "<Name>": null,
+// with no annotation (an OData reader may refuse a typed null for a
+// declared collection). This is the only place that knows the rule.
+func setByteArrays(params map[string]any, name string, vals [][]byte) {
+	if len(vals) == 0 {
+		params[name] = nil
+		return
+	}
+	params[name+"@odata.type"] = byteArrayType
+	params[name] = encodeByteArrays(vals)
+}
+
 // encodeByteArrays renders a MultiValuedProperty of byte arrays as
 // InvokeCommand takes it: [{"Data":[48,130,…]},…] (each byte a JSON
-// integer 0–255, not base64), or null for no values, which clears the
-// property. The caller sends it with the annotation
-// "<Name>@odata.type": "#Collection(Exchange.ByteArrayType)".
+// integer 0–255, not base64), or null for no values.
 //
 // Unconfirmed (FACTS.md): Microsoft does not document this endpoint; this is
 // the form the endpoint's $metadata declares and the ExchangeOnlineManagement

@@ -205,7 +205,9 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("a 429 storm ends with every write applied exactly once", func(t *testing.T) {
 		// Two writes per 1 s of service time at 10x: 100 ms windows, and
 		// concurrency-limit 429s on top.
-		e := newE2E(t, exchangetest.Config{Budget: 2, Window: time.Second, TimeScale: 10}, func(c *exchange.Config) { c.Retry.MaxTries = 20 })
+		// Without Rate-Limit-* headers, so that the 429 path is what is tested
+		// (pacing on them: TestRateLimitPacesBefore429).
+		e := newE2E(t, exchangetest.Config{Budget: 2, Window: time.Second, TimeScale: 10, NoRateLimitHeaders: true}, func(c *exchange.Config) { c.Retry.MaxTries = 20 })
 		e.exo.Fail(exchangetest.Fault{Kind: exchangetest.FaultThrottle, Times: 6, RetryAfter: 20 * time.Millisecond})
 		st := &smimesync.MemoryState{}
 		rep, err := e.syncer(e2eLDIF, st).Run(ctx(t))

@@ -18,7 +18,36 @@ var (
 	// ErrRetriesExhausted is wrapped when a call still fails after
 	// RetryPolicy.MaxTries attempts; the last failure is wrapped too.
 	ErrRetriesExhausted = errors.New("exchange: retries exhausted")
+	// ErrRedirect is wrapped when the endpoint redirects a call somewhere
+	// the sink will not follow: to a host outside the configured cloud (a
+	// [*azauth.TokenHostError], naming it, is wrapped too), without a
+	// Location, or too many times.
+	ErrRedirect = errors.New("exchange: redirect not followed")
+	// ErrReadBackMismatch is wrapped by a [*ReadBackMismatchError].
+	ErrReadBackMismatch = errors.New("exchange: a write read back other bytes than were written")
 )
+
+// ReadBackMismatchError is a write that the service accepted but read back
+// with other values than were sent: the bytes were encoded in a way the
+// service understands differently. It wraps [ErrReadBackMismatch]. Once
+// a sink has seen one, it refuses every later write with it.
+type ReadBackMismatchError struct {
+	// Recipient names the recipient written.
+	Recipient string
+	// Attribute is "UserCertificate" or "UserSMimeCertificate".
+	Attribute string
+	// Wrote and Read are the SHA-256 fingerprints (hex) of the values
+	// written and of those read back.
+	Wrote, Read []string
+}
+
+func (e *ReadBackMismatchError) Error() string {
+	return fmt.Sprintf("exchange: %s: %s was written as [%s] but reads back as [%s]: the service stores other bytes than smimesync sends (a wrong byte encoding); no more writes are sent",
+		e.Recipient, e.Attribute, strings.Join(e.Wrote, " "), strings.Join(e.Read, " "))
+}
+
+// Unwrap returns [ErrReadBackMismatch].
+func (e *ReadBackMismatchError) Unwrap() error { return ErrReadBackMismatch }
 
 // CmdletError is a cmdlet's failure as the endpoint reports it: an OData
 // error, or @adminapi.errors in a 200 answer. A 404 wraps

@@ -48,12 +48,12 @@ func ExampleNew() {
 	fmt.Println(r.Name, r.Kind)
 	err = sink.Write(ctx, r, cloud.Certificates{UserCertificate: [][]byte{{0x30, 0x03, 0x02, 0x01, 0x01}}})
 	fmt.Println("write:", err)
-	_, err = sink.Current(ctx, r)
-	fmt.Println("read back:", errors.Is(err, cloud.ErrUnreadable))
+	c, err := sink.Current(ctx, r)
+	fmt.Println("read back:", len(c.UserCertificate), "certificate,", errors.Is(err, cloud.ErrUnreadable))
 	// Output:
 	// alice@contoso.com UserMailbox
 	// write: <nil>
-	// read back: true
+	// read back: 1 certificate, false
 }
 
 // writeSecret puts a secret in a temporary file, as a secret_file would be.

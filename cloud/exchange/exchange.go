@@ -10,18 +10,24 @@
 // Lookup is "per_entry"); a directory-synced recipient comes back with
 // ReadOnly set, since Exchange Online refuses to change such objects.
 // Current reads a recipient with its type's cmdlet (Get-Mailbox,
-// Get-MailUser, Get-MailContact); the service is believed to render the
-// certificates as "System.Byte[]", in which case Current says so with
-// [cloud.ErrUnreadable] and the caller relies on what it last published.
-// Write calls Set-Mailbox, Set-MailUser or Set-MailContact.
+// Get-MailUser, Get-MailContact) in CLIXML, where byte arrays are base64,
+// and falls back to the Mailbox entity; the JSON format is believed to
+// render the certificates as "System.Byte[]". An answer the sink cannot
+// decode gives [cloud.ErrUnreadable], and the caller relies on what it last
+// published. Write calls Set-Mailbox, Set-MailUser or Set-MailContact and,
+// for the first writes of a run, reads them back (see [ReadBackAuto]).
 //
 // Every call is bounded in time, runs under a limit of concurrent requests,
 // and is retried on throttling and transient failures with the same
-// client-request-id (see [RetryPolicy]). The token goes only to the
-// configured Exchange endpoint's scheme, host and port (see
-// [azauth.TokenHosts]): an @odata.nextLink or a redirect to another host is
-// refused with an error naming it, and the read fails. The exchangetest
-// sub-package is an emulator of the endpoint for tests.
+// client-request-id (see [RetryPolicy]); Rate-Limit-Remaining reaching 0
+// pauses the calls until Rate-Limit-Reset. The token goes only to the
+// configured Exchange endpoint's scheme, host and port, or to a host of the
+// same cloud that a redirect or an @odata.nextLink names (see
+// [azauth.TokenHosts.LearnWithin]): a regional redirect (301, 302, 307,
+// 308) is re-sent as the same request, with the same client-request-id, and
+// its host serves every later call; a redirect or nextLink to any other
+// host is refused with an error naming it. The exchangetest sub-package is
+// an emulator of the endpoint for tests.
 package exchange
 
 import (
@@ -74,10 +80,17 @@ const (
 type ReadBack string
 
 const (
-	// ReadBackAuto asks the service and decodes what it can (the default).
-	// Once the service answers with certificates it renders without their
-	// bytes, Current stops asking for IndexTTL and answers
-	// [cloud.ErrUnreadable] at once.
+	// ReadBackAuto asks the service and decodes what it can (the default):
+	// Get-Mailbox, Get-MailUser or Get-MailContact in CLIXML, then, for a
+	// mailbox, the Mailbox entity (see [Sink.Current]). Once neither
+	// answer carries the certificates' bytes, Current stops asking for
+	// IndexTTL and answers [cloud.ErrUnreadable] at once.
+	//
+	// It also confirms the first writes of the sink's run: the first
+	// three writes whose read-back decodes are sent one at a time and
+	// each is read back; a read-back with other bytes than were written
+	// (a wrong byte encoding) gives a [*ReadBackMismatchError] at once,
+	// and every later Write refuses to send.
 	ReadBackAuto ReadBack = "auto"
 	// ReadBackNever answers Current with [cloud.ErrUnreadable] without a
 	// request: for tenants known to render certificates as "System.Byte[]",
@@ -122,37 +135,72 @@ type Config struct {
 	Credential azcore.TokenCredential `yaml:"-"`
 }
 
-// Stats counts what a Sink sent.
+// Stats counts what a Sink sent and what the service said about it.
 type Stats struct {
-	// Requests is the number of HTTP requests sent, retries included.
+	// Requests is the number of HTTP requests sent, retries and
+	// redirected requests included.
 	Requests int64
 	// Retries is the number of requests that were retries.
 	Retries int64
 	// Throttled is the number of 429 answers received.
 	Throttled int64
+	// Redirects is the number of redirects followed (each re-sends the
+	// request to a host of the configured cloud).
+	Redirects int64
+	// Warnings is the number of @adminapi.warnings received (each is
+	// logged at warn level).
+	Warnings int64
+	// RateLimited is the number of answers that carried
+	// Rate-Limit-Remaining; RateLimitRemaining is the last value seen (-1
+	// before any).
+	RateLimited, RateLimitRemaining int64
+	// Paced is the number of times the sink paused its calls because
+	// Rate-Limit-Remaining reached 0, before the service answered 429.
+	Paced int64
+	// Confirmed is the number of writes read back and found to hold what
+	// was written (see [ReadBackAuto]).
+	Confirmed int64
 }
 
 // Sink publishes certificates to Exchange Online recipients. Create it with
 // [New]; it is safe for concurrent use.
 type Sink struct {
-	log       *slog.Logger
-	http      *http.Client
-	cred      azcore.TokenCredential
-	scope     string
-	invokeURL string
-	hosts     *azauth.TokenHosts // where the token may go
-	anchor    string
-	timeout   time.Duration
-	retry     RetryPolicy
-	pageSize  int
-	lookup    Lookup
-	ttl       time.Duration
-	readBack  ReadBack
-	sem       chan struct{}
+	log   *slog.Logger
+	http  *http.Client
+	cred  azcore.TokenCredential
+	scope string
+	// base is the scheme://host:port calls go to: the configured
+	// endpoint, or the host a redirect named (see Sink.follow).
+	base       atomic.Pointer[string]
+	invokePath string             // /adminapi/beta/{tenant}/InvokeCommand
+	tenant     string             // {tenant} in the URLs
+	hosts      *azauth.TokenHosts // where the token may go
+	anchor     string
+	timeout    time.Duration
+	retry      RetryPolicy
+	pageSize   int
+	lookup     Lookup
+	ttl        time.Duration
+	readBack   ReadBack
+	sem        chan struct{}
 
 	readGate, writeGate retry.Gate
 
-	stats struct{ requests, retries, throttled atomic.Int64 }
+	stats struct {
+		requests, retries, throttled, redirects, warnings atomic.Int64
+		rateLimited, remaining, paced, confirmed          atomic.Int64
+	}
+
+	// confirmLeft is how many more writes are to be confirmed by reading
+	// them back; confirmMu makes those writes one at a time, so that a
+	// wrong encoding stops the sink after one write, not after
+	// Concurrency of them. mismatch, once set, refuses every later write.
+	confirmLeft atomic.Int64
+	confirmMu   sync.Mutex
+	mismatch    atomic.Pointer[ReadBackMismatchError]
+	// clixmlUndecodableAt is when (unix nanoseconds) a CLIXML read-back
+	// last came without certificate bytes; 0 when never.
+	clixmlUndecodableAt atomic.Int64
 
 	mu       sync.Mutex
 	idx      *index
@@ -224,26 +272,38 @@ func New(cfg Config, logger *slog.Logger) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A regional redirect may name another host of the same cloud: the
+	// preset's list of Exchange hosts counts only while the endpoint is
+	// the preset's own.
+	var presetHosts []string
+	if pe, err := cfg.Cloud.Endpoints(); err == nil && strings.EqualFold(pe.Exchange, ep.Exchange) {
+		presetHosts = cfg.Cloud.ExchangeHosts()
+	}
+	if err := hosts.LearnWithin(ep.Exchange, presetHosts...); err != nil {
+		return nil, err
+	}
 	// The sink's own copy of the client: the token goes only to the
-	// configured Exchange endpoint, through redirects too (the credential
-	// keeps the caller's client for its sign-in requests).
+	// hosts in s.hosts. Redirects are not followed by the client (it would
+	// turn the POST into a GET and drop the token); the sink re-sends the
+	// request itself (see Sink.call).
 	guarded := *client
 	guarded.Transport = hosts.Transport(client.Transport)
-	guarded.CheckRedirect = hosts.CheckRedirect
+	guarded.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	s := &Sink{
-		log:       logger,
-		http:      &guarded,
-		hosts:     hosts,
-		cred:      cred,
-		scope:     ep.ExchangeScope(),
-		invokeURL: ep.Exchange + "/adminapi/beta/" + tenant + "/InvokeCommand",
-		anchor:    anchorMailbox(anchorTenant),
-		timeout:   cfg.RequestTimeout,
-		retry:     cfg.Retry.withDefaults(),
-		pageSize:  cfg.PageSize,
-		lookup:    cfg.Lookup,
-		ttl:       cfg.IndexTTL,
-		readBack:  cfg.ReadBack,
+		log:        logger,
+		http:       &guarded,
+		hosts:      hosts,
+		cred:       cred,
+		scope:      ep.ExchangeScope(),
+		invokePath: "/adminapi/beta/" + tenant + "/InvokeCommand",
+		tenant:     tenant,
+		anchor:     anchorMailbox(anchorTenant),
+		timeout:    cfg.RequestTimeout,
+		retry:      cfg.Retry.withDefaults(),
+		pageSize:   cfg.PageSize,
+		lookup:     cfg.Lookup,
+		ttl:        cfg.IndexTTL,
+		readBack:   cfg.ReadBack,
 	}
 	if s.timeout <= 0 {
 		s.timeout = time.Minute
@@ -255,12 +315,23 @@ func New(cfg Config, logger *slog.Logger) (*Sink, error) {
 		s.ttl = 15 * time.Minute
 	}
 	s.sem = make(chan struct{}, n)
+	base := ep.Exchange
+	s.base.Store(&base)
+	s.stats.remaining.Store(-1)
+	if s.readBack == ReadBackAuto {
+		s.confirmLeft.Store(confirmWrites)
+	}
 	return s, nil
 }
 
 // Stats returns what the sink has sent so far.
 func (s *Sink) Stats() Stats {
-	return Stats{Requests: s.stats.requests.Load(), Retries: s.stats.retries.Load(), Throttled: s.stats.throttled.Load()}
+	return Stats{
+		Requests: s.stats.requests.Load(), Retries: s.stats.retries.Load(), Throttled: s.stats.throttled.Load(),
+		Redirects: s.stats.redirects.Load(), Warnings: s.stats.warnings.Load(),
+		RateLimited: s.stats.rateLimited.Load(), RateLimitRemaining: s.stats.remaining.Load(),
+		Paced: s.stats.paced.Load(), Confirmed: s.stats.confirmed.Load(),
+	}
 }
 
 // recipient is what Get-Recipient says about an object.
@@ -473,76 +544,17 @@ func (s *Sink) load(ctx context.Context) (*index, error) {
 	return idx, nil
 }
 
-// mailObject is what the per-type cmdlets say, as far as the sink reads it.
-type mailObject struct {
-	Guid                 string          `json:"Guid"`
-	UserCertificate      json.RawMessage `json:"UserCertificate"`
-	UserSMimeCertificate json.RawMessage `json:"UserSMimeCertificate"`
-}
-
-// Current reads the recipient's certificates with Get-Mailbox, Get-MailUser
-// or Get-MailContact. When the service renders them in a form that carries
-// no bytes ("System.Byte[]", FACTS.md), or ReadBack is "never", it returns
-// an error wrapping [cloud.ErrUnreadable]. A recipient that no longer exists
-// gives an error wrapping [cloud.ErrNotFound].
-func (s *Sink) Current(ctx context.Context, r *cloud.Recipient) (cloud.Certificates, error) {
-	if s.readBack == ReadBackNever {
-		return cloud.Certificates{}, fmt.Errorf("exchange: %s: read-back disabled (read_back: never): %w", name(r), cloud.ErrUnreadable)
-	}
-	if at := s.unreadableAt.Load(); at != 0 && time.Since(time.Unix(0, at)) < s.ttl {
-		// The tenant was seen to render certificates without their bytes:
-		// asking again for every recipient would only cost a request
-		// each. Ask again after the index's TTL.
-		return cloud.Certificates{}, fmt.Errorf("exchange: %s: the service does not return certificate bytes (seen %s ago): %w",
-			name(r), time.Since(time.Unix(0, at)).Round(time.Second), cloud.ErrUnreadable)
-	}
-	noun, err := s.noun(ctx, r)
-	if err != nil {
-		return cloud.Certificates{}, err
-	}
-	var obj *mailObject
-	err = s.invoke(ctx, "Get-"+noun, map[string]any{"Identity": r.ID}, false, func(vals []json.RawMessage) error {
-		if len(vals) > 0 && obj == nil {
-			obj = &mailObject{}
-			if err := json.Unmarshal(vals[0], obj); err != nil {
-				return fmt.Errorf("exchange: Get-%s %s: %w", noun, name(r), err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return cloud.Certificates{}, err
-	}
-	if obj == nil {
-		return cloud.Certificates{}, fmt.Errorf("exchange: Get-%s %s: empty answer: %w", noun, name(r), cloud.ErrNotFound)
-	}
-	var c cloud.Certificates
-	for _, p := range []struct {
-		attr string
-		raw  json.RawMessage
-		dst  *[][]byte
-	}{
-		{"UserCertificate", obj.UserCertificate, &c.UserCertificate},
-		{"UserSMimeCertificate", obj.UserSMimeCertificate, &c.UserSMIMECertificate},
-	} {
-		v, err := decodeByteArrays(p.raw)
-		if err != nil {
-			if s.unreadableAt.Swap(time.Now().UnixNano()) == 0 {
-				s.log.Info("exchange: the service does not return certificate bytes; relying on what was last published", "recipient", name(r), "attribute", p.attr, "detail", err.Error())
-			}
-			return cloud.Certificates{}, fmt.Errorf("exchange: %s: %s: %w: %w", name(r), p.attr, cloud.ErrUnreadable, err)
-		}
-		*p.dst = v
-	}
-	return c, nil
-}
-
 // Write replaces the recipient's UserCertificate and UserSMimeCertificate
 // with c, clearing an attribute for which c holds no value, through
 // Set-Mailbox, Set-MailUser or Set-MailContact. A recipient the service
 // refuses to change (directory-synced) gives a [*cloud.NotWritableError];
 // values over [MaxValues] or [MaxValueSize] give a [*LimitError] and
 // nothing is sent.
+//
+// With ReadBack "auto", the first writes of the sink's run are read back
+// (see [ReadBackAuto]); one that reads back other bytes than were written
+// gives a [*ReadBackMismatchError], and so does every later Write, without
+// sending anything.
 func (s *Sink) Write(ctx context.Context, r *cloud.Recipient, c cloud.Certificates) error {
 	for _, a := range []struct {
 		attr string
@@ -564,13 +576,18 @@ func (s *Sink) Write(ctx context.Context, r *cloud.Recipient, c cloud.Certificat
 	if err != nil {
 		return err
 	}
-	params := map[string]any{
-		"Identity":                        r.ID,
-		"UserCertificate@odata.type":      byteArrayType,
-		"UserCertificate":                 encodeByteArrays(c.UserCertificate),
-		"UserSMimeCertificate@odata.type": byteArrayType,
-		"UserSMimeCertificate":            encodeByteArrays(c.UserSMIMECertificate),
+	if s.confirmLeft.Load() > 0 {
+		// The first writes of the run go one at a time, each read back
+		// before the next is sent.
+		s.confirmMu.Lock()
+		defer s.confirmMu.Unlock()
 	}
+	if m := s.mismatch.Load(); m != nil {
+		return fmt.Errorf("exchange: not writing %s: %w", name(r), m)
+	}
+	params := map[string]any{"Identity": r.ID}
+	setByteArrays(params, "UserCertificate", c.UserCertificate)
+	setByteArrays(params, "UserSMimeCertificate", c.UserSMIMECertificate)
 	err = s.invoke(ctx, "Set-"+noun, params, true, func([]json.RawMessage) error { return nil })
 	var ce *CmdletError
 	if errors.As(err, &ce) && isWriteScope(ce.Message) {
@@ -578,6 +595,9 @@ func (s *Sink) Write(ctx context.Context, r *cloud.Recipient, c cloud.Certificat
 	}
 	if err != nil {
 		return fmt.Errorf("exchange: writing %s: %w", name(r), err)
+	}
+	if s.confirmLeft.Load() > 0 {
+		return s.confirm(ctx, r, noun, c)
 	}
 	return nil
 }

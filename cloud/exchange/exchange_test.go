@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -43,6 +44,14 @@ type env struct {
 // against them through the real azidentity client.
 func newEnv(t testing.TB, ecfg exchangetest.Config, mod func(*exchange.Config)) *env {
 	t.Helper()
+	return newEnvLog(t, ecfg, mod, nil)
+}
+
+// newEnvLog is newEnv with a logger for the sink. An emulator with host
+// names (Config.Host, RegionalHost) is reached through a transport routed
+// to it (exchangetest.Server.Route): nothing leaves the machine.
+func newEnvLog(t testing.TB, ecfg exchangetest.Config, mod func(*exchange.Config), logger *slog.Logger) *env {
+	t.Helper()
 	tokens := azauthtest.NewServer()
 	t.Cleanup(tokens.Close)
 	tokens.AddSecretApp(tenant, clientID, secret)
@@ -54,6 +63,9 @@ func newEnv(t testing.TB, ecfg exchangetest.Config, mod func(*exchange.Config)) 
 	t.Setenv("TEST_EXCHANGE_SECRET", secret)
 	client := tokens.Client() // trusts both emulators: they share httptest's certificate
 	client.Transport.(*http.Transport).MaxIdleConnsPerHost = 16
+	if ecfg.Host != "" || ecfg.RegionalHost != "" || ecfg.NextLinkHost != "" {
+		exo.Route(client.Transport.(*http.Transport))
+	}
 	cfg := exchange.Config{
 		Config: azauth.Config{
 			TenantID:  tenant,
@@ -69,7 +81,7 @@ func newEnv(t testing.TB, ecfg exchangetest.Config, mod func(*exchange.Config)) 
 	if mod != nil {
 		mod(&cfg)
 	}
-	sink, err := exchange.New(cfg, nil)
+	sink, err := exchange.New(cfg, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,16 +156,21 @@ func TestWriteAndReadBack(t *testing.T) {
 	want := cloud.Certificates{UserCertificate: [][]byte{cert1, cert2}, UserSMIMECertificate: [][]byte{blob}}
 	modes := []struct {
 		name     string
-		mode     exchangetest.ReadBack
+		cfg      exchangetest.Config
 		readable bool
 	}{
-		{"placeholder", exchangetest.ReadBackPlaceholder, false},
-		{"base64", exchangetest.ReadBackBase64, true},
-		{"byte array", exchangetest.ReadBackByteArray, true},
+		// Neither CLIXML nor the entity carries bytes, and JSON renders
+		// "System.Byte[]".
+		{"placeholder", exchangetest.Config{ReadBack: exchangetest.ReadBackPlaceholder, CLIXML: exchangetest.CLIXMLPlaceholder, EntityPlaceholder: true}, false},
+		// The service ignores X-ResponseFormat and answers JSON.
+		{"json base64", exchangetest.Config{ReadBack: exchangetest.ReadBackBase64, CLIXML: exchangetest.CLIXMLIgnored}, true},
+		{"json byte array", exchangetest.Config{ReadBack: exchangetest.ReadBackByteArray, CLIXML: exchangetest.CLIXMLIgnored}, true},
+		// The emulator's default: CLIXML with <BA> elements.
+		{"clixml", exchangetest.Config{}, true},
 	}
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
-			e := newEnv(t, exchangetest.Config{ReadBack: m.mode}, nil)
+			e := newEnv(t, m.cfg, nil)
 			e.exo.Add(seed()...)
 			for _, addr := range []string{"alice@contoso.com", "bob@contoso.com", "carol@partner.example"} {
 				r, err := e.sink.Find(ctx(t), &directory.Entry{DN: "cn=" + addr, Mail: addr})
@@ -380,7 +397,9 @@ func TestRetries(t *testing.T) {
 func TestThrottledWritesAppliedOnce(t *testing.T) {
 	// A budget of 10 writes per 2 s of service time, with the clock 20x
 	// faster: 100 ms windows. 60 recipients need 6 windows.
-	e := newEnv(t, exchangetest.Config{Budget: 10, Window: 2 * time.Second, TimeScale: 20}, func(c *exchange.Config) {
+	// Without Rate-Limit-* headers, so that the 429 path is what is tested
+	// (pacing on them: TestRateLimitPacesBefore429).
+	e := newEnv(t, exchangetest.Config{Budget: 10, Window: 2 * time.Second, TimeScale: 20, NoRateLimitHeaders: true}, func(c *exchange.Config) {
 		c.Retry.MaxTries = 20
 	})
 	var rs []exchangetest.Recipient

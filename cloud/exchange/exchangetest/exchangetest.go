@@ -16,19 +16,36 @@
 // ([Config.TimeScale]) so a 150 s window lasts 1.5 s at scale 100; the
 // Retry-After it sends is in wall-clock seconds.
 //
-// Certificates read back as the string "System.Byte[]" by default, as the
-// JSON response format is believed to render them (FACTS.md, unconfirmed);
-// [Config.ReadBack] switches to base64 strings or {"Data":[…]} objects.
+// Certificates read back as the string "System.Byte[]" by default in the
+// JSON response format, as it is believed to render them (FACTS.md,
+// unconfirmed); [Config.ReadBack] switches to base64 strings or
+// {"Data":[…]} objects. Asked for with X-ResponseFormat: clixml and
+// X-SerializationLevel: Partial, the per-type cmdlets answer CLIXML with
+// base64 <BA> elements ([Config.CLIXML]); GET Mailbox('{id}') answers the
+// entity with {"Data":[…]} values ([Config.NoEntity],
+// [Config.EntityPlaceholder]).
+//
+// Its defaults are strict, as the service is believed to be: an annotated
+// null is refused ([Config.AllowTypedNull]); a write that changes nothing
+// carries @adminapi.warnings ([Config.NoWarnings]); writes carry
+// Rate-Limit-Limit, -Remaining and -Reset ([Config.NoRateLimitHeaders]).
+// [Config.Host] and [Config.RegionalHost] serve it under host names, the
+// second behind a redirect from the first, reached through [Server.Route]
+// without leaving the machine; [Config.Misread] models a service that
+// stores other bytes than the client meant.
 //
 // Faults are injected on demand with [Server.Fail]; counters ([Server.Requests],
 // [Server.Writes], [Server.Log]) let tests assert what reached the service.
 package exchangetest
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -148,7 +165,68 @@ type Config struct {
 	// of every @odata.nextLink it writes: a test of where a client sends
 	// its token when an answer names another host.
 	NextLinkBase string
+	// NextLinkHost, when set, makes every @odata.nextLink name this host
+	// at the server's own port (Route reaches it), unless NextLinkBase is
+	// set.
+	NextLinkHost string
+
+	// Host is the host name the server is reached at, instead of
+	// 127.0.0.1: URL becomes https://Host:port (tokens are issued for
+	// it). It must be a name the TLS certificate covers: "example.com" or
+	// one label under it ("outlook.example.com"). Clients reach it through
+	// a transport set up by [Server.Route]; nothing resolves it otherwise.
+	Host string
+	// RegionalHost, when set, is the tenant's regional host: every request
+	// to any other host name is answered RedirectStatus with a Location
+	// on RegionalHost (same port, path and query), as Exchange Online
+	// redirects some tenants; requests to RegionalHost are served. The
+	// same rule as Host applies to the name.
+	RegionalHost string
+	// RedirectStatus is the status of that redirect (default 302).
+	RedirectStatus int
+
+	// AllowTypedNull accepts a clearing null sent with an @odata.type
+	// annotation ("UserCertificate@odata.type": …, "UserCertificate":
+	// null). By default the server refuses it, as an OData reader may: the
+	// module sends a plain null (FACTS.md).
+	AllowTypedNull bool
+	// CLIXML says how Get-Mailbox, Get-MailUser and Get-MailContact answer
+	// a request with X-ResponseFormat: clixml (default CLIXMLBytes).
+	CLIXML CLIXMLMode
+	// NoEntity removes the Mailbox entity
+	// (GET /adminapi/beta/{tenant}/Mailbox('{id}')): it answers 404.
+	NoEntity bool
+	// EntityPlaceholder makes the Mailbox entity render the certificates
+	// as the JSON cmdlets are believed to ("System.Byte[]").
+	EntityPlaceholder bool
+	// NoWarnings leaves out @adminapi.warnings (by default a Set-* that
+	// changes nothing carries one, as the service's does).
+	NoWarnings bool
+	// NoRateLimitHeaders leaves out the Rate-Limit-* headers (by default
+	// every write's answer carries Rate-Limit-Limit, -Remaining and
+	// -Reset, from the write budget).
+	NoRateLimitHeaders bool
+	// Misread, when set, models a service that accepts a write but
+	// understands its bytes otherwise than the client meant (a wrong byte
+	// encoding): each value written is stored as Misread returns it.
+	Misread func(v []byte) []byte
 }
+
+// CLIXMLMode says how the per-type cmdlets answer in CLIXML.
+type CLIXMLMode int
+
+const (
+	// CLIXMLBytes answers with the JSON envelope whose "value" holds one
+	// CLIXML document per object, certificates as lists of base64 <BA>
+	// elements (the default). Without X-SerializationLevel: Partial the
+	// certificates are rendered as "System.Byte[]" strings (unconfirmed:
+	// the module always sends Partial).
+	CLIXMLBytes CLIXMLMode = iota
+	// CLIXMLPlaceholder renders each certificate as <S>System.Byte[]</S>.
+	CLIXMLPlaceholder
+	// CLIXMLIgnored answers in JSON whatever X-ResponseFormat says.
+	CLIXMLIgnored
+)
 
 // FaultKind is a kind of injected failure.
 type FaultKind int
@@ -200,6 +278,14 @@ type Request struct {
 	// Status is the HTTP status answered (0 for a dropped connection or
 	// timeout).
 	Status int
+	// Method and Host are the request's method and Host header.
+	Method, Host string
+	// Path is the request's path.
+	Path string
+	// Header holds the request's headers, Authorization left out.
+	Header http.Header
+	// Token reports whether the request carried a bearer token.
+	Token bool
 }
 
 type rec struct {
@@ -238,6 +324,7 @@ type Server struct {
 	budget    map[budgetKey]*window
 	pages     map[string]*page
 	nextPage  int
+	redirects int
 	faults    []*Fault
 	requests  map[string]int
 	throttled int
@@ -274,10 +361,108 @@ func NewServer(cfg Config) *Server {
 		pages: map[string]*page{}, requests: map[string]int{},
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/adminapi/beta/{tenant}/InvokeCommand", s.invoke)
-	s.srv = httptest.NewTLSServer(mux)
+	mux.HandleFunc("/adminapi/beta/{tenant}/{entity}", func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.PathValue("entity") == "InvokeCommand":
+			s.invoke(w, r)
+		case r.Method == http.MethodGet:
+			s.entity(w, r)
+		default:
+			odataError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "", "", "entities take GET")
+		}
+	})
+	s.srv = httptest.NewTLSServer(s.redirecting(mux))
 	s.URL = s.srv.URL
+	if cfg.Host != "" {
+		s.URL = "https://" + net.JoinHostPort(cfg.Host, s.port())
+	}
 	return s
+}
+
+func (s *Server) port() string {
+	_, port, _ := net.SplitHostPort(s.srv.Listener.Addr().String())
+	return port
+}
+
+// redirecting answers every request to a host other than RegionalHost
+// with a redirect there, when RegionalHost is set.
+func (s *Server) redirecting(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.RegionalHost == "" || strings.EqualFold(hostOnly(r.Host), s.cfg.RegionalHost) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		status := s.cfg.RedirectStatus
+		if status == 0 {
+			status = http.StatusFound
+		}
+		body := readAll(r)
+		var in invocation
+		_ = json.Unmarshal(body, &in)
+		q := s.record(Request{Cmdlet: in.CmdletInput.CmdletName, Identity: unquote(in.CmdletInput.Parameters["Identity"]),
+			ClientRequestID: r.Header.Get("client-request-id"), Method: r.Method, Host: r.Host, Path: r.URL.Path,
+			Header: headerWithoutToken(r.Header), Token: r.Header.Get("Authorization") != ""})
+		s.mu.Lock()
+		s.redirects++
+		q.Status = status
+		s.mu.Unlock()
+		loc := "https://" + net.JoinHostPort(s.cfg.RegionalHost, s.port()) + r.URL.RequestURI()
+		w.Header().Set("Location", loc)
+		w.WriteHeader(status)
+	})
+}
+
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return hostport
+}
+
+func headerWithoutToken(h http.Header) http.Header {
+	c := h.Clone()
+	c.Del("Authorization")
+	return c
+}
+
+// Redirects returns the number of requests answered with a redirect to
+// RegionalHost.
+func (s *Server) Redirects() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.redirects
+}
+
+// Route makes t reach the server under its host names (Host,
+// RegionalHost and NextLinkHost, at the server's port) and refuses to dial any other name
+// that is not a loopback address, so that a test never sends traffic off
+// the machine. It returns t.
+func (s *Server) Route(t *http.Transport) *http.Transport {
+	addr := s.srv.Listener.Addr().String()
+	names := map[string]bool{}
+	for _, n := range []string{s.cfg.Host, s.cfg.RegionalHost, s.cfg.NextLinkHost} {
+		if n != "" {
+			names[strings.ToLower(n)] = true
+		}
+	}
+	next := t.DialContext
+	if next == nil {
+		next = (&net.Dialer{}).DialContext
+	}
+	t.DialContext = func(ctx context.Context, network, hostport string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(hostport)
+		if err != nil {
+			return nil, err
+		}
+		if names[strings.ToLower(host)] {
+			return next(ctx, network, addr)
+		}
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() || strings.EqualFold(host, "localhost") {
+			return next(ctx, network, hostport)
+		}
+		return nil, fmt.Errorf("exchangetest: refusing to dial %s: not a name of this server nor a loopback address", hostport)
+	}
+	return t
 }
 
 // Close stops the server, ending requests held by FaultTimeout.
@@ -487,7 +672,8 @@ func (s *Server) invoke(hw http.ResponseWriter, r *http.Request) {
 	_ = json.Unmarshal(body, &in)
 	cmdlet := in.CmdletInput.CmdletName
 	identity := unquote(in.CmdletInput.Parameters["Identity"])
-	logged := s.record(Request{Cmdlet: cmdlet, Identity: identity, ClientRequestID: r.Header.Get("client-request-id")})
+	logged := s.record(Request{Cmdlet: cmdlet, Identity: identity, ClientRequestID: r.Header.Get("client-request-id"),
+		Method: r.Method, Host: r.Host, Path: r.URL.Path, Header: headerWithoutToken(r.Header), Token: r.Header.Get("Authorization") != ""})
 	w := &statusWriter{ResponseWriter: hw}
 	defer func() {
 		s.mu.Lock()
@@ -633,15 +819,17 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, cmdlet string, para
 		s.mu.Lock()
 		x := s.byKey[strings.ToLower(id)]
 		var out map[string]any
+		var item any
 		if x != nil && (noun == "Recipient" || x.noun() == noun) {
 			out = s.render(x, noun != "Recipient")
+			item = s.item(r, x, out, noun)
 		}
 		s.mu.Unlock()
 		if out == nil {
 			notFound(w, id)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"@odata.context": s.context(noun), "value": []any{out}})
+		writeJSON(w, http.StatusOK, map[string]any{"@odata.context": s.context(noun), "value": []any{item}})
 		return
 	}
 	types := stringList(params["RecipientType"])
@@ -693,7 +881,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, cmdlet string, para
 		if len(value) == size || limit >= 0 && seen >= limit {
 			break
 		}
-		value = append(value, s.render(x, noun != "Recipient"))
+		value = append(value, s.item(r, x, s.render(x, noun != "Recipient"), noun))
 		seen++
 	}
 	resp := map[string]any{"@odata.context": s.context(noun), "value": value}
@@ -702,8 +890,11 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, cmdlet string, para
 		tok := strconv.Itoa(s.nextPage) + "-" + base64.RawURLEncoding.EncodeToString([]byte(strconv.Itoa(seen)))
 		s.pages[tok] = &page{cmdlet: cmdlet, body: string(body), offset: seen, expires: s.now() + 10*time.Minute}
 		base := s.URL
-		if s.cfg.NextLinkBase != "" {
+		switch {
+		case s.cfg.NextLinkBase != "":
 			base = s.cfg.NextLinkBase
+		case s.cfg.NextLinkHost != "":
+			base = "https://" + net.JoinHostPort(s.cfg.NextLinkHost, s.port())
 		}
 		resp["@odata.nextLink"] = base + r.URL.Path + "?$skiptoken=" + tok
 	}
@@ -784,15 +975,21 @@ func (s *Server) set(w http.ResponseWriter, c azauthtest.Claims, cmdlet string, 
 			left := s.wall(win.start + s.cfg.Window - now)
 			s.mu.Unlock()
 			w.Header().Set("Retry-After", seconds(left))
-			w.Header().Set("Rate-Limit-Limit", strconv.Itoa(s.cfg.Budget))
-			w.Header().Set("Rate-Limit-Remaining", "0")
-			w.Header().Set("Rate-Limit-Reset", seconds(left))
+			if !s.cfg.NoRateLimitHeaders {
+				w.Header().Set("Rate-Limit-Limit", strconv.Itoa(s.cfg.Budget))
+				w.Header().Set("Rate-Limit-Remaining", "0")
+				w.Header().Set("Rate-Limit-Reset", seconds(left))
+			}
 			odataError(w, http.StatusTooManyRequests, "TooManyRequests", "", "", "Application is over its write limit for this tenant. Retry after the time given in Retry-After.")
 			return
 		}
 		win.used++
-		w.Header().Set("Rate-Limit-Limit", strconv.Itoa(s.cfg.Budget))
-		w.Header().Set("Rate-Limit-Remaining", strconv.Itoa(s.cfg.Budget-win.used))
+		if !s.cfg.NoRateLimitHeaders {
+			w.Header().Set("Rate-Limit-Limit", strconv.Itoa(s.cfg.Budget))
+			w.Header().Set("Rate-Limit-Remaining", strconv.Itoa(s.cfg.Budget-win.used))
+			w.Header().Set("Rate-Limit-Reset", seconds(s.wall(win.start+s.cfg.Window-now)))
+			w.Header().Set("Rate-Limit-Reason", "write budget per app and tenant")
+		}
 		s.mu.Unlock()
 	}
 
@@ -812,6 +1009,11 @@ func (s *Server) set(w http.ResponseWriter, c azauthtest.Claims, cmdlet string, 
 		case annotation:
 			if unquote(raw) != "#Collection(Exchange.ByteArrayType)" {
 				odataError(w, http.StatusBadRequest, "BadRequest", "ParameterBindingException", "System.Management.Automation.ParameterBindingException", fmt.Sprintf("%s: type %s is not #Collection(Exchange.ByteArrayType)", name, raw))
+				return
+			}
+			if v, ok := params[base]; ok && string(v) == "null" && !s.cfg.AllowTypedNull {
+				odataError(w, http.StatusBadRequest, "BadRequest", "", "Microsoft.OData.ODataException",
+					fmt.Sprintf("A null value was found for the property named '%s', which has the expected type '%s'. The expected type does not allow null values.", base, unquote(raw)))
 				return
 			}
 			continue
@@ -851,17 +1053,158 @@ func (s *Server) set(w http.ResponseWriter, c azauthtest.Claims, cmdlet string, 
 		s.mu.Lock()
 		return
 	}
+	modified := false
 	for _, ch := range changes {
-		if ch.name == "UserCertificate" {
-			x.UserCertificate = ch.vals
-		} else {
-			x.UserSMimeCertificate = ch.vals
+		if s.cfg.Misread != nil {
+			for i, v := range ch.vals {
+				ch.vals[i] = s.cfg.Misread(v)
+			}
 		}
+		dst := &x.UserSMimeCertificate
+		if ch.name == "UserCertificate" {
+			dst = &x.UserCertificate
+		}
+		if !sameValues(*dst, ch.vals) {
+			modified = true
+		}
+		*dst = ch.vals
 	}
 	x.writes++
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"@odata.context": s.context("Collection(Exchange.GenericHashTable)"), "value": []any{}})
+	resp := map[string]any{"@odata.context": s.context("Collection(Exchange.GenericHashTable)"), "value": []any{}}
+	if !modified && !s.cfg.NoWarnings {
+		resp["@adminapi.warnings"] = []string{fmt.Sprintf("The command completed successfully but no settings of '%s' have been modified.", x.Name)}
+	}
+	writeJSON(w, http.StatusOK, resp)
 	s.mu.Lock()
+}
+
+func sameValues(a, b [][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if string(a[i]) != string(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// item is how a recipient is rendered in a "value" list: out, its JSON
+// rendering, or, for a per-type cmdlet asked for in CLIXML, a CLIXML
+// document as a JSON string.
+func (s *Server) item(r *http.Request, x *rec, out map[string]any, noun string) any {
+	if noun == "Recipient" || !strings.EqualFold(r.Header.Get("X-ResponseFormat"), "clixml") || s.cfg.CLIXML == CLIXMLIgnored {
+		return out
+	}
+	bytesOK := s.cfg.CLIXML == CLIXMLBytes && strings.EqualFold(r.Header.Get("X-SerializationLevel"), "Partial")
+	return s.clixml(x, noun, bytesOK)
+}
+
+// clixml renders a recipient as PowerShell serializes it: an <Objs>
+// document with one <Obj>, the certificates as MultiValuedProperty lists of
+// <BA> (base64) elements when bytesOK, else of <S>System.Byte[]</S>.
+func (s *Server) clixml(x *rec, noun string, bytesOK bool) string {
+	var b strings.Builder
+	esc := html.EscapeString
+	b.WriteString(`<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">`)
+	fmt.Fprintf(&b, `<Obj RefId="0"><TN RefId="0"><T>Deserialized.Microsoft.Exchange.Data.Directory.Management.%s</T><T>Deserialized.Microsoft.Exchange.Data.Directory.ADPresentationObject</T><T>Deserialized.System.Object</T></TN><ToString>%s</ToString><Props>`, noun, esc(x.Name))
+	fmt.Fprintf(&b, `<S N="Name">%s</S><G N="Guid">%s</G><S N="PrimarySmtpAddress">%s</S><S N="RecipientTypeDetails">%s</S><B N="IsDirSynced">%t</B>`,
+		esc(x.Name), esc(x.Guid), esc(x.PrimarySmtpAddress), esc(x.RecipientTypeDetails), x.IsDirSynced)
+	for i, p := range []struct {
+		name string
+		vals [][]byte
+	}{{"UserCertificate", x.UserCertificate}, {"UserSMimeCertificate", x.UserSMimeCertificate}} {
+		fmt.Fprintf(&b, `<Obj N="%s" RefId="%d">`, p.name, i+1)
+		if i == 0 {
+			b.WriteString(`<TN RefId="1"><T>Deserialized.Microsoft.Exchange.Data.MultiValuedProperty` + "`" + `1[[System.Byte[], System.Private.CoreLib, Version=8.0.0.0, Culture=neutral, PublicKeyToken=7cec85d7bea7798e]]</T><T>Deserialized.Microsoft.Exchange.Data.MultiValuedPropertyBase</T><T>Deserialized.System.Object</T></TN>`)
+		} else {
+			b.WriteString(`<TNRef RefId="1" />`)
+		}
+		if len(p.vals) == 0 {
+			b.WriteString(`<LST /></Obj>`)
+			continue
+		}
+		b.WriteString(`<LST>`)
+		for _, v := range p.vals {
+			if bytesOK {
+				b.WriteString(`<BA>` + base64.StdEncoding.EncodeToString(v) + `</BA>`)
+			} else {
+				b.WriteString(`<S>` + Placeholder + `</S>`)
+			}
+		}
+		b.WriteString(`</LST></Obj>`)
+	}
+	b.WriteString(`</Props></Obj></Objs>`)
+	return b.String()
+}
+
+// entity answers GET /adminapi/beta/{tenant}/Mailbox('{id}'): the
+// mailbox's certificates typed Collection(Exchange.ByteArrayType), each
+// {"Data":[…]} (or "System.Byte[]" with EntityPlaceholder).
+func (s *Server) entity(hw http.ResponseWriter, r *http.Request) {
+	w := &statusWriter{ResponseWriter: hw}
+	logged := s.record(Request{Cmdlet: "GET Mailbox", ClientRequestID: r.Header.Get("client-request-id"),
+		Method: r.Method, Host: r.Host, Path: r.URL.Path, Header: headerWithoutToken(r.Header), Token: r.Header.Get("Authorization") != ""})
+	defer func() {
+		s.mu.Lock()
+		logged.Status = w.status
+		s.mu.Unlock()
+	}()
+	if _, ok := s.authorize(w, r); !ok {
+		return
+	}
+	ent := r.PathValue("entity")
+	key, ok := strings.CutPrefix(ent, "Mailbox('")
+	key, ok2 := strings.CutSuffix(key, "')")
+	if s.cfg.NoEntity || !ok || !ok2 {
+		odataError(w, http.StatusNotFound, "NotFound", "", "", fmt.Sprintf("No HTTP resource was found that matches the request URI %q.", r.URL.Path))
+		return
+	}
+	if t := r.PathValue("tenant"); !strings.EqualFold(t, s.cfg.TenantID) && !strings.EqualFold(t, s.cfg.Organization) {
+		odataError(w, http.StatusNotFound, "NotFound", "", "", fmt.Sprintf("tenant %q is not served here", t))
+		return
+	}
+	key = strings.ReplaceAll(key, "''", "'")
+	s.mu.Lock()
+	x := s.byKey[strings.ToLower(key)]
+	if x == nil || x.noun() != "Mailbox" {
+		s.mu.Unlock()
+		notFound(w, key)
+		return
+	}
+	m := map[string]any{
+		"@odata.context":     s.URL + "/adminapi/beta/" + s.cfg.TenantID + "/$metadata#Mailbox/$entity",
+		"ExchangeObjectId":   x.Guid,
+		"Guid":               x.Guid,
+		"PrimarySmtpAddress": x.PrimarySmtpAddress,
+	}
+	for _, p := range []struct {
+		name string
+		vals [][]byte
+	}{{"UserCertificate", x.UserCertificate}, {"UserSMimeCertificate", x.UserSMimeCertificate}} {
+		vals := make([]any, 0, len(p.vals))
+		for _, v := range p.vals {
+			if s.cfg.EntityPlaceholder {
+				vals = append(vals, Placeholder)
+				continue
+			}
+			ints := make([]int, len(v))
+			for i, c := range v {
+				ints[i] = int(c)
+			}
+			vals = append(vals, map[string]any{"Data": ints})
+		}
+		if s.cfg.EntityPlaceholder {
+			m[p.name+"@odata.type"] = "#Collection(String)"
+		} else {
+			m[p.name+"@odata.type"] = "#Collection(Exchange.ByteArrayType)"
+		}
+		m[p.name] = vals
+	}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, m)
 }
 
 // parseByteArrays reads a MultiValuedProperty of byte arrays as the
