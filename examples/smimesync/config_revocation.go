@@ -33,6 +33,7 @@ func (c *Config) extraPolicy(p *smimesync.Policy, log *slog.Logger) error {
 		return nil
 	}
 	chk := &revocation.Checker{
+		Now:        clock,
 		HardFail:   r.HardFail,
 		Timeout:    r.Timeout,
 		MaxCRLSize: r.MaxCRLSize,
