@@ -4,6 +4,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Blob is a parsed userSMIMECertificate value: a CMS SignedData, DER or BER,
@@ -29,6 +30,11 @@ type Blob struct {
 	Content bool
 	// Verified is true when every signature was checked and is valid.
 	// VerifyError says why not when signers exist and Verified is false.
+	//
+	// A signing time outside the signer certificate's validity does not
+	// change either: the signature is checked all the same, and
+	// Signer.SigningTimeOutsideValidity reports the finding (Policy turns
+	// it into a note, never a reason to drop).
 	Verified    bool
 	VerifyError error
 }
@@ -51,6 +57,27 @@ type Signer struct {
 	// when that is absent, Microsoft's 1.3.6.1.4.1.311.16.4; nil when
 	// neither is present.
 	EncryptionKeyPreference *IssuerSerial
+	// SigningTime is the signingTime signed attribute (RFC 5652 11.3), as
+	// the signer claims it; zero when the attribute is absent or cannot be
+	// decoded.
+	SigningTime time.Time
+}
+
+// SigningTimeOutsideValidity reports whether the signer claims to have
+// signed before its certificate's notBefore or after its notAfter. It is
+// false when the signer has no signing time or no certificate in the blob.
+//
+// Outlook signs a user's userSMIMECertificate when it publishes it and
+// the value stays in the directory for the certificate's life and beyond,
+// so this is not a sign of forgery: the blob was made with a certificate
+// that was not valid at the time it claims. It is not a bad signature
+// (Blob.Verified says whether the signature is right) and not "cannot
+// verify"; Policy notes it as NoteSigningTimeOutsideValidity.
+func (s *Signer) SigningTimeOutsideValidity() bool {
+	if s.Certificate == nil || s.SigningTime.IsZero() {
+		return false
+	}
+	return s.SigningTime.Before(s.Certificate.NotBefore) || s.SigningTime.After(s.Certificate.NotAfter)
 }
 
 // IssuerSerial identifies a certificate by its issuer and serial number.

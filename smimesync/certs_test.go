@@ -14,13 +14,20 @@ import (
 	"time"
 
 	"github.com/smallstep/pkcs7"
+
+	"github.com/smimesync/go-smimesync/internal/cmssign"
+	"github.com/smimesync/go-smimesync/internal/testclock"
 )
 
 // This file makes the certificates the policy and Syncer tests need, with
 // Go's crypto, at test time.
 
-// testNow is the clock of the policy and Syncer tests.
-var testNow = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+// testNow is the clock of the policy and Syncer tests: the test clock
+// (internal/testclock, shifted by SMIMESYNC_TEST_CLOCK_SHIFT) read once,
+// so that every test of the package sees one instant. Certificates are
+// valid around it, blobs are signed at it, and Policy.Now and Syncer.Now
+// return it.
+var testNow = testclock.Now().UTC().Truncate(time.Second)
 
 type testCA struct {
 	cert   *x509.Certificate
@@ -126,22 +133,20 @@ func (ca *testCA) issueKey(t testing.TB, l leaf) ([]byte, *rsa.PrivateKey) {
 }
 
 // signedBlob makes a userSMIMECertificate value: a CMS SignedData signed by
-// the holder of certDER, carrying it and the CA.
+// the holder of certDER at testNow, carrying it and the CA.
 func (ca *testCA) signedBlob(t testing.TB, certDER []byte, key crypto.Signer) []byte {
+	t.Helper()
+	return ca.signedBlobAt(t, certDER, key, testNow)
+}
+
+// signedBlobAt is signedBlob with the signingTime attribute set to at.
+func (ca *testCA) signedBlobAt(t testing.TB, certDER []byte, key crypto.Signer, at time.Time) []byte {
 	t.Helper()
 	cert, err := x509.ParseCertificate(certDER)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sd, err := pkcs7.NewSignedData([]byte("capabilities"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sd.SetDigestAlgorithm(pkcs7.OIDDigestAlgorithmSHA256)
-	if err := sd.AddSignerChain(cert, key, []*x509.Certificate{ca.cert}, pkcs7.SignerInfoConfig{}); err != nil {
-		t.Fatal(err)
-	}
-	der, err := sd.Finish()
+	der, err := cmssign.Sign([]byte("capabilities"), cert, key, []*x509.Certificate{ca.cert}, at)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+	"time"
 
 	"github.com/smallstep/pkcs7"
 )
@@ -27,6 +28,7 @@ var (
 	oidSMIMECapabilities    = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 15}
 	oidEncrypKeyPref        = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 11}
 	oidMicrosoftEncryptCert = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 16, 4}
+	oidSigningTime          = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 5}
 )
 
 // Errors a Blob's VerifyError wraps. Every VerifyError wraps exactly one of
@@ -85,6 +87,13 @@ func contentTypeName(oid asn1.ObjectIdentifier) string {
 // github.com/smallstep/pkcs7. A signature that cannot be checked or does not
 // verify does not make the value fail: Blob.Verified is false and
 // Blob.VerifyError says why.
+//
+// A signer whose signingTime attribute lies outside its certificate's
+// validity (pkcs7 alone refuses to check such a signature) still has its
+// signature checked, digest and key: Blob.Verified says whether it is
+// right, and Signer.SigningTime and Signer.SigningTimeOutsideValidity
+// report the signing time separately. Such a blob is neither a bad
+// signature nor "cannot verify".
 //
 // Errors are *ParseError values carrying the SHA-256 of value:
 //   - ReasonSecuritySettings (wrapping ErrSecuritySettings) when the first
@@ -490,6 +499,11 @@ func parseSignedAttributes(b []byte, s *Signer) error {
 			if caps, err := parseCapabilities(value); err == nil {
 				s.Capabilities, seenCaps = caps, true
 			}
+		case attrType.Equal(oidSigningTime) && s.SigningTime.IsZero():
+			var t time.Time
+			if rest, err := asn1.Unmarshal(value.FullBytes, &t); err == nil && len(rest) == 0 {
+				s.SigningTime = t
+			}
 		case attrType.Equal(oidEncrypKeyPref) && encrypKeyPref == nil:
 			encrypKeyPref = parseEncrypKeyPref(value)
 		case attrType.Equal(oidMicrosoftEncryptCert) && microsoft == nil:
@@ -595,7 +609,20 @@ func verifySignedData(sd *signedData, certs []*Certificate, signers []signerInfo
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrCannotVerify, err)
 	}
-	if err := callPKCS7(p7.Verify); err != nil {
+	err = callPKCS7(p7.Verify)
+	var early *pkcs7.SigningTimeNotValidError
+	if errors.As(err, &early) {
+		// pkcs7 stops at a signing time outside the signer's validity,
+		// before the digest and signature. The signing time is reported
+		// on its own (Signer.SigningTimeOutsideValidity); check the
+		// signatures with the validity of pkcs7's private copies of the
+		// certificates widened, so that it checks everything else.
+		for _, c := range p7.Certificates {
+			c.NotBefore, c.NotAfter = time.Time{}, time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+		}
+		err = callPKCS7(p7.Verify)
+	}
+	if err != nil {
 		return verifyFailure(err)
 	}
 	return nil
@@ -614,8 +641,9 @@ func (s *Signer) describe() string {
 // key rejects, means the signature is wrong (ErrSignatureInvalid).
 // Everything else means it could not be checked (ErrCannotVerify): an
 // algorithm pkcs7 or crypto/x509 does not support (RSASSA-PSS, Ed25519,
-// SHA-1 signatures, which Go refuses as insecure), a signing time outside
-// the signer certificate's validity, a missing messageDigest attribute.
+// SHA-1 signatures, which Go refuses as insecure), a missing messageDigest
+// attribute. (A signing time outside the signer certificate's validity
+// never gets here: verifySignedData checks the signature anyway.)
 // crypto/x509 reports ECDSA and Ed25519 failures only by message ("…
 // verification failure"), hence the string match.
 func verifyFailure(err error) error {

@@ -2,7 +2,6 @@ package smimesync_test
 
 import (
 	"bytes"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -23,8 +22,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/smallstep/pkcs7"
-
+	"github.com/smimesync/go-smimesync/internal/cmssign"
+	"github.com/smimesync/go-smimesync/internal/testclock"
 	"github.com/smimesync/go-smimesync/smimesync"
 )
 
@@ -63,7 +62,7 @@ func newTestPKI() (*testPKI, error) {
 	if p.userKey, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
 		return nil, err
 	}
-	now := time.Now().Truncate(time.Second)
+	now := testclock.Now().Truncate(time.Second)
 	caTmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "smimesync Test CA", Organization: []string{"smimesync"}},
@@ -672,20 +671,15 @@ var (
 	oidMicrosoftEnc  = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 16, 4}
 )
 
-// signWithAttributes builds a SignedData with pkcs7's builder: the user
-// signs, the encryption certificate rides along.
-func signWithAttributes(t *testing.T, p *testPKI, attrs ...pkcs7.Attribute) []byte {
+// signWithAttributes builds a SignedData signed at the test clock's time:
+// the user signs, the encryption certificate rides along.
+func signWithAttributes(t *testing.T, p *testPKI, attrs ...cmssign.Attribute) []byte {
 	t.Helper()
-	sd, err := pkcs7.NewSignedData([]byte("published certificates"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sd.SetDigestAlgorithm(pkcs7.OIDDigestAlgorithmSHA256)
-	if err := sd.AddSigner(p.user, crypto.Signer(p.userKey), pkcs7.SignerInfoConfig{ExtraSignedAttributes: attrs}); err != nil {
-		t.Fatal(err)
-	}
-	sd.AddCertificate(p.enc)
-	v, err := sd.Finish()
+	v, err := cmssign.SignedData{
+		Content:      []byte("published certificates"),
+		Signers:      []cmssign.Signer{{Cert: p.user, Key: p.userKey, SigningTime: testclock.Now(), Attributes: attrs}},
+		Certificates: []*x509.Certificate{p.enc},
+	}.Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -713,15 +707,15 @@ func TestParseSMIMECertificateEncryptionKeyPreference(t *testing.T) {
 
 	tests := []struct {
 		name       string
-		attrs      []pkcs7.Attribute
+		attrs      []cmssign.Attribute
 		wantSource string
 		wantCert   *x509.Certificate
 	}{
-		{"encrypKeyPref", []pkcs7.Attribute{{Type: oidEncrypKeyPref, Value: implicit}}, "encrypKeyPref", p.enc},
-		{"encrypKeyPref, explicit tagging", []pkcs7.Attribute{{Type: oidEncrypKeyPref, Value: explicit}}, "encrypKeyPref", p.enc},
-		{"Microsoft", []pkcs7.Attribute{{Type: oidMicrosoftEnc, Value: sequence}}, "microsoft", p.enc},
-		{"both: encrypKeyPref wins", []pkcs7.Attribute{{Type: oidMicrosoftEnc, Value: msUser}, {Type: oidEncrypKeyPref, Value: implicit}}, "encrypKeyPref", p.enc},
-		{"malformed encrypKeyPref, Microsoft used", []pkcs7.Attribute{{Type: oidEncrypKeyPref, Value: asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: []byte{0x05, 0x00}}}, {Type: oidMicrosoftEnc, Value: msUser}}, "microsoft", p.user},
+		{"encrypKeyPref", []cmssign.Attribute{{Type: oidEncrypKeyPref, Value: implicit}}, "encrypKeyPref", p.enc},
+		{"encrypKeyPref, explicit tagging", []cmssign.Attribute{{Type: oidEncrypKeyPref, Value: explicit}}, "encrypKeyPref", p.enc},
+		{"Microsoft", []cmssign.Attribute{{Type: oidMicrosoftEnc, Value: sequence}}, "microsoft", p.enc},
+		{"both: encrypKeyPref wins", []cmssign.Attribute{{Type: oidMicrosoftEnc, Value: msUser}, {Type: oidEncrypKeyPref, Value: implicit}}, "encrypKeyPref", p.enc},
+		{"malformed encrypKeyPref, Microsoft used", []cmssign.Attribute{{Type: oidEncrypKeyPref, Value: asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: []byte{0x05, 0x00}}}, {Type: oidMicrosoftEnc, Value: msUser}}, "microsoft", p.user},
 		{"neither", nil, "", nil},
 	}
 	for _, tt := range tests {
@@ -731,7 +725,7 @@ func TestParseSMIMECertificateEncryptionKeyPreference(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !b.Verified || b.VerifyError != nil {
-				t.Errorf("Verified/VerifyError = %v/%v, want the pkcs7-made signature to verify", b.Verified, b.VerifyError)
+				t.Errorf("Verified/VerifyError = %v/%v, want the signature to verify", b.Verified, b.VerifyError)
 			}
 			if len(b.Signers) != 1 {
 				t.Fatalf("Signers = %+v, want one", b.Signers)
@@ -762,17 +756,11 @@ func TestParseSMIMECertificateEncryptionKeyPreference(t *testing.T) {
 
 func TestParseSMIMECertificateTwoSigners(t *testing.T) {
 	p := loadPKI(t)
-	sd, err := pkcs7.NewSignedData([]byte("two signers"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sd.SetDigestAlgorithm(pkcs7.OIDDigestAlgorithmSHA256)
+	sd := cmssign.SignedData{Content: []byte("two signers")}
 	for _, c := range []*x509.Certificate{p.user, p.enc} {
-		if err := sd.AddSigner(c, crypto.Signer(p.userKey), pkcs7.SignerInfoConfig{}); err != nil {
-			t.Fatal(err)
-		}
+		sd.Signers = append(sd.Signers, cmssign.Signer{Cert: c, Key: p.userKey, SigningTime: testclock.Now()})
 	}
-	v, err := sd.Finish()
+	v, err := sd.Encode()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -227,6 +227,21 @@ func (p *Policy) evaluateBlob(ctx context.Context, d *Decision, addrs []string, 
 	p.blobVerdict(ctx, d, b, addrs, now)
 }
 
+// NoteSigningTimeOutsideValidity starts the note Policy adds to a blob
+// whose signer claims a signing time outside its certificate's validity
+// (see Signer.SigningTimeOutsideValidity). It is a note only, never a
+// reason to drop: whether the signature is right is Blob.Verified's
+// business, and whether the certificate is valid now is checked against
+// Policy.Now like any other.
+const NoteSigningTimeOutsideValidity = "signing-time-outside-validity"
+
+func signingTimeNote(s *Signer) string {
+	const layout = "2006-01-02T15:04:05Z"
+	return fmt.Sprintf("%s: signer %s signed at %s, its certificate is valid from %s to %s",
+		NoteSigningTimeOutsideValidity, s.describe(), s.SigningTime.UTC().Format(layout),
+		s.Certificate.NotBefore.UTC().Format(layout), s.Certificate.NotAfter.UTC().Format(layout))
+}
+
 // blobVerdict keeps a blob when at least one of its end-entity certificates
 // passes every check; otherwise it is dropped with the union of their
 // reasons. CA certificates in the blob only help chain validation.
@@ -243,6 +258,11 @@ func (p *Policy) blobVerdict(ctx context.Context, d *Decision, b *Blob, addrs []
 			d.Reasons = append(d.Reasons, ReasonBadSignature)
 		}
 		d.Notes = append(d.Notes, "signature not verified: "+b.VerifyError.Error())
+	}
+	for i := range b.Signers {
+		if s := &b.Signers[i]; s.SigningTimeOutsideValidity() {
+			d.Notes = append(d.Notes, signingTimeNote(s))
+		}
 	}
 	extra := make([]*x509.Certificate, len(b.Certificates))
 	for i, c := range b.Certificates {

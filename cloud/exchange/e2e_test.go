@@ -23,7 +23,10 @@ var update = flag.Bool("update", false, "regenerate testdata/e2e*.ldif")
 
 // The end-to-end tenant: what the LDIF files describe and the emulator
 // holds. Certificates are valid 2025–2045 (one of alice's expired in 2025);
-// the policy's clock is fixed in 2026.
+// the checked-in fixture (testdata/e2e*.ldif) has that validity fixed, so
+// the policy judges it at the fixture's own time, policyNow, never at
+// today's date or the test clock (internal/testclock): every Policy of
+// these tests and of the bench takes policyNow.
 var (
 	policyNow = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	e2eSeed   = []exchangetest.Recipient{

@@ -11,6 +11,7 @@ import (
 	"github.com/smimesync/go-smimesync/cloud/graph"
 	"github.com/smimesync/go-smimesync/cloud/graph/graphtest"
 	"github.com/smimesync/go-smimesync/directory"
+	"github.com/smimesync/go-smimesync/internal/testclock"
 	"github.com/smimesync/go-smimesync/smimesync"
 )
 
@@ -75,7 +76,7 @@ func BenchmarkWholeRun(b *testing.B) {
 				c.Retry.MaxThrottled = 1 << 20
 			}
 		})
-		s := &smimesync.Syncer{Source: directory.LDIFFile{Path: ldif}, Sink: e.sink, Concurrency: 64}
+		s := &smimesync.Syncer{Source: directory.LDIFFile{Path: ldif}, Sink: e.sink, Concurrency: 64, Policy: &smimesync.Policy{Now: testclock.Now}}
 		start := time.Now()
 		b.StartTimer()
 		plan, err := s.Plan(context.Background())

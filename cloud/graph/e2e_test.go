@@ -2,8 +2,10 @@ package graph_test
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/smimesync/go-smimesync/cloud/graph"
 	"github.com/smimesync/go-smimesync/cloud/graph/graphtest"
 	"github.com/smimesync/go-smimesync/directory"
+	"github.com/smimesync/go-smimesync/internal/testclock"
 	"github.com/smimesync/go-smimesync/smimesync"
 )
 
@@ -21,6 +24,24 @@ import (
 const (
 	adminValue = "X509:<PN>alice@contoso.com" // an administrator's binding, not the sink's
 )
+
+// fixturePolicy judges testdata/e2e.ldif, whose certificates gen.sh made
+// with a fixed validity (fifty years from the day it ran), at a moment
+// taken from the fixture itself: a year after alice.der's notBefore. The
+// fixture is then valid whatever today's date or the test clock says.
+func fixturePolicy(t testing.TB) *smimesync.Policy {
+	t.Helper()
+	der, err := os.ReadFile(filepath.Join("testdata", "alice.der"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := c.NotBefore.AddDate(1, 0, 0)
+	return &smimesync.Policy{Now: func() time.Time { return at }}
+}
 
 func e2eUsers() []graphtest.User {
 	return []graphtest.User{
@@ -67,6 +88,7 @@ func TestEndToEnd(t *testing.T) {
 			Sink:        sink,
 			State:       state,
 			Concurrency: 20,
+			Policy:      fixturePolicy(t),
 		}
 	}
 
@@ -182,7 +204,7 @@ func population(t testing.TB, n int) (memSource, []graphtest.User) {
 			DN:                fmt.Sprintf("CN=User %05d,OU=Staff,DC=contoso,DC=com", i),
 			UserPrincipalName: addr,
 			Mail:              addr,
-			UserCertificate:   [][]byte{p.issue(t, addr, int64(1_000_000+i), time.Now().Add(-time.Hour), time.Now().Add(365*24*time.Hour))},
+			UserCertificate:   [][]byte{p.issue(t, addr, int64(1_000_000+i), testclock.Now().Add(-time.Hour), testclock.Now().Add(365*24*time.Hour))},
 		})
 		users = append(users, graphtest.User{
 			ID:                 fmt.Sprintf("00000000-0000-4000-8000-%012d", i),
@@ -204,7 +226,7 @@ func TestEndToEndThrottleStorm(t *testing.T) {
 		c.WriteBudget = 40
 		c.TimeScale = 1000
 	}, nil)
-	s := &smimesync.Syncer{Source: src, Sink: e.sink, Concurrency: 40}
+	s := &smimesync.Syncer{Source: src, Sink: e.sink, Concurrency: 40, Policy: &smimesync.Policy{Now: testclock.Now}}
 	rep, err := s.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -235,7 +257,7 @@ func TestEndToEndCancelledApply(t *testing.T) {
 		c.TimeScale = 600 // a 0.25 s window
 	}, nil)
 	state := smimesync.FileState(filepath.Join(t.TempDir(), "state.json"))
-	s := &smimesync.Syncer{Source: src, Sink: e.sink, State: state, Concurrency: 40}
+	s := &smimesync.Syncer{Source: src, Sink: e.sink, State: state, Concurrency: 40, Policy: &smimesync.Policy{Now: testclock.Now}}
 	plan, err := s.Plan(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -273,7 +295,7 @@ func TestEndToEndCancelledApply(t *testing.T) {
 		}
 	}
 	// The next run (a new process) completes.
-	s2 := &smimesync.Syncer{Source: src, Sink: e.newSink(t, nil), State: state, Concurrency: 40}
+	s2 := &smimesync.Syncer{Source: src, Sink: e.newSink(t, nil), State: state, Concurrency: 40, Policy: &smimesync.Policy{Now: testclock.Now}}
 	rep, err = s2.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -291,7 +313,7 @@ func TestEndToEndCancelledApply(t *testing.T) {
 func TestEndToEndWrongAudience(t *testing.T) {
 	e := newEnv(t, e2eUsers(), nil, nil)
 	e.tokens.SetAudience(tenantID, clientID, "https://outlook.office365.com")
-	s := &smimesync.Syncer{Source: directory.LDIFFile{Path: filepath.Join("testdata", "e2e.ldif")}, Sink: e.sink}
+	s := &smimesync.Syncer{Source: directory.LDIFFile{Path: filepath.Join("testdata", "e2e.ldif")}, Sink: e.sink, Policy: fixturePolicy(t)}
 	rep, err := s.Run(context.Background())
 	if err == nil {
 		t.Fatal("Run succeeded with tokens for the wrong audience")

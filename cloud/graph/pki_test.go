@@ -13,6 +13,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
+	"github.com/smimesync/go-smimesync/internal/testclock"
 )
 
 // pki issues S/MIME certificates for tests from one CA, with one user key
@@ -36,8 +38,8 @@ func newPKI(t testing.TB) *pki {
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "Fabrikam Mail CA", Organization: []string{"Fabrikam"}},
-		NotBefore:             time.Now().Add(-24 * time.Hour),
-		NotAfter:              time.Now().Add(10 * 365 * 24 * time.Hour),
+		NotBefore:             testclock.Now().Add(-24 * time.Hour),
+		NotAfter:              testclock.Now().Add(10 * 365 * 24 * time.Hour),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
@@ -76,5 +78,6 @@ func (p *pki) issue(t testing.TB, email string, serial int64, notBefore, notAfte
 type fakeCred struct{}
 
 func (fakeCred) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	// The real clock, not the test clock: azcore judges token expiry by it.
 	return azcore.AccessToken{Token: "x", ExpiresOn: time.Now().Add(time.Hour)}, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/smimesync/go-smimesync/cloud/graph"
 	"github.com/smimesync/go-smimesync/cloud/graph/graphtest"
 	"github.com/smimesync/go-smimesync/directory"
+	"github.com/smimesync/go-smimesync/internal/testclock"
 )
 
 // tenantUsers is the seeded tenant of the lookup tests. The objectGUID
@@ -413,7 +414,7 @@ func TestThrottleStorm(t *testing.T) {
 			defer func() { <-sem }()
 			addr := fmt.Sprintf("u%03d@contoso.com", i)
 			err := e.sink.Write(ctx, &cloud.Recipient{ID: fmt.Sprintf("u%03d", i), Name: addr},
-				cloud.Certificates{UserCertificate: [][]byte{p.issue(t, addr, int64(i+1), time.Now().Add(-time.Hour), time.Now().Add(time.Hour))}})
+				cloud.Certificates{UserCertificate: [][]byte{p.issue(t, addr, int64(i+1), testclock.Now().Add(-time.Hour), testclock.Now().Add(time.Hour))}})
 			if err != nil {
 				errs <- err
 			}
@@ -563,7 +564,7 @@ func TestWriteBudgetPaces(t *testing.T) {
 		wg.Go(func() {
 			addr := fmt.Sprintf("u%03d@contoso.com", i)
 			err := e.sink.Write(context.Background(), &cloud.Recipient{ID: fmt.Sprintf("u%03d", i), Name: addr},
-				cloud.Certificates{UserCertificate: [][]byte{p.issue(t, addr, int64(i+1), time.Now().Add(-time.Hour), time.Now().Add(time.Hour))}})
+				cloud.Certificates{UserCertificate: [][]byte{p.issue(t, addr, int64(i+1), testclock.Now().Add(-time.Hour), testclock.Now().Add(time.Hour))}})
 			if err != nil {
 				t.Error(err)
 			}

@@ -27,9 +27,17 @@ import (
 )
 
 // refTime is the synthetic directory's "now": certificate validity is
-// drawn around it, and the policy judges at it, so that a seed makes the
-// same directory and the same decisions whatever the date of the run.
+// drawn around it, and the policy judges at it (refClock, every Policy of
+// the benchmark and its tests), so that a seed makes the same directory and
+// the same decisions whatever the date of the run: the Samba OU seeded for
+// a seed is kept for later runs and stays right. The blobs carry no signed
+// attributes, so no signing time either. A fixed time, on purpose, rather
+// than the test clock (internal/testclock): SMIMESYNC_TEST_CLOCK_SHIFT
+// changes nothing here, and nothing here reads today's date.
 var refTime = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// refClock is the policy's clock: refTime.
+func refClock() time.Time { return refTime }
 
 // keyPoolSize is how many RSA subject keys the users share: generating a
 // key per certificate would dominate the set-up, and the parser's work does

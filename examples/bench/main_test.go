@@ -250,7 +250,7 @@ func TestGeneratorKinds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pol := &smimesync.Policy{Now: func() time.Time { return refTime }}
+	pol := &smimesync.Policy{Now: refClock}
 	tests := []struct {
 		kind    certKind
 		keep    bool

@@ -141,7 +141,7 @@ func runPass(ctx context.Context, spec passSpec, sink cloud.Sink) (*passOutcome,
 	s := &smimesync.Syncer{
 		Source:      src,
 		Sink:        sink,
-		Policy:      &smimesync.Policy{Now: func() time.Time { return refTime }},
+		Policy:      &smimesync.Policy{Now: refClock},
 		State:       smimesync.FileState(spec.State),
 		Concurrency: spec.Concurrency,
 	}

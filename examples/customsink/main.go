@@ -58,6 +58,9 @@ func (s *csvSink) Write(ctx context.Context, r *cloud.Recipient, c cloud.Certifi
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
+// clock is the policy's clock: time.Now; the tests set the test clock.
+var clock = time.Now
+
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) != 1 {
 		fmt.Fprintln(stderr, "usage: customsink USERS.ldif")
@@ -67,7 +70,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	s := &smimesync.Syncer{
 		Source: &directory.LDIFFile{Path: args[0]},
 		Sink:   sink,
-		Policy: &smimesync.Policy{RequireEncryption: true}, // only what senders can encrypt to
+		Policy: &smimesync.Policy{Now: clock, RequireEncryption: true}, // only what senders can encrypt to
 		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	if _, err := s.Run(context.Background()); err != nil {

@@ -15,7 +15,11 @@ import (
 	"time"
 
 	"github.com/smimesync/go-smimesync/directory"
+	"github.com/smimesync/go-smimesync/internal/testclock"
 )
+
+// The certificates are made on the test clock; the policy judges on it.
+func init() { clock = testclock.Now }
 
 func cert(t *testing.T, addr string, usage x509.KeyUsage, notAfter time.Time) []byte {
 	t.Helper()
@@ -25,7 +29,7 @@ func cert(t *testing.T, addr string, usage x509.KeyUsage, notAfter time.Time) []
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: addr}, EmailAddresses: []string{addr},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter, KeyUsage: usage,
+		NotBefore: testclock.Now().Add(-time.Hour), NotAfter: notAfter, KeyUsage: usage,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
@@ -36,7 +40,7 @@ func cert(t *testing.T, addr string, usage x509.KeyUsage, notAfter time.Time) []
 }
 
 func TestCustomSinkCSV(t *testing.T) {
-	year := time.Now().Add(365 * 24 * time.Hour)
+	year := testclock.Now().Add(365 * 24 * time.Hour)
 	path := filepath.Join(t.TempDir(), "users.ldif")
 	f, err := os.Create(path)
 	if err != nil {

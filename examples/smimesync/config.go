@@ -325,6 +325,7 @@ type namedSink struct {
 // policy builds the configured policy.
 func (c *Config) policy(log *slog.Logger) (*smimesync.Policy, error) {
 	p := &smimesync.Policy{
+		Now:                   clock,
 		MaxValues:             c.Policy.MaxValues,
 		DropUnmanaged:         c.Policy.DropUnmanaged,
 		RequireEncryption:     c.Policy.RequireEncryption,

@@ -60,6 +60,7 @@ func (c *Config) extraPolicy(p *smimesync.Policy, log *slog.Logger) error {
 		}
 	}
 	chk := &revocation.Checker{
+		Now:           clock,
 		HardFail:      r.HardFail,
 		Timeout:       r.Timeout,
 		MaxCRLSize:    r.MaxCRLSize,

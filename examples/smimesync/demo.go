@@ -19,11 +19,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/smallstep/pkcs7"
-
 	"github.com/smimesync/go-smimesync/cloud"
 	"github.com/smimesync/go-smimesync/directory"
 	"github.com/smimesync/go-smimesync/internal/ber"
+	"github.com/smimesync/go-smimesync/internal/cmssign"
 )
 
 // cmdDemo is the embedded default: it makes a small directory at run time
@@ -54,7 +53,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 
-	now := time.Now()
+	now := clock()
 	entries, stories, tenant, err := demoDirectory(now)
 	if err != nil {
 		return fmt.Errorf("demo: making certificates: %w", err)
@@ -180,7 +179,7 @@ func demoDirectory(now time.Time) ([]*directory.Entry, []string, func(path strin
 		if err != nil {
 			return err
 		}
-		blob, err := signedBlob(fcert, fkey, ca.certDER, true)
+		blob, err := signedBlob(fcert, fkey, ca.certDER, now, true)
 		if err != nil {
 			return err
 		}
@@ -313,9 +312,10 @@ func (ca *demoCA) issue(d demoCert) ([]byte, *demoKey, error) {
 
 // signedBlob makes a userSMIMECertificate value as Outlook does: a CMS
 // SignedData signed with the user's key, carrying the user's certificate and
-// the issuing CA's. indefinite re-encodes its outer layers with indefinite lengths,
-// as NSS and Outlook often do.
-func signedBlob(certDER []byte, key *demoKey, caDER []byte, indefinite bool) ([]byte, error) {
+// the issuing CA's, signed at signedAt (the demo's clock: pkcs7's builder
+// would stamp time.Now()). indefinite re-encodes its outer layers with
+// indefinite lengths, as NSS and Outlook often do.
+func signedBlob(certDER []byte, key *demoKey, caDER []byte, signedAt time.Time, indefinite bool) ([]byte, error) {
 	cert, err := x509.ParseCertificate(certDER)
 	if err != nil {
 		return nil, err
@@ -324,15 +324,7 @@ func signedBlob(certDER []byte, key *demoKey, caDER []byte, indefinite bool) ([]
 	if err != nil {
 		return nil, err
 	}
-	sd, err := pkcs7.NewSignedData([]byte("S/MIME capabilities published by the demo"))
-	if err != nil {
-		return nil, err
-	}
-	sd.SetDigestAlgorithm(pkcs7.OIDDigestAlgorithmSHA256)
-	if err := sd.AddSignerChain(cert, key.signer, []*x509.Certificate{ca}, pkcs7.SignerInfoConfig{}); err != nil {
-		return nil, err
-	}
-	der, err := sd.Finish()
+	der, err := cmssign.Sign([]byte("S/MIME capabilities published by the demo"), cert, key.signer, []*x509.Certificate{ca}, signedAt)
 	if err != nil {
 		return nil, err
 	}

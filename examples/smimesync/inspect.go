@@ -70,6 +70,11 @@ type signerView struct {
 	SHA256       string   `json:"sha256,omitempty"`
 	Capabilities []string `json:"smime_capabilities,omitempty"`
 	EncryptionTo string   `json:"encryption_key_preference,omitempty"`
+	// SigningTime is the signer's signingTime attribute (RFC 3339, UTC).
+	SigningTime string `json:"signing_time,omitempty"`
+	// SigningTimeOutsideValidity: the signing time lies outside the
+	// signer certificate's validity (a note, not a bad signature).
+	SigningTimeOutsideValidity bool `json:"signing_time_outside_validity,omitempty"`
 }
 
 type entryView struct {
@@ -105,7 +110,7 @@ func cmdInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if fs.NArg() == 0 {
 		return usagef("inspect: name at least one FILE")
 	}
-	pol := &smimesync.Policy{}
+	pol := &smimesync.Policy{Now: clock}
 	doc := inspectDoc{Files: []inspectFile{}}
 	failed := 0
 	for _, path := range fs.Args() {
@@ -267,6 +272,10 @@ func viewBlob(ctx context.Context, pol *smimesync.Policy, b *smimesync.Blob, add
 		if p := s.EncryptionKeyPreference; p != nil {
 			sv.EncryptionTo = fmt.Sprintf("%s serial %s (%s)", p.Issuer, p.Serial, p.Source)
 		}
+		if !s.SigningTime.IsZero() {
+			sv.SigningTime = s.SigningTime.UTC().Format(time.RFC3339)
+		}
+		sv.SigningTimeOutsideValidity = s.SigningTimeOutsideValidity()
 		v.Signers = append(v.Signers, sv)
 	}
 	return v
@@ -358,6 +367,13 @@ func printBlob(w io.Writer, in string, b *blobView) {
 			id = "subject key id " + s.SubjectKeyID
 		}
 		fmt.Fprintf(w, "%ssigner       %s\n", in, id)
+		if s.SigningTime != "" {
+			outside := ""
+			if s.SigningTimeOutsideValidity {
+				outside = " (outside the signer certificate's validity: noted, not a bad signature)"
+			}
+			fmt.Fprintf(w, "%s  signed at  %s%s\n", in, s.SigningTime, outside)
+		}
 		if s.EncryptionTo != "" {
 			fmt.Fprintf(w, "%s  encrypt to %s\n", in, termSafe(s.EncryptionTo))
 		}

@@ -24,6 +24,7 @@ func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 }
 
 func TestInspectGolden(t *testing.T) {
+	useCorpusClock(t)
 	files := []string{
 		"testdata/alice.crt",                  // PEM certificate
 		"testdata/alice.der",                  // DER certificate
@@ -86,6 +87,7 @@ func TestInspectGolden(t *testing.T) {
 }
 
 func TestInspectText(t *testing.T) {
+	useCorpusClock(t)
 	code, stdout, _ := runCLI(t, "inspect", "testdata/alice.crt", "testdata/users.ldif")
 	if code != exitOK {
 		t.Fatalf("exit %d", code)

@@ -21,6 +21,7 @@ import (
 	"github.com/smimesync/go-smimesync/cloud/exchange/exchangetest"
 	"github.com/smimesync/go-smimesync/directory"
 	"github.com/smimesync/go-smimesync/directory/ldapsource/ldaptest"
+	"github.com/smimesync/go-smimesync/internal/testclock"
 	"github.com/smimesync/go-smimesync/smimesync"
 )
 
@@ -64,7 +65,7 @@ func relUsers(t *testing.T, prefix string, n int) []*relUser {
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now()
+	now := testclock.Now() // ldaptest.UserCerts's clock
 	var users []*relUser
 	for i := range n {
 		u := &relUser{

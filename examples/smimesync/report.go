@@ -271,7 +271,7 @@ func (c *Config) saveReport(sink, command string, rep *smimesync.Report, passErr
 	if path == "" || (rep != nil && rep.DryRun) {
 		return nil
 	}
-	return updateReport(path, sink, command, rep, passErr, time.Now(), log)
+	return updateReport(path, sink, command, rep, passErr, clock(), log)
 }
 
 func updateReport(path, sink, command string, rep *smimesync.Report, passErr error, now time.Time, log *slog.Logger) error {
@@ -405,7 +405,7 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
-	sum := summarizeReport(saved, path, time.Now(), *days)
+	sum := summarizeReport(saved, path, clock(), *days)
 	switch {
 	case *jsonOut:
 		return writeJSON(stdout, sum)

@@ -261,7 +261,7 @@ type service struct {
 	log        *slog.Logger
 	metrics    *metrics
 	progress   *progress
-	// now is time.Now unless a test says otherwise.
+	// now is the binary's clock unless a test says otherwise.
 	now func() time.Time
 	// onListen, when set, is told the address served (tests listen on
 	// port 0).
@@ -285,7 +285,7 @@ func (s *service) clock() time.Time {
 	if s.now != nil {
 		return s.now()
 	}
-	return time.Now()
+	return clock()
 }
 
 // setup loads the full-pass schedule from the report and readies health.

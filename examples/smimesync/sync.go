@@ -34,6 +34,7 @@ func (c *Config) syncers(log *slog.Logger) ([]namedSyncer, error) {
 			Source:      src,
 			Sink:        s.sink,
 			Policy:      pol,
+			Now:         clock,
 			State:       c.state(s.name, i),
 			Logger:      log.With("sink", s.name),
 			Concurrency: cmp.Or(c.Concurrency, s.concurrency),

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ocsp"
+
+	"github.com/smimesync/go-smimesync/internal/testclock"
 )
 
 // testClock is a settable clock shared by the test PKI and the Checker.
@@ -146,7 +148,11 @@ type testPKI struct {
 
 func newPKI(t testing.TB) *testPKI {
 	t.Helper()
-	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	// The settable clock starts at the test clock (internal/testclock);
+	// the Checkers under test read p.clock, so no test depends on the
+	// date. The httptest server is plain HTTP: nothing here is checked
+	// against the real clock.
+	now := testclock.Now().UTC().Truncate(time.Second)
 	p := &testPKI{
 		t:       t,
 		clock:   &testClock{t: now},

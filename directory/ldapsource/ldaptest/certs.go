@@ -17,7 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/smallstep/pkcs7"
+	"github.com/smimesync/go-smimesync/internal/cmssign"
+	"github.com/smimesync/go-smimesync/internal/testclock"
 )
 
 // CA is a throwaway certificate authority for tests: it signs the servers'
@@ -34,7 +35,12 @@ type CA struct {
 	serial  atomic.Int64
 }
 
-// NewCA makes a CA named name, with an ECDSA P-256 key, valid for ten years.
+// NewCA makes a CA named name, with an ECDSA P-256 key, valid for ten
+// years on both clocks: from an hour before the earlier of the real clock
+// and the test clock (internal/testclock) to ten years after the later.
+// The CA signs the servers' TLS certificates, which Go checks against the
+// real clock, and the users' S/MIME certificates, which the code under
+// test judges on the test clock.
 func NewCA(name string) (*CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -44,12 +50,12 @@ func NewCA(name string) (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
+	now, test := time.Now(), testclock.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: name, Organization: []string{"smimesync tests"}},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.AddDate(10, 0, 0),
+		NotBefore:             minTime(now, test).Add(-time.Hour),
+		NotAfter:              maxTime(now, test).AddDate(10, 0, 0),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
@@ -89,6 +95,8 @@ func (ca *CA) WriteServerTLS(dir string) (caFile string, err error) {
 	if err != nil {
 		return "", err
 	}
+	// The real clock, not the test clock: the server's TLS certificate is
+	// checked by Go's TLS client (and OpenSSL/GnuTLS) against time.Now.
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(ca.serial.Add(1)),
@@ -148,32 +156,30 @@ func (ca *CA) IssueSMIME(mail string, notBefore, notAfter time.Time) ([]byte, er
 }
 
 // SMIMEBlob returns a userSMIMECertificate value: a CMS SignedData holding
-// der and the CA certificate, signed with der's key, as Outlook publishes it.
+// der and the CA certificate, signed with der's key at the test clock's
+// time (internal/testclock), as Outlook publishes it. The signed content
+// is empty and detached.
 func (ca *CA) SMIMEBlob(der []byte) ([]byte, error) {
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
 		return nil, err
 	}
-	sd, err := pkcs7.NewSignedData(nil)
-	if err != nil {
-		return nil, err
-	}
-	if err := sd.AddSigner(cert, ca.leafKey, pkcs7.SignerInfoConfig{}); err != nil {
-		return nil, err
-	}
-	sd.AddCertificate(ca.Cert)
-	sd.Detach()
-	return sd.Finish()
+	return cmssign.SignedData{
+		Detached:     true,
+		Signers:      []cmssign.Signer{{Cert: cert, Key: ca.leafKey, SigningTime: testclock.Now()}},
+		Certificates: []*x509.Certificate{ca.Cert},
+	}.Encode()
 }
 
 // UserCerts returns n fresh certificates for mail from [UserCA], valid from
-// an hour ago for a year.
+// an hour before the test clock's now (internal/testclock) for a year: give
+// the code under test testclock.Now as its clock.
 func UserCerts(mail string, n int) ([][]byte, error) {
 	ca, err := UserCA()
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
+	now := testclock.Now()
 	out := make([][]byte, n)
 	for i := range out {
 		if out[i], err = ca.IssueSMIME(mail, now.Add(-time.Hour), now.AddDate(1, 0, 0)); err != nil {
@@ -181,4 +187,18 @@ func UserCerts(mail string, n int) ([][]byte, error) {
 		}
 	}
 	return out, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/smimesync/go-smimesync/internal/cmssign"
+	"github.com/smimesync/go-smimesync/smimesync"
+)
+
+// TestInspectSigningTimeOutsideValidity: inspect shows a blob signed after
+// its certificate's notAfter as verified, with the signing time, the
+// finding, and the policy's note; the blob is kept.
+func TestInspectSigningTimeOutsideValidity(t *testing.T) {
+	now := clock()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(42), Subject: pkix.Name{CommonName: "Late Signer"},
+		EmailAddresses: []string{"late@example.com"},
+		NotBefore:      now.AddDate(0, -1, 0), NotAfter: now.AddDate(0, 1, 0),
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyAgreement,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signedAt := now.AddDate(0, 2, 0).UTC().Truncate(time.Second)
+	blob, err := cmssign.Sign([]byte("capabilities"), cert, key, nil, signedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "late.p7m")
+	if err := os.WriteFile(path, blob, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	code, stdout, stderr := runCLI(t, "inspect", path)
+	if code != exitOK {
+		t.Fatalf("inspect: exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{
+		"signed at  " + signedAt.Format(time.RFC3339) + " (outside the signer certificate's validity",
+		"signature    verified",
+		"blob verdict keep",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("inspect output lacks %q:\n%s", want, stdout)
+		}
+	}
+
+	code, stdout, stderr = runCLI(t, "inspect", "--json", path)
+	if code != exitOK {
+		t.Fatalf("inspect --json: exit %d: %s", code, stderr)
+	}
+	var doc struct {
+		Files []struct {
+			Blob *blobView
+		}
+	}
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Files) != 1 || doc.Files[0].Blob == nil {
+		t.Fatalf("inspect --json: %s", stdout)
+	}
+	b := doc.Files[0].Blob
+	if !b.SignatureVerified || len(b.Signers) != 1 || !b.Signers[0].SigningTimeOutsideValidity || b.Signers[0].SigningTime != signedAt.Format(time.RFC3339) {
+		t.Errorf("blob %+v: want a verified signature, one signer, signed at %s outside its validity", b, signedAt)
+	}
+	noted := false
+	for _, n := range b.Notes {
+		noted = noted || strings.HasPrefix(n, smimesync.NoteSigningTimeOutsideValidity+": ")
+	}
+	if !noted || b.Verdict != "keep" {
+		t.Errorf("verdict %s, notes %q: want keep with a %s note", b.Verdict, b.Notes, smimesync.NoteSigningTimeOutsideValidity)
+	}
+}
