@@ -181,7 +181,14 @@ func TestRunService(t *testing.T) {
 		return len(r.UserSMIMECertificate) == 1 && len(r.UserCertificate) == 1
 	})
 
-	code, doc := getHealth(t, addr)
+	// The pass records its health after its writes and its state: the
+	// tenant file can show the write a moment before /healthz says ok.
+	var code int
+	var doc healthResponse
+	waitFor(t, "/healthz to report the good pass", func() bool {
+		code, doc = getHealth(t, addr)
+		return code == http.StatusOK && doc.Status == "ok"
+	})
 	if code != http.StatusOK || doc.Status != "ok" || len(doc.Sinks) != 1 || doc.Sinks[0].LastGood.IsZero() {
 		t.Errorf("/healthz after a good pass: %d %+v", code, doc)
 	}
