@@ -214,7 +214,7 @@ func (s *Sink) ctxErr(cmdlet, identity string, err error) error {
 func (s *Sink) once(ctx context.Context, url, cmdlet, identity, reqID string, body []byte) (a *answer, retryAfter time.Duration, again bool, err error) {
 	tok, err := s.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{s.scope}})
 	if err != nil {
-		return nil, 0, false, fmt.Errorf("exchange: getting a token for %s: %w: %w", s.scope, ErrUnauthorized, err)
+		return nil, 0, false, s.tokenError(ctx, err)
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
