@@ -22,6 +22,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
+	"github.com/smimesync/go-smimesync/cloud"
 	"github.com/smimesync/go-smimesync/cloud/azauth"
 )
 
@@ -187,8 +188,13 @@ func (s *Sink) call(ctx context.Context, url, cmdlet, identity string, body []by
 		if !again {
 			return nil, err
 		}
-		if try >= s.retry.MaxTries {
-			return nil, fmt.Errorf("exchange: %s %s: %w after %d tries: %w", cmdlet, identity, ErrRetriesExhausted, try, last)
+		if try >= s.retry.MaxTries || retry.Unreachable(err) && try >= retry.DialTries {
+			err := fmt.Errorf("exchange: %s %s: %w after %d tries: %w", cmdlet, identity, ErrRetriesExhausted, try, last)
+			if retry.Unreachable(last) {
+				// Nothing listens at the endpoint: no other call will fare better.
+				return nil, cloud.Unavailable(err)
+			}
+			return nil, err
 		}
 		wait := s.retry.backoff(try)
 		if retryAfter > 0 {
@@ -198,11 +204,21 @@ func (s *Sink) call(ctx context.Context, url, cmdlet, identity string, body []by
 			g.Hold(time.Now().Add(retryAfter))
 		}
 		s.stats.retries.Add(1)
-		s.log.Debug("exchange: retrying", "cmdlet", cmdlet, "identity", identity, "try", try, "wait", wait, "client-request-id", reqID, "error", err)
+		s.log.Warn("exchange: call failed, retrying", "cmdlet", cmdlet, "identity", identity, "attempt", try, "of", s.retry.MaxTries,
+			"wait", wait.Round(time.Millisecond), "status", statusOf(err), "client-request-id", reqID, "cause", err)
 		if err := retry.Sleep(ctx, wait); err != nil {
 			return nil, s.ctxErr(cmdlet, identity, err)
 		}
 	}
+}
+
+// statusOf is the HTTP status of a failed call, 0 when none came back.
+func statusOf(err error) int {
+	var ce *CmdletError
+	if errors.As(err, &ce) {
+		return ce.Status
+	}
+	return 0
 }
 
 func (s *Sink) ctxErr(cmdlet, identity string, err error) error {
