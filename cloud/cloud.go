@@ -100,3 +100,36 @@ func (e *NotWritableError) Error() string {
 
 // Unwrap returns [ErrNotWritable].
 func (e *NotWritableError) Unwrap() error { return ErrNotWritable }
+
+// ErrUnavailable is wrapped by a sink's error that concerns the whole run,
+// not the one recipient it was met on: the sign-in was refused, the tenant
+// does not exist, the endpoint cannot be reached. Every other call would
+// fail the same way, so the Syncer stops the pass at the first one and
+// reports it once, instead of once per user. Make one with [Unavailable].
+var ErrUnavailable = errors.New("cloud: the service cannot be used")
+
+// unavailableError marks err as run-wide; its text is err's own.
+type unavailableError struct{ err error }
+
+func (e *unavailableError) Error() string   { return e.err.Error() }
+func (e *unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.err} }
+
+// Unavailable returns err marked as run-wide: errors.Is(result,
+// [ErrUnavailable]) holds, err stays reachable with errors.Is and
+// errors.As, and the text is err's own. Unavailable(nil) is nil.
+func Unavailable(err error) error {
+	if err == nil || errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	return &unavailableError{err: err}
+}
+
+// A Preparer is a [Sink] that can make sure, before a pass, that it can use
+// its service at all: typically it gets a token, so that a refused sign-in
+// fails the pass even when the directory brought no change to publish.
+// The Syncer calls Prepare at the start of every Plan; an error (which
+// should wrap [ErrUnavailable]) ends the pass before the directory is read.
+// Prepare must be cheap when nothing changed (a cached token).
+type Preparer interface {
+	Prepare(ctx context.Context) error
+}

@@ -117,6 +117,9 @@ type Change struct {
 	desiredFP [2][]Fingerprint
 	prune     map[string][][]byte
 	entry     *directory.Entry
+	// runWide is a sink failure that every other call would meet too
+	// (cloud.ErrUnavailable): the pass stops and reports it once.
+	runWide error
 }
 
 // Writes reports whether applying the change writes to the sink.
@@ -419,6 +422,13 @@ func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
 		ctx = b.BeginPass(ctx)
 	}
 	plan := &Plan{Started: s.now()}
+	if p, ok := s.Sink.(cloud.Preparer); ok {
+		// Sign in on every pass, even one that will find nothing to do:
+		// a refused secret must not pass for a quiet directory.
+		if err := p.Prepare(ctx); err != nil {
+			return nil, fmt.Errorf("smimesync: preparing the sink: %w", err)
+		}
+	}
 	st, err := s.state().Load(ctx)
 	if err != nil {
 		return nil, err
@@ -453,6 +463,9 @@ func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
 		for _, k := range slices.Sorted(maps.Keys(st.Pending)) {
 			if e := st.Pending[k]; !seen[k] && e != nil {
 				c := s.planEntry(ctx, pol, st, e)
+				if c.runWide != nil {
+					return nil, fmt.Errorf("smimesync: %w", c.runWide)
+				}
 				c.Retried = true
 				changes = append(changes, c)
 			}
@@ -483,12 +496,21 @@ func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte) ([]*Chan
 		changes []*Change
 		wg      sync.WaitGroup
 	)
+	var runWide error // the first failure that every other lookup would meet too
 	pol := s.policy()
 	for range s.concurrency() {
 		wg.Go(func() {
 			for e := range entries {
 				c := s.planEntry(ctx, pol, st, e)
 				mu.Lock()
+				if c.runWide != nil {
+					if runWide == nil {
+						runWide = c.runWide
+						cancel()
+					}
+					mu.Unlock()
+					continue
+				}
 				changes = append(changes, c)
 				if s.Progress != nil {
 					s.Progress(Progress{Stage: "plan", Done: len(changes)})
@@ -507,6 +529,10 @@ func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte) ([]*Chan
 	})
 	close(entries)
 	wg.Wait()
+	if runWide != nil {
+		// Reported once, for the pass, not as every user's failure.
+		return nil, res, fmt.Errorf("smimesync: %w", runWide)
+	}
 	if err != nil {
 		return nil, res, fmt.Errorf("smimesync: reading the directory: %w", err)
 	}
@@ -577,6 +603,9 @@ func (s *Syncer) decide(ctx context.Context, pol *Policy, st *Snapshot, e *direc
 
 	r, err := s.Sink.Find(ctx, e)
 	switch {
+	case errors.Is(err, cloud.ErrUnavailable):
+		c.runWide = err
+		return c
 	case errors.Is(err, cloud.ErrNotFound):
 		c.Action, c.Reason = ActionSkip, SkipNoRecipient
 		return c
@@ -610,6 +639,9 @@ func (s *Syncer) decide(ctx context.Context, pol *Policy, st *Snapshot, e *direc
 		} else {
 			c.CurrentFrom = "unknown"
 		}
+	case errors.Is(err, cloud.ErrUnavailable):
+		c.runWide = err
+		return c
 	default:
 		c.Action, c.Reason, c.Error = ActionSkip, SkipError, err.Error()
 		return c
@@ -834,7 +866,7 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 	}
 
 	recorder, _ := s.state().(Recorder)
-	var recordErr error
+	var recordErr, unavailable error
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var (
@@ -898,6 +930,18 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 			if s.Progress != nil {
 				s.Progress(Progress{Stage: "apply", Done: attempts, Total: total})
 			}
+			if errors.Is(err, cloud.ErrUnavailable) {
+				// Every other write would fail the same way: stop
+				// starting them, and report the failure once.
+				if unavailable == nil {
+					unavailable = err
+					stop()
+					log.Error("the sink cannot be used; stopping the apply", "err", err)
+				}
+				c.Outcome, c.Error = "failed", err.Error()
+				failed++
+				return
+			}
 			if rerr != nil && recordErr == nil {
 				// Stop starting writes: each one more without a durable
 				// record could be repeated after a crash.
@@ -928,10 +972,17 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 	if recordErr != nil {
 		cancelled = recordErr
 	}
+	if unavailable != nil {
+		cancelled = unavailable
+	}
 	if cancelled != nil {
+		why := "not attempted: " + cancelled.Error()
+		if unavailable != nil {
+			why = "not attempted: the sink cannot be used (see the run's error)"
+		}
 		for _, c := range rep.Changes {
 			if c.Writes() && c.Outcome == "" {
-				c.Outcome, c.Error = "failed", "not attempted: "+cancelled.Error()
+				c.Outcome, c.Error = "failed", why
 				failed++
 			}
 		}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
+	"github.com/smimesync/go-smimesync/cloud"
 	"github.com/smimesync/go-smimesync/cloud/azauth"
 )
 
@@ -235,8 +236,13 @@ func (s *Sink) call(ctx context.Context, q *request) (*answer, error) {
 		if !r.again {
 			return nil, r.err
 		}
-		if try >= s.retry.MaxTries {
-			return nil, fmt.Errorf("exchange: %s %s: %w after %d tries: %w", q.cmdlet, q.identity, ErrRetriesExhausted, try, last)
+		if try >= s.retry.MaxTries || retry.Unreachable(r.err) && try >= retry.DialTries {
+			err := fmt.Errorf("exchange: %s %s: %w after %d tries: %w", q.cmdlet, q.identity, ErrRetriesExhausted, try, last)
+			if retry.Unreachable(last) {
+				// Nothing listens at the endpoint: no other call will fare better.
+				return nil, cloud.Unavailable(err)
+			}
+			return nil, err
 		}
 		wait := s.retry.backoff(try)
 		if r.retryAfter > 0 {
@@ -246,7 +252,8 @@ func (s *Sink) call(ctx context.Context, q *request) (*answer, error) {
 			g.Hold(time.Now().Add(r.retryAfter))
 		}
 		s.stats.retries.Add(1)
-		s.log.Debug("exchange: retrying", "cmdlet", q.cmdlet, "identity", q.identity, "try", try, "wait", wait, "client-request-id", reqID, "error", r.err)
+		s.log.Warn("exchange: call failed, retrying", "cmdlet", q.cmdlet, "identity", q.identity, "attempt", try, "of", s.retry.MaxTries,
+			"wait", wait.Round(time.Millisecond), "status", statusOf(r.err), "client-request-id", reqID, "cause", r.err)
 		if err := retry.Sleep(ctx, wait); err != nil {
 			return nil, s.ctxErr(q.cmdlet, q.identity, err)
 		}
@@ -272,6 +279,15 @@ func (s *Sink) follow(q *request, to *neturl.URL) {
 
 // originOf returns u's scheme://host[:port] as the sink builds its URLs.
 func originOf(u *neturl.URL) string { return u.Scheme + "://" + u.Host }
+
+// statusOf is the HTTP status of a failed call, 0 when none came back.
+func statusOf(err error) int {
+	var ce *CmdletError
+	if errors.As(err, &ce) {
+		return ce.Status
+	}
+	return 0
+}
 
 func (s *Sink) ctxErr(cmdlet, identity string, err error) error {
 	return fmt.Errorf("exchange: %s %s: %w", cmdlet, identity, err)
@@ -331,7 +347,7 @@ var connectionID = sync.OnceValue(newRequestID)
 func (s *Sink) once(ctx context.Context, q *request, reqID string, g *retry.Gate) result {
 	tok, err := s.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{s.scope}})
 	if err != nil {
-		return result{err: fmt.Errorf("exchange: getting a token for %s: %w: %w", s.scope, ErrUnauthorized, err)}
+		return result{err: s.tokenError(ctx, err)}
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()

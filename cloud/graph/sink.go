@@ -383,6 +383,9 @@ func serviceError(label string, err error) error {
 	if errors.As(err, &ae) {
 		return &ServiceError{Op: label, Status: ae.ResponseStatusCode, Message: ae.Message}
 	}
+	if isTokenFailure(err) {
+		return signInError(err)
+	}
 	return err
 }
 

@@ -19,6 +19,7 @@ import (
 	jsonser "github.com/microsoft/kiota-serialization-json-go"
 	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
 
+	"github.com/smimesync/go-smimesync/cloud"
 	"github.com/smimesync/go-smimesync/cloud/azauth"
 )
 
@@ -174,11 +175,17 @@ func (h *retryHandler) Intercept(p khttp.Pipeline, idx int, req *http.Request) (
 		case err != nil:
 			cancel()
 			tries++
-			if tries >= h.policy.MaxTries {
-				return nil, fmt.Errorf("graph: %s %s: giving up after %d tries: %w", req.Method, req.URL.Path, tries, err)
+			if tries >= h.policy.MaxTries || retry.Unreachable(err) && tries >= retry.DialTries {
+				err := fmt.Errorf("graph: %s %s: giving up after %d tries: %w", req.Method, req.URL.Path, tries, err)
+				if retry.Unreachable(err) {
+					// Nothing listens at the endpoint: no other call will fare better.
+					return nil, cloud.Unavailable(err)
+				}
+				return nil, err
 			}
 			wait = h.policy.backoff(tries)
-			h.log.Debug("graph retry", "method", req.Method, "path", req.URL.Path, "err", err, "wait", wait)
+			h.log.Warn("graph: request failed, retrying", "method", req.Method, "path", req.URL.Path, "attempt", tries, "of", h.policy.MaxTries,
+				"wait", wait.Round(time.Millisecond), "cause", err)
 		case resp.StatusCode == http.StatusTooManyRequests:
 			throttled++
 			if throttled > h.policy.MaxThrottled {
@@ -190,7 +197,8 @@ func (h *retryHandler) Intercept(p khttp.Pipeline, idx int, req *http.Request) (
 			h.gate.Hold(time.Now().Add(w))
 			drain(resp)
 			cancel()
-			h.log.Debug("graph throttled", "method", req.Method, "path", req.URL.Path, "retryAfter", w)
+			h.log.Warn("graph: throttled, retrying", "method", req.Method, "path", req.URL.Path, "attempt", throttled, "of", h.policy.MaxThrottled,
+				"wait", w.Round(time.Millisecond), "status", http.StatusTooManyRequests)
 		case transient(resp.StatusCode):
 			tries++
 			if tries >= h.policy.MaxTries {
@@ -200,7 +208,8 @@ func (h *retryHandler) Intercept(p khttp.Pipeline, idx int, req *http.Request) (
 			wait = h.policy.wait(resp.Header.Get("Retry-After"), tries)
 			drain(resp)
 			cancel()
-			h.log.Debug("graph retry", "method", req.Method, "path", req.URL.Path, "status", resp.StatusCode, "wait", wait)
+			h.log.Warn("graph: request failed, retrying", "method", req.Method, "path", req.URL.Path, "attempt", tries, "of", h.policy.MaxTries,
+				"wait", wait.Round(time.Millisecond), "status", resp.StatusCode)
 		default:
 			resp.Body = cancelOnClose{resp.Body, cancel}
 			return resp, nil

@@ -44,7 +44,19 @@ func (e *ConnectError) Error() string {
 	for i, err := range e.Errors {
 		msgs[i] = err.Error()
 	}
-	return "ldapsource: no directory server reachable: " + strings.Join(msgs, "; ")
+	kind := -1
+	for _, err := range e.Errors {
+		switch k := failure(err); {
+		case kind == -1:
+			kind = k
+		case kind != k:
+			kind = failOther
+		}
+	}
+	if kind == -1 {
+		kind = failOther
+	}
+	return "ldapsource: " + headline[kind] + ": " + strings.Join(msgs, "; ")
 }
 
 // Unwrap returns the per-URL errors, so errors.As finds a
@@ -57,7 +69,13 @@ type urlError struct {
 	err        error
 }
 
-func (e *urlError) Error() string { return e.url + ": " + e.stage + ": " + e.err.Error() }
+func (e *urlError) Error() string {
+	msg := e.url + ": " + e.stage + ": " + e.err.Error()
+	if h := hint(e.url, e.err); h != "" {
+		msg += " (" + h + ")"
+	}
+	return msg
+}
 func (e *urlError) Unwrap() error { return e.err }
 
 // permanent reports whether retrying err cannot help: certificate
@@ -73,6 +91,11 @@ func permanent(err error) bool {
 	}
 	if ldap.IsErrorAnyOf(err, ldap.LDAPResultInvalidCredentials, ldap.LDAPResultInappropriateAuthentication,
 		ldap.LDAPResultStrongAuthRequired, ldap.LDAPResultConfidentialityRequired, ldap.LDAPResultAuthMethodNotSupported) {
+		return true
+	}
+	var ue *urlError
+	if notTLS(err) || errors.As(err, &ue) && ldapsOnPlainPort(ue.url) {
+		// A plain LDAP port answers TLS the same way every time.
 		return true
 	}
 	var cfg *bindConfigError
@@ -106,7 +129,7 @@ func (s *Source) connect(ctx context.Context) (conn, string, error) {
 		if allPermanent || round >= s.cfg.Retries || ctx.Err() != nil {
 			return nil, "", cerr
 		}
-		s.log.Warn("ldapsource: no directory server reachable, retrying", "in", backoff, "err", cerr)
+		s.log.Warn("ldapsource: cannot connect, retrying", "in", backoff, "round", round+1, "of", s.cfg.Retries+1, "err", cerr)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():

@@ -454,6 +454,9 @@ func (ps *pass) full(why string) (directory.Result, error) {
 			return ps.yield(de)
 		})
 		if err != nil {
+			if ce := noSuchBase(base, ps.url, err); ce != nil {
+				return directory.Result{}, ce
+			}
 			return directory.Result{}, fmt.Errorf("ldapsource: read %s on %s: %w", base, ps.url, err)
 		}
 	}

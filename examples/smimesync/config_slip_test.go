@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/smimesync/go-smimesync/cloud/exchange/exchangetest"
 	"github.com/smimesync/go-smimesync/directory/ldapsource/ldaptest"
 )
 
@@ -324,11 +326,21 @@ func TestReportOverStateRefused(t *testing.T) {
 	}
 }
 
-// TestPlanExitsOneWhenLookupsFail: a refused token makes every lookup
-// fail; plan still prints the plan, and exits 1 so scripts can tell.
+// TestPlanExitsOneWhenLookupsFail: lookups that fail one by one (the
+// service refuses each with a 400) leave those entries skipped; plan still
+// prints the plan, and exits 1 so scripts can tell. (A refused sign-in is
+// not one user's failure: see TestWrongSecretReportedOnce.)
 func TestPlanExitsOneWhenLookupsFail(t *testing.T) {
-	_, _, cfg := exchangeTenant(t)
-	t.Setenv("SMIMESYNC_TEST_SECRET", "not-the-secret")
+	exo, _, cfg := exchangeTenant(t)
+	// A good plan first: it exits 0, and counts the lookups a plan makes.
+	if code, _, stderr := runCLI(t, "plan", "--config", cfg); code != exitOK {
+		t.Fatalf("plan exit %d while the service answers: %s", code, stderr)
+	}
+	lookups := exo.Requests("Get-Recipient")
+	fail := func() {
+		exo.Fail(exchangetest.Fault{Cmdlet: "Get-Recipient", Kind: exchangetest.FaultStatus, Status: http.StatusBadRequest, Times: lookups})
+	}
+	fail()
 	code, stdout, stderr := runCLI(t, "plan", "--config", cfg)
 	if code != exitRuntime {
 		t.Errorf("plan exit %d, want %d", code, exitRuntime)
@@ -339,14 +351,14 @@ func TestPlanExitsOneWhenLookupsFail(t *testing.T) {
 	if !strings.Contains(stderr, "2 of 2 recipient lookups failed") {
 		t.Errorf("stderr does not say that lookups failed:\n%s", stderr)
 	}
+	fail()
 	code, stdout, _ = runCLI(t, "plan", "--config", cfg, "--json")
 	if code != exitRuntime || !strings.Contains(stdout, `"error"`) {
 		t.Errorf("plan --json exit %d, want %d with the plan:\n%s", code, exitRuntime, stdout)
 	}
-	// With the right secret, the same plan exits 0.
-	t.Setenv("SMIMESYNC_TEST_SECRET", "s3cret")
+	// Once the service answers again, the same plan exits 0.
 	if code, _, stderr := runCLI(t, "plan", "--config", cfg); code != exitOK {
-		t.Errorf("plan exit %d with the right secret: %s", code, stderr)
+		t.Errorf("plan exit %d once the service answers: %s", code, stderr)
 	}
 }
 

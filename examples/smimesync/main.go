@@ -8,6 +8,7 @@
 //	smimesync sync --config FILE [--dry-run] [--force] [--json]
 //	smimesync run --config FILE [--once]        the service: a pass every interval, /healthz, /metrics
 //	smimesync report (--config FILE | --file REPORT) [--json | --csv] [--days N]
+//	smimesync version                           module version, VCS revision, Go version (also --version)
 //
 // Exit codes: 0 ok, 1 runtime error (plan: also when lookups failed), 2
 // bad usage or config (a configuration error names the file, the line and
@@ -54,6 +55,7 @@ const usage = `usage:
   smimesync sync --config FILE [--dry-run] [--force] [--json]
   smimesync run --config FILE [--once]
   smimesync report (--config FILE | --file REPORT) [--json | --csv] [--days N]
+  smimesync version (or --version)
 
 run is the service: a delta pass every service.interval (default 60s), a
 full pass every service.full_every (default 24h), /healthz and /metrics on
@@ -93,6 +95,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdRun(ctx, args[1:], stdout, stderr)
 	case "report":
 		err = cmdReport(ctx, args[1:], stdout, stderr)
+	case "version", "--version":
+		err = cmdVersion(args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

@@ -6,12 +6,15 @@ package retry
 
 import (
 	"context"
+	"errors"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -96,4 +99,23 @@ func (g *Gate) Wait(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// DialTries bounds the attempts of one call whose connection is refused or
+// cannot be routed (see [Unreachable]), the first included. A service that
+// throttles answers 429 or 503; a refused connection means nothing listens
+// at the endpoint (a wrong host or port, a proxy or firewall in the way),
+// which another minute of backoff does not mend. Three tries (about
+// Base+2·Base of waiting) ride out a load balancer or proxy restarting.
+const DialTries = 3
+
+// Unreachable reports whether err is a failure to open a connection at
+// all: refused, no route to the host or network. A DNS failure or a
+// timeout is not counted here.
+func Unreachable(err error) bool {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "dial" {
+		return false
+	}
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH)
 }

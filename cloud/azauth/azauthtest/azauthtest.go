@@ -55,6 +55,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -258,13 +259,37 @@ func (s *Server) openidConfiguration(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// oauthError answers as Entra does: a JSON body with error and
-// error_description.
+// oauthError answers as Entra does: a JSON body with error,
+// error_description and error_codes, the last holding the number of the
+// description's AADSTS code (0 when it has none).
 func (s *Server) oauthError(w http.ResponseWriter, status int, code, desc string) {
 	s.mu.Lock()
 	s.refused++
 	s.mu.Unlock()
-	writeJSON(w, status, map[string]any{"error": code, "error_description": desc, "error_codes": []int{0}})
+	n := 0
+	if m := aadstsCode.FindStringSubmatch(desc); m != nil {
+		n, _ = strconv.Atoi(m[1])
+	}
+	writeJSON(w, status, map[string]any{"error": code, "error_description": desc, "error_codes": []int{n}})
+}
+
+var aadstsCode = regexp.MustCompile(`^AADSTS(\d+):`)
+
+// hasTenant reports whether any application is registered in tenant.
+func (s *Server) hasTenant(tenant string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.apps {
+		if k.tenant == tenant {
+			return true
+		}
+	}
+	for _, k := range s.mi {
+		if k.tenant == tenant {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
@@ -285,6 +310,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		cp = *a
 	}
 	s.mu.Unlock()
+	if a == nil && !s.hasTenant(tenant) {
+		// As Entra answers for a tenant that does not exist.
+		s.oauthError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("AADSTS90002: Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.", tenant))
+		return
+	}
 	if a == nil {
 		s.oauthError(w, http.StatusBadRequest, "unauthorized_client", fmt.Sprintf("AADSTS700016: Application with identifier '%s' was not found in the directory '%s'.", clientID, tenant))
 		return
