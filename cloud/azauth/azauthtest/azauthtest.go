@@ -85,6 +85,10 @@ type Claims struct {
 	// Method is how the app signed in ("client_secret",
 	// "client_certificate", "workload_identity", "managed_identity").
 	Method string `json:"amr_method"`
+	// Roles are the application permissions granted to the app for the
+	// token's audience (see [Server.GrantRoles]); absent from the token,
+	// as from Entra's, when there are none.
+	Roles []string `json:"roles,omitempty"`
 }
 
 type appKey struct{ tenant, client string }
@@ -94,6 +98,9 @@ type app struct {
 	cert      *x509.Certificate
 	federated string
 	audience  string // forced audience, "" for the requested one
+	// roles are the application permissions granted, per resource
+	// (normalised by normResource).
+	roles map[string][]string
 }
 
 // Server is a running token endpoint. Its URL is the authority host to give
@@ -177,6 +184,27 @@ func (s *Server) AddManagedIdentity(tenant, clientID string) (endpoint, header s
 // behaviour).
 func (s *Server) SetAudience(tenant, clientID, aud string) {
 	s.app(tenant, clientID).audience = aud
+}
+
+// GrantRoles grants the app the application permissions roles on
+// resource (the audience, as "https://outlook.office365.com" or the
+// emulator's URL), as an admin's consent does: every token issued from now
+// on for that resource carries them in its roles claim. Calling it again
+// replaces the resource's roles; no roles revokes them (the claim is then
+// left out, as Entra leaves it out).
+func (s *Server) GrantRoles(tenant, clientID, resource string, roles ...string) {
+	a := s.app(tenant, clientID)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a.roles == nil {
+		a.roles = map[string][]string{}
+	}
+	a.roles[normResource(resource)] = append([]string(nil), roles...)
+}
+
+// normResource is a resource as roles are keyed by it.
+func normResource(r string) string {
+	return strings.ToLower(strings.TrimSuffix(strings.TrimSuffix(r, "/.default"), "/"))
 }
 
 func (s *Server) app(tenant, clientID string) *app {
@@ -281,8 +309,13 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	a := s.apps[appKey{tenant, clientID}]
 	var cp app
+	var granted []string
 	if a != nil {
 		cp = *a
+		cp.roles = nil
+		if resource, err := resourceOf(r.PostForm.Get("scope")); err == nil {
+			granted = a.roles[normResource(resource)]
+		}
 	}
 	s.mu.Unlock()
 	if a == nil {
@@ -321,7 +354,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.oauthError(w, http.StatusUnauthorized, "invalid_client", "AADSTS7000218: The request body must contain client_secret or client_assertion.")
 		return
 	}
-	tok, life := s.mint(tenant, clientID, resource, cp.audience, method)
+	tok, life := s.mint(tenant, clientID, resource, cp.audience, method, granted)
 	writeJSON(w, http.StatusOK, map[string]any{
 		"token_type":     "Bearer",
 		"expires_in":     int(life.Seconds()),
@@ -334,8 +367,10 @@ func (s *Server) managedIdentityToken(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	k, ok := s.mi[r.Header.Get("X-IDENTITY-HEADER")]
 	var forced string
+	var granted []string
 	if a := s.apps[k]; a != nil {
 		forced = a.audience
+		granted = a.roles[normResource(r.URL.Query().Get("resource"))]
 	}
 	s.mu.Unlock()
 	if !ok {
@@ -351,7 +386,7 @@ func (s *Server) managedIdentityToken(w http.ResponseWriter, r *http.Request) {
 		s.oauthError(w, http.StatusBadRequest, "invalid_request", "resource is required")
 		return
 	}
-	tok, life := s.mint(k.tenant, k.client, resource, forced, "managed_identity")
+	tok, life := s.mint(k.tenant, k.client, resource, forced, "managed_identity", granted)
 	writeJSON(w, http.StatusOK, map[string]any{
 		"access_token": tok,
 		"expires_on":   strconv.FormatInt(time.Now().Add(life).Unix(), 10),
@@ -361,7 +396,7 @@ func (s *Server) managedIdentityToken(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (s *Server) mint(tenant, clientID, resource, forced, method string) (string, time.Duration) {
+func (s *Server) mint(tenant, clientID, resource, forced, method string, roles []string) (string, time.Duration) {
 	life := s.TokenLifetime
 	if life <= 0 {
 		life = time.Hour
@@ -374,7 +409,7 @@ func (s *Server) mint(tenant, clientID, resource, forced, method string) (string
 	s.mu.Lock()
 	s.issued++
 	s.mu.Unlock()
-	return s.Issue(Claims{Audience: aud, TenantID: tenant, AppID: clientID, IssuedAt: now.Unix(), Expires: now.Add(life).Unix(), Method: method}), life
+	return s.Issue(Claims{Audience: aud, TenantID: tenant, AppID: clientID, IssuedAt: now.Unix(), Expires: now.Add(life).Unix(), Method: method, Roles: roles}), life
 }
 
 // resourceOf returns the resource of the one ".default" scope in scope,
