@@ -54,6 +54,7 @@ func setup(name string, args []string, stderr io.Writer, extra func(*flag.FlagSe
 	fs.SetOutput(io.Discard)
 	config := fs.String("config", "", "configuration file (YAML)")
 	jsonOut := fs.Bool("json", false, "print JSON")
+	trace := traceFlag(fs)
 	if extra != nil {
 		extra(fs)
 	}
@@ -70,9 +71,13 @@ func setup(name string, args []string, stderr io.Writer, extra func(*flag.FlagSe
 	if err != nil {
 		return nil, nil, nil, false, err
 	}
+	if err := cfg.startTrace(*trace); err != nil {
+		return nil, nil, nil, false, err
+	}
 	log := cfg.logger(stderr)
 	syncers, err := cfg.syncers(log)
 	if err != nil {
+		cfg.trace.close()
 		return nil, nil, nil, false, err
 	}
 	return cfg, syncers, log, *jsonOut, nil
@@ -87,6 +92,7 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	defer cfg.trace.close()
 	var errs []error
 	for _, s := range syncers {
 		planFn := s.Plan
@@ -144,6 +150,7 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	defer cfg.trace.close()
 	if !dryRun {
 		unlock, err := lockStates(syncers)
 		if err != nil {

@@ -120,6 +120,7 @@ type Server struct {
 	mi      map[string]appKey // managed identity header secret → app
 	issued  int
 	refused int
+	tokens  []string
 }
 
 // NewServer starts a token endpoint on loopback over TLS. Close it when done.
@@ -222,6 +223,14 @@ func (s *Server) app(tenant, clientID string) *app {
 // Issued returns the number of tokens issued; Refused the number of token
 // requests refused.
 func (s *Server) Issued() int { s.mu.Lock(); defer s.mu.Unlock(); return s.issued }
+
+// IssuedTokens returns every access token the server has issued, in
+// order: tests scan logs and traces for them.
+func (s *Server) IssuedTokens() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.tokens...)
+}
 
 // Refused returns the number of token requests refused.
 func (s *Server) Refused() int { s.mu.Lock(); defer s.mu.Unlock(); return s.refused }
@@ -406,10 +415,12 @@ func (s *Server) mint(tenant, clientID, resource, forced, method string, roles [
 		aud = forced
 	}
 	now := time.Now()
+	tok := s.Issue(Claims{Audience: aud, TenantID: tenant, AppID: clientID, IssuedAt: now.Unix(), Expires: now.Add(life).Unix(), Method: method, Roles: roles})
 	s.mu.Lock()
 	s.issued++
+	s.tokens = append(s.tokens, tok)
 	s.mu.Unlock()
-	return s.Issue(Claims{Audience: aud, TenantID: tenant, AppID: clientID, IssuedAt: now.Unix(), Expires: now.Add(life).Unix(), Method: method, Roles: roles}), life
+	return tok, life
 }
 
 // resourceOf returns the resource of the one ".default" scope in scope,
