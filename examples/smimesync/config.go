@@ -58,6 +58,9 @@ type Config struct {
 	// metrics, when set (by run), counts the sinks' HTTP traffic: see
 	// Config.httpClient.
 	metrics *metrics
+	// trace, when set (--trace), records the sinks' HTTP traffic: see
+	// Config.httpClient and trace.go.
+	trace *tracer
 }
 
 // SourceConfig chooses one directory source.

@@ -9,6 +9,10 @@
 //	smimesync run --config FILE [--once]        the service: a pass every interval, /healthz, /metrics
 //	smimesync report (--config FILE | --file REPORT) [--json | --csv] [--days N]
 //	smimesync version                           module version, VCS revision, Go version (also --version)
+//	smimesync check --config FILE [--json] [--probe RECIPIENT]  what works, what does not, and the fix
+//
+// plan, sync, run and check take --trace FILE: every HTTP exchange with
+// login, Exchange and Graph as JSON lines, secrets redacted.
 //
 // Exit codes: 0 ok, 1 runtime error (plan: also when lookups failed), 2
 // bad usage or config (a configuration error names the file, the line and
@@ -56,7 +60,15 @@ const usage = `usage:
   smimesync run --config FILE [--once]
   smimesync report (--config FILE | --file REPORT) [--json | --csv] [--days N]
   smimesync version (or --version)
+  smimesync check --config FILE [--json] [--probe RECIPIENT]
 
+plan, sync, run and check take --trace FILE: every HTTP exchange with
+login, Exchange and Graph as JSON lines, secrets and tokens redacted,
+certificates shortened to their SHA-256 fingerprints.
+check walks the configuration, the state, the directory and each sink,
+prints ✓ or ✗ for each with the fix, and exits 0 when all pass, 1 when
+not; it writes nothing, except with --probe, which writes RECIPIENT's
+certificates back unchanged and reads them back.
 run is the service: a delta pass every service.interval (default 60s), a
 full pass every service.full_every (default 24h), /healthz and /metrics on
 service.listen (default 127.0.0.1:9464), a clean stop on SIGTERM or SIGINT.
@@ -97,6 +109,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdReport(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		err = cmdVersion(args[1:], stdout)
+	case "check":
+		err = cmdCheck(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

@@ -185,16 +185,17 @@ func (t *countingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 
 // httpClient is the HTTP client the cloud sinks (and their token
 // credential) should be given: nil, meaning each one's default, unless
-// `smimesync run` set c.metrics, in which case a client whose transport
-// counts the traffic (see instrument). Sink builders use it as
+// `smimesync run` set c.metrics or --trace set c.trace, in which case a
+// client whose transport counts the traffic (see instrument) and records
+// it (see tracer.wrap). Sink builders use it as
 // `HTTPClient: c.httpClient()`.
 func (c *Config) httpClient() *http.Client {
-	if c.metrics == nil {
+	if c.metrics == nil && c.trace == nil {
 		return nil
 	}
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	// The sinks keep many calls in flight: without idle connections to
 	// reuse, every request would pay a TLS handshake.
 	base.MaxIdleConnsPerHost = 64
-	return &http.Client{Transport: instrument(base, c.metrics)}
+	return &http.Client{Transport: c.trace.wrap(instrument(base, c.metrics))}
 }

@@ -136,6 +136,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fl.SetOutput(io.Discard)
 	config := fl.String("config", "", "configuration file (YAML)")
 	once := fl.Bool("once", false, "run one pass per sink and exit, like sync, but with run's lock, schedule and report")
+	trace := traceFlag(fl)
 	if err := fl.Parse(args); err != nil {
 		return usagef("run: %v", err)
 	}
@@ -149,6 +150,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	if err := cfg.startTrace(*trace); err != nil {
+		return err
+	}
+	defer cfg.trace.close()
 	if cfg.State.Path == "" {
 		return usagef("run: %s: state.path is required: a service must remember what it published, and locks its state", *config)
 	}

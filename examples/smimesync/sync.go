@@ -55,6 +55,7 @@ func setup(name string, args []string, stderr io.Writer, extra func(*flag.FlagSe
 	fs.SetOutput(io.Discard)
 	config := fs.String("config", "", "configuration file (YAML)")
 	jsonOut := fs.Bool("json", false, "print JSON")
+	trace := traceFlag(fs)
 	if extra != nil {
 		extra(fs)
 	}
@@ -71,9 +72,13 @@ func setup(name string, args []string, stderr io.Writer, extra func(*flag.FlagSe
 	if err != nil {
 		return nil, nil, nil, false, err
 	}
+	if err := cfg.startTrace(*trace); err != nil {
+		return nil, nil, nil, false, err
+	}
 	log := cfg.logger(stderr)
 	syncers, err := cfg.syncers(log)
 	if err != nil {
+		cfg.trace.close()
 		return nil, nil, nil, false, err
 	}
 	return cfg, syncers, log, *jsonOut, nil
@@ -88,6 +93,7 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	defer cfg.trace.close()
 	var errs []error
 	for _, s := range syncers {
 		planFn := s.Plan
@@ -145,6 +151,7 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	defer cfg.trace.close()
 	if !dryRun {
 		unlock, err := lockStates(syncers)
 		if err != nil {

@@ -86,6 +86,10 @@ type Claims struct {
 	// Method is how the app signed in ("client_secret",
 	// "client_certificate", "workload_identity", "managed_identity").
 	Method string `json:"amr_method"`
+	// Roles are the application permissions granted to the app for the
+	// token's audience (see [Server.GrantRoles]); absent from the token,
+	// as from Entra's, when there are none.
+	Roles []string `json:"roles,omitempty"`
 }
 
 type appKey struct{ tenant, client string }
@@ -95,6 +99,9 @@ type app struct {
 	cert      *x509.Certificate
 	federated string
 	audience  string // forced audience, "" for the requested one
+	// roles are the application permissions granted, per resource
+	// (normalised by normResource).
+	roles map[string][]string
 }
 
 // Server is a running token endpoint. Its URL is the authority host to give
@@ -114,6 +121,7 @@ type Server struct {
 	mi      map[string]appKey // managed identity header secret → app
 	issued  int
 	refused int
+	tokens  []string
 }
 
 // NewServer starts a token endpoint on loopback over TLS. Close it when done.
@@ -180,6 +188,27 @@ func (s *Server) SetAudience(tenant, clientID, aud string) {
 	s.app(tenant, clientID).audience = aud
 }
 
+// GrantRoles grants the app the application permissions roles on
+// resource (the audience, as "https://outlook.office365.com" or the
+// emulator's URL), as an admin's consent does: every token issued from now
+// on for that resource carries them in its roles claim. Calling it again
+// replaces the resource's roles; no roles revokes them (the claim is then
+// left out, as Entra leaves it out).
+func (s *Server) GrantRoles(tenant, clientID, resource string, roles ...string) {
+	a := s.app(tenant, clientID)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a.roles == nil {
+		a.roles = map[string][]string{}
+	}
+	a.roles[normResource(resource)] = append([]string(nil), roles...)
+}
+
+// normResource is a resource as roles are keyed by it.
+func normResource(r string) string {
+	return strings.ToLower(strings.TrimSuffix(strings.TrimSuffix(r, "/.default"), "/"))
+}
+
 func (s *Server) app(tenant, clientID string) *app {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -195,6 +224,14 @@ func (s *Server) app(tenant, clientID string) *app {
 // Issued returns the number of tokens issued; Refused the number of token
 // requests refused.
 func (s *Server) Issued() int { s.mu.Lock(); defer s.mu.Unlock(); return s.issued }
+
+// IssuedTokens returns every access token the server has issued, in
+// order: tests scan logs and traces for them.
+func (s *Server) IssuedTokens() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.tokens...)
+}
 
 // Refused returns the number of token requests refused.
 func (s *Server) Refused() int { s.mu.Lock(); defer s.mu.Unlock(); return s.refused }
@@ -306,8 +343,13 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	a := s.apps[appKey{tenant, clientID}]
 	var cp app
+	var granted []string
 	if a != nil {
 		cp = *a
+		cp.roles = nil
+		if resource, err := resourceOf(r.PostForm.Get("scope")); err == nil {
+			granted = a.roles[normResource(resource)]
+		}
 	}
 	s.mu.Unlock()
 	if a == nil && !s.hasTenant(tenant) {
@@ -351,7 +393,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.oauthError(w, http.StatusUnauthorized, "invalid_client", "AADSTS7000218: The request body must contain client_secret or client_assertion.")
 		return
 	}
-	tok, life := s.mint(tenant, clientID, resource, cp.audience, method)
+	tok, life := s.mint(tenant, clientID, resource, cp.audience, method, granted)
 	writeJSON(w, http.StatusOK, map[string]any{
 		"token_type":     "Bearer",
 		"expires_in":     int(life.Seconds()),
@@ -364,8 +406,10 @@ func (s *Server) managedIdentityToken(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	k, ok := s.mi[r.Header.Get("X-IDENTITY-HEADER")]
 	var forced string
+	var granted []string
 	if a := s.apps[k]; a != nil {
 		forced = a.audience
+		granted = a.roles[normResource(r.URL.Query().Get("resource"))]
 	}
 	s.mu.Unlock()
 	if !ok {
@@ -381,7 +425,7 @@ func (s *Server) managedIdentityToken(w http.ResponseWriter, r *http.Request) {
 		s.oauthError(w, http.StatusBadRequest, "invalid_request", "resource is required")
 		return
 	}
-	tok, life := s.mint(k.tenant, k.client, resource, forced, "managed_identity")
+	tok, life := s.mint(k.tenant, k.client, resource, forced, "managed_identity", granted)
 	writeJSON(w, http.StatusOK, map[string]any{
 		"access_token": tok,
 		"expires_on":   strconv.FormatInt(time.Now().Add(life).Unix(), 10),
@@ -391,7 +435,7 @@ func (s *Server) managedIdentityToken(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (s *Server) mint(tenant, clientID, resource, forced, method string) (string, time.Duration) {
+func (s *Server) mint(tenant, clientID, resource, forced, method string, roles []string) (string, time.Duration) {
 	life := s.TokenLifetime
 	if life <= 0 {
 		life = time.Hour
@@ -401,10 +445,12 @@ func (s *Server) mint(tenant, clientID, resource, forced, method string) (string
 		aud = forced
 	}
 	now := time.Now()
+	tok := s.Issue(Claims{Audience: aud, TenantID: tenant, AppID: clientID, IssuedAt: now.Unix(), Expires: now.Add(life).Unix(), Method: method, Roles: roles})
 	s.mu.Lock()
 	s.issued++
+	s.tokens = append(s.tokens, tok)
 	s.mu.Unlock()
-	return s.Issue(Claims{Audience: aud, TenantID: tenant, AppID: clientID, IssuedAt: now.Unix(), Expires: now.Add(life).Unix(), Method: method}), life
+	return tok, life
 }
 
 // resourceOf returns the resource of the one ".default" scope in scope,

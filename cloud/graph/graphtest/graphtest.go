@@ -140,7 +140,22 @@ type Config struct {
 	NextLinkBase string
 	// Logger receives a line per request at debug level; nil discards.
 	Logger *slog.Logger
+	// RequireRoles makes the server check the token's roles claim (the
+	// application permissions granted, see azauthtest.Server.GrantRoles):
+	// reading users needs one of [ReadRoles], changing one one of
+	// [WriteRoles]; otherwise the answer is 403 Authorization_RequestDenied,
+	// as Graph's. Off by default: tokens from an app granted nothing pass.
+	RequireRoles bool
 }
+
+// The application permissions RequireRoles accepts, after Microsoft's
+// documentation of GET /users and PATCH /users/{id}. Unconfirmed: whether
+// writing authorizationInfo.certificateUserIds needs more than
+// User.ReadWrite.All.
+var (
+	ReadRoles  = []string{"User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"}
+	WriteRoles = []string{"User.ReadWrite.All", "Directory.ReadWrite.All"}
+)
 
 // Stats counts what the server saw.
 type Stats struct {

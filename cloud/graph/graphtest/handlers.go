@@ -182,6 +182,17 @@ func writeResult(w http.ResponseWriter, res result) {
 
 // do serves one request below /v1.0 (path starts with "/").
 func (s *Server) do(ctx context.Context, c azauthtest.Claims, method, path string, q url.Values, body []byte) result {
+	if s.cfg.RequireRoles {
+		need := ReadRoles
+		if method != http.MethodGet {
+			need = WriteRoles
+		}
+		if !slices.ContainsFunc(c.Roles, func(r string) bool {
+			return slices.ContainsFunc(need, func(n string) bool { return strings.EqualFold(n, r) })
+		}) {
+			return errorResult(http.StatusForbidden, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+		}
+	}
 	switch {
 	case path == "/users" && method == http.MethodGet:
 		return s.listUsers(q)
