@@ -12,6 +12,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/smimesync/go-smimesync/cloud/azauth"
 	"github.com/smimesync/go-smimesync/cloud/exchange"
 	"github.com/smimesync/go-smimesync/directory"
 	"github.com/smimesync/go-smimesync/directory/ldapsource"
@@ -30,7 +31,7 @@ const (
 	codeBindRefused       = "bind-refused"       // the directory refused the bind
 	codeSourceData        = "source-data"        // the source's data cannot be read (LDIF)
 	codeSource            = "source-error"       // any other failure while reading the source
-	codeSinkAuth          = "sink-auth"          // the cloud refused the credentials or the token
+	codeSinkAuth          = "sink-auth"          // the cloud refused the credentials or the token ("sink-auth:AADSTS7000215" when sign-in named its code)
 	codeSinkThrottled     = "sink-throttled"     // the cloud kept throttling, or retries ran out
 	codeSinkUnreachable   = "sink-unreachable"   // no connection to the cloud
 	codeWritesFailed      = "writes-failed"      // some writes or lookups failed
@@ -60,6 +61,7 @@ func errorCode(err error) string {
 		afe   *azidentity.AuthenticationFailedError
 		opErr *net.OpError
 		dnsE  *net.DNSError
+		sie   *azauth.SignInError
 	)
 	planning := errors.As(err, &pe)
 	switch {
@@ -70,6 +72,10 @@ func errorCode(err error) string {
 		return codeState
 	case errors.Is(err, context.Canceled):
 		return codeCancelled
+	case errors.As(err, &sie) && sie.Code != "":
+		// The AADSTS code names the fix (azauth.SignInFixes) and holds no
+		// host, account or address.
+		return codeSinkAuth + ":" + sie.Code
 	case errors.Is(err, exchange.ErrUnauthorized), errors.As(err, &afe):
 		return codeSinkAuth
 	case errors.As(err, &re) && (re.StatusCode == http.StatusUnauthorized || re.StatusCode == http.StatusForbidden):

@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/smimesync/go-smimesync/cloud/azauth"
 	"github.com/smimesync/go-smimesync/cloud/exchange"
 	"github.com/smimesync/go-smimesync/directory"
 	"github.com/smimesync/go-smimesync/directory/ldapsource"
@@ -59,6 +60,7 @@ func TestErrorCode(t *testing.T) {
 		{"LDIF", &planError{fmt.Errorf("users.ldif line 3: %w", directory.ErrLDIFSyntax)}, codeSourceData},
 		{"other source error", &planError{errors.New("something at 10.1.2.3")}, codeSource},
 		{"token refused", fmt.Errorf("exchange: getting a token for https://outlook.office365.com/.default: %w: AADSTS7000215", exchange.ErrUnauthorized), codeSinkAuth},
+		{"sign-in refused with a code", fmt.Errorf("exchange: getting a token: %w", &azauth.SignInError{Code: "AADSTS7000215", Description: "Invalid client secret provided for app 1111 at login.example.com", Err: exchange.ErrUnauthorized}), codeSinkAuth + ":AADSTS7000215"},
 		{"throttled", fmt.Errorf("x: %w", exchange.ErrRetriesExhausted), codeSinkThrottled},
 		{"writes failed", fmt.Errorf("smimesync: 2 %w (first: alice@corp.example: boom)", smimesync.ErrChangesFailed), codeWritesFailed},
 		{"cloud unreachable", fmt.Errorf("apply: %w", dial), codeSinkUnreachable},
