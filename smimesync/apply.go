@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -39,6 +40,24 @@ var ErrChangesFailed = errors.New("changes failed")
 func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	rep, err := s.admit(ctx, plan)
+	if err != nil {
+		return rep, err
+	}
+	a := s.newApplyRun(plan, rep)
+	cancelled := a.write(ctx)
+	a.settle(cancelled)
+	a.finish(ctx, cancelled)
+	return a.save(ctx, cancelled)
+}
+
+// admit is Apply's check before anything is written: the plan is one Plan
+// made and not yet applied, the settings are valid, the guard lets it
+// through, no other Apply saved the state since the plan was made, and the
+// State (when a Preparer) is ready to record writes. It marks the plan
+// applied only when all of that holds. A non-nil report comes back with
+// the guard's and Prepare's errors.
+func (s *Syncer) admit(ctx context.Context, plan *Plan) (*Report, error) {
 	if plan == nil || plan.state == nil {
 		return nil, errors.New("smimesync: Apply needs a plan made by Plan")
 	}
@@ -73,51 +92,54 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 		}
 	}
 	plan.applied = true
-	st := plan.state
-	now := s.now()
-	if st.Pending == nil {
-		st.Pending = map[string]*directory.Entry{}
-	}
+	return rep, nil
+}
 
-	recorder, _ := s.state().(Recorder)
-	var recordErr error
+// applyRun is one Apply after admit: the report being filled in, the
+// snapshot being brought up to date, and the counts the write workers
+// share (under mu).
+type applyRun struct {
+	s        *Syncer
+	plan     *Plan
+	rep      *Report
+	st       *Snapshot
+	log      *slog.Logger
+	recorder Recorder
+	now      time.Time
+	total    int
+
+	mu        sync.Mutex
+	failed    int
+	attempts  int
+	recordErr error
+}
+
+func (s *Syncer) newApplyRun(plan *Plan, rep *Report) *applyRun {
+	a := &applyRun{s: s, plan: plan, rep: rep, st: plan.state, log: s.logger(), now: s.now(),
+		total: plan.Summary.Add + plan.Summary.Replace + plan.Summary.Remove}
+	a.recorder, _ = s.state().(Recorder)
+	if a.st.Pending == nil {
+		a.st.Pending = map[string]*directory.Entry{}
+	}
+	return a
+}
+
+// write goes through the changes in the plan's order: it records in the
+// snapshot what each change that writes nothing means (record), and starts
+// a write worker for each change that writes, at most Concurrency at a
+// time. It stops starting writes when ctx ends or a write cannot be
+// recorded, and returns, when every write started has finished, why it
+// stopped early (the error that kept a write from being recorded, or
+// ctx's error), or nil.
+func (a *applyRun) write(ctx context.Context) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	var (
-		mu       sync.Mutex
-		failed   int
-		sem      = make(chan struct{}, s.concurrency())
-		wg       sync.WaitGroup
-		total    = plan.Summary.Add + plan.Summary.Replace + plan.Summary.Remove
-		attempts int
-	)
-	for _, c := range rep.Changes {
-		key := stateKey(c.Source, c.ID)
-		mu.Lock()
-		if c.pending() {
-			if len(st.Pending) < MaxPending || st.Pending[key] != nil {
-				st.Pending[key] = c.entry
-			} else {
-				log.Warn("too many entries waiting for a recipient; this one waits for the next full pass", "user", c.User, "max", MaxPending)
-			}
-		} else {
-			delete(st.Pending, key)
-		}
-		switch {
-		case c.Action == ActionSkip && (c.Reason == SkipDeleted || c.Reason == SkipNoRecipient):
-			// Gone, or no longer has a recipient: what was published
-			// for it no longer holds a recipient.
-			delete(st.Published, key)
-		case c.Action == ActionUnchanged:
-			if _, ok := st.Published[key]; !ok || c.CurrentFrom == "sink" {
-				st.Published[key] = published(c, now)
-			}
-		case c.Action == ActionSkip && c.Reason == SkipError:
-			failed++
-			c.Outcome = "failed"
-			rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %s", c.User, c.Error))
-		}
-		mu.Unlock()
+	sem := make(chan struct{}, a.s.concurrency())
+	var wg sync.WaitGroup
+	for _, c := range a.rep.Changes {
+		a.mu.Lock()
+		a.record(c)
+		a.mu.Unlock()
 		if !c.Writes() {
 			continue
 		}
@@ -130,91 +152,151 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			err := s.Sink.Write(ctx, c.Recipient, c.desired)
-			var rerr error
-			pub := published(c, s.now())
-			if err == nil && recorder != nil {
-				// Durably, before anything else: a crash from here on
-				// must not forget this write.
-				rerr = recorder.Record(context.WithoutCancel(ctx), key, pub)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			attempts++
-			if s.Progress != nil {
-				s.Progress(Progress{Stage: "apply", Done: attempts, Total: total})
-			}
-			if rerr != nil && recordErr == nil {
-				// Stop starting writes: each one more without a durable
-				// record could be repeated after a crash.
-				recordErr = rerr
-				stop()
-				rep.Errors = append(rep.Errors, "recording writes: "+rerr.Error())
-				log.Error("cannot record writes; stopping the apply", "err", rerr)
-			}
-			switch {
-			case err == nil:
-				c.Outcome = "written"
-				st.Published[key] = pub
-				log.Info("written", "user", c.User, "recipient", recipientName(c.Recipient), "action", c.Action,
-					"certificates", c.desired.Len())
-			case errors.Is(err, cloud.ErrNotWritable):
-				c.Outcome, c.Error = "not-writable", err.Error()
-				log.Warn("not writable", "user", c.User, "recipient", recipientName(c.Recipient), "err", err)
-			default:
-				c.Outcome, c.Error = "failed", err.Error()
-				failed++
-				rep.Errors = append(rep.Errors, fmt.Sprintf("%s (%s): %v", c.User, recipientName(c.Recipient), err))
-				log.Error("write failed", "user", c.User, "recipient", recipientName(c.Recipient), "err", err)
-			}
+			a.writeOne(ctx, stop, c)
 		})
 	}
 	wg.Wait()
-	cancelled := ctx.Err()
-	if recordErr != nil {
-		cancelled = recordErr
+	if a.recordErr != nil {
+		return a.recordErr
 	}
-	if cancelled != nil {
-		for _, c := range rep.Changes {
-			if c.Writes() && c.Outcome == "" {
-				c.Outcome, c.Error = "failed", "not attempted: "+cancelled.Error()
-				failed++
-			}
-		}
-		rep.Errors = append(rep.Errors, "apply cancelled: "+cancelled.Error())
-	}
+	return ctx.Err()
+}
 
-	if failed == 0 && cancelled == nil {
-		s.prune(ctx, rep)
+// record brings the snapshot up to date for c before its write (if any):
+// whether it is to be planned again, what is published for it when it is
+// unchanged or gone, and a failed lookup. The caller holds a.mu.
+func (a *applyRun) record(c *Change) {
+	st, key := a.st, stateKey(c.Source, c.ID)
+	if c.pending() {
+		if len(st.Pending) < MaxPending || st.Pending[key] != nil {
+			st.Pending[key] = c.entry
+		} else {
+			a.log.Warn("too many entries waiting for a recipient; this one waits for the next full pass", "user", c.User, "max", MaxPending)
+		}
+	} else {
+		delete(st.Pending, key)
 	}
+	switch {
+	case c.Action == ActionSkip && (c.Reason == SkipDeleted || c.Reason == SkipNoRecipient):
+		// Gone, or no longer has a recipient: what was published
+		// for it no longer holds a recipient.
+		delete(st.Published, key)
+	case c.Action == ActionUnchanged:
+		if _, ok := st.Published[key]; !ok || c.CurrentFrom == "sink" {
+			st.Published[key] = published(c, a.now)
+		}
+	case c.Action == ActionSkip && c.Reason == SkipError:
+		a.failed++
+		c.Outcome = "failed"
+		a.rep.Errors = append(a.rep.Errors, fmt.Sprintf("%s: %s", c.User, c.Error))
+	}
+}
 
-	if plan.Full && cancelled == nil {
-		// Entries gone from a full read are out of scope: forget them, so
-		// they do not hold their recipient against a newcomer.
-		seen := make(map[string]bool, len(rep.Changes))
-		for _, c := range rep.Changes {
-			seen[stateKey(c.Source, c.ID)] = true
-		}
-		for k := range st.Published {
-			if !seen[k] {
-				delete(st.Published, k)
-			}
-		}
-		for k := range st.Pending {
-			if !seen[k] {
-				delete(st.Pending, k)
-			}
+// writeOne is a write worker: it writes c to the sink, records a
+// successful write durably (when the State is a Recorder) before anything
+// else, and notes the outcome. A write that cannot be recorded calls stop,
+// so that no more writes start.
+func (a *applyRun) writeOne(ctx context.Context, stop context.CancelFunc, c *Change) {
+	s, key := a.s, stateKey(c.Source, c.ID)
+	err := s.Sink.Write(ctx, c.Recipient, c.desired)
+	var rerr error
+	pub := published(c, s.now())
+	if err == nil && a.recorder != nil {
+		// Durably, before anything else: a crash from here on
+		// must not forget this write.
+		rerr = a.recorder.Record(context.WithoutCancel(ctx), key, pub)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.attempts++
+	if s.Progress != nil {
+		s.Progress(Progress{Stage: "apply", Done: a.attempts, Total: a.total})
+	}
+	if rerr != nil && a.recordErr == nil {
+		// Stop starting writes: each one more without a durable
+		// record could be repeated after a crash.
+		a.recordErr = rerr
+		stop()
+		a.rep.Errors = append(a.rep.Errors, "recording writes: "+rerr.Error())
+		a.log.Error("cannot record writes; stopping the apply", "err", rerr)
+	}
+	switch {
+	case err == nil:
+		c.Outcome = "written"
+		a.st.Published[key] = pub
+		a.log.Info("written", "user", c.User, "recipient", recipientName(c.Recipient), "action", c.Action,
+			"certificates", c.desired.Len())
+	case errors.Is(err, cloud.ErrNotWritable):
+		c.Outcome, c.Error = "not-writable", err.Error()
+		a.log.Warn("not writable", "user", c.User, "recipient", recipientName(c.Recipient), "err", err)
+	default:
+		c.Outcome, c.Error = "failed", err.Error()
+		a.failed++
+		a.rep.Errors = append(a.rep.Errors, fmt.Sprintf("%s (%s): %v", c.User, recipientName(c.Recipient), err))
+		a.log.Error("write failed", "user", c.User, "recipient", recipientName(c.Recipient), "err", err)
+	}
+}
+
+// settle marks every write that was not attempted as failed when the
+// writes stopped early (cancelled is why).
+func (a *applyRun) settle(cancelled error) {
+	if cancelled == nil {
+		return
+	}
+	for _, c := range a.rep.Changes {
+		if c.Writes() && c.Outcome == "" {
+			c.Outcome, c.Error = "failed", "not attempted: "+cancelled.Error()
+			a.failed++
 		}
 	}
-	st.LastRun = s.now()
-	if failed == 0 && cancelled == nil {
-		st.Cookie = plan.cookie
+	a.rep.Errors = append(a.rep.Errors, "apply cancelled: "+cancelled.Error())
+}
+
+// finish does what follows a complete, successful set of writes: the
+// write-back (prune), forgetting the entries a full read no longer has,
+// and moving the delta cookie forward. Whatever stopped early or failed
+// leaves the cookie where it was, so that the next pass tries again.
+func (a *applyRun) finish(ctx context.Context, cancelled error) {
+	rep, st := a.rep, a.st
+	if a.failed == 0 && cancelled == nil {
+		a.s.prune(ctx, rep)
+	}
+	if a.plan.Full && cancelled == nil {
+		a.forgetUnseen()
+	}
+	st.LastRun = a.s.now()
+	if a.failed == 0 && cancelled == nil {
+		st.Cookie = a.plan.cookie
 		st.LastGood = st.LastRun
 		rep.CookieAdvanced = true
 	}
-	// Save even after a cancel: what was written must be remembered.
-	saveCtx := context.WithoutCancel(ctx)
-	if err := s.state().Save(saveCtx, st); err != nil {
+}
+
+// forgetUnseen drops from the snapshot the entries a full read did not
+// return: they are out of scope, and must not hold their recipient against
+// a newcomer.
+func (a *applyRun) forgetUnseen() {
+	seen := make(map[string]bool, len(a.rep.Changes))
+	for _, c := range a.rep.Changes {
+		seen[stateKey(c.Source, c.ID)] = true
+	}
+	for k := range a.st.Published {
+		if !seen[k] {
+			delete(a.st.Published, k)
+		}
+	}
+	for k := range a.st.Pending {
+		if !seen[k] {
+			delete(a.st.Pending, k)
+		}
+	}
+}
+
+// save saves the snapshot, even after a cancel (what was written must be
+// remembered), completes the report and returns Apply's result.
+func (a *applyRun) save(ctx context.Context, cancelled error) (*Report, error) {
+	s, rep := a.s, a.rep
+	if err := s.state().Save(context.WithoutCancel(ctx), a.st); err != nil {
 		rep.Errors = append(rep.Errors, "saving state: "+err.Error())
 		rep.CookieAdvanced = false
 		rep.Summary = summarize(rep.Changes)
@@ -227,13 +309,13 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 	rep.StateSaved = true
 	rep.Summary = summarize(rep.Changes)
 	rep.Finished = s.now()
-	log.Info("applied", "written", rep.Summary.Written, "failed", rep.Summary.Failed,
+	a.log.Info("applied", "written", rep.Summary.Written, "failed", rep.Summary.Failed,
 		"notWritable", rep.Summary.NotWritable, "cookieAdvanced", rep.CookieAdvanced)
 	if cancelled != nil {
 		return rep, fmt.Errorf("smimesync: apply cancelled after %d writes: %w", rep.Summary.Written, cancelled)
 	}
-	if failed > 0 {
-		return rep, fmt.Errorf("smimesync: %d %w (first: %s)", failed, ErrChangesFailed, rep.Errors[0])
+	if a.failed > 0 {
+		return rep, fmt.Errorf("smimesync: %d %w (first: %s)", a.failed, ErrChangesFailed, rep.Errors[0])
 	}
 	return rep, nil
 }
