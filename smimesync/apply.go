@@ -182,12 +182,12 @@ func (a *applyRun) record(c *Change) {
 		// for it no longer holds a recipient.
 		delete(st.Published, key)
 	case c.Action == ActionUnchanged:
-		if _, ok := st.Published[key]; !ok || c.CurrentFrom == "sink" {
+		if _, ok := st.Published[key]; !ok || c.CurrentFrom == CurrentFromSink {
 			st.Published[key] = published(c, a.now)
 		}
 	case c.Action == ActionSkip && c.Reason == SkipError:
 		a.failed++
-		c.Outcome = "failed"
+		c.Outcome = OutcomeFailed
 		a.rep.Errors = append(a.rep.Errors, fmt.Sprintf("%s: %s", c.User, c.Error))
 	}
 }
@@ -210,7 +210,7 @@ func (a *applyRun) writeOne(ctx context.Context, stop context.CancelFunc, c *Cha
 	defer a.mu.Unlock()
 	a.attempts++
 	if s.Progress != nil {
-		s.Progress(Progress{Stage: "apply", Done: a.attempts, Total: a.total})
+		s.Progress(Progress{Stage: StageApply, Done: a.attempts, Total: a.total})
 	}
 	if rerr != nil && a.recordErr == nil {
 		// Stop starting writes: each one more without a durable
@@ -222,15 +222,15 @@ func (a *applyRun) writeOne(ctx context.Context, stop context.CancelFunc, c *Cha
 	}
 	switch {
 	case err == nil:
-		c.Outcome = "written"
+		c.Outcome = OutcomeWritten
 		a.st.Published[key] = pub
 		a.log.Info("written", "user", c.User, "recipient", recipientName(c.Recipient), "action", c.Action,
 			"certificates", c.desired.Len())
 	case errors.Is(err, cloud.ErrNotWritable):
-		c.Outcome, c.Error = "not-writable", err.Error()
+		c.Outcome, c.Error = OutcomeNotWritable, err.Error()
 		a.log.Warn("not writable", "user", c.User, "recipient", recipientName(c.Recipient), "err", err)
 	default:
-		c.Outcome, c.Error = "failed", err.Error()
+		c.Outcome, c.Error = OutcomeFailed, err.Error()
 		a.failed++
 		a.rep.Errors = append(a.rep.Errors, fmt.Sprintf("%s (%s): %v", c.User, recipientName(c.Recipient), err))
 		a.log.Error("write failed", "user", c.User, "recipient", recipientName(c.Recipient), "err", err)
@@ -245,7 +245,7 @@ func (a *applyRun) settle(cancelled error) {
 	}
 	for _, c := range a.rep.Changes {
 		if c.Writes() && c.Outcome == "" {
-			c.Outcome, c.Error = "failed", "not attempted: "+cancelled.Error()
+			c.Outcome, c.Error = OutcomeFailed, "not attempted: "+cancelled.Error()
 			a.failed++
 		}
 	}

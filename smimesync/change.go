@@ -26,36 +26,87 @@ const (
 	ActionSkip Action = "skip"
 )
 
-// Skip reasons of a [Change], besides a sink's own ReadOnly text.
+// SkipReason is the code that says why a [Change] is skipped: a short,
+// stable word that scripts may rely on. What a sink says in its own words
+// goes to Change.Detail, never here.
+type SkipReason string
+
+// The reasons a [Change] is skipped.
 const (
 	// SkipNoRecipient: no cloud recipient matches the entry.
-	SkipNoRecipient = "no-recipient"
+	SkipNoRecipient SkipReason = "no-recipient"
 	// SkipDeleted: the entry was deleted in the directory. What was
 	// published stays; the Syncer forgets it.
-	SkipDeleted = "deleted"
+	SkipDeleted SkipReason = "deleted"
 	// SkipConflict: another directory entry resolves to the same
 	// recipient; neither is written until that is resolved (and a full
-	// pass, or a change to the entry, brings it back).
-	SkipConflict = "conflict"
+	// pass, or a change to the entry, brings it back). Error names the
+	// other entries.
+	SkipConflict SkipReason = "conflict"
 	// SkipCurrentUnknown: the sink cannot read what the recipient carries,
 	// nothing was published before, and nothing is to be published:
 	// writing an empty set might remove certificates someone else put
 	// there.
-	SkipCurrentUnknown = "current-unknown"
+	SkipCurrentUnknown SkipReason = "current-unknown"
 	// SkipError: looking the recipient up failed; Error says how.
-	SkipError = "error"
+	SkipError SkipReason = "error"
+	// SkipReadOnly: the sink says the recipient may not be written
+	// (cloud.Recipient.ReadOnly); Detail carries the sink's words, for
+	// example graph.ReadOnlySynced.
+	SkipReadOnly SkipReason = "read-only"
 )
 
-// Value is one attribute value in a [Change].
+// Outcome is what Apply did with a [Change] that writes.
+type Outcome string
+
+// The outcomes of a [Change]. A change that writes nothing, and a plan not
+// applied, have none (the empty Outcome).
+const (
+	// OutcomeWritten: the sink accepted the write.
+	OutcomeWritten Outcome = "written"
+	// OutcomeFailed: the write (or, for ActionSkip with SkipError, the
+	// lookup) failed, or was not attempted because the Apply stopped
+	// early; Error says which.
+	OutcomeFailed Outcome = "failed"
+	// OutcomeNotWritable: the sink refused the write as not allowed
+	// (cloud.ErrNotWritable); nothing is retried.
+	OutcomeNotWritable Outcome = "not-writable"
+)
+
+// CurrentSource says where a plan's knowledge of what a recipient carries
+// now came from.
+type CurrentSource string
+
+// The sources of a recipient's current set.
+const (
+	// CurrentFromSink: the sink read it back.
+	CurrentFromSink CurrentSource = "sink"
+	// CurrentFromState: the sink cannot read it back; it is what this
+	// Syncer last published to the recipient, as its State remembers.
+	CurrentFromState CurrentSource = "state"
+	// CurrentUnknown: neither the sink nor the State knows; a write
+	// replaces whatever is there (Summary.Overwriting).
+	CurrentUnknown CurrentSource = "unknown"
+)
+
+// Value is one attribute value in a [Change], with what a person needs to
+// see to recognise the certificate. For a userSMIMECertificate blob the
+// certificate fields describe the blob's certificate of the user's that the
+// policy chose (for a dropped blob, its first end-entity certificate); they
+// are empty when the value could not be parsed.
 type Value struct {
 	SHA256    Fingerprint `json:"sha256"`
 	Attribute string      `json:"attribute"`
 	Reasons   []Reason    `json:"reasons,omitempty"`
 	Notes     []string    `json:"notes,omitempty"`
-	// NotAfter is when the certificate expires: for a blob, the
-	// certificate of the user's chosen by the policy (zero when the value
-	// could not be parsed).
-	NotAfter time.Time `json:"notAfter,omitzero"`
+	// Subject and Issuer are the certificate's names as RFC 2253 strings.
+	Subject string `json:"subject,omitempty"`
+	Issuer  string `json:"issuer,omitempty"`
+	// Serial is the certificate's serial number in decimal, as
+	// Signer.Serial writes it.
+	Serial string `json:"serial,omitempty"`
+	// NotAfter is when the certificate expires.
+	NotAfter time.Time `json:"not_after,omitzero"`
 }
 
 // Change is the plan for one directory entry and its recipient.
@@ -70,21 +121,23 @@ type Change struct {
 	Recipient *cloud.Recipient `json:"recipient,omitempty"`
 	// Action is what the plan does.
 	Action Action `json:"action"`
-	// Reason says why a change is skipped.
-	Reason string `json:"reason,omitempty"`
+	// Reason says why a change is skipped (ActionSkip only).
+	Reason SkipReason `json:"reason,omitempty"`
+	// Detail is the sink's own words for a SkipReadOnly skip (free text,
+	// not a code).
+	Detail string `json:"detail,omitempty"`
 	// Keep and Drop are the policy's decisions on the entry's values.
 	Keep []Value `json:"keep"`
 	Drop []Value `json:"drop"`
 	// Removes lists the certificates the recipient carries now that the
 	// change takes away (when known).
 	Removes []Fingerprint `json:"removes,omitempty"`
-	// CurrentFrom says where the recipient's current set came from:
-	// "sink", "state" (the sink cannot read it back; what was last
-	// published) or "unknown".
-	CurrentFrom string `json:"currentFrom,omitempty"`
-	// Outcome is set by Apply: "written", "failed", "not-writable", or
-	// empty when nothing was to be written.
-	Outcome string `json:"outcome,omitempty"`
+	// CurrentFrom says where the recipient's current set came from
+	// (empty when the change was skipped before it was read).
+	CurrentFrom CurrentSource `json:"current_from,omitempty"`
+	// Outcome is set by Apply; empty when nothing was to be written (and
+	// in a plan).
+	Outcome Outcome `json:"outcome,omitempty"`
 	// Error carries a lookup or write error's text.
 	Error string `json:"error,omitempty"`
 	// Retried is true when the entry did not come from this read of the
@@ -127,14 +180,14 @@ type Summary struct {
 	Retried int `json:"retried"`
 	// KeptValues and DroppedValues count attribute values; Dropped
 	// breaks the drops down by reason.
-	KeptValues    int            `json:"keptValues"`
-	DroppedValues int            `json:"droppedValues"`
+	KeptValues    int            `json:"kept_values"`
+	DroppedValues int            `json:"dropped_values"`
 	Dropped       map[Reason]int `json:"dropped,omitempty"`
 	// Written, Failed and NotWritable are filled in by Apply. Failed
 	// counts failed writes and failed lookups.
 	Written     int `json:"written"`
 	Failed      int `json:"failed"`
-	NotWritable int `json:"notWritable"`
+	NotWritable int `json:"not_writable"`
 }
 
 // Plan is what a Syncer intends to do. Make one with [Syncer.Plan], look at
@@ -163,7 +216,7 @@ type Plan struct {
 type Report struct {
 	Plan
 	// DryRun is true when nothing was written.
-	DryRun bool `json:"dryRun"`
+	DryRun bool `json:"dry_run"`
 	// Errors lists every error of the run, each naming its recipient.
 	Errors []string `json:"errors,omitempty"`
 	// CookieAdvanced is true when the source's delta cookie was saved:
@@ -171,16 +224,27 @@ type Report struct {
 	// recipient, or for a conflict, do not hold the cookie back: the state
 	// keeps them and every later pass plans them again until they are
 	// published or leave the directory.
-	CookieAdvanced bool `json:"cookieAdvanced"`
+	CookieAdvanced bool `json:"cookie_advanced"`
 	// StateSaved is true when Apply saved the state (it does unless the
 	// guard stopped it or the save itself failed).
-	StateSaved bool `json:"stateSaved"`
+	StateSaved bool `json:"state_saved"`
 }
+
+// Stage names the part of a pass a [Progress] report is about.
+type Stage string
+
+// The stages of a pass.
+const (
+	// StagePlan: Plan (or PlanFull) reading and judging entries.
+	StagePlan Stage = "plan"
+	// StageApply: Apply writing.
+	StageApply Stage = "apply"
+)
 
 // Progress says how far a Plan or an Apply has come.
 type Progress struct {
-	// Stage is "plan" or "apply".
-	Stage string
+	// Stage is StagePlan or StageApply.
+	Stage Stage
 	// Done counts entries planned, or writes attempted.
 	Done int
 	// Total is the number of writes an Apply will attempt; 0 while

@@ -121,7 +121,7 @@ func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte) ([]*Chan
 				mu.Lock()
 				changes = append(changes, c)
 				if s.Progress != nil {
-					s.Progress(Progress{Stage: "plan", Done: len(changes)})
+					s.Progress(Progress{Stage: StagePlan, Done: len(changes)})
 				}
 				mu.Unlock()
 			}
@@ -177,10 +177,7 @@ func (s *Syncer) decide(ctx context.Context, pol *Policy, st *Snapshot, e *direc
 	}
 	v := pol.Evaluate(ctx, e)
 	for _, d := range v.Decisions() {
-		val := Value{SHA256: d.SHA256, Attribute: d.Attribute, Reasons: d.Reasons, Notes: d.Notes}
-		if d.Certificate != nil {
-			val.NotAfter = d.Certificate.NotAfter
-		}
+		val := valueOf(&d)
 		if d.Keep {
 			c.Keep = append(c.Keep, val)
 			continue
@@ -216,7 +213,7 @@ func (s *Syncer) decide(ctx context.Context, pol *Policy, st *Snapshot, e *direc
 	}
 	c.Recipient = r
 	if r.ReadOnly != "" {
-		c.Action, c.Reason = ActionSkip, r.ReadOnly
+		c.Action, c.Reason, c.Detail = ActionSkip, SkipReadOnly, r.ReadOnly
 		return c
 	}
 
@@ -225,11 +222,11 @@ func (s *Syncer) decide(ctx context.Context, pol *Policy, st *Snapshot, e *direc
 	cur, err := s.Sink.Current(ctx, r)
 	switch {
 	case err == nil:
-		c.CurrentFrom = "sink"
+		c.CurrentFrom = CurrentFromSink
 		have = fingerprints(cur)
 	case errors.Is(err, cloud.ErrUnreadable):
 		if p, ok := st.Published[stateKey(e.Source, e.ID)]; ok && p.Recipient == r.ID {
-			c.CurrentFrom = "state"
+			c.CurrentFrom = CurrentFromState
 			have = map[Fingerprint]string{}
 			for _, f := range p.UserCertificate {
 				have[f] = cloud.AttrUserCertificate
@@ -238,7 +235,7 @@ func (s *Syncer) decide(ctx context.Context, pol *Policy, st *Snapshot, e *direc
 				have[f] = cloud.AttrUserSMIMECertificate
 			}
 		} else {
-			c.CurrentFrom = "unknown"
+			c.CurrentFrom = CurrentUnknown
 		}
 	default:
 		c.Action, c.Reason, c.Error = ActionSkip, SkipError, err.Error()
@@ -356,7 +353,7 @@ func summarize(changes []*Change) Summary {
 			s.Skip++
 		}
 		switch {
-		case c.Writes() && c.CurrentFrom == "unknown":
+		case c.Writes() && c.CurrentFrom == CurrentUnknown:
 			s.Losing++
 			s.Overwriting++
 		case c.Writes() && len(c.Removes) > 0:
@@ -379,13 +376,35 @@ func summarize(changes []*Change) Summary {
 			}
 		}
 		switch c.Outcome {
-		case "written":
+		case OutcomeWritten:
 			s.Written++
-		case "failed":
+		case OutcomeFailed:
 			s.Failed++
-		case "not-writable":
+		case OutcomeNotWritable:
 			s.NotWritable++
 		}
 	}
 	return s
+}
+
+// valueOf is a decision as a plan shows it: the fingerprint, the verdict,
+// and the certificate's names, serial and expiry.
+func valueOf(d *Decision) Value {
+	v := Value{SHA256: d.SHA256, Attribute: d.Attribute, Reasons: d.Reasons, Notes: d.Notes}
+	c := d.Certificate
+	if c == nil && d.Blob != nil {
+		for _, bc := range d.Blob.Certificates {
+			if !bc.IsCA {
+				c = bc
+				break
+			}
+		}
+	}
+	if c != nil {
+		v.Subject, v.Issuer, v.NotAfter = c.Subject, c.Issuer, c.NotAfter
+		if c.Serial != nil {
+			v.Serial = formatSerial(c.Serial)
+		}
+	}
+	return v
 }
