@@ -193,7 +193,8 @@ type Summary struct {
 // Plan is what a Syncer intends to do. Make one with [Syncer.Plan], look at
 // it, then hand it to [Syncer.Apply].
 type Plan struct {
-	// Changes holds one Change per entry read, sorted by ID.
+	// Changes holds one Change per entry read, sorted by User, then ID,
+	// then Source (a report keeps the plan's order).
 	Changes []*Change `json:"changes"`
 	// Summary counts them.
 	Summary Summary `json:"summary"`

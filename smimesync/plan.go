@@ -89,9 +89,7 @@ func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
 		}
 	}
 
-	slices.SortFunc(changes, func(a, b *Change) int {
-		return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.Source, b.Source))
-	})
+	slices.SortFunc(changes, compareChanges)
 	markConflicts(changes, st, plan.Full)
 	plan.Changes = changes
 	plan.Summary = summarize(changes)
@@ -100,6 +98,13 @@ func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
 		"remove", plan.Summary.Remove, "unchanged", plan.Summary.Unchanged, "skip", plan.Summary.Skip,
 		"retried", plan.Summary.Retried, "full", plan.Full, "duration", plan.Finished.Sub(plan.Started))
 	return plan, nil
+}
+
+// compareChanges orders a plan's rows for people: by user, then ID, then
+// source, so that two plans of the same directory can be diffed line by
+// line whatever order the source and the workers produced them in.
+func compareChanges(a, b *Change) int {
+	return cmp.Or(cmp.Compare(a.User, b.User), cmp.Compare(a.ID, b.ID), cmp.Compare(a.Source, b.Source))
 }
 
 // read streams the source through the policy and the sink's lookups, with
