@@ -38,6 +38,9 @@ func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
 	if err := s.validate(); err != nil {
 		return nil, err
 	}
+	if err := s.policy().Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
 	for _, r := range s.Prune.Reasons {
 		if !slices.Contains(PrunableReasons(), r) {
 			return nil, fmt.Errorf("%w: %q (prunable: %v)", ErrUnsafePrune, r, PrunableReasons())

@@ -54,7 +54,11 @@ type Syncer struct {
 	Source directory.Source
 	// Sink publishes to the cloud.
 	Sink cloud.Sink
-	// Policy decides what to keep; nil means the zero Policy.
+	// Policy decides what to keep; nil means the zero Policy. A Policy
+	// without a Now of its own reads the Syncer's Now, so that one clock
+	// decides both what is valid and when things happened (the Policy
+	// itself is not changed). Plan refuses a Policy that Policy.Validate
+	// refuses.
 	Policy *Policy
 	// State keeps the delta cookie and what was published; nil keeps it
 	// in memory for the Syncer's lifetime.
@@ -68,8 +72,8 @@ type Syncer struct {
 	Guard Guard
 	// Prune turns on the write-back of dropped values to the directory.
 	Prune Prune
-	// Now returns the current time for reports and state; nil means
-	// time.Now.
+	// Now returns the current time for reports and state, and for the
+	// Policy when it has no Now of its own; nil means time.Now.
 	Now func() time.Time
 	// Progress, when not nil, is called as work proceeds: after every
 	// entry planned and every write attempted. It is called from several
@@ -88,11 +92,20 @@ func (s *Syncer) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
+// policy is the Policy the Syncer judges with: its Policy (or the zero
+// Policy), reading the Syncer's clock when it has none of its own. The
+// caller's Policy is never changed: a copy gets the clock.
 func (s *Syncer) policy() *Policy {
-	if s.Policy != nil {
-		return s.Policy
+	p := s.Policy
+	if p == nil {
+		p = &Policy{}
 	}
-	return &Policy{}
+	if p.Now == nil && s.Now != nil {
+		c := *p
+		c.Now = s.Now
+		p = &c
+	}
+	return p
 }
 
 func (s *Syncer) state() State {
