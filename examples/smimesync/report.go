@@ -22,6 +22,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/smimesync/go-smimesync/internal/atomicfile"
 	"github.com/smimesync/go-smimesync/smimesync"
 )
 
@@ -411,7 +412,7 @@ func (r *savedReport) save(path string) error {
 		return err
 	}
 	// 0600: the report names people and their addresses.
-	if err := smimesync.WriteFileAtomic(path, b, 0o600); err != nil {
+	if err := atomicfile.Write(path, b, 0o600); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
 	return nil

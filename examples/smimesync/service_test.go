@@ -29,6 +29,7 @@ import (
 	"github.com/smimesync/go-smimesync/cloud/exchange"
 	"github.com/smimesync/go-smimesync/directory"
 	"github.com/smimesync/go-smimesync/directory/ldapsource"
+	"github.com/smimesync/go-smimesync/internal/atomicfile"
 	"github.com/smimesync/go-smimesync/smimesync"
 )
 
@@ -99,7 +100,7 @@ func dropSMIMEBlob(t *testing.T, path string) {
 		skipping = false
 		out = append(out, line)
 	}
-	if err := smimesync.WriteFileAtomic(path, []byte(strings.Join(out, "\n")), 0o600); err != nil {
+	if err := atomicfile.Write(path, []byte(strings.Join(out, "\n")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
