@@ -35,7 +35,6 @@ func utf8Name(t *testing.T, attrs ...[2]any) []byte {
 }
 
 var (
-	oidO  = asn1.ObjectIdentifier{2, 5, 4, 10}
 	oidCN = asn1.ObjectIdentifier{2, 5, 4, 3}
 )
 
