@@ -37,8 +37,9 @@ type Recipient struct {
 	Kind string `json:"kind,omitempty"`
 	// ReadOnly, when not empty, says why the sink cannot write this
 	// recipient (for example "directory-synced: only Entra Connect may
-	// change it"). The Syncer skips such recipients with this reason.
-	ReadOnly string `json:"readOnly,omitempty"`
+	// change it"). The Syncer skips such recipients as
+	// smimesync.SkipReadOnly, with this text as the Change's Detail.
+	ReadOnly string `json:"read_only,omitempty"`
 }
 
 // Certificates is a set of certificate values, per attribute, as raw bytes.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/smimesync/go-smimesync/cloud/cloudtest"
 	"github.com/smimesync/go-smimesync/directory"
+	"github.com/smimesync/go-smimesync/internal/atomicfile"
 	"github.com/smimesync/go-smimesync/smimesync"
 )
 
@@ -172,7 +173,7 @@ func (d *diskFullDirectory) write(t *testing.T) {
 	if err := directory.WriteLDIF(&b, d.users...); err != nil {
 		t.Fatal(err)
 	}
-	if err := smimesync.WriteFileAtomic(d.src.Path, b.Bytes(), 0o600); err != nil {
+	if err := atomicfile.Write(d.src.Path, b.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 }

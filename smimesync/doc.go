@@ -16,6 +16,21 @@
 //     writes what changed with bounded concurrency, behind a mass-change
 //     [Guard], and returns a [Report].
 //
+// [Certificates] walks every certificate an entry carries, for audit tools
+// that want the parser without a Policy or a Syncer.
+//
+// Certificate parsing stays in this package for now, on purpose. The
+// parser's files (parse.go, cms.go, ber.go, blob.go, certificate.go,
+// reason.go) import nothing else of the module, so an audit tool that
+// imports smimesync for them pulls in no sink, no directory client and no
+// state; the engine costs it only compile time. Its types (Certificate,
+// Blob, Fingerprint, Reason, ParseError) are also the words of the engine's
+// API (Decision, Value, Summary.Dropped, Policy.Check), so a separate
+// package would have every caller import two packages for one plan, or
+// this one re-export them. Because those files depend on nothing else
+// here, moving them to their own package later is mechanical; it was not
+// done while other changes to cms.go and policy.go are in flight.
+//
 // Errors are typed: a value that cannot be used is a [*ParseError] with its
 // Reason and fingerprint; a tripped guard is a [*GuardError] wrapping
 // [ErrGuardTripped]; a state that cannot be read wraps [ErrStateUnreadable].

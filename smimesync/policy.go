@@ -26,8 +26,13 @@ const DefaultMaxValues = 15
 // most [DefaultMaxValues] per attribute, the latest-expiring first.
 //
 // A Policy is safe for concurrent use as long as its fields are not changed.
+//
+// A Policy that cannot work as written (see [Policy.Validate]) is refused
+// by [Syncer.Plan]; Evaluate and the Check methods do not refuse it, and a
+// ManagedCAs entry that cannot match simply matches nothing there.
 type Policy struct {
-	// Now returns the current time; nil means time.Now.
+	// Now returns the current time; nil means time.Now, or, for the
+	// Policy of a [Syncer], the Syncer's Now: one clock for both.
 	Now func() time.Time
 
 	// MaxValues caps the values kept per attribute; 0 means
@@ -43,11 +48,22 @@ type Policy struct {
 
 	// ManagedCAs are the CAs whose certificates the organisation issues.
 	// When it is empty every issuer counts as managed. A certificate is
-	// managed when its issuer name equals one of these CAs' subject names:
-	// by name, so that a CA renewed with a new key stays managed (chain
-	// validation, when Roots is set, checks the signatures). Certificates
-	// of other issuers are exempt from chain validation and kept (they may
-	// be national ID cards or a partner's CA), unless DropUnmanaged is set.
+	// managed when its issuer name equals one of these CAs' subject
+	// names, compared as RFC 5280 section 7.1 asks: attribute by
+	// attribute, in the same order, strings without regard to case and
+	// with runs of white space as one, so that a CA certificate whose
+	// subject is encoded differently (a PrintableString here, a UTF8String
+	// there, as Go writes a pkix.Name) still matches; and, when both the
+	// certificate's authority key identifier and the CA's subject key
+	// identifier are present, they must be equal. A CA renewed with a new
+	// key is therefore listed twice, old and new certificate, while
+	// certificates of the old key are in use. Chain validation, when Roots
+	// is set, checks the signatures. Certificates of other issuers are
+	// exempt from chain validation and kept (they may be national ID
+	// cards or a partner's CA), unless DropUnmanaged is set. Every entry
+	// must be a CA certificate (basicConstraints cA) with a non-empty
+	// subject: [Policy.Validate] refuses any other, as it can match
+	// nothing.
 	ManagedCAs []*x509.Certificate
 	// DropUnmanaged drops certificates whose issuer is not in ManagedCAs,
 	// with ReasonIssuerNotManaged.
@@ -77,6 +93,51 @@ type Policy struct {
 	// nothing is checked. A failed check is noted as "revocation: " and
 	// its codes (see [RevocationCode]), never as the checker's raw error.
 	Revocation RevocationChecker
+
+	// Check, when not nil, runs rules of the caller's own on every
+	// certificate that passed the built-in checks other than chain
+	// validation and revocation (which run after it, on a certificate it
+	// did not drop). e is the directory entry being judged; nil when
+	// the policy looks at a certificate on its own (CheckCertificate,
+	// CheckBlob). A non-empty result drops the certificate. Each reason it
+	// returns is recorded as a custom reason, "custom:" and the code
+	// (see [CustomReason]): in Decision.Reasons, in a plan's and a
+	// report's dropped values, and in Summary.Dropped, so a report tells
+	// a caller's rule from the built-in ones ([Reason.IsCustom]). Custom
+	// reasons are never pruned. Check is called from several goroutines
+	// at once and must be safe for that.
+	Check func(ctx context.Context, c *Certificate, e *directory.Entry) []Reason
+}
+
+// ErrInvalidPolicy is wrapped by the error [Policy.Validate] returns.
+var ErrInvalidPolicy = errors.New("smimesync: invalid Policy")
+
+// Validate reports a Policy that cannot work as written: a ManagedCAs
+// entry that is nil, is not a CA certificate (basicConstraints cA), or has
+// an empty subject can match no issuer, and would drop (with
+// DropUnmanaged) or leave unchecked every certificate it was meant to
+// vouch for. The error wraps ErrInvalidPolicy and names the entry by its
+// position, subject and fingerprint. [Syncer.Plan] calls Validate and
+// refuses such a policy (the error then also wraps ErrInvalidConfig).
+func (p *Policy) Validate() error {
+	var errs []error
+	for i, ca := range p.ManagedCAs {
+		var why string
+		switch {
+		case ca == nil:
+			errs = append(errs, fmt.Errorf("%w: ManagedCAs[%d] is nil", ErrInvalidPolicy, i))
+			continue
+		case !ca.BasicConstraintsValid || !ca.IsCA:
+			why = "is not a CA certificate (basicConstraints cA is not set)"
+		case emptyName(ca.RawSubject):
+			why = "has an empty subject"
+		default:
+			continue
+		}
+		errs = append(errs, fmt.Errorf("%w: ManagedCAs[%d] (subject %q, sha256 %s) %s: it cannot be the issuer of any certificate",
+			ErrInvalidPolicy, i, ca.Subject.String(), Fingerprint(sha256.Sum256(ca.Raw)), why))
+	}
+	return errors.Join(errs...)
 }
 
 func (p *Policy) now() time.Time {
@@ -182,7 +243,7 @@ func (p *Policy) Evaluate(ctx context.Context, e *directory.Entry) *Verdict {
 		}
 		d.Certificate = c
 		d.notAfter = c.NotAfter
-		d.Reasons, d.Notes = p.check(ctx, c, addrs, nil, now)
+		d.Reasons, d.Notes = p.check(ctx, c, e, addrs, nil, now)
 		d.Keep = len(d.Reasons) == 0
 	}
 	clear(seen)
@@ -194,7 +255,7 @@ func (p *Policy) Evaluate(ctx context.Context, e *directory.Entry) *Verdict {
 			continue
 		}
 		seen[d.SHA256] = true
-		p.evaluateBlob(ctx, d, addrs, now)
+		p.evaluateBlob(ctx, d, e, addrs, now)
 	}
 	p.limit(v.UserCertificate)
 	p.limit(v.UserSMIMECertificate)
@@ -206,25 +267,25 @@ func (p *Policy) Evaluate(ctx context.Context, e *directory.Entry) *Verdict {
 // looking at a certificate on its own, as the example binary's inspect
 // does); an empty, non-nil addrs matches nothing.
 func (p *Policy) CheckCertificate(ctx context.Context, c *Certificate, addrs []string) (reasons []Reason, notes []string) {
-	return p.check(ctx, c, addrs, nil, p.now())
+	return p.check(ctx, c, nil, addrs, nil, p.now())
 }
 
 // CheckBlob returns the policy's decision on a parsed userSMIMECertificate
 // value for a user who owns addrs (nil skips the address check).
 func (p *Policy) CheckBlob(ctx context.Context, b *Blob, addrs []string) Decision {
 	d := Decision{Attribute: cloud.AttrUserSMIMECertificate, SHA256: b.SHA256, Raw: b.Raw}
-	p.blobVerdict(p.beginRevocationEntry(ctx), &d, b, addrs, p.now())
+	p.blobVerdict(p.beginRevocationEntry(ctx), &d, b, nil, addrs, p.now())
 	return d
 }
 
-func (p *Policy) evaluateBlob(ctx context.Context, d *Decision, addrs []string, now time.Time) {
+func (p *Policy) evaluateBlob(ctx context.Context, d *Decision, e *directory.Entry, addrs []string, now time.Time) {
 	b, err := ParseSMIMECertificate(d.Raw)
 	if err != nil {
 		d.Err = err
 		d.Reasons = []Reason{reasonOf(err)}
 		return
 	}
-	p.blobVerdict(ctx, d, b, addrs, now)
+	p.blobVerdict(ctx, d, b, e, addrs, now)
 }
 
 // NoteSigningTimeOutsideValidity starts the note Policy adds to a blob
@@ -245,7 +306,7 @@ func signingTimeNote(s *Signer) string {
 // blobVerdict keeps a blob when at least one of its end-entity certificates
 // passes every check; otherwise it is dropped with the union of their
 // reasons. CA certificates in the blob only help chain validation.
-func (p *Policy) blobVerdict(ctx context.Context, d *Decision, b *Blob, addrs []string, now time.Time) {
+func (p *Policy) blobVerdict(ctx context.Context, d *Decision, b *Blob, e *directory.Entry, addrs []string, now time.Time) {
 	d.Blob = b
 	for _, err := range b.Rejected {
 		d.Notes = append(d.Notes, err.Error())
@@ -275,7 +336,7 @@ func (p *Policy) blobVerdict(ctx context.Context, d *Decision, b *Blob, addrs []
 			continue
 		}
 		leaves++
-		rs, notes := p.check(ctx, c, addrs, extra, now)
+		rs, notes := p.check(ctx, c, e, addrs, extra, now)
 		d.Notes = append(d.Notes, notes...)
 		if len(rs) == 0 {
 			if d.Certificate == nil || c.NotAfter.After(d.Certificate.NotAfter) {
@@ -300,9 +361,10 @@ func (p *Policy) blobVerdict(ctx context.Context, d *Decision, b *Blob, addrs []
 }
 
 // check runs every test on one certificate. The cheap tests all run, so a
-// report shows every reason; chain validation and revocation, which cost
-// more, run only on a certificate that passed the others.
-func (p *Policy) check(ctx context.Context, c *Certificate, addrs []string, extra []*x509.Certificate, now time.Time) (reasons []Reason, notes []string) {
+// report shows every reason; the caller's Check, chain validation and
+// revocation, which may cost more, run only on a certificate that passed
+// the others. e is nil when the certificate is judged on its own.
+func (p *Policy) check(ctx context.Context, c *Certificate, e *directory.Entry, addrs []string, extra []*x509.Certificate, now time.Time) (reasons []Reason, notes []string) {
 	if now.Before(c.NotBefore) {
 		reasons = append(reasons, ReasonNotYetValid)
 	}
@@ -321,6 +383,17 @@ func (p *Policy) check(ctx context.Context, c *Certificate, addrs []string, extr
 	}
 	if len(reasons) > 0 {
 		return reasons, notes
+	}
+	if p.Check != nil {
+		for _, r := range p.Check(ctx, c, e) {
+			r = CustomReason(strings.TrimPrefix(string(r), customPrefix))
+			if !slices.Contains(reasons, r) {
+				reasons = append(reasons, r)
+			}
+		}
+		if len(reasons) > 0 {
+			return reasons, notes
+		}
 	}
 	if p.Roots != nil && managed {
 		if err := p.verifyChain(c, extra, now); err != nil {
@@ -440,15 +513,19 @@ func (p *Policy) managed(c *Certificate) bool {
 		return true
 	}
 	for _, ca := range p.ManagedCAs {
-		if bytes.Equal(ca.RawSubject, c.X509.RawIssuer) {
+		if isIssuer(ca, c.X509) {
 			return true
 		}
 	}
 	return false
 }
 
+// isIssuer reports whether ca's subject is c's issuer name (compared as
+// sameName does) and, when both key identifiers are present, ca's subject
+// key identifier is c's authority key identifier. It does not check the
+// signature.
 func isIssuer(ca, c *x509.Certificate) bool {
-	if !bytes.Equal(ca.RawSubject, c.RawIssuer) {
+	if ca == nil || !sameName(ca.RawSubject, c.RawIssuer) {
 		return false
 	}
 	if len(c.AuthorityKeyId) > 0 && len(ca.SubjectKeyId) > 0 {

@@ -1,5 +1,7 @@
 package smimesync
 
+import "strings"
+
 // Reason is a short, stable code that says why a value was dropped or could
 // not be used. Reports, logs and the example binary print these codes;
 // scripts may rely on them.
@@ -53,3 +55,20 @@ func Reasons() []Reason {
 		ReasonIssuerNotManaged, ReasonOverLimit,
 	}
 }
+
+// customPrefix begins every custom reason.
+const customPrefix = "custom:"
+
+// CustomReason returns the reason for a rule of the caller's own (see
+// Policy.Check): "custom:" followed by code, so that a report tells it from
+// the built-in reasons. An empty code is "custom:unspecified".
+func CustomReason(code string) Reason {
+	if code == "" {
+		code = "unspecified"
+	}
+	return Reason(customPrefix + code)
+}
+
+// IsCustom reports whether r came from a rule of the caller's own
+// (Policy.Check) rather than from smimesync.
+func (r Reason) IsCustom() bool { return strings.HasPrefix(string(r), customPrefix) }

@@ -385,8 +385,8 @@ func (f FileState) Save(ctx context.Context, s *Snapshot) error {
 	if err != nil {
 		return fmt.Errorf("smimesync: encoding state: %w", err)
 	}
-	if err := WriteFileAtomic(string(f), b, 0o600); err != nil {
-		return err
+	if err := atomicfile.Write(string(f), b, 0o600); err != nil {
+		return fmt.Errorf("smimesync: %w", err)
 	}
 	s.Generation = next.Generation
 	generations[string(f)] = next.Generation
@@ -395,16 +395,6 @@ func (f FileState) Save(ctx context.Context, s *Snapshot) error {
 	// harmless: Load ignores records of another generation, and the next
 	// Record appends after them.
 	os.Remove(f.journalPath())
-	return nil
-}
-
-// WriteFileAtomic writes data to path through a temporary file in the same
-// directory: write, fsync, rename, fsync the directory. On any error the old
-// file, if any, is left as it was.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	if err := atomicfile.Write(path, data, perm); err != nil {
-		return fmt.Errorf("smimesync: %w", err)
-	}
 	return nil
 }
 

@@ -202,7 +202,7 @@ func TestSyncerUnreadableSinkReliesOnState(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range plan.Changes {
-		if c.User == "alice@example.com" && (c.Action != smimesync.ActionUnchanged || c.CurrentFrom != "state") {
+		if c.User == "alice@example.com" && (c.Action != smimesync.ActionUnchanged || c.CurrentFrom != smimesync.CurrentFromState) {
 			t.Errorf("second plan for alice: %s from %q, want unchanged from state", c.Action, c.CurrentFrom)
 		}
 	}
@@ -322,16 +322,19 @@ func TestSyncerSkips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reasons := map[string][]string{}
+	reasons := map[string][]smimesync.SkipReason{}
 	for _, c := range rep.Changes {
 		if c.Action != smimesync.ActionSkip {
 			t.Errorf("%s (%s): action %s, want skip", c.User, c.DN, c.Action)
 		}
 		reasons[c.ID] = append(reasons[c.ID], c.Reason)
+		if c.ID == synced.ID && c.Detail != "directory-synced" {
+			t.Errorf("%s: detail %q, want the sink's words %q", c.User, c.Detail, "directory-synced")
+		}
 	}
-	want := map[string]string{dup1.ID: smimesync.SkipConflict, dup2.ID: smimesync.SkipConflict, synced.ID: "directory-synced", nomail.ID: smimesync.SkipNoRecipient, gone.ID: smimesync.SkipDeleted}
+	want := map[string]smimesync.SkipReason{dup1.ID: smimesync.SkipConflict, dup2.ID: smimesync.SkipConflict, synced.ID: smimesync.SkipReadOnly, nomail.ID: smimesync.SkipNoRecipient, gone.ID: smimesync.SkipDeleted}
 	for id, r := range want {
-		if !slices.Equal(reasons[id], []string{r}) {
+		if !slices.Equal(reasons[id], []smimesync.SkipReason{r}) {
 			t.Errorf("%s: reasons %v, want %s", id, reasons[id], r)
 		}
 	}

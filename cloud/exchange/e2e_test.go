@@ -182,8 +182,8 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("alice carries %d certificates, want 1 (the expired one dropped)", len(alice.UserCertificate))
 		}
 		checkTenant(t, e, st)
-		if c := changeOf(t, rep.Changes, "dave"); c.Action != smimesync.ActionSkip || !strings.Contains(c.Reason, "directory-synced") {
-			t.Errorf("dave: %s %q, want skip with the directory-synced reason", c.Action, c.Reason)
+		if c := changeOf(t, rep.Changes, "dave"); c.Action != smimesync.ActionSkip || c.Reason != smimesync.SkipReadOnly || !strings.Contains(c.Detail, "directory-synced") {
+			t.Errorf("dave: %s %q (%q), want skip read-only with the directory-synced detail", c.Action, c.Reason, c.Detail)
 		}
 		if c := changeOf(t, rep.Changes, "erin"); c.Action != smimesync.ActionSkip || c.Reason != smimesync.SkipNoRecipient {
 			t.Errorf("erin: %s %q, want skip no-recipient", c.Action, c.Reason)

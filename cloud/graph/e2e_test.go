@@ -98,16 +98,16 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("first run: %+v", rep.Summary)
-	for dn, want := range map[string]string{
-		"CN=Alice Example,OU=Staff,DC=contoso,DC=com": "written",
-		"CN=Carol Example,OU=Staff,DC=contoso,DC=com": "written",
+	for dn, want := range map[string]smimesync.Outcome{
+		"CN=Alice Example,OU=Staff,DC=contoso,DC=com": smimesync.OutcomeWritten,
+		"CN=Carol Example,OU=Staff,DC=contoso,DC=com": smimesync.OutcomeWritten,
 	} {
-		if c := change(t, rep, dn); c.Outcome != want || c.CurrentFrom != "unknown" {
+		if c := change(t, rep, dn); c.Outcome != want || c.CurrentFrom != smimesync.CurrentUnknown {
 			t.Errorf("%s: %s/%s (current from %s), want %s", dn, c.Action, c.Outcome, c.CurrentFrom, want)
 		}
 	}
 	bob := change(t, rep, "CN=Bob Example,OU=Staff,DC=contoso,DC=com")
-	if bob.Action != smimesync.ActionSkip || bob.Reason != graph.ReadOnlySynced || bob.Recipient == nil || bob.Recipient.ID != "bob" {
+	if bob.Action != smimesync.ActionSkip || bob.Reason != smimesync.SkipReadOnly || bob.Detail != graph.ReadOnlySynced || bob.Recipient == nil || bob.Recipient.ID != "bob" {
 		t.Errorf("Bob: %s %q %+v, want skipped as directory-synced", bob.Action, bob.Reason, bob.Recipient)
 	}
 	if dave := change(t, rep, "CN=Dave Example,OU=Staff,DC=contoso,DC=com"); dave.Reason != smimesync.SkipNoRecipient {

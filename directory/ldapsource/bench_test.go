@@ -190,7 +190,7 @@ func BenchmarkRead10k(b *testing.B) {
 			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
 			b.ReportMetric(float64(live)/(1<<20), "peak-live-MB")
 
-			filter := ldapsource.DefaultFilter(map[ldaptest.Kind]string{ldaptest.KindSamba: ldapsource.ServerAD, ldaptest.KindSlapd: ldapsource.ServerOpenLDAP}[srv.Kind])
+			filter := ldapsource.DefaultFilter(map[ldaptest.Kind]ldapsource.ServerKind{ldaptest.KindSamba: ldapsource.ServerAD, ldaptest.KindSlapd: ldapsource.ServerOpenLDAP}[srv.Kind])
 			attrs := []string{"objectGUID", "mail", "userCertificate", "userSMIMECertificate", "userPrincipalName", "proxyAddresses"}
 			if srv.Kind == ldaptest.KindSlapd {
 				attrs = []string{"entryUUID", "mail", "userCertificate", "userSMIMECertificate"}

@@ -57,7 +57,7 @@ type Config struct {
 	// or "openldap" (OpenLDAP, 389-DS and other RFC 4512 servers). Empty
 	// detects it from the root DSE (supportedCapabilities carries
 	// 1.2.840.113556.1.4.800 on AD).
-	Server string `yaml:"server"`
+	Server ServerKind `yaml:"server"`
 	// IDAttribute names the attribute holding each entry's stable
 	// identifier. Empty means objectGUID on AD and entryUUID elsewhere;
 	// entries without it are identified by their DN. Deltas report
@@ -75,7 +75,7 @@ type Config struct {
 	// refreshOnly; OpenLDAP's syncprov), or "none" (every pass full).
 	// Empty chooses: dirsync on AD, falling back to usn when DirSync is
 	// refused; syncrepl elsewhere when the server offers it, else none.
-	Delta string `yaml:"delta"`
+	Delta DeltaMode `yaml:"delta"`
 	// FullPassEvery forces a full pass when the last one is older. Zero
 	// means never, except with usn deltas whose account cannot see deleted
 	// objects: there deletions are found only by full passes, so zero
@@ -115,7 +115,7 @@ type Bind struct {
 	// Empty means simple when User is set and anonymous otherwise. ntlm is
 	// the NTLM ("Sicily") bind Active Directory offers; Samba does not
 	// implement it (use kerberos or simple over TLS there).
-	Method string `yaml:"method"`
+	Method BindMethod `yaml:"method"`
 	// User is the bind name: a DN or user@domain for simple binds;
 	// user, DOMAIN\user or user@domain for NTLM; the principal (without
 	// realm) for Kerberos.
@@ -196,38 +196,52 @@ const (
 	DefaultUSNFullPassEvery = 24 * time.Hour
 )
 
+// ServerKind is the kind of directory (Config.Server), spelled in YAML
+// and JSON as its constant's value; the empty kind detects it.
+type ServerKind string
+
 // Server kinds (Config.Server).
 const (
 	// ServerAD is Active Directory (and Samba AD).
-	ServerAD = "ad"
+	ServerAD ServerKind = "ad"
 	// ServerOpenLDAP is OpenLDAP, 389-DS and other RFC 4512 directories.
-	ServerOpenLDAP = "openldap"
+	ServerOpenLDAP ServerKind = "openldap"
 )
+
+// DeltaMode is how a pass with a cookie finds changes (Config.Delta),
+// spelled in YAML and JSON as its constant's value; the empty mode
+// chooses.
+type DeltaMode string
 
 // Delta mechanisms (Config.Delta).
 const (
 	// DeltaDirSync is AD's DirSync control.
-	DeltaDirSync = "dirsync"
+	DeltaDirSync DeltaMode = "dirsync"
 	// DeltaUSN is AD's uSNChanged high-water mark.
-	DeltaUSN = "usn"
+	DeltaUSN DeltaMode = "usn"
 	// DeltaSyncrepl is RFC 4533 content synchronisation (refreshOnly).
-	DeltaSyncrepl = "syncrepl"
+	DeltaSyncrepl DeltaMode = "syncrepl"
 	// DeltaNone makes every pass full.
-	DeltaNone = "none"
+	DeltaNone DeltaMode = "none"
 )
+
+// BindMethod is how the source authenticates (Bind.Method), spelled in
+// YAML and JSON as its constant's value; the empty method is simple with a
+// user and anonymous without.
+type BindMethod string
 
 // Bind methods (Bind.Method).
 const (
 	// BindSimple is an LDAP simple bind (name and password).
-	BindSimple = "simple"
+	BindSimple BindMethod = "simple"
 	// BindNTLM is Active Directory's NTLM bind.
-	BindNTLM = "ntlm"
+	BindNTLM BindMethod = "ntlm"
 	// BindKerberos is SASL GSSAPI through gokrb5.
-	BindKerberos = "kerberos"
+	BindKerberos BindMethod = "kerberos"
 	// BindSSPI is SASL GSSAPI through Windows SSPI.
-	BindSSPI = "sspi"
+	BindSSPI BindMethod = "sspi"
 	// BindAnonymous does not bind.
-	BindAnonymous = "anonymous"
+	BindAnonymous BindMethod = "anonymous"
 )
 
 // DefaultFilter returns the filter used when Config.Filter is empty:
@@ -237,7 +251,7 @@ const (
 //     enabled or not; computers are not persons, contacts not users). Add
 //     (objectClass=contact) yourself to publish contacts' certificates.
 //   - other directories: (&(objectClass=inetOrgPerson)(mail=*)).
-func DefaultFilter(server string) string {
+func DefaultFilter(server ServerKind) string {
 	if server == ServerAD {
 		return "(&(objectCategory=person)(objectClass=user)(mail=*))"
 	}
@@ -300,9 +314,9 @@ func (c *Config) urls() []string {
 }
 
 // method returns the effective bind method.
-func (b *Bind) method() string {
+func (b *Bind) method() BindMethod {
 	if b.Method != "" {
-		return strings.ToLower(b.Method)
+		return BindMethod(strings.ToLower(string(b.Method)))
 	}
 	if b.User != "" {
 		return BindSimple
@@ -345,12 +359,12 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	switch strings.ToLower(c.Server) {
+	switch ServerKind(strings.ToLower(string(c.Server))) {
 	case "", ServerAD, ServerOpenLDAP:
 	default:
 		errs = append(errs, configErr("server", "server %q: want ad or openldap", c.Server))
 	}
-	switch d := strings.ToLower(c.Delta); d {
+	switch d := DeltaMode(strings.ToLower(string(c.Delta))); d {
 	case "", DeltaNone:
 	case DeltaDirSync, DeltaUSN, DeltaSyncrepl:
 		if c.IDAttribute != "" && !strings.EqualFold(c.IDAttribute, "objectGUID") && !strings.EqualFold(c.IDAttribute, "entryUUID") {
@@ -359,7 +373,7 @@ func (c *Config) Validate() error {
 		if len(c.Groups) > 0 {
 			errs = append(errs, configErr("delta", "delta %q cannot see group membership changes: leave delta empty or none with groups", d))
 		}
-		if d != DeltaSyncrepl && strings.EqualFold(c.Server, ServerOpenLDAP) {
+		if d != DeltaSyncrepl && strings.EqualFold(string(c.Server), string(ServerOpenLDAP)) {
 			errs = append(errs, configErr("delta", "delta %q needs Active Directory", d))
 		}
 	default:
@@ -467,7 +481,7 @@ func (c Config) withDefaults() Config {
 	if c.Retries == 0 {
 		c.Retries = DefaultRetries
 	}
-	c.Server = strings.ToLower(c.Server)
-	c.Delta = strings.ToLower(c.Delta)
+	c.Server = ServerKind(strings.ToLower(string(c.Server)))
+	c.Delta = DeltaMode(strings.ToLower(string(c.Delta)))
 	return c
 }

@@ -257,9 +257,9 @@ func (s *Source) dialBind(u *url.URL, d *net.Dialer, tc *tls.Config) (*ldap.Conn
 
 func (s *Source) bindName() string {
 	if s.cfg.Bind.User != "" {
-		return s.cfg.Bind.method() + " " + s.cfg.Bind.User
+		return string(s.cfg.Bind.method()) + " " + s.cfg.Bind.User
 	}
-	return s.cfg.Bind.method()
+	return string(s.cfg.Bind.method())
 }
 
 // bind authenticates c as configured.

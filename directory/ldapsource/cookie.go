@@ -18,7 +18,7 @@ const cookieVersion = 1
 type cookie struct {
 	V int `json:"v"`
 	// Kind is the delta mechanism: dirsync, usn or syncrepl.
-	Kind string `json:"kind"`
+	Kind DeltaMode `json:"kind"`
 	// Server pins the cookie to one domain controller (its invocationId)
 	// for dirsync and usn; empty for syncrepl, whose CSNs are valid on
 	// every replica.

@@ -23,7 +23,7 @@ func TestDeletedWithOU(t *testing.T) {
 	var ids []string
 	for _, delta := range []string{"dirsync", "usn"} {
 		cfg := adminConfig(srv, ou)
-		cfg.Delta = delta
+		cfg.Delta = ldapsource.DeltaMode(delta)
 		s, _ := newSource(t, cfg)
 		full, res := readAll(t, s, nil)
 		if len(full) != 2 || cookieKind(t, res.Cookie) != delta {

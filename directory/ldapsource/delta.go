@@ -38,7 +38,7 @@ func (ps *pass) delta(prev *cookie) (directory.Result, error) {
 	case DeltaSyncrepl:
 		next, full, err = ps.syncreplDelta(prev)
 	default:
-		return directory.Result{}, &staleError{"cookie of unknown kind " + prev.Kind}
+		return directory.Result{}, &staleError{"cookie of unknown kind " + string(prev.Kind)}
 	}
 	if err != nil {
 		return directory.Result{}, err

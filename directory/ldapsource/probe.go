@@ -43,13 +43,13 @@ type Probe struct {
 	Err    error
 
 	// Server is ServerAD or ServerOpenLDAP.
-	Server string
+	Server ServerKind
 	// Base and Filter are where the one entry was looked for; Entry is its
 	// DN, "" when the filter matched nothing under Base.
 	Base, Filter, Entry string
 	// Delta is the delta mechanism a pass uses: DeltaDirSync, DeltaUSN,
 	// DeltaSyncrepl or DeltaNone.
-	Delta string
+	Delta DeltaMode
 	// DirSync, for Active Directory with Delta DeltaDirSync, is nil when
 	// a DirSync search was allowed, else the refusal (insufficient access
 	// rights: the account lacks "Replicating Directory Changes"); passes

@@ -58,7 +58,7 @@ func New(cfg Config, logger *slog.Logger) (*Source, error) {
 
 // serverInfo is what the root DSE says about the server.
 type serverInfo struct {
-	kind          string // ServerAD or ServerOpenLDAP
+	kind          ServerKind // ServerAD or ServerOpenLDAP
 	defaultNC     string
 	namingCtx     []string
 	dsServiceName string
@@ -137,14 +137,14 @@ func (info *serverInfo) holds(dn *ldap.DN) bool {
 // plan is what one pass reads, derived from the configuration and the
 // server.
 type plan struct {
-	kind     string
+	kind     ServerKind
 	filter   string
 	bases    []*ldap.DN
 	baseStrs []string
 	excludes []*ldap.DN
 	idAttr   string
 	attrs    []string
-	delta    string
+	delta    DeltaMode
 	scope    string
 }
 
@@ -244,7 +244,7 @@ func (s *Source) makePlan(info *serverInfo) (*plan, error) {
 	default:
 		p.delta = DeltaNone
 	}
-	p.scope = scopeDigest([]string{p.kind, p.filter, p.idAttr}, p.baseStrs, s.cfg.ExcludeOU)
+	p.scope = scopeDigest([]string{string(p.kind), p.filter, p.idAttr}, p.baseStrs, s.cfg.ExcludeOU)
 	return p, nil
 }
 
@@ -424,7 +424,7 @@ func (ps *pass) usable(raw []byte) (*cookie, string) {
 
 // fullEvery returns how old the last full pass may be before a delta of
 // kind is refused (0: no limit).
-func (s *Source) fullEvery(kind string, tombstones bool) time.Duration {
+func (s *Source) fullEvery(kind DeltaMode, tombstones bool) time.Duration {
 	if s.cfg.FullPassEvery == 0 && kind == DeltaUSN && !tombstones {
 		return DefaultUSNFullPassEvery
 	}

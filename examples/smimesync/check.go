@@ -331,7 +331,7 @@ func checkLDAP(ctx context.Context, c *checker, prefix string, p *ldapsource.Pro
 		case p.Delta == ldapsource.DeltaSyncrepl:
 			c.fail(prefix+"content sync (RFC 4533)", p.ContentSyncErr.Error(), "allow the bind account to use the syncprov overlay (limits, ACLs), or set delta: none")
 		case p.ContentSync:
-			c.ok(prefix+"content sync (RFC 4533)", "available, not used (delta: "+p.Delta+")")
+			c.ok(prefix+"content sync (RFC 4533)", "available, not used (delta: "+string(p.Delta)+")")
 		default:
 			c.note(prefix+"content sync (RFC 4533)", "not offered by the server: every pass reads the whole directory",
 				"load the syncprov overlay on the database (overlay syncprov) for delta passes")

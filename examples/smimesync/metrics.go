@@ -96,8 +96,8 @@ func (m *metrics) addSinks(sinks []string) {
 		for _, a := range []smimesync.Action{smimesync.ActionAdd, smimesync.ActionReplace, smimesync.ActionRemove} {
 			m.changed.WithLabelValues(s, string(a))
 		}
-		m.writeErrors.WithLabelValues(s, "failed")
-		m.writeErrors.WithLabelValues(s, "not-writable")
+		m.writeErrors.WithLabelValues(s, string(smimesync.OutcomeFailed))
+		m.writeErrors.WithLabelValues(s, string(smimesync.OutcomeNotWritable))
 		m.kept.WithLabelValues(s)
 		m.running.WithLabelValues(s)
 		m.lastGood.WithLabelValues(s)
@@ -134,10 +134,10 @@ func (m *metrics) passFinished(sink, kind, result string, rep *smimesync.Report,
 	}
 	for _, c := range rep.Changes {
 		switch c.Outcome {
-		case "written":
+		case smimesync.OutcomeWritten:
 			m.changed.WithLabelValues(sink, string(c.Action)).Inc()
-		case "failed", "not-writable":
-			m.writeErrors.WithLabelValues(sink, c.Outcome).Inc()
+		case smimesync.OutcomeFailed, smimesync.OutcomeNotWritable:
+			m.writeErrors.WithLabelValues(sink, string(c.Outcome)).Inc()
 		}
 	}
 	m.kept.WithLabelValues(sink).Add(float64(rep.Summary.KeptValues))

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"maps"
@@ -63,19 +64,20 @@ func printChanges(w io.Writer, cs []*smimesync.Change, outcome bool) {
 	for _, c := range cs {
 		why := dropSummary(c.Drop)
 		if c.Action == smimesync.ActionSkip {
-			why = strings.TrimSpace(c.Reason + " " + c.Error)
+			// A read-only recipient: the sink's words say more than the code.
+			why = strings.TrimSpace(cmp.Or(c.Detail, string(c.Reason)) + " " + c.Error)
 		} else if c.Error != "" {
 			why = strings.TrimSpace(why + " " + c.Error)
 		}
 		if c.Writes() && len(c.Removes) > 0 {
 			why = strings.TrimSpace(why + fmt.Sprintf(" [takes away %s it carries now]", plural(len(c.Removes), "certificate")))
 		}
-		if c.CurrentFrom == "state" || c.CurrentFrom == "unknown" {
-			why = strings.TrimSpace(why + " [current set from " + c.CurrentFrom + "]")
+		if c.CurrentFrom == smimesync.CurrentFromState || c.CurrentFrom == smimesync.CurrentUnknown {
+			why = strings.TrimSpace(why + " [current set from " + string(c.CurrentFrom) + "]")
 		}
 		user, why := termSafe(c.User), termSafe(why)
 		if outcome {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", user, c.Action, dash(c.Outcome), len(c.Keep), len(c.Drop), why)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", user, c.Action, dash(string(c.Outcome)), len(c.Keep), len(c.Drop), why)
 		} else {
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", user, c.Action, len(c.Keep), len(c.Drop), why)
 		}

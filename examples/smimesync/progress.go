@@ -54,10 +54,10 @@ func (p *progress) hook(sink string) func(smimesync.Progress) {
 		var line string
 		last := false
 		switch {
-		case pr.Stage == "apply" && pr.Total > 0:
+		case pr.Stage == smimesync.StageApply && pr.Total > 0:
 			line = fmt.Sprintf("%s: applying, %d of %d writes (%d%%)", sink, pr.Done, pr.Total, 100*pr.Done/pr.Total)
 			last = pr.Done == pr.Total
-		case pr.Stage == "apply":
+		case pr.Stage == smimesync.StageApply:
 			line = fmt.Sprintf("%s: applying, %d writes", sink, pr.Done)
 		default:
 			line = fmt.Sprintf("%s: planning, %s read", sink, plural(pr.Done, "entry"))

@@ -22,6 +22,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/smimesync/go-smimesync/internal/atomicfile"
 	"github.com/smimesync/go-smimesync/smimesync"
 )
 
@@ -34,8 +35,11 @@ type ReportConfig struct {
 	Path string `yaml:"path"`
 }
 
-// reportVersion is the layout of the report file.
-const reportVersion = 1
+// reportVersion is the layout of the report file. Version 2 has
+// snake_case keys and keeps a sink's own words for a read-only recipient in
+// an entry's detail; decodeReport upgrades a version 1 file as it reads it
+// (see upgradeReportV1).
+const reportVersion = 2
 
 // reportFormat is the type marker of a report file, its "format" member:
 // the report writer replaces a file only when it is one of its reports
@@ -74,12 +78,12 @@ type savedReport struct {
 type sinkState struct {
 	Sink string `json:"sink"`
 	// LastPass is the last pass, good or not.
-	LastPass passInfo `json:"lastPass"`
+	LastPass passInfo `json:"last_pass"`
 	// LastFull is when the last full pass was applied; run uses it to
 	// schedule the next.
-	LastFull time.Time `json:"lastFull,omitzero"`
+	LastFull time.Time `json:"last_full,omitzero"`
 	// LastGood is when the last pass without errors finished.
-	LastGood time.Time `json:"lastGood,omitzero"`
+	LastGood time.Time `json:"last_good,omitzero"`
 	// Complete is true once a full read of the directory was merged:
 	// Entries then covers every entry in scope.
 	Complete bool `json:"complete"`
@@ -95,7 +99,7 @@ type passInfo struct {
 	Started        time.Time         `json:"started,omitzero"`
 	Finished       time.Time         `json:"finished"`
 	Summary        smimesync.Summary `json:"summary"`
-	CookieAdvanced bool              `json:"cookieAdvanced"`
+	CookieAdvanced bool              `json:"cookie_advanced"`
 	// Error is the pass's error, if any; Errors lists the report's.
 	Error  string   `json:"error,omitempty"`
 	Errors []string `json:"errors,omitempty"`
@@ -103,17 +107,18 @@ type passInfo struct {
 
 // entryState is what the report keeps of a Change.
 type entryState struct {
-	ID        string            `json:"id"`
-	User      string            `json:"user"`
-	DN        string            `json:"dn,omitempty"`
-	Source    string            `json:"source,omitempty"`
-	Recipient string            `json:"recipient,omitempty"`
-	Action    smimesync.Action  `json:"action"`
-	Reason    string            `json:"reason,omitempty"`
-	Outcome   string            `json:"outcome,omitempty"`
-	Error     string            `json:"error,omitempty"`
-	Keep      []smimesync.Value `json:"keep"`
-	Drop      []smimesync.Value `json:"drop"`
+	ID        string               `json:"id"`
+	User      string               `json:"user"`
+	DN        string               `json:"dn,omitempty"`
+	Source    string               `json:"source,omitempty"`
+	Recipient string               `json:"recipient,omitempty"`
+	Action    smimesync.Action     `json:"action"`
+	Reason    smimesync.SkipReason `json:"reason,omitempty"`
+	Detail    string               `json:"detail,omitempty"`
+	Outcome   smimesync.Outcome    `json:"outcome,omitempty"`
+	Error     string               `json:"error,omitempty"`
+	Keep      []smimesync.Value    `json:"keep"`
+	Drop      []smimesync.Value    `json:"drop"`
 	// Seen is when the pass that last read the entry finished.
 	Seen time.Time `json:"seen"`
 }
@@ -173,6 +178,18 @@ func decodeReport(b []byte) (*savedReport, error) {
 			}
 		}
 	}
+	var v struct {
+		Version int `json:"version"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, err
+	}
+	if v.Version == 1 {
+		var err error
+		if b, err = upgradeReportV1(b); err != nil {
+			return nil, fmt.Errorf("version 1: %w", err)
+		}
+	}
 	r := new(savedReport)
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -184,6 +201,74 @@ func decodeReport(b []byte) (*savedReport, error) {
 	}
 	r.Format = reportFormat
 	return r, nil
+}
+
+// upgradeReportV1 rewrites a version 1 report file as version 2: every
+// camelCase key becomes snake_case (lastPass is last_pass, keptValues is
+// kept_values), and a skipped entry whose reason is not a skip code (a
+// sink's words about a read-only recipient, which version 1 kept there)
+// gets smimesync.SkipReadOnly as its reason and those words as its detail.
+func upgradeReportV1(b []byte) ([]byte, error) {
+	var doc any
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&doc); err != nil {
+		return nil, err
+	}
+	doc = snakeKeys(doc)
+	root, _ := doc.(map[string]any)
+	root["version"] = 2
+	sinks, _ := root["sinks"].([]any)
+	for _, s := range sinks {
+		sm, _ := s.(map[string]any)
+		entries, _ := sm["entries"].([]any)
+		for _, e := range entries {
+			em, _ := e.(map[string]any)
+			reason, _ := em["reason"].(string)
+			if em["action"] == string(smimesync.ActionSkip) && reason != "" && !slices.Contains(v1SkipReasons, smimesync.SkipReason(reason)) {
+				em["reason"], em["detail"] = string(smimesync.SkipReadOnly), reason
+			}
+		}
+	}
+	return json.Marshal(doc)
+}
+
+// v1SkipReasons are the skip codes a version 1 report can hold.
+var v1SkipReasons = []smimesync.SkipReason{smimesync.SkipNoRecipient, smimesync.SkipDeleted,
+	smimesync.SkipConflict, smimesync.SkipCurrentUnknown, smimesync.SkipError}
+
+// snakeKeys returns v with the keys of every JSON object in it in
+// snake_case. The values of a version 1 report's maps (reason codes) are
+// lower-case already and stay as they are.
+func snakeKeys(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[snakeCase(k)] = snakeKeys(x)
+		}
+		return out
+	case []any:
+		for i, x := range v {
+			v[i] = snakeKeys(x)
+		}
+	}
+	return v
+}
+
+// snakeCase is "lastPass" as "last_pass".
+func snakeCase(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if 'A' <= r && r <= 'Z' {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // sink returns the part of the report for sink, adding it if needed.
@@ -243,7 +328,7 @@ func (s *sinkState) merge(command string, rep *smimesync.Report, passErr error, 
 	for _, c := range rep.Changes {
 		e := &entryState{
 			ID: c.ID, User: c.User, DN: c.DN, Source: c.Source,
-			Action: c.Action, Reason: c.Reason, Outcome: c.Outcome, Error: c.Error,
+			Action: c.Action, Reason: c.Reason, Detail: c.Detail, Outcome: c.Outcome, Error: c.Error,
 			Keep: c.Keep, Drop: c.Drop, Seen: s.LastPass.Finished,
 		}
 		if c.Recipient != nil {
@@ -327,7 +412,7 @@ func (r *savedReport) save(path string) error {
 		return err
 	}
 	// 0600: the report names people and their addresses.
-	if err := smimesync.WriteFileAtomic(path, b, 0o600); err != nil {
+	if err := atomicfile.Write(path, b, 0o600); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
 	return nil
@@ -420,24 +505,24 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 type reportSummary struct {
 	File       string        `json:"file"`
 	At         time.Time     `json:"at"`
-	WithinDays int           `json:"withinDays"`
+	WithinDays int           `json:"within_days"`
 	Sinks      []sinkSummary `json:"sinks"`
 }
 
 type sinkSummary struct {
 	Sink     string    `json:"sink"`
-	LastPass passInfo  `json:"lastPass"`
-	LastFull time.Time `json:"lastFull,omitzero"`
-	LastGood time.Time `json:"lastGood,omitzero"`
+	LastPass passInfo  `json:"last_pass"`
+	LastFull time.Time `json:"last_full,omitzero"`
+	LastGood time.Time `json:"last_good,omitzero"`
 	// Complete is false until a full pass was recorded: until then the
 	// lists cover only the entries the passes have seen.
 	Complete        bool                     `json:"complete"`
 	Users           int                      `json:"users"`
-	NoUsable        []noUsable               `json:"noUsable"`
+	NoUsable        []noUsable               `json:"no_usable"`
 	Expiring        []expiring               `json:"expiring"`
 	Dropped         []dropped                `json:"dropped"`
-	DroppedByReason map[smimesync.Reason]int `json:"droppedByReason"`
-	NotPublished    []notPublished           `json:"notPublished"`
+	DroppedByReason map[smimesync.Reason]int `json:"dropped_by_reason"`
+	NotPublished    []notPublished           `json:"not_published"`
 }
 
 // userRef names a directory entry in the report's lists.
@@ -459,7 +544,7 @@ type expiring struct {
 	userRef
 	Attribute string                `json:"attribute"`
 	SHA256    smimesync.Fingerprint `json:"sha256"`
-	NotAfter  time.Time             `json:"notAfter"`
+	NotAfter  time.Time             `json:"not_after"`
 	// Days left, rounded down; negative once expired (after the pass that
 	// kept it).
 	Days int `json:"days"`
@@ -477,6 +562,7 @@ type notPublished struct {
 	userRef
 	// Status is the skip reason, or the write's outcome ("failed",
 	// "not-writable", "not-written" when the pass stopped before it).
+	// Why is the sink's words for a read-only recipient, else the error.
 	Status string `json:"status"`
 	Why    string `json:"why,omitempty"`
 }
@@ -530,16 +616,16 @@ func summarizeReport(r *savedReport, path string, now time.Time, withinDays int)
 func unpublished(e *entryState) (notPublished, bool) {
 	writes := e.Action == smimesync.ActionAdd || e.Action == smimesync.ActionReplace || e.Action == smimesync.ActionRemove
 	switch {
-	case writes && e.Outcome == "written":
+	case writes && e.Outcome == smimesync.OutcomeWritten:
 		return notPublished{}, false
 	case writes && e.Outcome == "":
 		return notPublished{Status: "not-written", Why: "the pass stopped before writing it (see the last pass's error)"}, true
 	case writes:
-		return notPublished{Status: e.Outcome, Why: e.Error}, true
+		return notPublished{Status: string(e.Outcome), Why: e.Error}, true
 	case e.Action == smimesync.ActionSkip && len(e.Keep) > 0:
-		return notPublished{Status: e.Reason, Why: e.Error}, true
+		return notPublished{Status: string(e.Reason), Why: cmp.Or(e.Detail, e.Error)}, true
 	case e.Action == smimesync.ActionSkip && e.Reason == smimesync.SkipError:
-		return notPublished{Status: e.Reason, Why: e.Error}, true
+		return notPublished{Status: string(e.Reason), Why: e.Error}, true
 	}
 	return notPublished{}, false
 }

@@ -143,8 +143,8 @@ func TestReportGolden(t *testing.T) {
 	if diff := cmp.Diff(map[smimesync.Reason]int{"expired": 1, "no-matching-address": 1}, s.DroppedByReason); diff != "" {
 		t.Errorf("dropped by reason (-want +got):\n%s", diff)
 	}
-	if s.NotPublished[0].Status != "directory-synced" {
-		t.Errorf("Dave: status %q, want directory-synced", s.NotPublished[0].Status)
+	if np := s.NotPublished[0]; np.Status != string(smimesync.SkipReadOnly) || np.Why != "directory-synced" {
+		t.Errorf("Dave: status %q (%q), want read-only (directory-synced)", np.Status, np.Why)
 	}
 
 	// A shorter horizon lists nothing as expiring.
@@ -168,7 +168,7 @@ func TestReportGolden(t *testing.T) {
 }
 
 // change makes a Change for the merge tests.
-func change(id string, action smimesync.Action, outcome string, keep ...string) *smimesync.Change {
+func change(id string, action smimesync.Action, outcome smimesync.Outcome, keep ...string) *smimesync.Change {
 	c := &smimesync.Change{ID: id, User: id + "@example.com", Action: action, Outcome: outcome, Keep: []smimesync.Value{}, Drop: []smimesync.Value{}}
 	for _, k := range keep {
 		c.Keep = append(c.Keep, smimesync.Value{Attribute: k})
@@ -181,7 +181,7 @@ func TestReportMerge(t *testing.T) {
 	ids := func(s *sinkState) []string {
 		var out []string
 		for _, e := range s.Entries {
-			out = append(out, e.ID+":"+string(e.Action)+":"+e.Outcome)
+			out = append(out, e.ID+":"+string(e.Action)+":"+string(e.Outcome))
 		}
 		return out
 	}
@@ -189,7 +189,7 @@ func TestReportMerge(t *testing.T) {
 
 	// A delta before any full pass: the view is partial.
 	s.merge("run", &smimesync.Report{Plan: smimesync.Plan{Changes: []*smimesync.Change{
-		change("b", smimesync.ActionAdd, "written", "userCertificate"),
+		change("b", smimesync.ActionAdd, smimesync.OutcomeWritten, "userCertificate"),
 	}}}, nil, t0)
 	if s.Complete || !s.LastFull.IsZero() || s.LastGood != t0 {
 		t.Errorf("after a delta: complete %v, last full %v, last good %v", s.Complete, s.LastFull, s.LastGood)
@@ -197,7 +197,7 @@ func TestReportMerge(t *testing.T) {
 
 	// A full pass replaces everything.
 	s.merge("run", &smimesync.Report{Plan: smimesync.Plan{Full: true, Finished: t0.Add(time.Hour), Changes: []*smimesync.Change{
-		change("a", smimesync.ActionAdd, "written", "userCertificate"),
+		change("a", smimesync.ActionAdd, smimesync.OutcomeWritten, "userCertificate"),
 		change("c", smimesync.ActionUnchanged, ""),
 	}}}, nil, t0.Add(time.Hour))
 	if diff := cmp.Diff([]string{"a:add:written", "c:unchanged:"}, ids(s)); diff != "" {
@@ -210,10 +210,10 @@ func TestReportMerge(t *testing.T) {
 	// A delta updates, adds and forgets deleted entries.
 	deleted := change("c", smimesync.ActionSkip, "")
 	deleted.Reason = smimesync.SkipDeleted
-	failed := change("d", smimesync.ActionReplace, "failed", "userCertificate")
+	failed := change("d", smimesync.ActionReplace, smimesync.OutcomeFailed, "userCertificate")
 	failed.Error = "503 Service Unavailable"
 	s.merge("run", &smimesync.Report{Plan: smimesync.Plan{Finished: t0.Add(2 * time.Hour), Changes: []*smimesync.Change{
-		change("a", smimesync.ActionRemove, "written"), deleted, failed,
+		change("a", smimesync.ActionRemove, smimesync.OutcomeWritten), deleted, failed,
 	}}}, errors.New("1 changes failed"), t0.Add(2*time.Hour))
 	if diff := cmp.Diff([]string{"a:remove:written", "d:replace:failed"}, ids(s)); diff != "" {
 		t.Errorf("after a delta (-want +got):\n%s", diff)
@@ -357,7 +357,7 @@ func TestSaveReport(t *testing.T) {
 	dir := t.TempDir()
 	c := &Config{State: StateConfig{Path: "state.json"}, dir: dir}
 	rep := &smimesync.Report{Plan: smimesync.Plan{Full: true, Changes: []*smimesync.Change{
-		change("a", smimesync.ActionAdd, "written", "userCertificate"),
+		change("a", smimesync.ActionAdd, smimesync.OutcomeWritten, "userCertificate"),
 	}}}
 	path := filepath.Join(dir, "state.report.json")
 

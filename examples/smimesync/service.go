@@ -536,9 +536,9 @@ type sinkHealth struct {
 	// LastPass is when the last pass finished; LastGood when the last
 	// one without error did; LastError is the short code of the last
 	// pass's error (see errorCode): the error itself is in the log.
-	LastPass  time.Time `json:"lastPass,omitzero"`
-	LastGood  time.Time `json:"lastGood,omitzero"`
-	LastError string    `json:"lastError,omitempty"`
+	LastPass  time.Time `json:"last_pass,omitzero"`
+	LastGood  time.Time `json:"last_good,omitzero"`
+	LastError string    `json:"last_error,omitempty"`
 
 	runningSince time.Time
 }

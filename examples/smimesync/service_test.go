@@ -29,6 +29,7 @@ import (
 	"github.com/smimesync/go-smimesync/cloud/exchange"
 	"github.com/smimesync/go-smimesync/directory"
 	"github.com/smimesync/go-smimesync/directory/ldapsource"
+	"github.com/smimesync/go-smimesync/internal/atomicfile"
 	"github.com/smimesync/go-smimesync/smimesync"
 )
 
@@ -99,7 +100,7 @@ func dropSMIMEBlob(t *testing.T, path string) {
 		skipping = false
 		out = append(out, line)
 	}
-	if err := smimesync.WriteFileAtomic(path, []byte(strings.Join(out, "\n")), 0o600); err != nil {
+	if err := atomicfile.Write(path, []byte(strings.Join(out, "\n")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -267,7 +268,7 @@ type healthResponse struct {
 	Reason string
 	Sinks  []struct {
 		Sink, Status string
-		LastGood     time.Time
+		LastGood     time.Time `json:"last_good"`
 	}
 }
 
@@ -458,10 +459,10 @@ func TestServiceStopDuringWrite(t *testing.T) {
 		name    string
 		grace   time.Duration
 		finish  bool // release the write after the stop
-		outcome string
+		outcome smimesync.Outcome
 	}{
-		{name: "finishes within the grace period", grace: 10 * time.Second, finish: true, outcome: "written"},
-		{name: "abandoned after the grace period", grace: 50 * time.Millisecond, outcome: "failed"},
+		{name: "finishes within the grace period", grace: 10 * time.Second, finish: true, outcome: smimesync.OutcomeWritten},
+		{name: "abandoned after the grace period", grace: 50 * time.Millisecond, outcome: smimesync.OutcomeFailed},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -816,7 +817,7 @@ func TestServiceReportWrites(t *testing.T) {
 		}
 		return r.Sinks[0].LastPass.Finished
 	}
-	full := &smimesync.Report{Plan: smimesync.Plan{Full: true, Changes: []*smimesync.Change{change("a", smimesync.ActionAdd, "written", "userCertificate")}}}
+	full := &smimesync.Report{Plan: smimesync.Plan{Full: true, Changes: []*smimesync.Change{change("a", smimesync.ActionAdd, smimesync.OutcomeWritten, "userCertificate")}}}
 	quiet := &smimesync.Report{Plan: smimesync.Plan{Changes: []*smimesync.Change{}}}
 	steps := []struct {
 		name  string

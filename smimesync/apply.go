@@ -1,0 +1,383 @@
+package smimesync
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/smimesync/go-smimesync/cloud"
+	"github.com/smimesync/go-smimesync/directory"
+)
+
+// ErrStalePlan is wrapped by the error Apply returns for a plan made before
+// the state was last saved.
+var ErrStalePlan = errors.New("smimesync: plan is older than the saved state")
+
+// MaxPending bounds how many skipped entries the state keeps to plan again
+// (see Report.CookieAdvanced); beyond it they wait for the next full pass.
+const MaxPending = 10000
+
+// ErrChangesFailed is wrapped by the error Apply returns when writes or
+// lookups failed (and nothing worse happened); the report lists them.
+var ErrChangesFailed = errors.New("changes failed")
+
+// Apply writes a plan's changes to the sink, at most Concurrency at a time,
+// then saves the state: what each recipient now carries, and the source's
+// delta cookie if and only if every change was applied (so a failed write
+// is retried by the next pass). It refuses a plan that would take
+// certificates from more recipients than the Guard allows, unless
+// plan.Force is set; the error then wraps ErrGuardTripped and nothing is
+// written. When the State is a [Preparer] and its Prepare fails, nothing
+// is written either, and the plan may be applied again once the cause is
+// fixed. Otherwise a plan can be applied once.
+//
+// The returned report is never nil when the plan was valid; the error
+// summarises the write failures, each of which the report lists.
+func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rep, err := s.admit(ctx, plan)
+	if err != nil {
+		return rep, err
+	}
+	a := s.newApplyRun(plan, rep)
+	cancelled := a.write(ctx)
+	a.settle(cancelled)
+	a.finish(ctx, cancelled)
+	return a.save(ctx, cancelled)
+}
+
+// admit is Apply's check before anything is written: the plan is one Plan
+// made and not yet applied, the settings are valid, the guard lets it
+// through, no other Apply saved the state since the plan was made, and the
+// State (when a Preparer) is ready to record writes. It marks the plan
+// applied only when all of that holds. A non-nil report comes back with
+// the guard's and Prepare's errors.
+func (s *Syncer) admit(ctx context.Context, plan *Plan) (*Report, error) {
+	if plan == nil || plan.state == nil {
+		return nil, errors.New("smimesync: Apply needs a plan made by Plan")
+	}
+	if plan.applied {
+		return nil, errors.New("smimesync: plan was already applied")
+	}
+	if err := s.validate(); err != nil {
+		return nil, err
+	}
+	log := s.logger()
+	rep := &Report{Plan: *plan}
+	if err := s.checkGuard(plan); err != nil {
+		rep.Errors = append(rep.Errors, err.Error())
+		log.Warn("guard tripped", "losing", err.Losing, "pruning", err.Pruning, "max", err.Max)
+		return rep, err
+	}
+	// A plan made before another Apply saved the state would write from
+	// stale knowledge and move the cookie back.
+	if cur, err := s.state().Load(ctx); err != nil {
+		return nil, err
+	} else if cur.Generation != plan.state.Generation {
+		return nil, fmt.Errorf("%w: the state was saved again after this plan was made (generation %d, plan %d); plan again", ErrStalePlan, cur.Generation, plan.state.Generation)
+	}
+	// Whatever records the writes must be ready before the first one:
+	// a write the state cannot record would be made again, or forgotten,
+	// after a crash.
+	if p, ok := s.state().(Preparer); ok && plan.Summary.Add+plan.Summary.Replace+plan.Summary.Remove > 0 {
+		if err := p.Prepare(ctx); err != nil {
+			rep.Errors = append(rep.Errors, "preparing the state: "+err.Error())
+			log.Error("the state cannot record writes; nothing was written", "err", err)
+			return rep, fmt.Errorf("smimesync: nothing was written: %w", err)
+		}
+	}
+	plan.applied = true
+	return rep, nil
+}
+
+// applyRun is one Apply after admit: the report being filled in, the
+// snapshot being brought up to date, and the counts the write workers
+// share (under mu).
+type applyRun struct {
+	s        *Syncer
+	plan     *Plan
+	rep      *Report
+	st       *Snapshot
+	log      *slog.Logger
+	recorder Recorder
+	now      time.Time
+	total    int
+
+	mu        sync.Mutex
+	failed    int
+	attempts  int
+	recordErr error
+	// unavailable is the first write failure that every other write
+	// would meet too (cloud.ErrUnavailable): no more writes start, and
+	// the run reports it once.
+	unavailable error
+}
+
+func (s *Syncer) newApplyRun(plan *Plan, rep *Report) *applyRun {
+	a := &applyRun{s: s, plan: plan, rep: rep, st: plan.state, log: s.logger(), now: s.now(),
+		total: plan.Summary.Add + plan.Summary.Replace + plan.Summary.Remove}
+	a.recorder, _ = s.state().(Recorder)
+	if a.st.Pending == nil {
+		a.st.Pending = map[string]*directory.Entry{}
+	}
+	return a
+}
+
+// write goes through the changes in the plan's order: it records in the
+// snapshot what each change that writes nothing means (record), and starts
+// a write worker for each change that writes, at most Concurrency at a
+// time. It stops starting writes when ctx ends or a write cannot be
+// recorded, and returns, when every write started has finished, why it
+// stopped early (the error that kept a write from being recorded, or
+// ctx's error), or nil.
+func (a *applyRun) write(ctx context.Context) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	sem := make(chan struct{}, a.s.concurrency())
+	var wg sync.WaitGroup
+	for _, c := range a.rep.Changes {
+		a.mu.Lock()
+		a.record(c)
+		a.mu.Unlock()
+		if !c.Writes() {
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			a.writeOne(ctx, stop, c)
+		})
+	}
+	wg.Wait()
+	if a.unavailable != nil {
+		return a.unavailable
+	}
+	if a.recordErr != nil {
+		return a.recordErr
+	}
+	return ctx.Err()
+}
+
+// record brings the snapshot up to date for c before its write (if any):
+// whether it is to be planned again, what is published for it when it is
+// unchanged or gone, and a failed lookup. The caller holds a.mu.
+func (a *applyRun) record(c *Change) {
+	st, key := a.st, stateKey(c.Source, c.ID)
+	if c.pending() {
+		if len(st.Pending) < MaxPending || st.Pending[key] != nil {
+			st.Pending[key] = c.entry
+		} else {
+			a.log.Warn("too many entries waiting for a recipient; this one waits for the next full pass", "user", c.User, "max", MaxPending)
+		}
+	} else {
+		delete(st.Pending, key)
+	}
+	switch {
+	case c.Action == ActionSkip && (c.Reason == SkipDeleted || c.Reason == SkipNoRecipient):
+		// Gone, or no longer has a recipient: what was published
+		// for it no longer holds a recipient.
+		delete(st.Published, key)
+	case c.Action == ActionUnchanged:
+		if _, ok := st.Published[key]; !ok || c.CurrentFrom == CurrentFromSink {
+			st.Published[key] = published(c, a.now)
+		}
+	case c.Action == ActionSkip && c.Reason == SkipError:
+		a.failed++
+		c.Outcome = OutcomeFailed
+		a.rep.Errors = append(a.rep.Errors, fmt.Sprintf("%s: %s", c.User, c.Error))
+	}
+}
+
+// writeOne is a write worker: it writes c to the sink, records a
+// successful write durably (when the State is a Recorder) before anything
+// else, and notes the outcome. A write that cannot be recorded calls stop,
+// so that no more writes start.
+func (a *applyRun) writeOne(ctx context.Context, stop context.CancelFunc, c *Change) {
+	s, key := a.s, stateKey(c.Source, c.ID)
+	err := s.Sink.Write(ctx, c.Recipient, c.desired)
+	var rerr error
+	pub := published(c, s.now())
+	if err == nil && a.recorder != nil {
+		// Durably, before anything else: a crash from here on
+		// must not forget this write.
+		rerr = a.recorder.Record(context.WithoutCancel(ctx), key, pub)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.attempts++
+	if s.Progress != nil {
+		s.Progress(Progress{Stage: StageApply, Done: a.attempts, Total: a.total})
+	}
+	if errors.Is(err, cloud.ErrUnavailable) {
+		// Every other write would fail the same way: stop starting
+		// them, and report the failure once.
+		if a.unavailable == nil {
+			a.unavailable = err
+			stop()
+			a.log.Error("the sink cannot be used; stopping the apply", "err", err)
+		}
+		c.Outcome, c.Error = OutcomeFailed, err.Error()
+		a.failed++
+		return
+	}
+	if rerr != nil && a.recordErr == nil {
+		// Stop starting writes: each one more without a durable
+		// record could be repeated after a crash.
+		a.recordErr = rerr
+		stop()
+		a.rep.Errors = append(a.rep.Errors, "recording writes: "+rerr.Error())
+		a.log.Error("cannot record writes; stopping the apply", "err", rerr)
+	}
+	switch {
+	case err == nil:
+		c.Outcome = OutcomeWritten
+		a.st.Published[key] = pub
+		a.log.Info("written", "user", c.User, "recipient", recipientName(c.Recipient), "action", c.Action,
+			"certificates", c.desired.Len())
+	case errors.Is(err, cloud.ErrNotWritable):
+		c.Outcome, c.Error = OutcomeNotWritable, err.Error()
+		a.log.Warn("not writable", "user", c.User, "recipient", recipientName(c.Recipient), "err", err)
+	default:
+		c.Outcome, c.Error = OutcomeFailed, err.Error()
+		a.failed++
+		a.rep.Errors = append(a.rep.Errors, fmt.Sprintf("%s (%s): %v", c.User, recipientName(c.Recipient), err))
+		a.log.Error("write failed", "user", c.User, "recipient", recipientName(c.Recipient), "err", err)
+	}
+}
+
+// settle marks every write that was not attempted as failed when the
+// writes stopped early (cancelled is why).
+func (a *applyRun) settle(cancelled error) {
+	if cancelled == nil {
+		return
+	}
+	why := "not attempted: " + cancelled.Error()
+	if a.unavailable != nil {
+		why = "not attempted: the sink cannot be used (see the run's error)"
+	}
+	for _, c := range a.rep.Changes {
+		if c.Writes() && c.Outcome == "" {
+			c.Outcome, c.Error = OutcomeFailed, why
+			a.failed++
+		}
+	}
+	a.rep.Errors = append(a.rep.Errors, "apply cancelled: "+cancelled.Error())
+}
+
+// finish does what follows a complete, successful set of writes: the
+// write-back (prune), forgetting the entries a full read no longer has,
+// and moving the delta cookie forward. Whatever stopped early or failed
+// leaves the cookie where it was, so that the next pass tries again.
+func (a *applyRun) finish(ctx context.Context, cancelled error) {
+	rep, st := a.rep, a.st
+	if a.failed == 0 && cancelled == nil {
+		a.s.prune(ctx, rep)
+	}
+	if a.plan.Full && cancelled == nil {
+		a.forgetUnseen()
+	}
+	st.LastRun = a.s.now()
+	if a.failed == 0 && cancelled == nil {
+		st.Cookie = a.plan.cookie
+		st.LastGood = st.LastRun
+		rep.CookieAdvanced = true
+	}
+}
+
+// forgetUnseen drops from the snapshot the entries a full read did not
+// return: they are out of scope, and must not hold their recipient against
+// a newcomer.
+func (a *applyRun) forgetUnseen() {
+	seen := make(map[string]bool, len(a.rep.Changes))
+	for _, c := range a.rep.Changes {
+		seen[stateKey(c.Source, c.ID)] = true
+	}
+	for k := range a.st.Published {
+		if !seen[k] {
+			delete(a.st.Published, k)
+		}
+	}
+	for k := range a.st.Pending {
+		if !seen[k] {
+			delete(a.st.Pending, k)
+		}
+	}
+}
+
+// save saves the snapshot, even after a cancel (what was written must be
+// remembered), completes the report and returns Apply's result.
+func (a *applyRun) save(ctx context.Context, cancelled error) (*Report, error) {
+	s, rep := a.s, a.rep
+	if err := s.state().Save(context.WithoutCancel(ctx), a.st); err != nil {
+		rep.Errors = append(rep.Errors, "saving state: "+err.Error())
+		rep.CookieAdvanced = false
+		rep.Summary = summarize(rep.Changes)
+		rep.Finished = s.now()
+		if !errors.Is(err, ErrStateUnwritable) {
+			err = fmt.Errorf("%w: %w", ErrStateUnwritable, err)
+		}
+		return rep, fmt.Errorf("smimesync: saving state: %w", err)
+	}
+	rep.StateSaved = true
+	rep.Summary = summarize(rep.Changes)
+	rep.Finished = s.now()
+	a.log.Info("applied", "written", rep.Summary.Written, "failed", rep.Summary.Failed,
+		"notWritable", rep.Summary.NotWritable, "cookieAdvanced", rep.CookieAdvanced)
+	if cancelled != nil {
+		return rep, fmt.Errorf("smimesync: apply cancelled after %d writes: %w", rep.Summary.Written, cancelled)
+	}
+	if a.failed > 0 {
+		return rep, fmt.Errorf("smimesync: %d %w (first: %s)", a.failed, ErrChangesFailed, rep.Errors[0])
+	}
+	return rep, nil
+}
+
+// prune removes dropped values from the directory when asked to.
+func (s *Syncer) prune(ctx context.Context, rep *Report) {
+	pr, ok := s.Source.(directory.Pruner)
+	if !ok || len(s.Prune.Reasons) == 0 {
+		return
+	}
+	for _, c := range rep.Changes {
+		if c.entry == nil {
+			continue
+		}
+		for _, attr := range []string{cloud.AttrUserCertificate, cloud.AttrUserSMIMECertificate} {
+			vals := c.prune[attr]
+			if len(vals) == 0 {
+				continue
+			}
+			if err := pr.Prune(ctx, c.entry, attr, vals); err != nil {
+				rep.Errors = append(rep.Errors, fmt.Sprintf("%s: pruning %s: %v", c.User, attr, err))
+				s.logger().Error("prune failed", "user", c.User, "attribute", attr, "err", err)
+			}
+		}
+	}
+}
+
+func published(c *Change, at time.Time) Published {
+	return Published{Recipient: c.Recipient.ID, At: at, UserCertificate: c.desiredFP[0], UserSMIMECertificate: c.desiredFP[1]}
+}
+
+// fingerprints maps every value of c to its attribute.
+func fingerprints(c cloud.Certificates) map[Fingerprint]string {
+	m := make(map[Fingerprint]string, c.Len())
+	for _, v := range c.UserCertificate {
+		m[sha256.Sum256(v)] = cloud.AttrUserCertificate
+	}
+	for _, v := range c.UserSMIMECertificate {
+		m[sha256.Sum256(v)] = cloud.AttrUserSMIMECertificate
+	}
+	return m
+}

@@ -1,0 +1,257 @@
+package smimesync
+
+import (
+	"time"
+
+	"github.com/smimesync/go-smimesync/cloud"
+	"github.com/smimesync/go-smimesync/directory"
+)
+
+// Action is what a plan does to one recipient.
+type Action string
+
+// The actions of a [Change].
+const (
+	// ActionAdd: the recipient carries no certificate and gets some.
+	ActionAdd Action = "add"
+	// ActionReplace: the recipient's set changes (or is not known and is
+	// written whole).
+	ActionReplace Action = "replace"
+	// ActionRemove: every certificate the recipient carries is removed.
+	ActionRemove Action = "remove"
+	// ActionUnchanged: the recipient already carries exactly what the
+	// policy keeps; nothing is written.
+	ActionUnchanged Action = "unchanged"
+	// ActionSkip: the recipient is left alone; Reason says why.
+	ActionSkip Action = "skip"
+)
+
+// SkipReason is the code that says why a [Change] is skipped: a short,
+// stable word that scripts may rely on. What a sink says in its own words
+// goes to Change.Detail, never here.
+type SkipReason string
+
+// The reasons a [Change] is skipped.
+const (
+	// SkipNoRecipient: no cloud recipient matches the entry.
+	SkipNoRecipient SkipReason = "no-recipient"
+	// SkipDeleted: the entry was deleted in the directory. What was
+	// published stays; the Syncer forgets it.
+	SkipDeleted SkipReason = "deleted"
+	// SkipConflict: another directory entry resolves to the same
+	// recipient; neither is written until that is resolved (and a full
+	// pass, or a change to the entry, brings it back). Error names the
+	// other entries.
+	SkipConflict SkipReason = "conflict"
+	// SkipCurrentUnknown: the sink cannot read what the recipient carries,
+	// nothing was published before, and nothing is to be published:
+	// writing an empty set might remove certificates someone else put
+	// there.
+	SkipCurrentUnknown SkipReason = "current-unknown"
+	// SkipError: looking the recipient up failed; Error says how.
+	SkipError SkipReason = "error"
+	// SkipReadOnly: the sink says the recipient may not be written
+	// (cloud.Recipient.ReadOnly); Detail carries the sink's words, for
+	// example graph.ReadOnlySynced.
+	SkipReadOnly SkipReason = "read-only"
+)
+
+// Outcome is what Apply did with a [Change] that writes.
+type Outcome string
+
+// The outcomes of a [Change]. A change that writes nothing, and a plan not
+// applied, have none (the empty Outcome).
+const (
+	// OutcomeWritten: the sink accepted the write.
+	OutcomeWritten Outcome = "written"
+	// OutcomeFailed: the write (or, for ActionSkip with SkipError, the
+	// lookup) failed, or was not attempted because the Apply stopped
+	// early; Error says which.
+	OutcomeFailed Outcome = "failed"
+	// OutcomeNotWritable: the sink refused the write as not allowed
+	// (cloud.ErrNotWritable); nothing is retried.
+	OutcomeNotWritable Outcome = "not-writable"
+)
+
+// CurrentSource says where a plan's knowledge of what a recipient carries
+// now came from.
+type CurrentSource string
+
+// The sources of a recipient's current set.
+const (
+	// CurrentFromSink: the sink read it back.
+	CurrentFromSink CurrentSource = "sink"
+	// CurrentFromState: the sink cannot read it back; it is what this
+	// Syncer last published to the recipient, as its State remembers.
+	CurrentFromState CurrentSource = "state"
+	// CurrentUnknown: neither the sink nor the State knows; a write
+	// replaces whatever is there (Summary.Overwriting).
+	CurrentUnknown CurrentSource = "unknown"
+)
+
+// Value is one attribute value in a [Change], with what a person needs to
+// see to recognise the certificate. For a userSMIMECertificate blob the
+// certificate fields describe the blob's certificate of the user's that the
+// policy chose (for a dropped blob, its first end-entity certificate); they
+// are empty when the value could not be parsed.
+type Value struct {
+	SHA256    Fingerprint `json:"sha256"`
+	Attribute string      `json:"attribute"`
+	Reasons   []Reason    `json:"reasons,omitempty"`
+	Notes     []string    `json:"notes,omitempty"`
+	// Subject and Issuer are the certificate's names as RFC 2253 strings.
+	Subject string `json:"subject,omitempty"`
+	Issuer  string `json:"issuer,omitempty"`
+	// Serial is the certificate's serial number in decimal, as
+	// Signer.Serial writes it.
+	Serial string `json:"serial,omitempty"`
+	// NotAfter is when the certificate expires.
+	NotAfter time.Time `json:"not_after,omitzero"`
+}
+
+// Change is the plan for one directory entry and its recipient.
+type Change struct {
+	// ID is the directory entry's ID; User names it for people (UPN,
+	// mail or DN); DN and Source are the entry's.
+	ID     string `json:"id"`
+	User   string `json:"user"`
+	DN     string `json:"dn,omitempty"`
+	Source string `json:"source,omitempty"`
+	// Recipient is the cloud recipient, when found.
+	Recipient *cloud.Recipient `json:"recipient,omitempty"`
+	// Action is what the plan does.
+	Action Action `json:"action"`
+	// Reason says why a change is skipped (ActionSkip only).
+	Reason SkipReason `json:"reason,omitempty"`
+	// Detail is the sink's own words for a SkipReadOnly skip (free text,
+	// not a code).
+	Detail string `json:"detail,omitempty"`
+	// Keep and Drop are the policy's decisions on the entry's values.
+	Keep []Value `json:"keep"`
+	Drop []Value `json:"drop"`
+	// Removes lists the certificates the recipient carries now that the
+	// change takes away (when known).
+	Removes []Fingerprint `json:"removes,omitempty"`
+	// CurrentFrom says where the recipient's current set came from
+	// (empty when the change was skipped before it was read).
+	CurrentFrom CurrentSource `json:"current_from,omitempty"`
+	// Outcome is set by Apply; empty when nothing was to be written (and
+	// in a plan).
+	Outcome Outcome `json:"outcome,omitempty"`
+	// Error carries a lookup or write error's text.
+	Error string `json:"error,omitempty"`
+	// Retried is true when the entry did not come from this read of the
+	// directory but from the state: an earlier pass skipped it.
+	Retried bool `json:"retried,omitempty"`
+
+	desired cloud.Certificates
+	// desiredFP holds desired's fingerprints: desired itself is kept only
+	// for the changes Apply writes.
+	desiredFP [2][]Fingerprint
+	prune     map[string][][]byte
+	entry     *directory.Entry
+	// runWide is a sink failure that every other call would meet too
+	// (cloud.ErrUnavailable): the pass stops and reports it once.
+	runWide error
+}
+
+// Writes reports whether applying the change writes to the sink.
+func (c *Change) Writes() bool {
+	return c.Action == ActionAdd || c.Action == ActionReplace || c.Action == ActionRemove
+}
+
+// Summary counts a plan's or a report's changes.
+type Summary struct {
+	Entries   int `json:"entries"`
+	Add       int `json:"add"`
+	Replace   int `json:"replace"`
+	Remove    int `json:"remove"`
+	Unchanged int `json:"unchanged"`
+	Skip      int `json:"skip"`
+	// Losing counts recipients that would lose, or may lose, at least one
+	// certificate they carry now: a write that takes a certificate away,
+	// and a write over a set the sink cannot read back and the state does
+	// not know (Overwriting). The guard limits it.
+	Losing int `json:"losing"`
+	// Overwriting counts the writes over an unknown set (part of Losing).
+	Overwriting int `json:"overwriting"`
+	// Pruning counts entries whose values would be removed from the
+	// directory by the write-back; the guard limits it too.
+	Pruning int `json:"pruning"`
+	// Retried counts entries planned again from the state because an
+	// earlier pass skipped them (no recipient yet, a conflict, an error).
+	Retried int `json:"retried"`
+	// KeptValues and DroppedValues count attribute values; Dropped
+	// breaks the drops down by reason.
+	KeptValues    int            `json:"kept_values"`
+	DroppedValues int            `json:"dropped_values"`
+	Dropped       map[Reason]int `json:"dropped,omitempty"`
+	// Written, Failed and NotWritable are filled in by Apply. Failed
+	// counts failed writes and failed lookups.
+	Written     int `json:"written"`
+	Failed      int `json:"failed"`
+	NotWritable int `json:"not_writable"`
+}
+
+// Plan is what a Syncer intends to do. Make one with [Syncer.Plan], look at
+// it, then hand it to [Syncer.Apply].
+type Plan struct {
+	// Changes holds one Change per entry read, sorted by User, then ID,
+	// then Source (a report keeps the plan's order).
+	Changes []*Change `json:"changes"`
+	// Summary counts them.
+	Summary Summary `json:"summary"`
+	// Full is true when the source read every entry in scope.
+	Full bool `json:"full"`
+	// Started and Finished time the planning.
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	// Force lets Apply go ahead even when the guard would stop it: the
+	// override for one run.
+	Force bool `json:"-"`
+
+	cookie  []byte
+	state   *Snapshot
+	applied bool
+}
+
+// Report is the outcome of [Syncer.Apply]: the plan's changes with their
+// outcomes, and counts. It is JSON-serialisable.
+type Report struct {
+	Plan
+	// DryRun is true when nothing was written.
+	DryRun bool `json:"dry_run"`
+	// Errors lists every error of the run, each naming its recipient.
+	Errors []string `json:"errors,omitempty"`
+	// CookieAdvanced is true when the source's delta cookie was saved:
+	// every write and lookup succeeded. Entries skipped for want of a
+	// recipient, or for a conflict, do not hold the cookie back: the state
+	// keeps them and every later pass plans them again until they are
+	// published or leave the directory.
+	CookieAdvanced bool `json:"cookie_advanced"`
+	// StateSaved is true when Apply saved the state (it does unless the
+	// guard stopped it or the save itself failed).
+	StateSaved bool `json:"state_saved"`
+}
+
+// Stage names the part of a pass a [Progress] report is about.
+type Stage string
+
+// The stages of a pass.
+const (
+	// StagePlan: Plan (or PlanFull) reading and judging entries.
+	StagePlan Stage = "plan"
+	// StageApply: Apply writing.
+	StageApply Stage = "apply"
+)
+
+// Progress says how far a Plan or an Apply has come.
+type Progress struct {
+	// Stage is StagePlan or StageApply.
+	Stage Stage
+	// Done counts entries planned, or writes attempted.
+	Done int
+	// Total is the number of writes an Apply will attempt; 0 while
+	// planning, as the source streams and its size is not known.
+	Total int
+}

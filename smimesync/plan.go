@@ -1,0 +1,447 @@
+package smimesync
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/smimesync/go-smimesync/cloud"
+	"github.com/smimesync/go-smimesync/directory"
+)
+
+// Plan reads the source, runs the policy on every entry, looks up each
+// recipient and what it carries, and returns what Apply would do. It writes
+// nothing, to the sink or to the state. The source is asked for the changes
+// since the saved cookie (a delta), or for everything when there is none.
+func (s *Syncer) Plan(ctx context.Context) (*Plan, error) {
+	return s.plan(ctx, false)
+}
+
+// PlanFull is Plan with the saved cookie ignored: the source reads every
+// entry in scope. Applying the plan saves the new cookie as usual. A
+// service runs one now and then, so that anything a delta could miss is
+// caught.
+func (s *Syncer) PlanFull(ctx context.Context) (*Plan, error) {
+	return s.plan(ctx, true)
+}
+
+func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
+	if s.Source == nil || s.Sink == nil {
+		return nil, errors.New("smimesync: Syncer needs a Source and a Sink")
+	}
+	if err := s.validate(); err != nil {
+		return nil, err
+	}
+	if err := s.policy().Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	for _, r := range s.Prune.Reasons {
+		if !slices.Contains(PrunableReasons(), r) {
+			return nil, fmt.Errorf("%w: %q (prunable: %v)", ErrUnsafePrune, r, PrunableReasons())
+		}
+	}
+	log := s.logger()
+	if b, ok := s.policy().Revocation.(RevocationBudgeter); ok {
+		// One pass budget for every revocation check of this plan.
+		ctx = b.BeginPass(ctx)
+	}
+	plan := &Plan{Started: s.now()}
+	if p, ok := s.Sink.(cloud.Preparer); ok {
+		// Sign in on every pass, even one that will find nothing to do:
+		// a refused secret must not pass for a quiet directory.
+		if err := p.Prepare(ctx); err != nil {
+			return nil, fmt.Errorf("smimesync: preparing the sink: %w", err)
+		}
+	}
+	st, err := s.state().Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	plan.state = st
+
+	cookie := st.Cookie
+	if full {
+		cookie = nil
+	}
+	changes, res, err := s.read(ctx, st, cookie)
+	if errors.Is(err, directory.ErrStaleCookie) && cookie != nil {
+		log.Warn("the source refused its delta cookie; reading everything", "err", err)
+		cookie = nil
+		changes, res, err = s.read(ctx, st, nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	plan.cookie = res.Cookie
+	plan.Full = res.Full || cookie == nil
+
+	if !plan.Full {
+		// Entries an earlier pass skipped (no recipient yet, a conflict, a
+		// failed lookup) are planned again until they are published: a
+		// delta will not bring them back by itself.
+		seen := make(map[string]bool, len(changes))
+		for _, c := range changes {
+			seen[stateKey(c.Source, c.ID)] = true
+		}
+		pol := s.policy()
+		for _, k := range slices.Sorted(maps.Keys(st.Pending)) {
+			if e := st.Pending[k]; !seen[k] && e != nil {
+				c := s.planEntry(ctx, pol, st, e)
+				if c.runWide != nil {
+					return nil, fmt.Errorf("smimesync: %w", c.runWide)
+				}
+				c.Retried = true
+				changes = append(changes, c)
+			}
+		}
+	}
+
+	slices.SortFunc(changes, compareChanges)
+	markConflicts(changes, st, plan.Full)
+	plan.Changes = changes
+	plan.Summary = summarize(changes)
+	plan.Finished = s.now()
+	log.Info("plan", "entries", plan.Summary.Entries, "add", plan.Summary.Add, "replace", plan.Summary.Replace,
+		"remove", plan.Summary.Remove, "unchanged", plan.Summary.Unchanged, "skip", plan.Summary.Skip,
+		"retried", plan.Summary.Retried, "full", plan.Full, "duration", plan.Finished.Sub(plan.Started))
+	return plan, nil
+}
+
+// compareChanges orders a plan's rows for people: by user, then ID, then
+// source, so that two plans of the same directory can be diffed line by
+// line whatever order the source and the workers produced them in.
+func compareChanges(a, b *Change) int {
+	return cmp.Or(cmp.Compare(a.User, b.User), cmp.Compare(a.ID, b.ID), cmp.Compare(a.Source, b.Source))
+}
+
+// read streams the source through the policy and the sink's lookups, with
+// Concurrency workers.
+func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte) ([]*Change, directory.Result, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	entries := make(chan *directory.Entry)
+	var (
+		mu      sync.Mutex
+		changes []*Change
+		wg      sync.WaitGroup
+	)
+	var runWide error // the first failure that every other lookup would meet too
+	pol := s.policy()
+	for range s.concurrency() {
+		wg.Go(func() {
+			for e := range entries {
+				c := s.planEntry(ctx, pol, st, e)
+				mu.Lock()
+				if c.runWide != nil {
+					if runWide == nil {
+						runWide = c.runWide
+						cancel()
+					}
+					mu.Unlock()
+					continue
+				}
+				changes = append(changes, c)
+				if s.Progress != nil {
+					s.Progress(Progress{Stage: StagePlan, Done: len(changes)})
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	res, err := s.Source.Read(ctx, directory.Pass{Cookie: cookie}, func(e *directory.Entry) error {
+		select {
+		case entries <- e:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	close(entries)
+	wg.Wait()
+	if runWide != nil {
+		// Reported once, for the pass, not as every user's failure.
+		return nil, res, fmt.Errorf("smimesync: %w", runWide)
+	}
+	if err != nil {
+		return nil, res, fmt.Errorf("smimesync: reading the directory: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, res, err
+	}
+	return changes, res, nil
+}
+
+// planEntry evaluates one entry and compares it with its recipient. The
+// change keeps certificate bytes only where Apply needs them: the values of
+// a write, and the entry when it is to be pruned or planned again; a plan
+// of a large directory would hold them all otherwise.
+func (s *Syncer) planEntry(ctx context.Context, pol *Policy, st *Snapshot, e *directory.Entry) *Change {
+	c := s.decide(ctx, pol, st, e)
+	for _, v := range c.desired.UserCertificate {
+		c.desiredFP[0] = append(c.desiredFP[0], sha256.Sum256(v))
+	}
+	for _, v := range c.desired.UserSMIMECertificate {
+		c.desiredFP[1] = append(c.desiredFP[1], sha256.Sum256(v))
+	}
+	if !c.Writes() {
+		c.desired = cloud.Certificates{}
+	}
+	if c.prune == nil && !c.pending() {
+		c.entry = nil
+	}
+	return c
+}
+
+// decide is planEntry's judgement.
+func (s *Syncer) decide(ctx context.Context, pol *Policy, st *Snapshot, e *directory.Entry) *Change {
+	log := s.logger()
+	c := &Change{ID: e.ID, User: userName(e), DN: e.DN, Source: e.Source, Keep: []Value{}, Drop: []Value{}}
+	if e.Deleted {
+		c.Action, c.Reason = ActionSkip, SkipDeleted
+		return c
+	}
+	v := pol.Evaluate(ctx, e)
+	for _, d := range v.Decisions() {
+		val := valueOf(&d)
+		if d.Keep {
+			c.Keep = append(c.Keep, val)
+			continue
+		}
+		c.Drop = append(c.Drop, val)
+		if s.pruneReason(d.Reasons) {
+			if c.prune == nil {
+				c.prune = map[string][][]byte{}
+			}
+			c.prune[d.Attribute] = append(c.prune[d.Attribute], d.Raw)
+		}
+		log.Debug("drop", "user", c.User, "attribute", d.Attribute, "sha256", d.SHA256.String(), "reasons", d.Reasons)
+	}
+	c.desired = v.Kept()
+	c.entry = e
+	if c.prune != nil {
+		// Never prune a value the policy keeps (the same bytes may stand
+		// twice).
+		kept := fingerprints(c.desired)
+		for attr, vals := range c.prune {
+			c.prune[attr] = slices.DeleteFunc(vals, func(v []byte) bool { _, ok := kept[sha256.Sum256(v)]; return ok })
+		}
+	}
+
+	r, err := s.Sink.Find(ctx, e)
+	switch {
+	case errors.Is(err, cloud.ErrUnavailable):
+		c.runWide = err
+		return c
+	case errors.Is(err, cloud.ErrNotFound):
+		c.Action, c.Reason = ActionSkip, SkipNoRecipient
+		return c
+	case err != nil:
+		c.Action, c.Reason, c.Error = ActionSkip, SkipError, err.Error()
+		return c
+	}
+	c.Recipient = r
+	if r.ReadOnly != "" {
+		c.Action, c.Reason, c.Detail = ActionSkip, SkipReadOnly, r.ReadOnly
+		return c
+	}
+
+	want := fingerprints(c.desired)
+	var have map[Fingerprint]string
+	cur, err := s.Sink.Current(ctx, r)
+	switch {
+	case err == nil:
+		c.CurrentFrom = CurrentFromSink
+		have = fingerprints(cur)
+	case errors.Is(err, cloud.ErrUnreadable):
+		if p, ok := st.Published[stateKey(e.Source, e.ID)]; ok && p.Recipient == r.ID {
+			c.CurrentFrom = CurrentFromState
+			have = map[Fingerprint]string{}
+			for _, f := range p.UserCertificate {
+				have[f] = cloud.AttrUserCertificate
+			}
+			for _, f := range p.UserSMIMECertificate {
+				have[f] = cloud.AttrUserSMIMECertificate
+			}
+		} else {
+			c.CurrentFrom = CurrentUnknown
+		}
+	case errors.Is(err, cloud.ErrUnavailable):
+		c.runWide = err
+		return c
+	default:
+		c.Action, c.Reason, c.Error = ActionSkip, SkipError, err.Error()
+		return c
+	}
+
+	switch {
+	case have == nil && len(want) == 0:
+		c.Action, c.Reason = ActionSkip, SkipCurrentUnknown
+	case have == nil:
+		c.Action = ActionReplace
+	case maps.Equal(have, want): // the same fingerprints, each in the same attribute
+		c.Action = ActionUnchanged
+	case len(want) == 0:
+		c.Action = ActionRemove
+	case len(have) == 0:
+		c.Action = ActionAdd
+	default:
+		c.Action = ActionReplace
+	}
+	for f := range have {
+		if _, ok := want[f]; !ok {
+			c.Removes = append(c.Removes, f)
+		}
+	}
+	slices.SortFunc(c.Removes, func(a, b Fingerprint) int { return cmp.Compare(a.String(), b.String()) })
+	return c
+}
+
+// pending reports whether a skipped change is to be planned again by later
+// passes: it had no recipient yet, or its lookup failed. (A conflict is
+// left to the next full pass, which sees both entries.)
+func (c *Change) pending() bool {
+	if c.Action != ActionSkip || c.entry == nil {
+		return false
+	}
+	return c.Reason == SkipNoRecipient || c.Reason == SkipError
+}
+
+// stateKey is the key of an entry in the state: its ID, qualified by its
+// source's name when there are several sources.
+func stateKey(source, id string) string {
+	if source == "" {
+		return id
+	}
+	return source + "\x00" + id
+}
+
+func (s *Syncer) pruneReason(rs []Reason) bool {
+	for _, r := range rs {
+		if slices.Contains(s.Prune.Reasons, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// markConflicts skips every change whose recipient is also the recipient
+// of another entry: in this plan or, when the plan is a delta, an entry of
+// an earlier run (in the state) that this read did not include.
+func markConflicts(changes []*Change, st *Snapshot, full bool) {
+	inPlan := make(map[string]bool, len(changes))
+	owners := map[string][]*Change{}
+	for _, c := range changes {
+		inPlan[stateKey(c.Source, c.ID)] = true
+		if c.Recipient != nil {
+			owners[c.Recipient.ID] = append(owners[c.Recipient.ID], c)
+		}
+	}
+	earlier := map[string]string{}
+	if !full {
+		for k, p := range st.Published {
+			if !inPlan[k] {
+				earlier[p.Recipient] = strings.ReplaceAll(k, "\x00", ":")
+			}
+		}
+	}
+	for rid, cs := range owners {
+		prev, held := earlier[rid]
+		if len(cs) < 2 && !held {
+			continue
+		}
+		for _, c := range cs {
+			var others []string
+			for _, o := range cs {
+				if o != c {
+					others = append(others, cmp.Or(o.Source, "?")+":"+o.ID)
+				}
+			}
+			if held {
+				others = append(others, prev)
+			}
+			slices.Sort(others)
+			c.Action, c.Reason = ActionSkip, SkipConflict
+			c.Error = fmt.Sprintf("recipient %s is also the recipient of %s", recipientName(c.Recipient), strings.Join(others, ", "))
+			c.Removes = nil
+		}
+	}
+}
+
+func summarize(changes []*Change) Summary {
+	var s Summary
+	s.Entries = len(changes)
+	for _, c := range changes {
+		switch c.Action {
+		case ActionAdd:
+			s.Add++
+		case ActionReplace:
+			s.Replace++
+		case ActionRemove:
+			s.Remove++
+		case ActionUnchanged:
+			s.Unchanged++
+		case ActionSkip:
+			s.Skip++
+		}
+		switch {
+		case c.Writes() && c.CurrentFrom == CurrentUnknown:
+			s.Losing++
+			s.Overwriting++
+		case c.Writes() && len(c.Removes) > 0:
+			s.Losing++
+		}
+		if len(c.prune[cloud.AttrUserCertificate])+len(c.prune[cloud.AttrUserSMIMECertificate]) > 0 {
+			s.Pruning++
+		}
+		if c.Retried {
+			s.Retried++
+		}
+		s.KeptValues += len(c.Keep)
+		s.DroppedValues += len(c.Drop)
+		for _, d := range c.Drop {
+			if s.Dropped == nil {
+				s.Dropped = map[Reason]int{}
+			}
+			for _, r := range d.Reasons {
+				s.Dropped[r]++
+			}
+		}
+		switch c.Outcome {
+		case OutcomeWritten:
+			s.Written++
+		case OutcomeFailed:
+			s.Failed++
+		case OutcomeNotWritable:
+			s.NotWritable++
+		}
+	}
+	return s
+}
+
+// valueOf is a decision as a plan shows it: the fingerprint, the verdict,
+// and the certificate's names, serial and expiry.
+func valueOf(d *Decision) Value {
+	v := Value{SHA256: d.SHA256, Attribute: d.Attribute, Reasons: d.Reasons, Notes: d.Notes}
+	c := d.Certificate
+	if c == nil && d.Blob != nil {
+		for _, bc := range d.Blob.Certificates {
+			if !bc.IsCA {
+				c = bc
+				break
+			}
+		}
+	}
+	if c != nil {
+		v.Subject, v.Issuer, v.NotAfter = c.Subject, c.Issuer, c.NotAfter
+		if c.Serial != nil {
+			v.Serial = formatSerial(c.Serial)
+		}
+	}
+	return v
+}
