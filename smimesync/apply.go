@@ -50,7 +50,9 @@ var ErrChangesFailed = errors.New("changes failed")
 // …". The write-back (Prune), forgetting the entries a full read no longer
 // has, and moving the delta cookie are skipped; the state is still saved,
 // with what was written, so the next pass plans what is left. The error
-// wraps ctx's error (context.Canceled or context.DeadlineExceeded).
+// wraps ctx's error (context.Canceled or context.DeadlineExceeded). When
+// every write had started before ctx ended and all finished within the
+// grace, nothing was cut short: Apply completes as if ctx had not ended.
 func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -169,6 +171,7 @@ func (a *applyRun) write(ctx context.Context) error {
 	defer release()
 	sem := make(chan struct{}, a.s.concurrency())
 	var wg sync.WaitGroup
+	stoppedEarly := false
 	for _, c := range a.rep.Changes {
 		a.mu.Lock()
 		a.record(c)
@@ -184,6 +187,7 @@ func (a *applyRun) write(ctx context.Context) error {
 		case <-loop.Done():
 		}
 		if loop.Err() != nil {
+			stoppedEarly = true
 			break
 		}
 		wg.Go(func() {
@@ -198,7 +202,13 @@ func (a *applyRun) write(ctx context.Context) error {
 	if a.recordErr != nil {
 		return a.recordErr
 	}
-	return ctx.Err()
+	if loop.Err() != nil && (stoppedEarly || writes.Err() != nil) {
+		// Writes were left unstarted, or cut short: the apply was
+		// cancelled. (Every write started and finished within the
+		// grace: it was not.)
+		return ctx.Err()
+	}
+	return nil
 }
 
 // writeContext is the context of the writes: loop itself without a

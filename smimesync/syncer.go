@@ -173,3 +173,14 @@ func recipientName(r *cloud.Recipient) string {
 	}
 	return cmp.Or(r.Name, r.ID)
 }
+
+// LastFull returns when the last full pass was applied whole, as the
+// State records it ([Snapshot.LastFull]); zero when none was, or the state
+// predates the record. A service schedules its full passes from it.
+func (s *Syncer) LastFull(ctx context.Context) (time.Time, error) {
+	st, err := s.state().Load(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return st.LastFull, nil
+}
