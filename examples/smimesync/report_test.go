@@ -178,8 +178,6 @@ func change(id string, action smimesync.Action, outcome smimesync.Outcome, keep 
 	return c
 }
 
-
-
 func TestReportPath(t *testing.T) {
 	for _, tt := range []struct{ state, report, want string }{
 		{"state.json", "", "/etc/s/state.report.json"},
@@ -299,7 +297,6 @@ func bigReport(b *testing.B, path string, n int) {
 		b.Fatal(err)
 	}
 }
-
 
 // BenchmarkReportSummary is `smimesync report` on a large directory.
 func BenchmarkReportSummary(b *testing.B) {

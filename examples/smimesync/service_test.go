@@ -433,9 +433,6 @@ func TestRunSIGTERM(t *testing.T) {
 	}
 }
 
-
-
-
 // TestInstrument counts requests through the transport by host and
 // status, and 429s as throttled.
 func TestInstrument(t *testing.T) {
@@ -634,4 +631,3 @@ func TestLockStates(t *testing.T) {
 		u()
 	}
 }
-

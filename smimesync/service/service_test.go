@@ -47,7 +47,7 @@ func TestServiceFullCadenceSurvivesRestart(t *testing.T) {
 		after time.Duration
 		want  service.Kind
 	}{
-		{0, service.KindFull},                // no record: full
+		{0, service.KindFull},                 // no record: full
 		{10 * time.Minute, service.KindDelta}, // a new service, 10 minutes on
 		{2 * time.Hour, service.KindFull},     // past FullEvery
 		{2*time.Hour + time.Minute, service.KindDelta},
