@@ -73,7 +73,9 @@ func TestServiceExample(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	addrs := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, ldif, dir, "127.0.0.1:0", 100*time.Millisecond, func(a string) { addrs <- a }) }()
+	go func() {
+		done <- run(ctx, ldif, dir, "127.0.0.1:0", 100*time.Millisecond, func(a string) { addrs <- a })
+	}()
 	defer func() { cancel(); <-done }()
 	addr := "http://" + <-addrs
 
