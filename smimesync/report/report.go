@@ -406,7 +406,8 @@ func checkReplaceable(path string) error {
 	return nil
 }
 
-// Summary is what `smimesync report` prints, and its JSON.
+// Summary is what people read of a report file (`smimesync report` prints
+// it, and its JSON): see Summarize.
 type Summary struct {
 	File       string        `json:"file"`
 	At         time.Time     `json:"at"`
@@ -414,6 +415,7 @@ type Summary struct {
 	Sinks      []SinkSummary `json:"sinks"`
 }
 
+// SinkSummary is one sink's part of a [Summary].
 type SinkSummary struct {
 	Sink     string    `json:"sink"`
 	LastPass Pass      `json:"last_pass"`
@@ -439,12 +441,14 @@ type UserRef struct {
 	Recipient string `json:"recipient,omitempty"`
 }
 
+// NoUsable is an entry with no certificate the policy keeps.
 type NoUsable struct {
 	UserRef
 	// Why is "no certificate in the directory" or "all dropped: …".
 	Why string `json:"why"`
 }
 
+// Expiring is a kept certificate that expires within the summary's days.
 type Expiring struct {
 	UserRef
 	Attribute string                `json:"attribute"`
@@ -455,6 +459,7 @@ type Expiring struct {
 	Days int `json:"days"`
 }
 
+// Dropped is a value the policy dropped, and why.
 type Dropped struct {
 	UserRef
 	Attribute string                `json:"attribute"`
@@ -463,6 +468,7 @@ type Dropped struct {
 	Notes     []string              `json:"notes,omitempty"`
 }
 
+// NotPublished is an entry whose certificates did not reach its recipient.
 type NotPublished struct {
 	UserRef
 	// Status is the skip reason, or the write's outcome ("failed",
