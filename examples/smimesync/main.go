@@ -6,8 +6,8 @@
 //	smimesync inspect [--json] FILE...          look at certificates, blobs and LDIF files
 //	smimesync plan --config FILE [--json]       what a sync would change, writing nothing
 //	smimesync sync --config FILE [--dry-run] [--force] [--json]
-//	smimesync run --config FILE [--once]        the service: a pass every interval, /healthz, /metrics
-//	smimesync report (--config FILE | --file REPORT) [--json | --csv] [--days N]
+//	smimesync run --config FILE [--once]        the service: a pass every interval, /healthz, /metrics, the status page /
+//	smimesync report (--config FILE | --file REPORT) [--json | --csv | --html FILE [--search TEXT]] [--days N]
 //	smimesync version                           module version, VCS revision, Go version (also --version)
 //	smimesync check --config FILE [--json] [--probe RECIPIENT]  what works, what does not, and the fix
 //
@@ -58,7 +58,7 @@ const usage = `usage:
   smimesync plan --config FILE [--json]
   smimesync sync --config FILE [--dry-run] [--force] [--json]
   smimesync run --config FILE [--once]
-  smimesync report (--config FILE | --file REPORT) [--json | --csv] [--days N]
+  smimesync report (--config FILE | --file REPORT) [--json | --csv | --html FILE [--search TEXT]] [--days N]
   smimesync version (or --version)
   smimesync check --config FILE [--json] [--probe RECIPIENT]
 
@@ -70,11 +70,13 @@ prints ✓ or ✗ for each with the fix, and exits 0 when all pass, 1 when
 not; it writes nothing, except with --probe, which writes RECIPIENT's
 certificates back unchanged and reads them back.
 run is the service: a delta pass every service.interval (default 60s), a
-full pass every service.full_every (default 24h), /healthz and /metrics on
-service.listen (default 127.0.0.1:9464), a clean stop on SIGTERM or SIGINT.
+full pass every service.full_every (default 24h), /healthz, /metrics and
+the status page / (/?q=bob searches a user) on service.listen (default
+127.0.0.1:9464), a clean stop on SIGTERM or SIGINT.
 report prints who has no usable certificate, whose certificates expire
 within N days (default 30), and what was dropped and why, from the report
-sync and run keep (report.path, default next to the state file).
+sync and run keep (report.path, default next to the state file); --html
+FILE writes it as one self-contained HTML page, --search adds a search.
 
 FILE for inspect is a DER or PEM certificate, a DER, BER or PEM PKCS#7 / CMS
 blob, or an LDIF file. See the README for the configuration reference.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/smimesync/go-smimesync/smimesync"
 	"github.com/smimesync/go-smimesync/smimesync/report"
+	"github.com/smimesync/go-smimesync/smimesync/status"
 )
 
 // ReportConfig is the report key: where sync and run keep the report that
@@ -62,9 +63,10 @@ func (c *Config) saveReport(sink, command string, rep *smimesync.Report, passErr
 	return store.Record(sink, command, rep, passErr, clock())
 }
 
-// flushReport writes what the service's last passes left in the store.
-func flushReport(store *report.Store, log *slog.Logger) {
-	if err := store.Flush(); err != nil {
+// flushStatus writes what the service's last passes left in the report
+// store (through the status page, which holds its lock).
+func flushStatus(page *status.Status, log *slog.Logger) {
+	if err := page.Flush(); err != nil {
 		log.Error("saving the report", "err", err)
 	}
 }
@@ -80,6 +82,8 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	jsonOut := fl.Bool("json", false, "print JSON")
 	csvOut := fl.Bool("csv", false, "print CSV, one row per finding")
 	days := fl.Int("days", defaultExpiryDays, "list certificates that expire within this many days")
+	htmlOut := fl.String("html", "", "write the report as one self-contained HTML page to this file")
+	search := fl.String("search", "", "with --html: add the search for these users (name, mail, UPN or DN)")
 	if err := fl.Parse(args); err != nil {
 		return usagef("report: %v", err)
 	}
@@ -88,14 +92,18 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usagef("report: unexpected arguments %v", fl.Args())
 	case (*config == "") == (*file == ""):
 		return usagef("report: give --config or --file (one of them)")
-	case *jsonOut && *csvOut:
-		return usagef("report: --json and --csv exclude each other")
+	case *jsonOut && *csvOut, *htmlOut != "" && (*jsonOut || *csvOut):
+		return usagef("report: --json, --csv and --html exclude each other")
+	case *search != "" && *htmlOut == "":
+		return usagef("report: --search goes with --html")
 	case *days < 0:
 		return usagef("report: --days must not be negative")
 	}
 	path := *file
+	var cfg *Config
 	if *config != "" {
-		cfg, err := loadConfig(*config)
+		var err error
+		cfg, err = loadConfig(*config)
 		if err != nil {
 			return err
 		}
@@ -109,6 +117,9 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	saved, err := report.Load(path)
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
+	}
+	if *htmlOut != "" {
+		return writeReportHTML(ctx, cfg, saved, path, *htmlOut, *search, *days)
 	}
 	sum := report.Summarize(saved, path, clock(), *days)
 	switch {

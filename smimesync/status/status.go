@@ -487,6 +487,9 @@ type FileOptions struct {
 	ReportFile string
 	// Now is when the page is made (zero: time.Now()).
 	Now time.Time
+	// ExpiryDays: the page lists the certificates that expire within
+	// this many days (0: ExpiryDays).
+	ExpiryDays int
 	// Query, when not empty, adds the search for it to the page.
 	Query string
 	// Published, when not nil, says what the recipients carry, for the
@@ -512,8 +515,9 @@ func WriteFile(ctx context.Context, w io.Writer, f *report.File, o FileOptions) 
 		now = time.Now()
 	}
 	st := &Status{Published: o.Published, Now: func() time.Time { return now }}
-	sum := report.Summarize(f, o.ReportFile, now, ExpiryDays)
-	p := &Page{Title: "smimesync report", At: now.UTC(), ReportFile: o.ReportFile, ExpiryDays: ExpiryDays}
+	days := cmp.Or(o.ExpiryDays, ExpiryDays)
+	sum := report.Summarize(f, o.ReportFile, now, days)
+	p := &Page{Title: "smimesync report", At: now.UTC(), ReportFile: o.ReportFile, ExpiryDays: days}
 	for _, ss := range sum.Sinks {
 		v := SinkView{Name: ss.Sink}
 		fillSink(&v, f, sum, now)
