@@ -13,8 +13,11 @@ import (
 	"github.com/smimesync/go-smimesync/directory"
 )
 
-// ErrStalePlan is wrapped by the error Apply returns for a plan made before
-// the state was last saved.
+// ErrStalePlan is wrapped by the error Apply (and [Syncer.CheckPlan])
+// returns for a plan made before the state was last saved, and for a plan
+// read by [ReadPlan] that was made against another state (one that has
+// moved since: another Apply saved it or recorded writes), or with another
+// sink or source. Plan again.
 var ErrStalePlan = errors.New("smimesync: plan is older than the saved state")
 
 // MaxPending bounds how many skipped entries the state keeps to plan again
@@ -34,6 +37,13 @@ var ErrChangesFailed = errors.New("changes failed")
 // written. When the State is a [Preparer] and its Prepare fails, nothing
 // is written either, and the plan may be applied again once the cause is
 // fixed. Otherwise a plan can be applied once.
+//
+// A plan read by [ReadPlan] is applied exactly as it was saved: nothing is
+// planned again, and what the directory holds now does not change what is
+// written. Apply refuses it (wrapping [ErrStalePlan]) unless the Syncer's
+// sink and source are the ones it was made with and the state is the one
+// it was made against; the guard is checked as for any plan (set Force on
+// the plan read to go past it).
 //
 // The returned report is never nil when the plan was valid; the error
 // summarises the write failures, each of which the report lists.
@@ -87,8 +97,8 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 // applied only when all of that holds. A non-nil report comes back with
 // the guard's and Prepare's errors.
 func (s *Syncer) admit(ctx context.Context, plan *Plan) (*Report, error) {
-	if plan == nil || plan.state == nil {
-		return nil, errors.New("smimesync: Apply needs a plan made by Plan")
+	if plan == nil || (plan.state == nil && !plan.loaded) {
+		return nil, errors.New("smimesync: Apply needs a plan made by Plan or read by ReadPlan")
 	}
 	if plan.applied {
 		return nil, errors.New("smimesync: plan was already applied")
@@ -104,11 +114,19 @@ func (s *Syncer) admit(ctx context.Context, plan *Plan) (*Report, error) {
 		return rep, err
 	}
 	// A plan made before another Apply saved the state would write from
-	// stale knowledge and move the cookie back.
-	if cur, err := s.state().Load(ctx); err != nil {
+	// stale knowledge and move the cookie back; a plan read from a file
+	// must also have been made with this sink and source.
+	cur, err := s.state().Load(ctx)
+	if err != nil {
 		return nil, err
-	} else if cur.Generation != plan.state.Generation {
-		return nil, fmt.Errorf("%w: the state was saved again after this plan was made (generation %d, plan %d); plan again", ErrStalePlan, cur.Generation, plan.state.Generation)
+	}
+	if err := s.checkFresh(plan, cur); err != nil {
+		return nil, err
+	}
+	if plan.loaded {
+		// The state it was made against, as it is now: Apply brings it
+		// up to date.
+		plan.state = cur
 	}
 	// Whatever records the writes must be ready before the first one:
 	// a write the state cannot record would be made again, or forgotten,

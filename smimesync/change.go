@@ -196,7 +196,9 @@ type Summary struct {
 }
 
 // Plan is what a Syncer intends to do. Make one with [Syncer.Plan], look at
-// it, then hand it to [Syncer.Apply].
+// it, then hand it to [Syncer.Apply]. A plan can be saved with
+// [Plan.WriteTo], reviewed, read back with [ReadPlan] and applied exactly,
+// in another process, as long as the state has not moved since.
 type Plan struct {
 	// Changes holds one Change per entry read, sorted by User, then ID,
 	// then Source (a report keeps the plan's order).
@@ -215,6 +217,11 @@ type Plan struct {
 	cookie  []byte
 	state   *Snapshot
 	applied bool
+	// origin is what the plan was made against; loaded is true for a
+	// plan read by ReadPlan, whose state Apply loads and checks against
+	// origin.
+	origin *planOrigin
+	loaded bool
 }
 
 // Report is the outcome of [Syncer.Apply]: the plan's changes with their

@@ -64,6 +64,7 @@ func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
 		return nil, err
 	}
 	plan.state = st
+	plan.origin = &planOrigin{Sink: identity(s.Sink), Source: identity(s.Source), StateGeneration: st.Generation}
 
 	cookie := st.Cookie
 	if full {
