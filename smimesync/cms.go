@@ -378,7 +378,7 @@ func parseSignerInfo(rv asn1.RawValue, certs []*Certificate) (signerInfo, error)
 		}
 		si.Issuer, si.Serial = issuerString(issuer), formatSerial(serial)
 		for _, c := range certs {
-			if c.Serial.Cmp(serial) == 0 && (bytes.Equal(c.X509.RawIssuer, issuer) || c.Issuer == si.Issuer) {
+			if c.Serial.Cmp(serial) == 0 && (bytes.Equal(c.X509.RawIssuer, issuer) || c.Issuer() == si.Issuer) {
 				si.Certificate = c
 				break
 			}
@@ -465,7 +465,7 @@ func formatSerial(n *big.Int) string {
 // Matches reports whether c is the certificate s names: same issuer (as
 // Certificate.Issuer renders it) and same serial number.
 func (s *IssuerSerial) Matches(c *Certificate) bool {
-	return s != nil && c != nil && c.Serial != nil && s.Issuer == c.Issuer && s.Serial == formatSerial(c.Serial)
+	return s != nil && c != nil && c.Serial != nil && s.Issuer == c.Issuer() && s.Serial == formatSerial(c.Serial)
 }
 
 // parseSignedAttributes reads the SET OF Attribute of a SignerInfo and

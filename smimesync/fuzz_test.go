@@ -3,6 +3,7 @@ package smimesync
 import (
 	"bytes"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/asn1"
 	"encoding/hex"
 	"encoding/pem"
@@ -74,8 +75,18 @@ func FuzzParseCertificate(f *testing.F) {
 		if value[0] == 0x30 && !bytes.Equal(c.Raw, value) {
 			t.Fatal("Raw is not the DER value given")
 		}
-		if c.Serial == nil || c.Subject != c.X509.Subject.String() || !c.NotBefore.Equal(c.X509.NotBefore) {
+		if c.Serial == nil || c.Serial != c.X509.SerialNumber || !c.NotBefore.Equal(c.X509.NotBefore) {
 			t.Fatal("fields disagree with crypto/x509")
+		}
+		// crypto/x509 accepts every certificate ParseCertificate accepts,
+		// except one whose curve it does not implement; that one has no
+		// key in X509 and says so.
+		_, xerr := x509.ParseCertificate(c.Raw)
+		switch {
+		case c.KeyUnsupported && (xerr == nil || xerr.Error() != "x509: unsupported elliptic curve" || c.X509.PublicKey != nil || c.KeyCurve == ""):
+			t.Fatalf("KeyUnsupported, curve %q, but crypto/x509 says %v", c.KeyCurve, xerr)
+		case !c.KeyUnsupported && xerr != nil:
+			t.Fatalf("accepted a certificate crypto/x509 refuses: %v", xerr)
 		}
 		seen := map[string]bool{}
 		for _, e := range c.Emails {

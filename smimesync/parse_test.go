@@ -265,8 +265,8 @@ func TestParseCertificatePKILint(t *testing.T) {
 			if !bytes.Equal(c.Raw, tc.der) || c.SHA256 != sha256.Sum256(tc.der) {
 				t.Errorf("Raw/SHA256 do not match the DER")
 			}
-			if c.Subject != x.Subject.String() || c.Issuer != x.Issuer.String() || c.Serial.Cmp(x.SerialNumber) != 0 {
-				t.Errorf("Subject/Issuer/Serial = %q/%q/%v, want %q/%q/%v", c.Subject, c.Issuer, c.Serial, x.Subject, x.Issuer, x.SerialNumber)
+			if c.Subject() != x.Subject.String() || c.Issuer() != x.Issuer.String() || c.Serial.Cmp(x.SerialNumber) != 0 {
+				t.Errorf("Subject/Issuer/Serial = %q/%q/%v, want %q/%q/%v", c.Subject(), c.Issuer(), c.Serial, x.Subject, x.Issuer, x.SerialNumber)
 			}
 			if !c.NotBefore.Equal(x.NotBefore) || !c.NotAfter.Equal(x.NotAfter) {
 				t.Errorf("validity = %v..%v, want %v..%v", c.NotBefore, c.NotAfter, x.NotBefore, x.NotAfter)
@@ -462,7 +462,7 @@ func ExampleParseCertificate() {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(c.Subject)
+	fmt.Println(c.Subject())
 	fmt.Println(c.Emails, c.KeyType, c.KeyBits)
 	fmt.Println("encrypt:", c.CanEncrypt, "sign:", c.CanSign)
 	// Output:

@@ -438,7 +438,7 @@ func valueOf(d *Decision) Value {
 		}
 	}
 	if c != nil {
-		v.Subject, v.Issuer, v.NotAfter = c.Subject, c.Issuer, c.NotAfter
+		v.Subject, v.Issuer, v.NotAfter = c.Subject(), c.Issuer(), c.NotAfter
 		if c.Serial != nil {
 			v.Serial = formatSerial(c.Serial)
 		}

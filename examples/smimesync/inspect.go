@@ -224,13 +224,13 @@ func viewCert(ctx context.Context, pol *smimesync.Policy, c *smimesync.Certifica
 	reasons, notes := pol.CheckCertificate(ctx, c, addrs)
 	return certView{
 		SHA256:     c.SHA256.String(),
-		Subject:    c.Subject,
-		Issuer:     c.Issuer,
+		Subject:    c.Subject(),
+		Issuer:     c.Issuer(),
 		Serial:     c.Serial.String(),
 		Emails:     nonNil(c.Emails),
 		NotBefore:  c.NotBefore.UTC().Format(time.RFC3339),
 		NotAfter:   c.NotAfter.UTC().Format(time.RFC3339),
-		Key:        keyString(c),
+		Key:        c.Key(),
 		CanEncrypt: c.CanEncrypt,
 		CanSign:    c.CanSign,
 		CA:         c.IsCA,
@@ -435,13 +435,6 @@ func looksLikeLDIF(b []byte) bool {
 		}
 	}
 	return false
-}
-
-func keyString(c *smimesync.Certificate) string {
-	if c.KeyBits > 0 {
-		return fmt.Sprintf("%s %d", c.KeyType, c.KeyBits)
-	}
-	return c.KeyType
 }
 
 func verdict(keep bool) string {
