@@ -577,14 +577,22 @@ func verifySignedData(sd *signedData, certs []*Certificate, signers []signerInfo
 	if !sd.content {
 		return fmt.Errorf("%w: %w", ErrCannotVerify, ErrDetachedContent)
 	}
-	certSet := make([][]byte, len(certs))
-	for i, c := range certs {
-		certSet[i] = c.Raw
+	// pkcs7 parses the set with crypto/x509, which refuses a certificate
+	// whose key it does not implement: such a certificate is left out.
+	// Only the signers' certificates matter to the signatures.
+	certSet := make([][]byte, 0, len(certs))
+	for _, c := range certs {
+		if !c.KeyUnsupported {
+			certSet = append(certSet, c.Raw)
+		}
 	}
 	infos := make([][]byte, len(signers))
 	for i, si := range signers {
 		if si.Certificate == nil {
 			return fmt.Errorf("%w: signer %d (%s): its certificate is not in the blob or was rejected", ErrCannotVerify, i, si.describe())
+		}
+		if si.Certificate.KeyUnsupported {
+			return fmt.Errorf("%w: signer %d (%s): its key, %s, is not implemented by crypto/x509", ErrCannotVerify, i, si.describe(), si.Certificate.Key())
 		}
 		serial, err := asn1.Marshal(si.Certificate.Serial)
 		if err != nil {
