@@ -270,6 +270,18 @@ func TestBrainpoolBlob(t *testing.T) {
 	if !slices.ContainsFunc(d.Notes, func(n string) bool { return strings.HasPrefix(n, "signature not verified: ") }) {
 		t.Errorf("notes %q: want the signature noted as not verified", d.Notes)
 	}
+
+	// An RSA signer's blob that also carries a brainpool certificate:
+	// the signature is checked, the brainpool certificate kept.
+	other := runOpenSSL(t, pki.dir, "cms", "-sign", "-in", "msg.txt", "-signer", "rsaca.pem", "-inkey", "rsaca.key",
+		"-certfile", "bp256.pem", "-outform", "DER", "-nodetach")
+	b, err = smimesync.ParseSMIMECertificate(other)
+	if err != nil {
+		t.Fatalf("ParseSMIMECertificate: %v", err)
+	}
+	if !b.Verified || len(b.Certificates) != 2 || len(b.Rejected) != 0 {
+		t.Fatalf("Verified %v (%v), %d certificates, rejected %v: want verified, both kept", b.Verified, b.VerifyError, len(b.Certificates), b.Rejected)
+	}
 }
 
 // TestBrainpoolBroken: a brainpool certificate whose structure is broken
@@ -308,6 +320,58 @@ func TestBrainpoolBroken(t *testing.T) {
 			var pe *smimesync.ParseError
 			if !errors.As(err, &pe) || pe.Reason != smimesync.ReasonUnparseable || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %v, want unparseable mentioning %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestBrainpoolRevocation: the revocation checker is asked about a
+// brainpool certificate whose managed CA's signature on it verifies (the
+// CA's key is RSA), and not about one whose brainpool CA's signature
+// cannot be checked.
+func TestBrainpoolRevocation(t *testing.T) {
+	pki := newBrainpoolPKI(t)
+	rsaCA, err := x509.ParseCertificate(pki.rsaCA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bpCA, err := smimesync.ParseCertificate(pki.bpCA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name      string
+		cert      []byte
+		ca        *x509.Certificate
+		wantAsked bool
+	}{
+		{"RSA CA", pki.bp256, rsaCA, true},
+		{"brainpool CA", pki.bpUnderBP, bpCA.X509, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := smimesync.ParseCertificate(tt.cert)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc := &recordingChecker{}
+			p := &smimesync.Policy{Now: func() time.Time { return c.NotBefore.Add(time.Hour) },
+				ManagedCAs: []*x509.Certificate{tt.ca}, DropUnmanaged: true, Revocation: rc}
+			e := &directory.Entry{DN: "cn=bea", Mail: "bea@example.org", UserCertificate: [][]byte{tt.cert}}
+			d := p.Evaluate(context.Background(), e).UserCertificate[0]
+			if !d.Keep {
+				t.Fatalf("dropped: %v %q", d.Reasons, d.Notes)
+			}
+			if tt.wantAsked {
+				if len(rc.calls) != 1 || rc.calls[0][1] != tt.ca || rc.calls[0][0].SerialNumber.Cmp(c.Serial) != 0 {
+					t.Fatalf("checker calls %v, want one about serial %v with the managed CA", rc.calls, c.Serial)
+				}
+				return
+			}
+			if len(rc.calls) != 0 {
+				t.Fatalf("checker asked %v; the CA's signature cannot be checked", rc.calls)
+			}
+			if !slices.ContainsFunc(d.Notes, func(n string) bool { return strings.HasPrefix(n, "revocation: not-checked") }) {
+				t.Errorf("notes %q: want revocation not-checked", d.Notes)
 			}
 		})
 	}
