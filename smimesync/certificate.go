@@ -1,6 +1,7 @@
 package smimesync
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
@@ -47,8 +48,6 @@ type Certificate struct {
 	// parse of everything but the key: PublicKey is nil and
 	// PublicKeyAlgorithm is x509.UnknownPublicKeyAlgorithm.
 	X509 *x509.Certificate
-	// SHA256 is the fingerprint of Raw.
-	SHA256 Fingerprint
 	// Serial is the serial number.
 	Serial *big.Int
 	// Emails lists the addresses the certificate covers, lower-cased, in
@@ -89,6 +88,11 @@ type Certificate struct {
 	// point on the curve.
 	KeyUnsupported bool
 }
+
+// SHA256 returns the fingerprint of Raw. It is computed on each call: the
+// policy identifies a value by the fingerprint of the value itself
+// (Decision.SHA256), which for a userCertificate value is this one.
+func (c *Certificate) SHA256() Fingerprint { return sha256.Sum256(c.Raw) }
 
 // Subject returns the subject name as an RFC 2253 string (crypto/x509's
 // pkix.Name.String). It is computed on each call.

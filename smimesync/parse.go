@@ -113,7 +113,6 @@ func newCertificate(x *x509.Certificate, unsupported *certparse.UnsupportedKey) 
 	return &Certificate{
 		Raw:            x.Raw,
 		X509:           x,
-		SHA256:         sha256.Sum256(x.Raw),
 		Serial:         x.SerialNumber,
 		Emails:         certificateEmails(x),
 		NotBefore:      x.NotBefore,

@@ -1,8 +1,8 @@
-//go:build !unix
+//go:build !linux
 
 package smimesync_test
 
 import "time"
 
-// processCPU reports no CPU time where getrusage is missing.
+// processCPU reports no CPU time off Linux.
 func processCPU() time.Duration { return 0 }

@@ -313,7 +313,7 @@ const NoteKeyUnsupported = "key-unsupported"
 
 func keyUnsupportedNote(c *Certificate) string {
 	return fmt.Sprintf("%s: %s (sha256 %s) is not implemented by crypto/x509: the key is checked for its encoding only, and signatures made with it (a blob's signature, certificates it issued) cannot be checked",
-		NoteKeyUnsupported, c.Key(), c.SHA256)
+		NoteKeyUnsupported, c.Key(), c.SHA256())
 }
 
 // blobVerdict keeps a blob when at least one of its end-entity certificates

@@ -223,7 +223,7 @@ func inspectBlob(ctx context.Context, pol *smimesync.Policy, b []byte, f *inspec
 func viewCert(ctx context.Context, pol *smimesync.Policy, c *smimesync.Certificate, addrs []string) certView {
 	reasons, notes := pol.CheckCertificate(ctx, c, addrs)
 	return certView{
-		SHA256:     c.SHA256.String(),
+		SHA256:     c.SHA256().String(),
 		Subject:    c.Subject(),
 		Issuer:     c.Issuer(),
 		Serial:     c.Serial.String(),
@@ -264,7 +264,7 @@ func viewBlob(ctx context.Context, pol *smimesync.Policy, b *smimesync.Blob, add
 			sv.SubjectKeyID = fmt.Sprintf("%x", s.SubjectKeyID)
 		}
 		if s.Certificate != nil {
-			sv.SHA256 = s.Certificate.SHA256.String()
+			sv.SHA256 = s.Certificate.SHA256().String()
 		}
 		for _, oid := range s.Capabilities {
 			sv.Capabilities = append(sv.Capabilities, oid.String())
