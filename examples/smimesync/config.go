@@ -36,6 +36,11 @@ type Config struct {
 	State StateConfig `yaml:"state"`
 	// Guard is the mass-change guard.
 	Guard GuardConfig `yaml:"guard"`
+	// RemoveDeparted takes away what smimesync published to the
+	// recipient of a user who left the directory (only those values, each
+	// such recipient counted by the guard); off, the values stay and the
+	// user is shown as departed (smimesync.Syncer.RemoveDeparted).
+	RemoveDeparted bool `yaml:"remove_departed"`
 	// Concurrency bounds sink calls in flight (default 8; 40 for graph,
 	// whose sink packs concurrent calls into $batch requests of 20).
 	Concurrency int `yaml:"concurrency"`

@@ -41,6 +41,8 @@ func (c *Config) syncers(log *slog.Logger) ([]service.Named, error) {
 			Concurrency: cmp.Or(c.Concurrency, s.concurrency),
 			Guard:       smimesync.Guard{MaxRemovals: c.Guard.maxRemovals()},
 			Prune:       smimesync.Prune{Reasons: c.pruneReasons()},
+
+			RemoveDeparted: c.RemoveDeparted,
 		}})
 	}
 	return out, nil
