@@ -309,23 +309,23 @@ func (a *applyRun) record(c *Change) {
 // recipient gone or someone else's) or Departed is full. A failed read of
 // the recipient counts as a failed lookup. The caller holds a.mu.
 func (a *applyRun) recordDeparture(c *Change, key string) {
-	st := a.st
-	delete(st.Published, key)
-	delete(st.Pending, key)
-	switch {
-	case c.forget:
-		delete(st.Departed, key)
-		return
-	case len(st.Departed) >= MaxDeparted && st.Departed[key].Recipient == "":
-		a.log.Warn("too many entries that left the directory are remembered; this one is forgotten", "user", c.User,
-			"recipient", recipientName(c.Recipient), "max", MaxDeparted)
-	default:
-		st.Departed[key] = *c.departed
-	}
 	if c.Error != "" {
 		a.failed++
 		c.Outcome = OutcomeFailed
 		a.rep.Errors = append(a.rep.Errors, fmt.Sprintf("%s (left the directory): %s", c.User, c.Error))
+	}
+	st := a.st
+	rec, ok := st.record(key) // the plan's row was made from it
+	delete(st.Published, key)
+	delete(st.Pending, key)
+	switch {
+	case c.forget || !ok:
+		delete(st.Departed, key)
+	case len(st.Departed) >= MaxDeparted && st.Departed[key].Recipient == "":
+		a.log.Warn("too many entries that left the directory are remembered; this one is forgotten", "user", c.User,
+			"recipient", recipientName(c.Recipient), "max", MaxDeparted)
+	default:
+		st.Departed[key] = rec
 	}
 }
 

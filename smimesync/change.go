@@ -179,11 +179,9 @@ type Change struct {
 	runWide error
 	// settled is set once Apply told OnChange about the change.
 	settled bool
-	// departed is the State's record of a departed entry (SkipDeparted,
-	// ActionDepart); forget says the record is dropped rather than kept
-	// in Snapshot.Departed.
-	departed *Published
-	forget   bool
+	// forget says that the record of a departed entry (SkipDeparted) is
+	// dropped rather than kept in Snapshot.Departed.
+	forget bool
 }
 
 // Writes reports whether applying the change writes to the sink.

@@ -160,7 +160,7 @@ func departedChange(d departure) *Change {
 		source, id = "", d.key
 	}
 	c := &Change{ID: id, Source: source, Keep: []Value{}, Drop: []Value{}, Retried: d.retried,
-		Action: ActionSkip, Reason: SkipDeparted, Published: p.fingerprints(), departed: &p,
+		Action: ActionSkip, Reason: SkipDeparted, Published: p.fingerprints(),
 		Recipient: &cloud.Recipient{ID: p.Recipient, Name: cmp.Or(p.Name, p.Recipient), Kind: p.Kind}}
 	c.User = cmp.Or(p.User, id)
 	if e := d.deleted; e != nil {

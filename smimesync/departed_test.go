@@ -384,3 +384,50 @@ func TestDepartedRemovalJournalled(t *testing.T) {
 		t.Errorf("an empty departed member is written: %s", b)
 	}
 }
+
+// failingCurrent fails Current for one address.
+type failingCurrent struct {
+	*cloudtest.MemorySink
+	addr string
+}
+
+func (f *failingCurrent) Current(ctx context.Context, r *cloud.Recipient) (cloud.Certificates, error) {
+	if r.ID == f.addr {
+		return cloud.Certificates{}, errors.New("HTTP 500 from the service")
+	}
+	return f.MemorySink.Current(ctx, r)
+}
+
+// TestRemoveDepartedReadFails: a departed user's recipient that cannot be
+// read is a failed change (named in the errors, the record kept); the
+// next pass removes the values.
+func TestRemoveDepartedReadFails(t *testing.T) {
+	src, mem, bob, _ := departedSetup(t)
+	sink := &failingCurrent{MemorySink: mem}
+	s := newSyncer(src, sink, &smimesync.MemoryState{})
+	applyPass(t, s, true)
+	src.first = src.first[:1]
+	s.RemoveDeparted = true
+	sink.addr = "bob@example.com"
+	plan, err := s.PlanFull(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s.Apply(context.Background(), plan)
+	if !errors.Is(err, smimesync.ErrChangesFailed) {
+		t.Fatalf("Run: %v, want ErrChangesFailed", err)
+	}
+	c := rowOf(rep.Changes, bob.ID)
+	if c == nil || c.Reason != smimesync.SkipDeparted || c.Outcome != smimesync.OutcomeFailed || !strings.Contains(c.Error, "HTTP 500") ||
+		rep.Summary.Failed != 1 || len(rep.Errors) != 1 || !strings.Contains(rep.Errors[0], "bob@example.com") {
+		t.Fatalf("row %+v, summary %+v, errors %q", c, rep.Summary, rep.Errors)
+	}
+	sink.addr = ""
+	rep = applyPass(t, s, false)
+	if c := rowOf(rep.Changes, bob.ID); c == nil || c.Action != smimesync.ActionDepart || c.Outcome != smimesync.OutcomeWritten {
+		t.Fatalf("the next pass: %v", actionsOf(rep.Changes))
+	}
+	if got, _ := mem.Get("bob@example.com"); got.Len() != 0 {
+		t.Errorf("bob still carries %d values", got.Len())
+	}
+}
