@@ -35,8 +35,10 @@ type Config struct {
 	State StateConfig `yaml:"state"`
 	// Guard is the mass-change guard.
 	Guard GuardConfig `yaml:"guard"`
-	// Concurrency bounds sink calls in flight (default 8; 40 for graph,
-	// whose sink packs concurrent calls into $batch requests of 20).
+	// Concurrency bounds sink calls in flight (default: the sink's
+	// preference, see cloud.ConcurrencyHinter: sink.exchange.concurrency,
+	// 8 by default, for exchange; 40 for graph, whose sink packs
+	// concurrent calls into $batch requests of 20; 8 for file).
 	Concurrency int `yaml:"concurrency"`
 	// Log configures logging to standard error.
 	Log LogConfig `yaml:"log"`
@@ -320,9 +322,6 @@ func (c *Config) sinks(log *slog.Logger) ([]namedSink, error) {
 type namedSink struct {
 	name string
 	sink cloud.Sink
-	// concurrency is the sink's preferred number of calls in flight, used
-	// when the configuration sets none (0: the Syncer's default).
-	concurrency int
 }
 
 // policy builds the configured policy.
