@@ -12,6 +12,8 @@ import (
 	"github.com/smimesync/go-smimesync/cloud"
 	"github.com/smimesync/go-smimesync/cloud/azauth"
 	"github.com/smimesync/go-smimesync/cloud/graph"
+	"github.com/smimesync/go-smimesync/cloud/graph/graphtest"
+	"github.com/smimesync/go-smimesync/directory"
 )
 
 // noSignIn is a credential for tests that send nothing.
@@ -59,5 +61,46 @@ func TestConfigErrorKeepsAzauths(t *testing.T) {
 	_, err = graph.New(graph.Config{Credential: noSignIn{}, Lookup: "guess"})
 	if !errors.As(err, &ce) || ce.Field != "lookup" || errors.Is(err, azauth.ErrConfig) {
 		t.Errorf("New with lookup guess = %v, want the sink's own *graph.ConfigError", err)
+	}
+}
+
+// TestListingOutlivesTheCallerWhoStartedIt: the Find that starts the
+// users listing gives up; the Find waiting for the same listing gets its
+// answer from that one listing, not from a second one.
+func TestListingOutlivesTheCallerWhoStartedIt(t *testing.T) {
+	e := newEnv(t, tenantUsers(), nil, nil)
+	e.graph.Inject(graphtest.Fault{Method: "GET", Path: "/users", Delay: 400 * time.Millisecond})
+
+	first, cancel := context.WithCancel(context.Background())
+	firstErr := make(chan error, 1)
+	go func() {
+		_, err := e.sink.Find(first, &directory.Entry{DN: "CN=Bob", ID: "CN=Bob", UserPrincipalName: "bob@contoso.com"})
+		firstErr <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for e.graph.Stats().Requests < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("no listing request in 10 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	second := make(chan error, 1)
+	go func() {
+		r, err := e.sink.Find(context.Background(), &directory.Entry{DN: "CN=Carol", ID: "CN=Carol", Mail: "carol@contoso.com"})
+		if err == nil && r.ID != "u-mail" {
+			err = errors.New("found " + r.ID)
+		}
+		second <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // the second Find joins the listing
+	cancel()
+	if err := <-firstErr; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the cancelled Find: %v, want context.Canceled", err)
+	}
+	if err := <-second; err != nil {
+		t.Fatalf("the waiting Find: %v", err)
+	}
+	if n := e.graph.Stats().Requests; n != 1 {
+		t.Errorf("%d requests, want the one listing both Finds shared", n)
 	}
 }
