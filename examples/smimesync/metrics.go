@@ -37,6 +37,7 @@ type metrics struct {
 	dropped     *prometheus.CounterVec   // sink, reason
 	requests    *prometheus.CounterVec   // host, code
 	throttled   *prometheus.CounterVec   // host
+	expiring    *prometheus.GaugeVec     // sink, within_days: see metrics_expiry.go
 }
 
 // newMetrics registers every series.
@@ -77,9 +78,10 @@ func newMetrics() *metrics {
 		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "api_throttled_total",
 			Help: "HTTP requests the cloud answered with 429 Too Many Requests, by host."},
 			[]string{"host"}),
+		expiring: newExpiringGauge(),
 	}
 	m.reg.MustRegister(m.passes, m.duration, m.running, m.lastGood, m.lastPass, m.changed, m.writeErrors,
-		m.kept, m.dropped, m.requests, m.throttled,
+		m.kept, m.dropped, m.requests, m.throttled, m.expiring,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

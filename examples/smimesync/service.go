@@ -316,6 +316,7 @@ func (s *service) setup() {
 	s.report = r
 	for _, st := range r.Sinks {
 		s.lastFull[st.Sink] = st.LastFull
+		s.metrics.setExpiring(st.Sink, st.Entries, s.clock())
 	}
 }
 
@@ -477,6 +478,9 @@ func (s *service) pass(ctx, applyCtx context.Context, ns namedSyncer) error {
 		s.lastFull[ns.name] = finished
 	}
 	s.recordReport(ns.name, rep, err, finished, log)
+	if s.report != nil {
+		s.metrics.setExpiring(ns.name, s.report.sink(ns.name).Entries, finished)
+	}
 
 	attrs := []any{"kind", kind, "result", result, "duration", finished.Sub(started).Round(time.Millisecond)}
 	if rep != nil {
