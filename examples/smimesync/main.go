@@ -10,6 +10,8 @@
 //	smimesync report (--config FILE | --file REPORT) [--json | --csv] [--days N]
 //	smimesync version                           module version, VCS revision, Go version (also --version)
 //	smimesync check --config FILE [--json] [--probe RECIPIENT]  what works, what does not, and the fix
+//	smimesync service install --config FILE [--account ACCOUNT [--password-env VAR]]
+//	smimesync service uninstall|start|stop      the Windows service (Windows only)
 //
 // plan, sync, run and check take --trace FILE: every HTTP exchange with
 // login, Exchange and Graph as JSON lines, secrets redacted.
@@ -61,6 +63,8 @@ const usage = `usage:
   smimesync report (--config FILE | --file REPORT) [--json | --csv] [--days N]
   smimesync version (or --version)
   smimesync check --config FILE [--json] [--probe RECIPIENT]
+  smimesync service install --config FILE [--account ACCOUNT [--password-env VAR]]
+  smimesync service uninstall | start | stop
 
 plan, sync, run and check take --trace FILE: every HTTP exchange with
 login, Exchange and Graph as JSON lines, secrets and tokens redacted,
@@ -72,6 +76,11 @@ certificates back unchanged and reads them back.
 run is the service: a delta pass every service.interval (default 60s), a
 full pass every service.full_every (default 24h), /healthz and /metrics on
 service.listen (default 127.0.0.1:9464), a clean stop on SIGTERM or SIGINT.
+service (Windows, elevated) installs run --config FILE as the Windows
+service smimesync (automatic start, restart on failure, logs to the Event
+Log), as NT SERVICE\smimesync unless --account names a gMSA (DOMAIN\name$)
+or a user (with its password in the variable --password-env names);
+uninstall, start and stop it. Elsewhere it exits 2: use systemd.
 report prints who has no usable certificate, whose certificates expire
 within N days (default 30), and what was dropped and why, from the report
 sync and run keep (report.path, default next to the state file).
@@ -111,6 +120,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdVersion(args[1:], stdout)
 	case "check":
 		err = cmdCheck(ctx, args[1:], stdout, stderr)
+	case "service":
+		err = cmdService(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

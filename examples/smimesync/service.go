@@ -180,6 +180,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		logw = f
 	}
 	log := cfg.logger(logw)
+	if svcMode {
+		// Under the Service Control Manager: to the Event Log as well.
+		var closeEvents func()
+		log, closeEvents = windowsEventLogger(log, cfg.Log.Level)
+		defer closeEvents()
+	}
 
 	// The metrics exist before the sinks, so that the sinks' HTTP
 	// clients count into them (Config.httpClient).
