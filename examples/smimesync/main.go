@@ -23,6 +23,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -91,8 +92,20 @@ blob, or an LDIF file. See the README for the configuration reference.
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stderr := io.Writer(os.Stderr)
+	var early *bytes.Buffer
+	if isWindowsService() {
+		// A Windows service has no standard error: what run would print
+		// there (a configuration that no longer loads, a busy port)
+		// goes to the Event Log instead.
+		early = new(bytes.Buffer)
+		stderr = early
+	}
+	code := run(ctx, os.Args[1:], os.Stdout, stderr)
 	stop()
+	if early != nil && early.Len() > 0 {
+		windowsEventError(early.String())
+	}
 	os.Exit(code)
 }
 

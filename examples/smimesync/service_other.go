@@ -23,6 +23,9 @@ func windowsEventLogger(log *slog.Logger, level string) (*slog.Logger, func()) {
 	return log, func() {}
 }
 
+// windowsEventError is only reached on Windows.
+func windowsEventError(msg string) {}
+
 // newServiceManager: there is no Service Control Manager here, so
 // `smimesync service` exits 2 and says to use systemd.
 func newServiceManager() (serviceManager, error) {

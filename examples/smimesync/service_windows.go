@@ -66,6 +66,17 @@ func windowsEventLogger(log *slog.Logger, level string) (*slog.Logger, func()) {
 	return slog.New(h), func() { el.Close() }
 }
 
+// windowsEventError writes msg to the Event Log as one error event: what
+// a service that could not start would have printed on standard error.
+func windowsEventError(msg string) {
+	el, err := eventlog.Open(windowsServiceName)
+	if err != nil {
+		return // nowhere left to say it
+	}
+	defer el.Close()
+	el.Error(eventIDError, truncateEvent(strings.TrimSpace(msg)))
+}
+
 type windowsHandler struct {
 	ctx      context.Context
 	log      *slog.Logger
@@ -229,7 +240,7 @@ func (windowsManager) uninstall(name string, stopWait time.Duration) error {
 	if err := s.Delete(); err != nil {
 		return elevationHint(fmt.Errorf("deleting service %s: %w", name, err))
 	}
-	if err := eventlog.Remove(name); err != nil {
+	if err := eventlog.Remove(name); err != nil && !errors.Is(err, windows.ERROR_FILE_NOT_FOUND) {
 		return fmt.Errorf("service %s deleted, but its Event Log source was not removed: %w", name, err)
 	}
 	return nil
