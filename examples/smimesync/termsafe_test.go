@@ -17,6 +17,7 @@ import (
 
 	"github.com/smimesync/go-smimesync/cloud"
 	"github.com/smimesync/go-smimesync/smimesync"
+	"github.com/smimesync/go-smimesync/smimesync/report"
 )
 
 // hostile is what a directory user can put in a name: a screen clear and
@@ -111,14 +112,14 @@ func TestTextOutputEscapes(t *testing.T) {
 	printPlan(&plan, "exo\x1b[2J", &smimesync.Plan{Changes: changes})
 	printReport(&sync, "exo", &smimesync.Report{Plan: smimesync.Plan{Changes: changes}, Errors: []string{hostile}})
 
-	ref := userRef{User: hostile, ID: hostile, DN: "cn=" + hostile, Recipient: hostile}
-	sum := &reportSummary{File: "r\x1b.json", Sinks: []sinkSummary{{
+	ref := report.UserRef{User: hostile, ID: hostile, DN: "cn=" + hostile, Recipient: hostile}
+	sum := &report.Summary{File: "r\x1b.json", Sinks: []report.SinkSummary{{
 		Sink:         "exo\x1b[2J",
-		LastPass:     passInfo{Command: "run", Error: hostile},
-		NoUsable:     []noUsable{{userRef: ref, Why: hostile}},
-		Expiring:     []expiring{{userRef: ref, Attribute: "userCertificate", NotAfter: time.Now()}},
-		Dropped:      []dropped{{userRef: ref, Attribute: hostile, Reasons: []smimesync.Reason{"expired"}, Notes: []string{hostile}}},
-		NotPublished: []notPublished{{userRef: ref, Status: hostile, Why: hostile}},
+		LastPass:     report.Pass{Command: "run", Error: hostile},
+		NoUsable:     []report.NoUsable{{UserRef: ref, Why: hostile}},
+		Expiring:     []report.Expiring{{UserRef: ref, Attribute: "userCertificate", NotAfter: time.Now()}},
+		Dropped:      []report.Dropped{{UserRef: ref, Attribute: hostile, Reasons: []smimesync.Reason{"expired"}, Notes: []string{hostile}}},
+		NotPublished: []report.NotPublished{{UserRef: ref, Status: hostile, Why: hostile}},
 	}}}
 	var text, csv bytes.Buffer
 	printReportSummary(&text, sum)

@@ -1,4 +1,4 @@
-package main
+package report
 
 import (
 	"testing"
@@ -13,14 +13,14 @@ import (
 func TestRecipientsExpiring(t *testing.T) {
 	now := time.Now()
 	day := 24 * time.Hour
-	keep := func(after ...time.Duration) *entryState {
-		e := &entryState{}
+	keep := func(after ...time.Duration) *Entry {
+		e := &Entry{}
 		for _, a := range after {
 			e.Keep = append(e.Keep, smimesync.Value{Attribute: "userCertificate", NotAfter: now.Add(a)})
 		}
 		return e
 	}
-	entries := []*entryState{
+	entries := []*Entry{
 		keep(3 * day),                 // within 7 and 30
 		keep(3*day, 20*day),           // renewed: within 30 only
 		keep(3*day, 400*day),          // renewed for good: neither
@@ -30,39 +30,15 @@ func TestRecipientsExpiring(t *testing.T) {
 		keep(40 * day),                // neither
 		{Drop: []smimesync.Value{{}}}, // all dropped: not counted here
 	}
+	s := &Store{file: &File{Sinks: []*Sink{{Sink: "exchange", Entries: entries}}}}
 	for _, tt := range []struct {
 		days, want int
 	}{{7, 2}, {30, 3}, {0, 1}, {365, 4}} {
-		if got := recipientsExpiring(entries, now.AddDate(0, 0, tt.days)); got != tt.want {
+		if got := s.RecipientsExpiring("exchange", now.AddDate(0, 0, tt.days)); got != tt.want {
 			t.Errorf("within %d days: %d, want %d", tt.days, got, tt.want)
 		}
 	}
-
-	// The gauge: one series per horizon for the sink.
-	m := newMetrics()
-	m.setExpiring("exchange", entries, now)
-	fams, err := m.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	if got := s.RecipientsExpiring("graph", now.AddDate(1, 0, 0)); got != 0 {
+		t.Errorf("a sink the report does not know: %d, want 0", got)
 	}
-	got := map[string]float64{}
-	for _, f := range fams {
-		if f.GetName() != "smimesync_recipients_expiring" {
-			continue
-		}
-		for _, s := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range s.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["sink"] == "exchange" {
-				got[labels["within_days"]] = s.GetGauge().GetValue()
-			}
-		}
-	}
-	if len(got) != 2 || got["7"] != 2 || got["30"] != 3 {
-		t.Errorf("smimesync_recipients_expiring{sink=exchange}: %v, want 7:2 30:3", got)
-	}
-	var nilMetrics *metrics
-	nilMetrics.setExpiring("exchange", entries, now) // no panic
 }
