@@ -93,7 +93,9 @@ func (c *Cert) PEM() []byte { return PEM(c.DER) }
 func (c *Cert) KeyPEM() ([]byte, error) { return KeyPEM(c.Key) }
 
 // CA is a certificate authority: a root made by [New] or an intermediate
-// made by [CA.Intermediate]. Its methods are safe for concurrent use.
+// made by [CA.Intermediate]. Its methods are safe for concurrent use. A
+// CA written as a literal with Cert and Key only (to issue from a CA
+// certificate made some other way) issues on the test clock.
 type CA struct {
 	// Cert is the CA's certificate.
 	Cert *x509.Certificate
@@ -109,7 +111,12 @@ type CA struct {
 func (ca *CA) PEM() []byte { return PEM(ca.DER) }
 
 // Now returns the time of the CA's clock (see [Clock]).
-func (ca *CA) Now() time.Time { return ca.now() }
+func (ca *CA) Now() time.Time {
+	if ca.now == nil {
+		return testclock.Now()
+	}
+	return ca.now()
+}
 
 // An Option describes a certificate to make: a CA's own ([New],
 // [CA.Intermediate]) or one it issues ([CA.Issue], [SelfSigned]).
