@@ -102,7 +102,9 @@ func TestDeterministicKey(t *testing.T) {
 		}
 		b, _ := testpki.DeterministicKey(kt, [32]byte{1})
 		c, _ := testpki.DeterministicKey(kt, [32]byte{2})
-		type eq interface{ Equal(x crypto.PrivateKey) bool }
+		type eq interface {
+			Equal(x crypto.PrivateKey) bool
+		}
 		if !a.(eq).Equal(b) || a.(eq).Equal(c) {
 			t.Errorf("%s: same seed equal %v, other seed equal %v", kt, a.(eq).Equal(b), a.(eq).Equal(c))
 		}
