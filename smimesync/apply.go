@@ -37,9 +37,38 @@ var ErrChangesFailed = errors.New("changes failed")
 //
 // The returned report is never nil when the plan was valid; the error
 // summarises the write failures, each of which the report lists.
+//
+// When the State is a [Locker], Apply holds its lock while it runs (taking
+// it unless [Syncer.Lock] holds it already); when another process holds
+// it, Apply writes nothing and its error wraps [ErrLocked].
+//
+// Cancellation: when ctx ends (is cancelled or passes its deadline), Apply
+// starts no more writes. The writes already in flight see their context
+// end after [Syncer.WriteGrace] (at once when it is 0): a sink call that
+// finishes within it counts as written and is recorded. Every write not
+// attempted is reported with OutcomeFailed and the error "not attempted:
+// …". The write-back (Prune), forgetting the entries a full read no longer
+// has, and moving the delta cookie are skipped; the state is still saved,
+// with what was written, so the next pass plans what is left. The error
+// wraps ctx's error (context.Canceled or context.DeadlineExceeded). When
+// every write had started before ctx ended and all finished within the
+// grace, nothing was cut short: Apply completes as if ctx had not ended.
 func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	unlock, err := s.Lock()
+	if err != nil {
+		if !errors.Is(err, ErrLocked) && !errors.Is(err, ErrStateUnwritable) {
+			err = fmt.Errorf("%w: %w", ErrStateUnwritable, err)
+		}
+		var rep *Report
+		if plan != nil {
+			rep = &Report{Plan: *plan, Errors: []string{"locking the state: " + err.Error()}}
+		}
+		s.logger().Error("the state cannot be locked; nothing was written", "err", err)
+		return rep, fmt.Errorf("smimesync: nothing was written: %w", err)
+	}
+	defer unlock()
 	rep, err := s.admit(ctx, plan)
 	if err != nil {
 		return rep, err
@@ -136,27 +165,34 @@ func (s *Syncer) newApplyRun(plan *Plan, rep *Report) *applyRun {
 // stopped early (the error that kept a write from being recorded, or
 // ctx's error), or nil.
 func (a *applyRun) write(ctx context.Context) error {
-	ctx, stop := context.WithCancel(ctx)
+	loop, stop := context.WithCancel(ctx)
 	defer stop()
+	writes, release := a.writeContext(ctx, loop)
+	defer release()
 	sem := make(chan struct{}, a.s.concurrency())
 	var wg sync.WaitGroup
+	stoppedEarly := false
 	for _, c := range a.rep.Changes {
 		a.mu.Lock()
 		a.record(c)
+		if !c.Writes() {
+			a.settled(c)
+		}
 		a.mu.Unlock()
 		if !c.Writes() {
 			continue
 		}
 		select {
 		case sem <- struct{}{}:
-		case <-ctx.Done():
+		case <-loop.Done():
 		}
-		if ctx.Err() != nil {
+		if loop.Err() != nil {
+			stoppedEarly = true
 			break
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			a.writeOne(ctx, stop, c)
+			a.writeOne(writes, stop, c)
 		})
 	}
 	wg.Wait()
@@ -166,7 +202,56 @@ func (a *applyRun) write(ctx context.Context) error {
 	if a.recordErr != nil {
 		return a.recordErr
 	}
-	return ctx.Err()
+	if loop.Err() != nil && (stoppedEarly || writes.Err() != nil) {
+		// Writes were left unstarted, or cut short: the apply was
+		// cancelled. (Every write started and finished within the
+		// grace: it was not.)
+		return ctx.Err()
+	}
+	return nil
+}
+
+// writeContext is the context of the writes: loop itself without a
+// WriteGrace; with one, a context that ends at once when the apply stops
+// itself (loop ends while ctx goes on), and WriteGrace after ctx ends.
+// release frees its timers.
+func (a *applyRun) writeContext(ctx, loop context.Context) (writes context.Context, release func()) {
+	grace := a.s.WriteGrace
+	if grace <= 0 {
+		return loop, func() {}
+	}
+	writes, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	var (
+		mu    sync.Mutex
+		timer *time.Timer
+	)
+	stopAfter := context.AfterFunc(loop, func() {
+		if ctx.Err() == nil {
+			cancel(context.Cause(loop))
+			return
+		}
+		a.log.Info("stopping: the writes in flight may finish", "grace", grace)
+		mu.Lock()
+		timer = time.AfterFunc(grace, func() { cancel(context.Cause(ctx)) })
+		mu.Unlock()
+	})
+	return writes, func() {
+		stopAfter()
+		mu.Lock()
+		if timer != nil {
+			timer.Stop()
+		}
+		mu.Unlock()
+		cancel(nil)
+	}
+}
+
+// settled tells OnChange about c. The caller holds a.mu.
+func (a *applyRun) settled(c *Change) {
+	if a.s.OnChange != nil && !c.settled {
+		c.settled = true
+		a.s.OnChange(c)
+	}
 }
 
 // record brings the snapshot up to date for c before its write (if any):
@@ -219,6 +304,7 @@ func (a *applyRun) writeOne(ctx context.Context, stop context.CancelFunc, c *Cha
 	if s.Progress != nil {
 		s.Progress(Progress{Stage: StageApply, Done: a.attempts, Total: a.total})
 	}
+	defer a.settled(c)
 	if errors.Is(err, cloud.ErrUnavailable) {
 		// Every other write would fail the same way: stop starting
 		// them, and report the failure once.
@@ -271,6 +357,7 @@ func (a *applyRun) settle(cancelled error) {
 			c.Outcome, c.Error = OutcomeFailed, why
 			a.failed++
 		}
+		a.settled(c) // and the changes the stopped loop did not reach
 	}
 	a.rep.Errors = append(a.rep.Errors, "apply cancelled: "+cancelled.Error())
 }
@@ -288,6 +375,9 @@ func (a *applyRun) finish(ctx context.Context, cancelled error) {
 		a.forgetUnseen()
 	}
 	st.LastRun = a.s.now()
+	if a.plan.Full && cancelled == nil {
+		st.LastFull = st.LastRun
+	}
 	if a.failed == 0 && cancelled == nil {
 		st.Cookie = a.plan.cookie
 		st.LastGood = st.LastRun

@@ -153,6 +153,8 @@ type Change struct {
 	// runWide is a sink failure that every other call would meet too
 	// (cloud.ErrUnavailable): the pass stops and reports it once.
 	runWide error
+	// settled is set once Apply told OnChange about the change.
+	settled bool
 }
 
 // Writes reports whether applying the change writes to the sink.

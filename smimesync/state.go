@@ -93,6 +93,13 @@ type Snapshot struct {
 	// finished with no error.
 	LastRun  time.Time `json:"lastRun,omitzero"`
 	LastGood time.Time `json:"lastGood,omitzero"`
+	// LastFull is when the last full pass (a plan of PlanFull, or a
+	// Plan that read everything) was applied whole: not stopped by the
+	// guard, a cancel or an unusable sink (write failures do not count
+	// against it). A service schedules its next full pass from it, so
+	// that a restart keeps the cadence. Zero in a state written before
+	// it existed: the next service pass is then full.
+	LastFull time.Time `json:"lastFull,omitzero"`
 	// Pending holds, by entry, the directory entries an earlier pass
 	// skipped because they had no recipient yet or could not be looked up. Every delta pass plans them again
 	// (a delta would not bring them back), until they are published or a

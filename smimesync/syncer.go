@@ -81,9 +81,25 @@ type Syncer struct {
 	// goroutines, never at once (calls are serialised), and must return
 	// quickly.
 	Progress func(Progress)
+	// OnChange, when not nil, is told about each change of a plan once
+	// Apply has settled it: written, failed, not writable, or nothing to
+	// write (its Outcome then says which). Apply calls it for every change
+	// of an admitted plan (not for a plan the guard stopped), from several
+	// goroutines but never at once, serialised with Progress; it must
+	// return quickly and must not change the Change. Metrics and logs hang
+	// off it.
+	OnChange func(*Change)
+	// WriteGrace is how long the writes already in flight may go on after
+	// Apply's context ends: see [Syncer.Apply]. 0 abandons them at once.
+	// A service sets it so that a stop does not cut a write in half.
+	WriteGrace time.Duration
 
 	memState MemoryState
 	mu       sync.Mutex // serialises Apply
+
+	lockMu sync.Mutex
+	locks  int          // how many Syncer.Lock holds are open
+	unlock func() error // the State's unlock while locks > 0
 }
 
 func (s *Syncer) logger() *slog.Logger {
@@ -165,4 +181,15 @@ func recipientName(r *cloud.Recipient) string {
 		return ""
 	}
 	return cmp.Or(r.Name, r.ID)
+}
+
+// LastFull returns when the last full pass was applied whole, as the
+// State records it ([Snapshot.LastFull]); zero when none was, or the state
+// predates the record. A service schedules its full passes from it.
+func (s *Syncer) LastFull(ctx context.Context) (time.Time, error) {
+	st, err := s.state().Load(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return st.LastFull, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/smimesync/go-smimesync/cloud"
 	"github.com/smimesync/go-smimesync/directory"
 	"github.com/smimesync/go-smimesync/smimesync"
+	"github.com/smimesync/go-smimesync/smimesync/metrics"
 )
 
 // Config is the example binary's configuration file. Unknown keys are an
@@ -59,7 +60,7 @@ type Config struct {
 	root *yaml.Node
 	// metrics, when set (by run), counts the sinks' HTTP traffic: see
 	// Config.httpClient.
-	metrics *metrics
+	metrics *metrics.Metrics
 	// trace, when set (--trace), records the sinks' HTTP traffic: see
 	// Config.httpClient and trace.go.
 	trace *tracer

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/smimesync/go-smimesync/smimesync"
+	"github.com/smimesync/go-smimesync/smimesync/report"
 )
 
 // printPlan prints a plan as a table a person reads at a glance: one line
@@ -62,7 +63,7 @@ func printChanges(w io.Writer, cs []*smimesync.Change, outcome bool) {
 	}
 	fmt.Fprintln(tw, hdr)
 	for _, c := range cs {
-		why := dropSummary(c.Drop)
+		why := report.DropSummary(c.Drop)
 		if c.Action == smimesync.ActionSkip {
 			// A read-only recipient: the sink's words say more than the code.
 			why = strings.TrimSpace(cmp.Or(c.Detail, string(c.Reason)) + " " + c.Error)
@@ -83,25 +84,6 @@ func printChanges(w io.Writer, cs []*smimesync.Change, outcome bool) {
 		}
 	}
 	tw.Flush()
-}
-
-// dropSummary is "expired ×2, over-limit ×5".
-func dropSummary(vs []smimesync.Value) string {
-	n := map[smimesync.Reason]int{}
-	for _, v := range vs {
-		for _, r := range v.Reasons {
-			n[r]++
-		}
-	}
-	var parts []string
-	for _, r := range slices.Sorted(maps.Keys(n)) {
-		if n[r] == 1 {
-			parts = append(parts, string(r))
-		} else {
-			parts = append(parts, fmt.Sprintf("%s ×%d", r, n[r]))
-		}
-	}
-	return strings.Join(parts, ", ")
 }
 
 func printSummary(w io.Writer, s smimesync.Summary, outcome bool) {
