@@ -65,8 +65,9 @@ type Syncer struct {
 	State State
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
-	// Concurrency bounds the sink calls in flight; 0 means
-	// DefaultConcurrency.
+	// Concurrency bounds the sink calls in flight; 0 means the sink's
+	// preference when it states one (see [cloud.ConcurrencyHinter]), and
+	// DefaultConcurrency otherwise.
 	Concurrency int
 	// Guard is the mass-change guard.
 	Guard Guard
@@ -145,9 +146,17 @@ func (s *Syncer) state() State {
 	return &s.memState
 }
 
+// concurrency is the number of sink calls in flight: the Syncer's
+// Concurrency, else the sink's preference (a [cloud.ConcurrencyHinter],
+// at most MaxConcurrency), else DefaultConcurrency.
 func (s *Syncer) concurrency() int {
 	if s.Concurrency > 0 {
 		return s.Concurrency
+	}
+	if h, ok := s.Sink.(cloud.ConcurrencyHinter); ok {
+		if n := h.PreferredConcurrency(); n > 0 {
+			return min(n, MaxConcurrency)
+		}
 	}
 	return DefaultConcurrency
 }

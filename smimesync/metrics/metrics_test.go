@@ -54,3 +54,35 @@ smimesync_pass_running{sink="exo"} 0
 		t.Errorf("smimesync_passes_total has %d series, want 8 (2 kinds × 4 results)", n)
 	}
 }
+
+// TestSetExpiring: one smimesync_recipients_expiring series per horizon of
+// ExpiryHorizonsDays, each asking the count for now plus that many days.
+func TestSetExpiring(t *testing.T) {
+	m := metrics.New()
+	now := time.Unix(1_900_000_000, 0)
+	m.SetExpiring("exo", now, func(sink string, horizon time.Time) int {
+		return int(horizon.Sub(now) / (24 * time.Hour)) // the days, as the count
+	})
+	fams, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range fams {
+		if f.GetName() != "smimesync_recipients_expiring" {
+			continue
+		}
+		for _, s := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range s.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["sink"] == "exo" {
+				got[labels["within_days"]] = s.GetGauge().GetValue()
+			}
+		}
+	}
+	if len(got) != len(metrics.ExpiryHorizonsDays) || got["7"] != 7 || got["30"] != 30 {
+		t.Errorf("smimesync_recipients_expiring{sink=exo}: %v, want 7:7 30:30", got)
+	}
+}

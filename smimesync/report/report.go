@@ -695,3 +695,33 @@ func DropSummary(vs []smimesync.Value) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// RecipientsExpiring counts sink's entries whose kept certificates all
+// expire before horizon: the entries that lose their last usable
+// certificate by then unless a renewed one reaches the directory. An
+// entry that keeps nothing, or only values without an expiry, is not
+// counted (it has no usable certificate to lose).
+func (s *Store) RecipientsExpiring(sink string, horizon time.Time) int {
+	for _, st := range s.file.Sinks {
+		if st.Sink == sink {
+			return recipientsExpiring(st.Entries, horizon)
+		}
+	}
+	return 0
+}
+
+func recipientsExpiring(entries []*Entry, horizon time.Time) int {
+	n := 0
+	for _, e := range entries {
+		var last time.Time
+		for _, v := range e.Keep {
+			if v.NotAfter.After(last) {
+				last = v.NotAfter
+			}
+		}
+		if !last.IsZero() && last.Before(horizon) {
+			n++
+		}
+	}
+	return n
+}
