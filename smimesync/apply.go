@@ -37,9 +37,38 @@ var ErrChangesFailed = errors.New("changes failed")
 //
 // The returned report is never nil when the plan was valid; the error
 // summarises the write failures, each of which the report lists.
+//
+// When the State is a [Locker], Apply holds its lock while it runs (taking
+// it unless [Syncer.Lock] holds it already); when another process holds
+// it, Apply writes nothing and its error wraps [ErrLocked].
+//
+// Cancellation: when ctx ends (is cancelled or passes its deadline), Apply
+// starts no more writes. The writes already in flight see their context
+// end after [Syncer.WriteGrace] (at once when it is 0): a sink call that
+// finishes within it counts as written and is recorded. Every write not
+// attempted is reported with OutcomeFailed and the error "not attempted:
+// …". The write-back (Prune), forgetting the entries a full read no longer
+// has, and moving the delta cookie are skipped; the state is still saved,
+// with what was written, so the next pass plans what is left. The error
+// wraps ctx's error (context.Canceled or context.DeadlineExceeded). When
+// every write had started before ctx ended and all finished within the
+// grace, nothing was cut short: Apply completes as if ctx had not ended.
 func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	unlock, err := s.Lock()
+	if err != nil {
+		if !errors.Is(err, ErrLocked) && !errors.Is(err, ErrStateUnwritable) {
+			err = fmt.Errorf("%w: %w", ErrStateUnwritable, err)
+		}
+		var rep *Report
+		if plan != nil {
+			rep = &Report{Plan: *plan, Errors: []string{"locking the state: " + err.Error()}}
+		}
+		s.logger().Error("the state cannot be locked; nothing was written", "err", err)
+		return rep, fmt.Errorf("smimesync: nothing was written: %w", err)
+	}
+	defer unlock()
 	rep, err := s.admit(ctx, plan)
 	if err != nil {
 		return rep, err
@@ -84,7 +113,7 @@ func (s *Syncer) admit(ctx context.Context, plan *Plan) (*Report, error) {
 	// Whatever records the writes must be ready before the first one:
 	// a write the state cannot record would be made again, or forgotten,
 	// after a crash.
-	if p, ok := s.state().(Preparer); ok && plan.Summary.Add+plan.Summary.Replace+plan.Summary.Remove > 0 {
+	if p, ok := s.state().(Preparer); ok && plan.Summary.Add+plan.Summary.Replace+plan.Summary.Remove+plan.Summary.Depart > 0 {
 		if err := p.Prepare(ctx); err != nil {
 			rep.Errors = append(rep.Errors, "preparing the state: "+err.Error())
 			log.Error("the state cannot record writes; nothing was written", "err", err)
@@ -120,10 +149,13 @@ type applyRun struct {
 
 func (s *Syncer) newApplyRun(plan *Plan, rep *Report) *applyRun {
 	a := &applyRun{s: s, plan: plan, rep: rep, st: plan.state, log: s.logger(), now: s.now(),
-		total: plan.Summary.Add + plan.Summary.Replace + plan.Summary.Remove}
+		total: plan.Summary.Add + plan.Summary.Replace + plan.Summary.Remove + plan.Summary.Depart}
 	a.recorder, _ = s.state().(Recorder)
 	if a.st.Pending == nil {
 		a.st.Pending = map[string]*directory.Entry{}
+	}
+	if a.st.Departed == nil {
+		a.st.Departed = map[string]Published{}
 	}
 	return a
 }
@@ -136,27 +168,34 @@ func (s *Syncer) newApplyRun(plan *Plan, rep *Report) *applyRun {
 // stopped early (the error that kept a write from being recorded, or
 // ctx's error), or nil.
 func (a *applyRun) write(ctx context.Context) error {
-	ctx, stop := context.WithCancel(ctx)
+	loop, stop := context.WithCancel(ctx)
 	defer stop()
+	writes, release := a.writeContext(ctx, loop)
+	defer release()
 	sem := make(chan struct{}, a.s.concurrency())
 	var wg sync.WaitGroup
+	stoppedEarly := false
 	for _, c := range a.rep.Changes {
 		a.mu.Lock()
 		a.record(c)
+		if !c.Writes() {
+			a.settled(c)
+		}
 		a.mu.Unlock()
 		if !c.Writes() {
 			continue
 		}
 		select {
 		case sem <- struct{}{}:
-		case <-ctx.Done():
+		case <-loop.Done():
 		}
-		if ctx.Err() != nil {
+		if loop.Err() != nil {
+			stoppedEarly = true
 			break
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			a.writeOne(ctx, stop, c)
+			a.writeOne(writes, stop, c)
 		})
 	}
 	wg.Wait()
@@ -166,7 +205,56 @@ func (a *applyRun) write(ctx context.Context) error {
 	if a.recordErr != nil {
 		return a.recordErr
 	}
-	return ctx.Err()
+	if loop.Err() != nil && (stoppedEarly || writes.Err() != nil) {
+		// Writes were left unstarted, or cut short: the apply was
+		// cancelled. (Every write started and finished within the
+		// grace: it was not.)
+		return ctx.Err()
+	}
+	return nil
+}
+
+// writeContext is the context of the writes: loop itself without a
+// WriteGrace; with one, a context that ends at once when the apply stops
+// itself (loop ends while ctx goes on), and WriteGrace after ctx ends.
+// release frees its timers.
+func (a *applyRun) writeContext(ctx, loop context.Context) (writes context.Context, release func()) {
+	grace := a.s.WriteGrace
+	if grace <= 0 {
+		return loop, func() {}
+	}
+	writes, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	var (
+		mu    sync.Mutex
+		timer *time.Timer
+	)
+	stopAfter := context.AfterFunc(loop, func() {
+		if ctx.Err() == nil {
+			cancel(context.Cause(loop))
+			return
+		}
+		a.log.Info("stopping: the writes in flight may finish", "grace", grace)
+		mu.Lock()
+		timer = time.AfterFunc(grace, func() { cancel(context.Cause(ctx)) })
+		mu.Unlock()
+	})
+	return writes, func() {
+		stopAfter()
+		mu.Lock()
+		if timer != nil {
+			timer.Stop()
+		}
+		mu.Unlock()
+		cancel(nil)
+	}
+}
+
+// settled tells OnChange about c. The caller holds a.mu.
+func (a *applyRun) settled(c *Change) {
+	if a.s.OnChange != nil && !c.settled {
+		c.settled = true
+		a.s.OnChange(c)
+	}
 }
 
 // record brings the snapshot up to date for c before its write (if any):
@@ -183,19 +271,61 @@ func (a *applyRun) record(c *Change) {
 	} else {
 		delete(st.Pending, key)
 	}
+	if c.Departed() {
+		a.recordDeparture(c, key)
+		return
+	}
+	if c.Action != ActionSkip || c.Reason != SkipError {
+		// The entry is in the directory (again), or deleted with nothing
+		// published: no departure to remember.
+		delete(st.Departed, key)
+	}
 	switch {
 	case c.Action == ActionSkip && (c.Reason == SkipDeleted || c.Reason == SkipNoRecipient):
 		// Gone, or no longer has a recipient: what was published
 		// for it no longer holds a recipient.
 		delete(st.Published, key)
 	case c.Action == ActionUnchanged:
-		if _, ok := st.Published[key]; !ok || c.CurrentFrom == CurrentFromSink {
+		if p, ok := st.Published[key]; !ok || c.CurrentFrom == CurrentFromSink {
 			st.Published[key] = published(c, a.now)
+		} else {
+			// Keep the names fresh (and fill them into a record written
+			// before they existed); the values and their time stay.
+			n := published(c, a.now)
+			p.User, p.Name, p.Kind = n.User, n.Name, n.Kind
+			st.Published[key] = p
 		}
 	case c.Action == ActionSkip && c.Reason == SkipError:
 		a.failed++
 		c.Outcome = OutcomeFailed
 		a.rep.Errors = append(a.rep.Errors, fmt.Sprintf("%s: %s", c.User, c.Error))
+	}
+}
+
+// recordDeparture notes in the snapshot what a departed entry's change
+// means before its write (if any): the record moves from Published to
+// Departed, where it stays until an ActionDepart write is acknowledged,
+// or is dropped now when the change says so (nothing left to remove, the
+// recipient gone or someone else's) or Departed is full. A failed read of
+// the recipient counts as a failed lookup. The caller holds a.mu.
+func (a *applyRun) recordDeparture(c *Change, key string) {
+	if c.Error != "" {
+		a.failed++
+		c.Outcome = OutcomeFailed
+		a.rep.Errors = append(a.rep.Errors, fmt.Sprintf("%s (left the directory): %s", c.User, c.Error))
+	}
+	st := a.st
+	rec, ok := st.record(key) // the plan's row was made from it
+	delete(st.Published, key)
+	delete(st.Pending, key)
+	switch {
+	case c.forget || !ok:
+		delete(st.Departed, key)
+	case len(st.Departed) >= MaxDeparted && st.Departed[key].Recipient == "":
+		a.log.Warn("too many entries that left the directory are remembered; this one is forgotten", "user", c.User,
+			"recipient", recipientName(c.Recipient), "max", MaxDeparted)
+	default:
+		st.Departed[key] = rec
 	}
 }
 
@@ -208,6 +338,9 @@ func (a *applyRun) writeOne(ctx context.Context, stop context.CancelFunc, c *Cha
 	err := s.Sink.Write(ctx, c.Recipient, c.desired)
 	var rerr error
 	pub := published(c, s.now())
+	if c.Action == ActionDepart {
+		pub = Published{} // nothing is published for the entry any more
+	}
 	if err == nil && a.recorder != nil {
 		// Durably, before anything else: a crash from here on
 		// must not forget this write.
@@ -219,6 +352,7 @@ func (a *applyRun) writeOne(ctx context.Context, stop context.CancelFunc, c *Cha
 	if s.Progress != nil {
 		s.Progress(Progress{Stage: StageApply, Done: a.attempts, Total: a.total})
 	}
+	defer a.settled(c)
 	if errors.Is(err, cloud.ErrUnavailable) {
 		// Every other write would fail the same way: stop starting
 		// them, and report the failure once.
@@ -240,6 +374,12 @@ func (a *applyRun) writeOne(ctx context.Context, stop context.CancelFunc, c *Cha
 		a.log.Error("cannot record writes; stopping the apply", "err", rerr)
 	}
 	switch {
+	case err == nil && c.Action == ActionDepart:
+		c.Outcome = OutcomeWritten
+		delete(a.st.Published, key)
+		delete(a.st.Departed, key)
+		a.log.Info("removed what was published for an entry that left the directory", "user", c.User,
+			"recipient", recipientName(c.Recipient), "removed", len(c.Removes), "left", c.desired.Len())
 	case err == nil:
 		c.Outcome = OutcomeWritten
 		a.st.Published[key] = pub
@@ -271,6 +411,7 @@ func (a *applyRun) settle(cancelled error) {
 			c.Outcome, c.Error = OutcomeFailed, why
 			a.failed++
 		}
+		a.settled(c) // and the changes the stopped loop did not reach
 	}
 	a.rep.Errors = append(a.rep.Errors, "apply cancelled: "+cancelled.Error())
 }
@@ -288,6 +429,9 @@ func (a *applyRun) finish(ctx context.Context, cancelled error) {
 		a.forgetUnseen()
 	}
 	st.LastRun = a.s.now()
+	if a.plan.Full && cancelled == nil {
+		st.LastFull = st.LastRun
+	}
 	if a.failed == 0 && cancelled == nil {
 		st.Cookie = a.plan.cookie
 		st.LastGood = st.LastRun
@@ -296,8 +440,10 @@ func (a *applyRun) finish(ctx context.Context, cancelled error) {
 }
 
 // forgetUnseen drops from the snapshot the entries a full read did not
-// return: they are out of scope, and must not hold their recipient against
-// a newcomer.
+// return and the plan has no row for: they are out of scope, and must not
+// hold their recipient against a newcomer. (An entry that left with
+// something published has a row, SkipDeparted or ActionDepart, and its
+// record moved to Snapshot.Departed when it was recorded.)
 func (a *applyRun) forgetUnseen() {
 	seen := make(map[string]bool, len(a.rep.Changes))
 	for _, c := range a.rep.Changes {
@@ -311,6 +457,11 @@ func (a *applyRun) forgetUnseen() {
 	for k := range a.st.Pending {
 		if !seen[k] {
 			delete(a.st.Pending, k)
+		}
+	}
+	for k := range a.st.Departed {
+		if !seen[k] {
+			delete(a.st.Departed, k)
 		}
 	}
 }
@@ -367,7 +518,12 @@ func (s *Syncer) prune(ctx context.Context, rep *Report) {
 }
 
 func published(c *Change, at time.Time) Published {
-	return Published{Recipient: c.Recipient.ID, At: at, UserCertificate: c.desiredFP[0], UserSMIMECertificate: c.desiredFP[1]}
+	p := Published{Recipient: c.Recipient.ID, At: at, UserCertificate: c.desiredFP[0], UserSMIMECertificate: c.desiredFP[1],
+		User: c.User, Kind: c.Recipient.Kind}
+	if c.Recipient.Name != c.Recipient.ID {
+		p.Name = c.Recipient.Name
+	}
+	return p
 }
 
 // fingerprints maps every value of c to its attribute.

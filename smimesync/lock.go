@@ -77,8 +77,12 @@ func (f FileState) Lock() (unlock func() error, err error) {
 	}
 	// Record who holds the lock, for the error others get. A failure here
 	// does not weaken the lock: only the message loses the PID.
-	if err := file.Truncate(0); err == nil {
-		file.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	// Written over the old content, then cut to length, so that a full
+	// disk does not lose the file's page to the lock: the state's journal
+	// may need it.
+	pid := []byte(strconv.Itoa(os.Getpid()) + "\n")
+	if _, err := file.WriteAt(pid, 0); err == nil {
+		file.Truncate(int64(len(pid)))
 	}
 	var (
 		mu   sync.Mutex
@@ -91,9 +95,10 @@ func (f FileState) Lock() (unlock func() error, err error) {
 			return nil
 		}
 		done = true
-		// Forget the PID before letting go, so that a rival does not read
-		// a stale one.
-		file.Truncate(0)
+		// The PID stays in the file (a rival that reads it after this
+		// unlock names a process that just let go; so does one after a
+		// crash): emptying the file would free its page, which a full
+		// disk may not give back.
 		if err := errors.Join(unlockFile(file), file.Close()); err != nil {
 			return fmt.Errorf("smimesync: unlocking %s: %w", path, err)
 		}
@@ -112,4 +117,54 @@ func readLockPID(path string) int {
 		return 0
 	}
 	return pid
+}
+
+// A Locker is a [State] that one process at a time may use: [FileState] is
+// one. [Syncer.Apply] takes the lock itself for as long as it runs, unless
+// the Syncer already holds it through [Syncer.Lock]; a State that is not a
+// Locker is not locked (a [MemoryState] lives in one process).
+//
+// Lock must not wait: when another holder has the lock it returns an error
+// wrapping [ErrLocked]. unlock releases it; calling it again does nothing.
+type Locker interface {
+	State
+	Lock() (unlock func() error, err error)
+}
+
+// Lock takes the lock of the Syncer's State, when it is a [Locker], and
+// holds it until unlock is called: a service or a command that plans and
+// applies again and again calls it once, first, so that a second instance
+// is refused before it reads anything. While it is held, Apply does not
+// take the lock again. Lock may be called more than once; the State's
+// lock is released when every unlock was called. With a State that is not
+// a Locker, Lock does nothing and returns a no-op unlock.
+//
+// The error wraps [ErrLocked] when another holder has the lock.
+func (s *Syncer) Lock() (unlock func() error, err error) {
+	s.lockMu.Lock()
+	defer s.lockMu.Unlock()
+	if s.locks == 0 {
+		l, ok := s.State.(Locker)
+		if !ok {
+			return func() error { return nil }, nil
+		}
+		u, err := l.Lock()
+		if err != nil {
+			return nil, err
+		}
+		s.unlock = u
+	}
+	s.locks++
+	var once sync.Once
+	return func() error {
+		var err error
+		once.Do(func() {
+			s.lockMu.Lock()
+			defer s.lockMu.Unlock()
+			if s.locks--; s.locks == 0 && s.unlock != nil {
+				err, s.unlock = s.unlock(), nil
+			}
+		})
+		return err
+	}, nil
 }

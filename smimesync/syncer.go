@@ -65,8 +65,9 @@ type Syncer struct {
 	State State
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
-	// Concurrency bounds the sink calls in flight; 0 means
-	// DefaultConcurrency.
+	// Concurrency bounds the sink calls in flight; 0 means the sink's
+	// preference when it states one (see [cloud.ConcurrencyHinter]), and
+	// DefaultConcurrency otherwise.
 	Concurrency int
 	// Guard is the mass-change guard.
 	Guard Guard
@@ -80,9 +81,39 @@ type Syncer struct {
 	// goroutines, never at once (calls are serialised), and must return
 	// quickly.
 	Progress func(Progress)
+	// OnChange, when not nil, is told about each change of a plan once
+	// Apply has settled it: written, failed, not writable, or nothing to
+	// write (its Outcome then says which). Apply calls it for every change
+	// of an admitted plan (not for a plan the guard stopped), from several
+	// goroutines but never at once, serialised with Progress; it must
+	// return quickly and must not change the Change. Metrics and logs hang
+	// off it.
+	OnChange func(*Change)
+	// RemoveDeparted, when true, takes away what this Syncer published to
+	// the recipient of an entry that left the directory (a full read no
+	// longer returns it, or a delta reports it deleted): only the values
+	// it published (Published's fingerprints), never anything else the
+	// recipient carries. The sink's Current is read and written back
+	// without them; a sink that cannot read back (cloud.ErrUnreadable) is
+	// written an empty set, which, as for any other write over a set the
+	// State knows, takes away what was published (a sink such as graph
+	// keeps the values it does not manage). Each such recipient counts in
+	// Summary.Losing, inside the Guard. The change is ActionDepart, written
+	// and recorded like any other; the entry's record is dropped once the
+	// sink acknowledged the write. Off (the default), the values stay and
+	// the change is ActionSkip with SkipDeparted.
+	RemoveDeparted bool
+	// WriteGrace is how long the writes already in flight may go on after
+	// Apply's context ends: see [Syncer.Apply]. 0 abandons them at once.
+	// A service sets it so that a stop does not cut a write in half.
+	WriteGrace time.Duration
 
 	memState MemoryState
 	mu       sync.Mutex // serialises Apply
+
+	lockMu sync.Mutex
+	locks  int          // how many Syncer.Lock holds are open
+	unlock func() error // the State's unlock while locks > 0
 }
 
 func (s *Syncer) logger() *slog.Logger {
@@ -115,9 +146,17 @@ func (s *Syncer) state() State {
 	return &s.memState
 }
 
+// concurrency is the number of sink calls in flight: the Syncer's
+// Concurrency, else the sink's preference (a [cloud.ConcurrencyHinter],
+// at most MaxConcurrency), else DefaultConcurrency.
 func (s *Syncer) concurrency() int {
 	if s.Concurrency > 0 {
 		return s.Concurrency
+	}
+	if h, ok := s.Sink.(cloud.ConcurrencyHinter); ok {
+		if n := h.PreferredConcurrency(); n > 0 {
+			return min(n, MaxConcurrency)
+		}
 	}
 	return DefaultConcurrency
 }
@@ -156,4 +195,15 @@ func recipientName(r *cloud.Recipient) string {
 		return ""
 	}
 	return cmp.Or(r.Name, r.ID)
+}
+
+// LastFull returns when the last full pass was applied whole, as the
+// State records it ([Snapshot.LastFull]); zero when none was, or the state
+// predates the record. A service schedules its full passes from it.
+func (s *Syncer) LastFull(ctx context.Context) (time.Time, error) {
+	st, err := s.state().Load(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return st.LastFull, nil
 }

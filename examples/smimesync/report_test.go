@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 	"github.com/smimesync/go-smimesync/cloud"
 	"github.com/smimesync/go-smimesync/directory"
 	"github.com/smimesync/go-smimesync/smimesync"
+	"github.com/smimesync/go-smimesync/smimesync/report"
 )
 
 // reportNow is the report tests' clock: 17 days before Alice's
@@ -57,17 +59,17 @@ func syncReportFixture(t *testing.T) string {
 }
 
 // TestReportGolden checks the three outputs of `smimesync report` for a
-// directory with one user of each kind: certificate expiring within 30
+// directory with one user of each kind: certificate report.Expiring within 30
 // days (Alice), only a wrong-address certificate (Bob), only an expired
 // one (Hanako), none at all (Carol), and one whose recipient is
 // read-only (Dave).
 func TestReportGolden(t *testing.T) {
 	path := syncReportFixture(t)
-	saved, err := loadReport(path)
+	saved, err := report.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := summarizeReport(saved, "state.report.json", reportNow, defaultExpiryDays)
+	sum := report.Summarize(saved, "state.report.json", reportNow, defaultExpiryDays)
 
 	var text, js, cs strings.Builder
 	printReportSummary(&text, sum)
@@ -102,28 +104,28 @@ func TestReportGolden(t *testing.T) {
 		t.Fatalf("sinks: %d", len(sum.Sinks))
 	}
 	s := sum.Sinks[0]
-	users := func(refs []userRef) []string {
+	users := func(refs []report.UserRef) []string {
 		var out []string
 		for _, r := range refs {
 			out = append(out, r.User)
 		}
 		return out
 	}
-	var noUsable, expiringUsers, droppedUsers, unpublishedUsers []userRef
+	var noUsable, expiringUsers, droppedUsers, unpublishedUsers []report.UserRef
 	for _, x := range s.NoUsable {
-		noUsable = append(noUsable, x.userRef)
+		noUsable = append(noUsable, x.UserRef)
 	}
 	for _, x := range s.Expiring {
-		expiringUsers = append(expiringUsers, x.userRef)
+		expiringUsers = append(expiringUsers, x.UserRef)
 		if x.Days != 17 || x.NotAfter != time.Date(2052, 9, 27, 6, 54, 18, 0, time.UTC) {
 			t.Errorf("%s: %d days left, notAfter %v; want 17 days, 2052-09-27T06:54:18Z", x.User, x.Days, x.NotAfter)
 		}
 	}
 	for _, x := range s.Dropped {
-		droppedUsers = append(droppedUsers, x.userRef)
+		droppedUsers = append(droppedUsers, x.UserRef)
 	}
 	for _, x := range s.NotPublished {
-		unpublishedUsers = append(unpublishedUsers, x.userRef)
+		unpublishedUsers = append(unpublishedUsers, x.UserRef)
 	}
 	for _, c := range []struct {
 		what      string
@@ -147,12 +149,12 @@ func TestReportGolden(t *testing.T) {
 		t.Errorf("Dave: status %q (%q), want read-only (directory-synced)", np.Status, np.Why)
 	}
 
-	// A shorter horizon lists nothing as expiring.
-	if n := len(summarizeReport(saved, path, reportNow, 7).Sinks[0].Expiring); n != 0 {
+	// A shorter horizon lists nothing as report.Expiring.
+	if n := len(report.Summarize(saved, path, reportNow, 7).Sinks[0].Expiring); n != 0 {
 		t.Errorf("within 7 days: %d expiring, want 0", n)
 	}
 	// Past the date, the certificate shows as expired.
-	later := summarizeReport(saved, path, reportNow.AddDate(0, 1, 0), 30)
+	later := report.Summarize(saved, path, reportNow.AddDate(0, 1, 0), 30)
 	if x := later.Sinks[0].Expiring; len(x) != 3 || x[0].Days >= 0 {
 		t.Errorf("a month later: %+v, want 3 expired", x)
 	}
@@ -176,107 +178,6 @@ func change(id string, action smimesync.Action, outcome smimesync.Outcome, keep 
 	return c
 }
 
-func TestReportMerge(t *testing.T) {
-	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	ids := func(s *sinkState) []string {
-		var out []string
-		for _, e := range s.Entries {
-			out = append(out, e.ID+":"+string(e.Action)+":"+string(e.Outcome))
-		}
-		return out
-	}
-	s := &sinkState{Sink: "x"}
-
-	// A delta before any full pass: the view is partial.
-	s.merge("run", &smimesync.Report{Plan: smimesync.Plan{Changes: []*smimesync.Change{
-		change("b", smimesync.ActionAdd, smimesync.OutcomeWritten, "userCertificate"),
-	}}}, nil, t0)
-	if s.Complete || !s.LastFull.IsZero() || s.LastGood != t0 {
-		t.Errorf("after a delta: complete %v, last full %v, last good %v", s.Complete, s.LastFull, s.LastGood)
-	}
-
-	// A full pass replaces everything.
-	s.merge("run", &smimesync.Report{Plan: smimesync.Plan{Full: true, Finished: t0.Add(time.Hour), Changes: []*smimesync.Change{
-		change("a", smimesync.ActionAdd, smimesync.OutcomeWritten, "userCertificate"),
-		change("c", smimesync.ActionUnchanged, ""),
-	}}}, nil, t0.Add(time.Hour))
-	if diff := cmp.Diff([]string{"a:add:written", "c:unchanged:"}, ids(s)); diff != "" {
-		t.Errorf("after a full pass (-want +got):\n%s", diff)
-	}
-	if !s.Complete || s.LastFull != t0.Add(time.Hour) {
-		t.Errorf("after a full pass: complete %v, last full %v", s.Complete, s.LastFull)
-	}
-
-	// A delta updates, adds and forgets deleted entries.
-	deleted := change("c", smimesync.ActionSkip, "")
-	deleted.Reason = smimesync.SkipDeleted
-	failed := change("d", smimesync.ActionReplace, smimesync.OutcomeFailed, "userCertificate")
-	failed.Error = "503 Service Unavailable"
-	s.merge("run", &smimesync.Report{Plan: smimesync.Plan{Finished: t0.Add(2 * time.Hour), Changes: []*smimesync.Change{
-		change("a", smimesync.ActionRemove, smimesync.OutcomeWritten), deleted, failed,
-	}}}, errors.New("1 changes failed"), t0.Add(2*time.Hour))
-	if diff := cmp.Diff([]string{"a:remove:written", "d:replace:failed"}, ids(s)); diff != "" {
-		t.Errorf("after a delta (-want +got):\n%s", diff)
-	}
-	if s.LastGood != t0.Add(time.Hour) || s.LastPass.Error != "1 changes failed" {
-		t.Errorf("a failed pass: last good %v, error %q", s.LastGood, s.LastPass.Error)
-	}
-
-	// Planning failed: the entries stay, the pass is recorded.
-	s.merge("run", nil, errors.New("ldap: connection refused"), t0.Add(3*time.Hour))
-	if len(s.Entries) != 2 || s.LastPass.Error != "ldap: connection refused" || s.LastPass.Finished != t0.Add(3*time.Hour) {
-		t.Errorf("after a failed plan: %d entries, last pass %+v", len(s.Entries), s.LastPass)
-	}
-
-	// A full plan the guard stopped: the picture is new, the schedule
-	// is not reset, and nothing counts as published.
-	guard := &smimesync.GuardError{Losing: 600, Max: 500}
-	s.merge("run", &smimesync.Report{Plan: smimesync.Plan{Full: true, Finished: t0.Add(4 * time.Hour), Changes: []*smimesync.Change{
-		change("a", smimesync.ActionAdd, "", "userCertificate"),
-	}}}, guard, t0.Add(4*time.Hour))
-	if s.LastFull != t0.Add(time.Hour) {
-		t.Errorf("a guard-stopped full pass moved the full-pass schedule to %v", s.LastFull)
-	}
-	np, ok := unpublished(s.Entries[0])
-	if !ok || np.Status != "not-written" {
-		t.Errorf("entry of a guard-stopped pass: %+v %v, want not-written", np, ok)
-	}
-}
-
-func TestReportFileErrors(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "r.json")
-	// A report of ours that cannot be read is set aside, not lost. (A
-	// file that is not a report is left alone: report_guard_test.go.)
-	damaged := `{"format": "smimesync-report", "version": 1, "updated": 7, "sinks": []}`
-	if err := os.WriteFile(path, []byte(damaged), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := loadReport(path); !errors.Is(err, errBadReport) {
-		t.Errorf("loadReport of a damaged report: %v, want errBadReport", err)
-	}
-	if err := updateReport(path, "file", "sync", nil, errors.New("boom"), reportNow, nil); err != nil {
-		t.Fatal(err)
-	}
-	if b, err := os.ReadFile(path + ".bad"); err != nil || string(b) != damaged {
-		t.Errorf("the bad report was not set aside: %q, %v", b, err)
-	}
-	r, err := loadReport(path)
-	if err != nil || len(r.Sinks) != 1 || r.Sinks[0].LastPass.Error != "boom" {
-		t.Errorf("new report: %+v, %v", r, err)
-	}
-	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Errorf("report file mode: %v, %v; want 0600", fi.Mode(), err)
-	}
-	// Another version is refused.
-	if err := os.WriteFile(path, []byte(`{"format": "smimesync-report", "version": 9}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := loadReport(path); !errors.Is(err, errBadReport) || !strings.Contains(err.Error(), "version 9") {
-		t.Errorf("loadReport of version 9: %v", err)
-	}
-}
-
 func TestReportPath(t *testing.T) {
 	for _, tt := range []struct{ state, report, want string }{
 		{"state.json", "", "/etc/s/state.report.json"},
@@ -295,7 +196,7 @@ func TestReportPath(t *testing.T) {
 func TestReportCommand(t *testing.T) {
 	// testdata/users.ldif holds the RFC 9216 sample certificates, whose
 	// validity is fixed: judge them at the corpus's time, and ask for the
-	// certificates expiring within the days Alice's has left then.
+	// certificates report.Expiring within the days Alice's has left then.
 	useCorpusClock(t)
 	days := strconv.Itoa(int(pemCertificate(t, "testdata/alice.crt").NotAfter.Sub(clock()).Hours()/24) + 1)
 	cfg := writeConfig(t, basicConfig+"log: {level: error}\n")
@@ -324,7 +225,7 @@ func TestReportCommand(t *testing.T) {
 	}
 
 	code, stdout, _ = runCLI(t, "report", "--file", filepath.Join(filepath.Dir(cfg), "state.report.json"), "--json", "--days", days)
-	var doc reportSummary
+	var doc report.Summary
 	if err := json.Unmarshal([]byte(stdout), &doc); code != exitOK || err != nil {
 		t.Fatalf("report --json: exit %d, %v", code, err)
 	}
@@ -370,7 +271,7 @@ func TestSaveReport(t *testing.T) {
 	if err := c.saveReport("file", "sync", rep, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	r, err := loadReport(path)
+	r, err := report.Load(path)
 	if err != nil || len(r.Sinks) != 1 || r.Sinks[0].LastPass.Command != "sync" || len(r.Sinks[0].Entries) != 1 {
 		t.Errorf("saved report: %+v, %v", r, err)
 	}
@@ -380,7 +281,7 @@ func TestSaveReport(t *testing.T) {
 }
 
 // bigReport is a saved report of n users, each with one kept certificate
-// and one dropped, as a full pass of a large directory leaves it.
+// and one report.Dropped, as a full pass of a large directory leaves it.
 func bigReport(b *testing.B, path string, n int) {
 	b.Helper()
 	changes := make([]*smimesync.Change, n)
@@ -397,41 +298,24 @@ func bigReport(b *testing.B, path string, n int) {
 	}
 }
 
-// BenchmarkReportDeltaPass is what updating the report file costs sync
-// after a delta pass: read the file, merge 100 changes, write it
-// atomically. (run keeps the report in memory between passes and skips
-// the read, and the write after a quiet pass.)
-func BenchmarkReportDeltaPass(b *testing.B) {
-	for _, n := range []int{1_000, 100_000} {
-		b.Run(strconv.Itoa(n)+"users", func(b *testing.B) {
-			path := filepath.Join(b.TempDir(), "r.json")
-			bigReport(b, path, n)
-			delta := &smimesync.Report{Plan: smimesync.Plan{Changes: []*smimesync.Change{}}}
-			for i := range 100 {
-				delta.Changes = append(delta.Changes, change(strconv.Itoa(i*7), smimesync.ActionReplace, "written", "userCertificate"))
-			}
-			b.ResetTimer()
-			for b.Loop() {
-				if err := updateReport(path, "file", "run", delta, nil, reportNow, nil); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if fi, err := os.Stat(path); err == nil {
-				b.ReportMetric(float64(fi.Size())/float64(n), "filebytes/user")
-			}
-		})
-	}
-}
-
 // BenchmarkReportSummary is `smimesync report` on a large directory.
 func BenchmarkReportSummary(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "r.json")
 	bigReport(b, path, 100_000)
 	for b.Loop() {
-		r, err := loadReport(path)
+		r, err := report.Load(path)
 		if err != nil {
 			b.Fatal(err)
 		}
-		printReportSummary(io.Discard, summarizeReport(r, path, reportNow, defaultExpiryDays))
+		printReportSummary(io.Discard, report.Summarize(r, path, reportNow, defaultExpiryDays))
 	}
+}
+
+// updateReport merges one pass into the report file at path, as sync does.
+func updateReport(path, sink, command string, rep *smimesync.Report, passErr error, now time.Time, log *slog.Logger) error {
+	store, err := report.Open(path, log)
+	if err != nil {
+		return err
+	}
+	return store.Record(sink, command, rep, passErr, now)
 }

@@ -42,7 +42,7 @@ func TestSampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the sample does not build: %v", err)
 	}
-	if len(syncers) != 1 || syncers[0].name != "exchange" {
+	if len(syncers) != 1 || syncers[0].Name != "exchange" {
 		t.Errorf("sinks %v, want exchange", syncers)
 	}
 	if cfg.Source == nil || cfg.Source.LDAP == nil {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -26,11 +25,11 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/smimesync/go-smimesync/cloud"
-	"github.com/smimesync/go-smimesync/cloud/exchange"
-	"github.com/smimesync/go-smimesync/directory"
-	"github.com/smimesync/go-smimesync/directory/ldapsource"
 	"github.com/smimesync/go-smimesync/internal/atomicfile"
 	"github.com/smimesync/go-smimesync/smimesync"
+	"github.com/smimesync/go-smimesync/smimesync/metrics"
+	"github.com/smimesync/go-smimesync/smimesync/report"
+	"github.com/smimesync/go-smimesync/smimesync/service"
 )
 
 // syncBuffer is a bytes.Buffer the service may write while the test reads.
@@ -206,8 +205,11 @@ func TestRunService(t *testing.T) {
 	var fams map[string]*dto.MetricFamily
 	waitFor(t, "the second pass's metrics", func() bool {
 		fams = getMetrics(t, addr)
+		// Changes count as Apply settles them (OnChange), the pass
+		// when it ends: wait for both.
 		v, _ := lookupMetric(fams, "smimesync_recipients_changed_total", map[string]string{"sink": "file", "action": "replace"})
-		return v == 1
+		p, _ := lookupMetric(fams, "smimesync_passes_total", map[string]string{"sink": "file", "kind": "full", "result": "ok"})
+		return v == 1 && p >= 2
 	})
 	sink := map[string]string{"sink": "file"}
 	if v := metricValue(t, fams, "smimesync_passes_total", map[string]string{"sink": "file", "kind": "full", "result": "ok"}); v < 2 {
@@ -251,7 +253,7 @@ func TestRunService(t *testing.T) {
 	if err != nil || snap.LastGood.IsZero() || len(snap.Published) != 2 {
 		t.Errorf("state after stop: %+v, %v", snap, err)
 	}
-	rep, err := loadReport(filepath.Join(dir, "state.report.json"))
+	rep, err := report.Load(filepath.Join(dir, "state.report.json"))
 	if err != nil || len(rep.Sinks) != 1 || !rep.Sinks[0].Complete || len(rep.Sinks[0].Entries) != 2 {
 		t.Errorf("report after stop: %+v, %v", rep, err)
 	}
@@ -431,173 +433,6 @@ func TestRunSIGTERM(t *testing.T) {
 	}
 }
 
-// slowSink is a file sink whose writes wait: until release is closed,
-// or until their context ends.
-type slowSink struct {
-	*cloud.FileSink
-	writing chan struct{} // closed when the first write starts
-	release chan struct{}
-	once    sync.Once
-}
-
-func (s *slowSink) Write(ctx context.Context, r *cloud.Recipient, c cloud.Certificates) error {
-	s.once.Do(func() { close(s.writing) })
-	select {
-	case <-s.release:
-		return s.FileSink.Write(ctx, r, c)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// TestServiceStopDuringWrite stops the service while a write is in
-// flight: within the grace period the write finishes and is recorded;
-// past it, the write is abandoned, and the state still saved (without
-// advancing the delta position).
-func TestServiceStopDuringWrite(t *testing.T) {
-	for _, tt := range []struct {
-		name    string
-		grace   time.Duration
-		finish  bool // release the write after the stop
-		outcome smimesync.Outcome
-	}{
-		{name: "finishes within the grace period", grace: 10 * time.Second, finish: true, outcome: smimesync.OutcomeWritten},
-		{name: "abandoned after the grace period", grace: 50 * time.Millisecond, outcome: smimesync.OutcomeFailed},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			sink := &slowSink{FileSink: &cloud.FileSink{Path: filepath.Join(dir, "published.json")},
-				writing: make(chan struct{}), release: make(chan struct{})}
-			state := smimesync.FileState(filepath.Join(dir, "state.json"))
-			svc := &service{
-				syncers: []namedSyncer{{name: "slow", Syncer: &smimesync.Syncer{
-					Source: &directory.LDIFFile{Path: "testdata/users.ldif"},
-					Sink:   sink,
-					State:  state,
-				}}},
-				interval:   time.Hour,
-				fullEvery:  defaultFullEvery,
-				grace:      tt.grace,
-				reportPath: filepath.Join(dir, "state.report.json"),
-				metrics:    newMetrics(),
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- svc.run(ctx) }()
-			select {
-			case <-sink.writing:
-			case <-time.After(15 * time.Second):
-				t.Fatal("no write started")
-			}
-			cancel() // the signal, while the write is in flight
-			if tt.finish {
-				time.Sleep(50 * time.Millisecond)
-				close(sink.release)
-			}
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatalf("run: %v, want nil after a stop", err)
-				}
-			case <-time.After(15 * time.Second):
-				t.Fatal("run did not return")
-			}
-			snap, err := state.Load(context.Background())
-			if err != nil || snap.LastRun.IsZero() {
-				t.Fatalf("state not saved: %+v, %v", snap, err)
-			}
-			// Alice is remembered as published, and the pass counts as
-			// good, only when her write finished.
-			_, published := snap.Published["04030201-0605-0807-090a-0b0c0d0e0f10"]
-			if published != tt.finish || snap.LastGood.IsZero() == tt.finish {
-				t.Errorf("state: Alice published %v, last good pass %v; want published %v", published, snap.LastGood, tt.finish)
-			}
-			rep, err := loadReport(svc.reportPath)
-			if err != nil || len(rep.Sinks) != 1 {
-				t.Fatalf("report: %+v, %v", rep, err)
-			}
-			var alice *entryState
-			for _, e := range rep.Sinks[0].Entries {
-				if e.User == "alice@smime.example" {
-					alice = e
-				}
-			}
-			if alice == nil || alice.Outcome != tt.outcome {
-				t.Errorf("Alice in the report: %+v, want outcome %q", alice, tt.outcome)
-			}
-			result := resultOK
-			if !tt.finish {
-				result = resultCancelled
-			}
-			fams, err := svc.metrics.reg.Gather()
-			if err != nil {
-				t.Fatal(err)
-			}
-			byName := map[string]*dto.MetricFamily{}
-			for _, f := range fams {
-				byName[f.GetName()] = f
-			}
-			if v := metricValue(t, byName, "smimesync_passes_total", map[string]string{"sink": "slow", "kind": "full", "result": result}); v != 1 {
-				t.Errorf("passes_total{%s} = %v, want 1", result, v)
-			}
-		})
-	}
-}
-
-func TestHealthCheck(t *testing.T) {
-	t0 := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
-	interval := time.Minute
-	for _, tt := range []struct {
-		name   string
-		events func(h *health)
-		at     time.Time
-		code   int
-		status string
-		reason string
-	}{
-		{name: "starting", events: func(h *health) {}, at: t0.Add(time.Hour), code: 200, status: "starting"},
-		{name: "first pass running", events: func(h *health) { h.started("a", t0) }, at: t0.Add(time.Hour), code: 200, status: "starting"},
-		{name: "good pass", events: func(h *health) {
-			h.started("a", t0)
-			h.finished("a", t0.Add(time.Second), nil)
-		}, at: t0.Add(2 * time.Minute), code: 200, status: "ok"},
-		{name: "one failure after a good pass", events: func(h *health) {
-			h.finished("a", t0, nil)
-			h.finished("a", t0.Add(time.Minute), &planError{ldapsource.ErrTimeout})
-		}, at: t0.Add(90 * time.Second), code: 200, status: "ok"},
-		{name: "no good pass for 3 intervals", events: func(h *health) {
-			h.finished("a", t0, nil)
-			h.finished("a", t0.Add(3*time.Minute), &planError{ldapsource.ErrTimeout})
-		}, at: t0.Add(3*time.Minute + time.Second), code: 503, status: "failing", reason: "sink a: no good pass for 3m1s (more than 3 intervals); last error: source-unreachable"},
-		{name: "stale without error", events: func(h *health) {
-			h.finished("a", t0, nil)
-		}, at: t0.Add(10 * time.Minute), code: 503, status: "failing", reason: "sink a: no good pass for 10m0s"},
-		{name: "long pass running after a good one", events: func(h *health) {
-			h.finished("a", t0, nil)
-			h.started("a", t0.Add(time.Minute))
-		}, at: t0.Add(5 * time.Hour), code: 200, status: "ok"},
-		{name: "first pass failed", events: func(h *health) {
-			h.finished("a", t0, &planError{smimesync.ErrStateUnreadable})
-		}, at: t0.Add(time.Second), code: 503, status: "failing", reason: "sink a: no good pass since the service started; last error: state"},
-		{name: "one sink of two failing", events: func(h *health) {
-			h.finished("a", t0, nil)
-			h.finished("b", t0, exchange.ErrUnauthorized)
-		}, at: t0.Add(time.Second), code: 503, status: "failing", reason: "sink b: no good pass since the service started; last error: sink-auth"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			h := newHealth([]string{"a", "b"}, interval, t0)
-			if !strings.Contains(tt.name, "two") {
-				h = newHealth([]string{"a"}, interval, t0)
-			}
-			tt.events(h)
-			code, doc := h.check(tt.at)
-			if code != tt.code || doc.Status != tt.status || !strings.HasPrefix(doc.Reason, tt.reason) {
-				t.Errorf("check = %d %q %q, want %d %q %q", code, doc.Status, doc.Reason, tt.code, tt.status, tt.reason)
-			}
-		})
-	}
-}
-
 // TestInstrument counts requests through the transport by host and
 // status, and 429s as throttled.
 func TestInstrument(t *testing.T) {
@@ -611,7 +446,7 @@ func TestInstrument(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	m := newMetrics()
+	m := metrics.New()
 	cfg := &Config{metrics: m}
 	client := cfg.httpClient()
 	for _, p := range []string{"/ok", "/ok", "/busy", "/missing"} {
@@ -629,7 +464,7 @@ func TestInstrument(t *testing.T) {
 		t.Fatal("request to a closed server succeeded")
 	}
 
-	fams, err := m.reg.Gather()
+	fams, err := m.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -650,9 +485,6 @@ func TestInstrument(t *testing.T) {
 	// Without metrics, nothing is wrapped.
 	if c := (&Config{}).httpClient(); c != nil {
 		t.Errorf("httpClient without metrics = %v, want nil (the sink's default)", c)
-	}
-	if rt := instrument(http.DefaultTransport, nil); rt != http.DefaultTransport {
-		t.Error("instrument with nil metrics wrapped the transport")
 	}
 }
 
@@ -762,10 +594,10 @@ func TestLockStates(t *testing.T) {
 	dir := t.TempDir()
 	a := smimesync.FileState(filepath.Join(dir, "state.exchange.json"))
 	b := smimesync.FileState(filepath.Join(dir, "state.graph.json"))
-	syncers := []namedSyncer{
-		{name: "exchange", Syncer: &smimesync.Syncer{State: a}},
-		{name: "graph", Syncer: &smimesync.Syncer{State: b}},
-		{name: "memory", Syncer: &smimesync.Syncer{}}, // nothing to lock
+	syncers := []service.Named{
+		{Name: "exchange", Syncer: &smimesync.Syncer{State: a}},
+		{Name: "graph", Syncer: &smimesync.Syncer{State: b}},
+		{Name: "memory", Syncer: &smimesync.Syncer{}}, // nothing to lock
 	}
 	holdB, err := b.Lock()
 	if err != nil {
@@ -797,51 +629,5 @@ func TestLockStates(t *testing.T) {
 			continue
 		}
 		u()
-	}
-}
-
-// TestServiceReportWrites: the service writes the report after a pass
-// that changed or failed something, after a quiet pass only every
-// reportSaveEvery, and whatever is left when it stops.
-func TestServiceReportWrites(t *testing.T) {
-	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	now := t0
-	path := filepath.Join(t.TempDir(), "r.json")
-	svc := &service{reportPath: path, now: func() time.Time { return now }}
-	svc.setup()
-	onFile := func() time.Time {
-		t.Helper()
-		r, err := loadReport(path)
-		if err != nil {
-			return time.Time{}
-		}
-		return r.Sinks[0].LastPass.Finished
-	}
-	full := &smimesync.Report{Plan: smimesync.Plan{Full: true, Changes: []*smimesync.Change{change("a", smimesync.ActionAdd, smimesync.OutcomeWritten, "userCertificate")}}}
-	quiet := &smimesync.Report{Plan: smimesync.Plan{Changes: []*smimesync.Change{}}}
-	steps := []struct {
-		name  string
-		after time.Duration
-		rep   *smimesync.Report
-		err   error
-		saved bool
-	}{
-		{"full pass", 0, full, nil, true},
-		{"quiet delta", time.Minute, quiet, nil, false},
-		{"quiet delta, 15 minutes on", 15 * time.Minute, quiet, nil, true},
-		{"failed plan", time.Minute, nil, errors.New("ldap down"), true},
-		{"quiet delta after a failure", time.Minute, quiet, nil, true},
-		{"quiet delta again", time.Minute, quiet, nil, false},
-	}
-	for _, st := range steps {
-		now = now.Add(st.after)
-		svc.recordReport("file", st.rep, st.err, now, slog.New(slog.DiscardHandler))
-		if got := onFile().Equal(now); got != st.saved {
-			t.Errorf("%s: written %v, want %v", st.name, got, st.saved)
-		}
-	}
-	svc.flushReport(slog.New(slog.DiscardHandler))
-	if !onFile().Equal(now) {
-		t.Error("flushReport did not write the last pass")
 	}
 }

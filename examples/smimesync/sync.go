@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,10 +11,11 @@ import (
 	"strings"
 
 	"github.com/smimesync/go-smimesync/smimesync"
+	"github.com/smimesync/go-smimesync/smimesync/service"
 )
 
 // syncers builds one Syncer per configured sink.
-func (c *Config) syncers(log *slog.Logger) ([]namedSyncer, error) {
+func (c *Config) syncers(log *slog.Logger) ([]service.Named, error) {
 	src, err := c.source(log)
 	if err != nil {
 		return nil, err
@@ -28,29 +28,26 @@ func (c *Config) syncers(log *slog.Logger) ([]namedSyncer, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []namedSyncer
+	var out []service.Named
 	for i, s := range sinks {
-		out = append(out, namedSyncer{name: s.name, Syncer: &smimesync.Syncer{
+		out = append(out, service.Named{Name: s.name, Syncer: &smimesync.Syncer{
 			Source:      src,
 			Sink:        s.sink,
 			Policy:      pol,
 			Now:         clock,
 			State:       c.state(s.name, i),
 			Logger:      log.With("sink", s.name),
-			Concurrency: cmp.Or(c.Concurrency, s.concurrency),
+			Concurrency: c.Concurrency, // 0: the sink's preference
 			Guard:       smimesync.Guard{MaxRemovals: c.Guard.maxRemovals()},
 			Prune:       smimesync.Prune{Reasons: c.pruneReasons()},
+
+			RemoveDeparted: c.RemoveDeparted,
 		}})
 	}
 	return out, nil
 }
 
-type namedSyncer struct {
-	name string
-	*smimesync.Syncer
-}
-
-func setup(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*Config, []namedSyncer, *slog.Logger, bool, error) {
+func setup(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*Config, []service.Named, *slog.Logger, bool, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	config := fs.String("config", "", "configuration file (YAML)")
@@ -102,16 +99,16 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		plan, err := planFn(ctx)
 		if err != nil {
-			return cfg.passError(fmt.Errorf("%s: %w", s.name, err))
+			return cfg.passError(fmt.Errorf("%s: %w", s.Name, err))
 		}
 		if jsonOut {
-			if err := writeJSON(stdout, sinkDoc{Sink: s.name, Plan: plan}); err != nil {
+			if err := writeJSON(stdout, sinkDoc{Sink: s.Name, Plan: plan}); err != nil {
 				return err
 			}
 		} else {
-			printPlan(stdout, s.name, plan)
+			printPlan(stdout, s.Name, plan)
 		}
-		if err := lookupsFailed(s.name, plan); err != nil {
+		if err := lookupsFailed(s.Name, plan); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -161,7 +158,7 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	prog := newProgress(stderr, nil)
 	for _, s := range syncers {
-		s.Progress = prog.hook(s.name)
+		s.Progress = prog.hook(s.Name)
 	}
 	var errs []error
 	for _, s := range syncers {
@@ -172,8 +169,8 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		pl, err := plan(ctx)
 		prog.clear()
 		if err != nil {
-			errs = append(errs, cfg.passError(fmt.Errorf("%s: %w", s.name, err)))
-			if e := cfg.saveReport(s.name, "sync", nil, err, log); e != nil {
+			errs = append(errs, cfg.passError(fmt.Errorf("%s: %w", s.Name, err)))
+			if e := cfg.saveReport(s.Name, "sync", nil, err, log); e != nil {
 				errs = append(errs, e)
 			}
 			continue
@@ -184,16 +181,16 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			var guard error
 			var ge *smimesync.GuardError
 			if errors.As(s.CheckGuard(pl), &ge) {
-				guard = &dryRunGuardError{sink: s.name, guard: ge}
+				guard = &dryRunGuardError{sink: s.Name, guard: ge}
 				rep.Errors = append(rep.Errors, guard.Error())
 				errs = append(errs, guard)
 			}
 			if jsonOut {
-				if err := writeJSON(stdout, reportDoc{Sink: s.name, Report: rep}); err != nil {
+				if err := writeJSON(stdout, reportDoc{Sink: s.Name, Report: rep}); err != nil {
 					return err
 				}
 			} else {
-				printPlan(stdout, s.name, pl)
+				printPlan(stdout, s.Name, pl)
 				if guard != nil {
 					fmt.Fprintln(stdout, guard)
 				}
@@ -203,20 +200,20 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		rep, err := s.Apply(ctx, pl)
 		prog.clear()
-		if e := cfg.saveReport(s.name, "sync", rep, err, log); e != nil {
+		if e := cfg.saveReport(s.Name, "sync", rep, err, log); e != nil {
 			errs = append(errs, e)
 		}
 		if rep != nil {
 			if jsonOut {
-				if werr := writeJSON(stdout, reportDoc{Sink: s.name, Report: rep}); werr != nil {
+				if werr := writeJSON(stdout, reportDoc{Sink: s.Name, Report: rep}); werr != nil {
 					return werr
 				}
 			} else {
-				printReport(stdout, s.name, rep)
+				printReport(stdout, s.Name, rep)
 			}
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
+			errs = append(errs, fmt.Errorf("%s: %w", s.Name, err))
 		}
 	}
 	return errors.Join(errs...)

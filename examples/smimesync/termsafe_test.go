@@ -2,13 +2,9 @@ package main
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"io"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +12,9 @@ import (
 	"time"
 
 	"github.com/smimesync/go-smimesync/cloud"
+	"github.com/smimesync/go-smimesync/internal/testpki"
 	"github.com/smimesync/go-smimesync/smimesync"
+	"github.com/smimesync/go-smimesync/smimesync/report"
 )
 
 // hostile is what a directory user can put in a name: a screen clear and
@@ -66,24 +64,11 @@ func TestTermSafe(t *testing.T) {
 // TestInspectEscapesCertificateText: a certificate whose subject, issuer
 // and e-mail address carry escape sequences is shown with them escaped.
 func TestInspectEscapesCertificateText(t *testing.T) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:   big.NewInt(7),
-		Subject:        pkix.Name{CommonName: strings.ToValidUTF8(hostile, ""), Organization: []string{"\x1b[31mRed Corp"}},
-		NotBefore:      now.Add(-time.Hour),
-		NotAfter:       now.Add(24 * time.Hour),
-		KeyUsage:       x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:    []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
-		EmailAddresses: []string{"mallory\x1b[2J@example.com"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	now := clock()
+	der := testpki.MustSelfSigned(t, testpki.SerialNumber(7),
+		testpki.Subject(pkix.Name{CommonName: strings.ToValidUTF8(hostile, ""), Organization: []string{"\x1b[31mRed Corp"}}),
+		testpki.Validity(now.Add(-time.Hour), now.Add(24*time.Hour)), testpki.KeyUsage(x509.KeyUsageDigitalSignature),
+		testpki.Email("mallory\x1b[2J@example.com")).DER
 	path := filepath.Join(t.TempDir(), "evil\x1b[2J.der")
 	if err := os.WriteFile(path, der, 0o600); err != nil {
 		t.Fatal(err)
@@ -111,14 +96,14 @@ func TestTextOutputEscapes(t *testing.T) {
 	printPlan(&plan, "exo\x1b[2J", &smimesync.Plan{Changes: changes})
 	printReport(&sync, "exo", &smimesync.Report{Plan: smimesync.Plan{Changes: changes}, Errors: []string{hostile}})
 
-	ref := userRef{User: hostile, ID: hostile, DN: "cn=" + hostile, Recipient: hostile}
-	sum := &reportSummary{File: "r\x1b.json", Sinks: []sinkSummary{{
+	ref := report.UserRef{User: hostile, ID: hostile, DN: "cn=" + hostile, Recipient: hostile}
+	sum := &report.Summary{File: "r\x1b.json", Sinks: []report.SinkSummary{{
 		Sink:         "exo\x1b[2J",
-		LastPass:     passInfo{Command: "run", Error: hostile},
-		NoUsable:     []noUsable{{userRef: ref, Why: hostile}},
-		Expiring:     []expiring{{userRef: ref, Attribute: "userCertificate", NotAfter: time.Now()}},
-		Dropped:      []dropped{{userRef: ref, Attribute: hostile, Reasons: []smimesync.Reason{"expired"}, Notes: []string{hostile}}},
-		NotPublished: []notPublished{{userRef: ref, Status: hostile, Why: hostile}},
+		LastPass:     report.Pass{Command: "run", Error: hostile},
+		NoUsable:     []report.NoUsable{{UserRef: ref, Why: hostile}},
+		Expiring:     []report.Expiring{{UserRef: ref, Attribute: "userCertificate", NotAfter: time.Now()}},
+		Dropped:      []report.Dropped{{UserRef: ref, Attribute: hostile, Reasons: []smimesync.Reason{"expired"}, Notes: []string{hostile}}},
+		NotPublished: []report.NotPublished{{UserRef: ref, Status: hostile, Why: hostile}},
 	}}}
 	var text, csv bytes.Buffer
 	printReportSummary(&text, sum)

@@ -1,4 +1,4 @@
-package main
+package report
 
 import (
 	"errors"
@@ -32,8 +32,8 @@ func TestReportWriterLeavesForeignFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			err := updateReport(path, "file", "sync", nil, errors.New("boom"), reportNow, nil)
-			if !errors.Is(err, errNotReport) || !strings.Contains(err.Error(), path) {
-				t.Errorf("updateReport over a %s: %v; want an error wrapping errNotReport that names %s", tt.name, err, path)
+			if !errors.Is(err, ErrNotReport) || !strings.Contains(err.Error(), path) {
+				t.Errorf("updateReport over a %s: %v; want an error wrapping ErrNotReport that names %s", tt.name, err, path)
 			}
 			if b, _ := os.ReadFile(path); string(b) != tt.content {
 				t.Errorf("the %s was changed to %q", tt.name, b)
@@ -54,7 +54,7 @@ func TestReportWriterLeavesForeignFiles(t *testing.T) {
 // save refuses to write over it.
 func TestReportSaveChecksAgain(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.json")
-	r, err := openReport(path, nil)
+	r, err := open(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,8 +68,8 @@ func TestReportSaveChecksAgain(t *testing.T) {
 	if err := os.WriteFile(path, []byte(other), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.save(path); !errors.Is(err, errNotReport) {
-		t.Errorf("save over a state file: %v, want errNotReport", err)
+	if err := r.save(path); !errors.Is(err, ErrNotReport) {
+		t.Errorf("save over a state file: %v, want ErrNotReport", err)
 	}
 	if b, _ := os.ReadFile(path); string(b) != other {
 		t.Errorf("the state file was replaced by %q", b)
@@ -87,11 +87,11 @@ func TestReportLegacyFile(t *testing.T) {
 	if err := updateReport(path, "other", "sync", nil, nil, reportNow, nil); err != nil {
 		t.Fatalf("updating a legacy report: %v", err)
 	}
-	r, err := loadReport(path)
+	r, err := Load(path)
 	if err != nil || len(r.Sinks) != 2 {
 		t.Fatalf("after the update: %+v, %v", r, err)
 	}
-	if b, _ := os.ReadFile(path); !strings.HasPrefix(string(b), string(reportHead)) {
+	if b, _ := os.ReadFile(path); !strings.HasPrefix(string(b), string(fileHead)) {
 		t.Errorf("the updated report does not begin with the marker:\n%s", b)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package report
 
 import (
 	"os"
@@ -32,13 +32,13 @@ func TestReportV1Upgrade(t *testing.T) {
 	if err := os.WriteFile(path, []byte(v1), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r, err := loadReport(path)
+	r, err := Load(path)
 	if err != nil {
 		t.Fatalf("loading a version 1 report: %v", err)
 	}
 	day := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	s := r.sink("file")
-	if r.Version != reportVersion || !s.Complete || !s.LastGood.Equal(day) || !s.LastFull.Equal(day) || !s.LastPass.CookieAdvanced ||
+	if r.Version != Version || !s.Complete || !s.LastGood.Equal(day) || !s.LastFull.Equal(day) || !s.LastPass.CookieAdvanced ||
 		s.LastPass.Summary.KeptValues != 3 || s.LastPass.Summary.DroppedValues != 1 || s.LastPass.Summary.Dropped[smimesync.ReasonNoMatchingAddress] != 1 {
 		t.Errorf("upgraded report lost something: version %d, %+v", r.Version, s)
 	}
@@ -60,8 +60,8 @@ func TestReportV1Upgrade(t *testing.T) {
 	if err := r.save(path); err != nil {
 		t.Fatal(err)
 	}
-	again, err := loadReport(path)
-	if err != nil || again.Version != reportVersion || again.sink("file").Entries[1].Detail != "directory-synced" {
+	again, err := Load(path)
+	if err != nil || again.Version != Version || again.sink("file").Entries[1].Detail != "directory-synced" {
 		t.Fatalf("version 2 round trip: %v %+v", err, again)
 	}
 }

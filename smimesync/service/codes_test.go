@@ -1,4 +1,4 @@
-package main
+package service
 
 import (
 	"bytes"
@@ -47,29 +47,29 @@ func TestErrorCode(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		err  error
-		want string
+		want Code
 	}{
 		{"none", nil, ""},
-		{"guard", &smimesync.GuardError{Losing: 9, Max: 1}, codeGuard},
-		{"state unreadable", &planError{fmt.Errorf("%w: /var/lib/smimesync/state.json: bad", smimesync.ErrStateUnreadable)}, codeState},
-		{"state unwritable", fmt.Errorf("smimesync: nothing was written: %w", smimesync.ErrStateUnwritable), codeState},
-		{"bind refused", &planError{bindRefused}, codeBindRefused},
-		{"directory unreachable", &planError{fmt.Errorf("ldap://dc01.corp.example:389: connect: %w", dial)}, codeSourceUnreachable},
-		{"directory silent", &planError{ldapsource.ErrTimeout}, codeSourceUnreachable},
-		{"directory certificate", &planError{fmt.Errorf("starttls: %w", x509.UnknownAuthorityError{})}, codeSourceTLS},
-		{"LDIF", &planError{fmt.Errorf("users.ldif line 3: %w", directory.ErrLDIFSyntax)}, codeSourceData},
-		{"other source error", &planError{errors.New("something at 10.1.2.3")}, codeSource},
-		{"token refused", fmt.Errorf("exchange: getting a token for https://outlook.office365.com/.default: %w: AADSTS7000215", exchange.ErrUnauthorized), codeSinkAuth},
-		{"sign-in refused with a code", fmt.Errorf("exchange: getting a token: %w", &azauth.SignInError{Code: "AADSTS7000215", Description: "Invalid client secret provided for app 1111 at login.example.com", Err: exchange.ErrUnauthorized}), codeSinkAuth + ":AADSTS7000215"},
-		{"throttled", fmt.Errorf("x: %w", exchange.ErrRetriesExhausted), codeSinkThrottled},
-		{"writes failed", fmt.Errorf("smimesync: 2 %w (first: alice@corp.example: boom)", smimesync.ErrChangesFailed), codeWritesFailed},
-		{"cloud unreachable", fmt.Errorf("apply: %w", dial), codeSinkUnreachable},
-		{"cancelled", fmt.Errorf("smimesync: apply cancelled after 2 writes: %w", context.Canceled), codeCancelled},
-		{"other", errors.New("whatever happened at 10.1.2.3"), codeError},
+		{"guard", &smimesync.GuardError{Losing: 9, Max: 1}, CodeGuard},
+		{"state unreadable", &planError{fmt.Errorf("%w: /var/lib/smimesync/state.json: bad", smimesync.ErrStateUnreadable)}, CodeState},
+		{"state unwritable", fmt.Errorf("smimesync: nothing was written: %w", smimesync.ErrStateUnwritable), CodeState},
+		{"bind refused", &planError{bindRefused}, CodeBindRefused},
+		{"directory unreachable", &planError{fmt.Errorf("ldap://dc01.corp.example:389: connect: %w", dial)}, CodeSourceUnreachable},
+		{"directory silent", &planError{ldapsource.ErrTimeout}, CodeSourceUnreachable},
+		{"directory certificate", &planError{fmt.Errorf("starttls: %w", x509.UnknownAuthorityError{})}, CodeSourceTLS},
+		{"LDIF", &planError{fmt.Errorf("users.ldif line 3: %w", directory.ErrLDIFSyntax)}, CodeSourceData},
+		{"other source error", &planError{errors.New("something at 10.1.2.3")}, CodeSource},
+		{"token refused", fmt.Errorf("exchange: getting a token for https://outlook.office365.com/.default: %w: AADSTS7000215", exchange.ErrUnauthorized), CodeSinkAuth},
+		{"sign-in refused with a code", fmt.Errorf("exchange: getting a token: %w", &azauth.SignInError{Code: "AADSTS7000215", Description: "Invalid client secret provided for app 1111 at login.example.com", Err: exchange.ErrUnauthorized}), CodeSinkAuth + ":AADSTS7000215"},
+		{"throttled", fmt.Errorf("x: %w", exchange.ErrRetriesExhausted), CodeSinkThrottled},
+		{"writes failed", fmt.Errorf("smimesync: 2 %w (first: alice@corp.example: boom)", smimesync.ErrChangesFailed), CodeWritesFailed},
+		{"cloud unreachable", fmt.Errorf("apply: %w", dial), CodeSinkUnreachable},
+		{"cancelled", fmt.Errorf("smimesync: apply cancelled after 2 writes: %w", context.Canceled), CodeCancelled},
+		{"other", errors.New("whatever happened at 10.1.2.3"), CodeError},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := errorCode(tt.err); got != tt.want {
-				t.Errorf("errorCode(%v) = %q, want %q", tt.err, got, tt.want)
+			if got := ErrorCode(tt.err); got != tt.want {
+				t.Errorf("ErrorCode(%v) = %q, want %q", tt.err, got, tt.want)
 			}
 		})
 	}
@@ -80,16 +80,17 @@ func TestErrorCode(t *testing.T) {
 // the text.
 func TestHealthzHidesErrorText(t *testing.T) {
 	t0 := time.Now()
-	s := &service{now: func() time.Time { return t0.Add(time.Second) }}
+	s := &Service{Now: func() time.Time { return t0.Add(time.Second) }}
+	s.init()
 	s.health = newHealth([]string{"exo"}, time.Minute, t0)
 	err := &planError{fmt.Errorf("ldap://dc01.corp.example:389 (10.1.2.3): bind as simple cn=svc-sync,ou=service,dc=corp,dc=example: %w",
 		&ldap.Error{ResultCode: ldap.LDAPResultInvalidCredentials, Err: errors.New("invalid credentials")})}
 	s.health.finished("exo", t0, err)
 	rec := httptest.NewRecorder()
-	s.mux().ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	s.Mux().ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
 	body := rec.Body.String()
-	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(body, codeBindRefused) {
-		t.Errorf("/healthz: %d %s; want 503 with %q", rec.Code, body, codeBindRefused)
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(body, string(CodeBindRefused)) {
+		t.Errorf("/healthz: %d %s; want 503 with %q", rec.Code, body, CodeBindRefused)
 	}
 	for _, secret := range []string{"dc01", "corp.example", "10.1.2.3", "svc-sync", "cn=", "credentials"} {
 		if strings.Contains(body, secret) {
@@ -121,12 +122,12 @@ func TestListenWarnsOffLoopback(t *testing.T) {
 			var buf bytes.Buffer
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			s := &service{
-				interval: time.Hour, listen: tt.listen,
-				log:      slog.New(slog.NewTextHandler(&buf, nil)),
-				onListen: func(string) { cancel() },
+			s := &Service{
+				Interval: time.Hour, Listen: tt.listen,
+				Logger:   slog.New(slog.NewTextHandler(&buf, nil)),
+				OnListen: func(string) { cancel() },
 			}
-			if err := s.run(ctx); err != nil {
+			if err := s.Run(ctx); err != nil {
 				t.Fatal(err)
 			}
 			if got := strings.Contains(buf.String(), "not a loopback address"); got != tt.warn {

@@ -1,0 +1,727 @@
+// Package report keeps the report of a sync program: per sink, the last
+// pass and the latest word on every directory entry the passes have seen
+// (a delta pass reads only what changed, so passes are merged, and a full
+// pass replaces a sink's entries whole), in a JSON file marked as a report
+// ([Format]). [Store] merges passes into the file; [Summarize] turns it
+// into what people read: who has no usable certificate, whose certificates
+// expire soon, what was dropped and why, and who was not published.
+//
+// The file's layout is [Version] 2 (snake_case keys); a version 1 file is
+// upgraded as it is read. A file at the path that is not a report is never
+// replaced ([ErrNotReport]).
+package report
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"maps"
+	"math"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/smimesync/go-smimesync/internal/atomicfile"
+	"github.com/smimesync/go-smimesync/smimesync"
+)
+
+// Version is the layout of the report file. Version 2 has
+// snake_case keys and keeps a sink's own words for a read-only recipient in
+// an entry's detail; decode upgrades a version 1 file as it reads it
+// (see upgradeV1).
+const Version = 2
+
+// Format is the type marker of a report file, its "format" member:
+// the report writer replaces a file only when it is one of its reports
+// (see decode).
+const Format = "smimesync-report"
+
+// File is the report file: per sink, the last pass and the latest
+// word on every directory entry the passes have seen. A delta pass reads
+// only what changed, so each pass is merged into the file rather than
+// replacing it; a full pass replaces a sink's entries whole.
+type File struct {
+	// Format is the Format marker (absent from the files of earlier releases).
+	Format  string    `json:"format"`
+	Version int       `json:"version"`
+	Updated time.Time `json:"updated"`
+	Sinks   []*Sink   `json:"sinks"`
+}
+
+// Sink is one sink's part of the report file.
+type Sink struct {
+	Sink string `json:"sink"`
+	// LastPass is the last pass, good or not.
+	LastPass Pass `json:"last_pass"`
+	// LastFull is when the last full pass was applied whole (for people:
+	// a service schedules from smimesync.Snapshot.LastFull).
+	LastFull time.Time `json:"last_full,omitzero"`
+	// LastGood is when the last pass without errors finished.
+	LastGood time.Time `json:"last_good,omitzero"`
+	// Complete is true once a full read of the directory was merged:
+	// Entries then covers every entry in scope.
+	Complete bool `json:"complete"`
+	// Entries holds the latest change for each directory entry.
+	Entries []*Entry `json:"entries"`
+}
+
+// Pass describes one pass.
+type Pass struct {
+	// Command is sync or run.
+	Command        string            `json:"command"`
+	Full           bool              `json:"full"`
+	Started        time.Time         `json:"started,omitzero"`
+	Finished       time.Time         `json:"finished"`
+	Summary        smimesync.Summary `json:"summary"`
+	CookieAdvanced bool              `json:"cookie_advanced"`
+	// Error is the pass's error, if any; Errors lists the report's.
+	Error  string   `json:"error,omitempty"`
+	Errors []string `json:"errors,omitempty"`
+}
+
+// Entry is what the report keeps of a Change.
+type Entry struct {
+	ID        string               `json:"id"`
+	User      string               `json:"user"`
+	DN        string               `json:"dn,omitempty"`
+	Source    string               `json:"source,omitempty"`
+	Recipient string               `json:"recipient,omitempty"`
+	Action    smimesync.Action     `json:"action"`
+	Reason    smimesync.SkipReason `json:"reason,omitempty"`
+	Detail    string               `json:"detail,omitempty"`
+	Outcome   smimesync.Outcome    `json:"outcome,omitempty"`
+	Error     string               `json:"error,omitempty"`
+	Keep      []smimesync.Value    `json:"keep"`
+	Drop      []smimesync.Value    `json:"drop"`
+	// Seen is when the pass that last read the entry finished.
+	Seen time.Time `json:"seen"`
+}
+
+func (e *Entry) key() string { return e.Source + "\x00" + e.ID }
+
+// ErrBadReport is wrapped by Load when the file exists but cannot be
+// read.
+var ErrBadReport = errors.New("report file cannot be read")
+
+// ErrNotReport is wrapped (with ErrBadReport) by Load when the file
+// is not a smimesync report at all: neither the marker nor the layout of
+// an earlier release's report. Such a file is never renamed or replaced.
+var ErrNotReport = errors.New("not a smimesync report file (no \"format\": \"" + Format + "\" marker); it is left as it is")
+
+// Load reads a report file. A missing file is an empty report.
+func Load(path string) (*File, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &File{Format: Format, Version: Version}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadReport, err)
+	}
+	r, err := decode(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrBadReport, path, err)
+	}
+	return r, nil
+}
+
+// legacyMembers are the members of a report file written before
+// the marker: all three, and nothing else, make one.
+var legacyMembers = []string{"version", "updated", "sinks"}
+
+// decode reads a report file's bytes. A file that is not a JSON
+// object with the Format marker, nor exactly the layout of an
+// earlier release's report, is ErrNotReport. A report of ours that cannot
+// be read (another version, a damaged member) is another error.
+func decode(b []byte) (*File, error) {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(b, &members); err != nil || members == nil {
+		return nil, ErrNotReport
+	}
+	if f, ok := members["format"]; ok {
+		var format string
+		if json.Unmarshal(f, &format) != nil || format != Format {
+			return nil, ErrNotReport
+		}
+	} else {
+		if len(members) != len(legacyMembers) {
+			return nil, ErrNotReport
+		}
+		for _, k := range legacyMembers {
+			if _, ok := members[k]; !ok {
+				return nil, ErrNotReport
+			}
+		}
+	}
+	var v struct {
+		Version int `json:"version"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, err
+	}
+	if v.Version == 1 {
+		var err error
+		if b, err = upgradeV1(b); err != nil {
+			return nil, fmt.Errorf("version 1: %w", err)
+		}
+	}
+	r := new(File)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(r); err != nil {
+		return nil, err
+	}
+	if r.Version != Version {
+		return nil, fmt.Errorf("version %d, this program reads version %d", r.Version, Version)
+	}
+	r.Format = Format
+	return r, nil
+}
+
+// upgradeV1 rewrites a version 1 report file as version 2: every
+// camelCase key becomes snake_case (lastPass is last_pass, keptValues is
+// kept_values), and a skipped entry whose reason is not a skip code (a
+// sink's words about a read-only recipient, which version 1 kept there)
+// gets smimesync.SkipReadOnly as its reason and those words as its detail.
+func upgradeV1(b []byte) ([]byte, error) {
+	var doc any
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&doc); err != nil {
+		return nil, err
+	}
+	doc = snakeKeys(doc)
+	root, _ := doc.(map[string]any)
+	root["version"] = 2
+	sinks, _ := root["sinks"].([]any)
+	for _, s := range sinks {
+		sm, _ := s.(map[string]any)
+		entries, _ := sm["entries"].([]any)
+		for _, e := range entries {
+			em, _ := e.(map[string]any)
+			reason, _ := em["reason"].(string)
+			if em["action"] == string(smimesync.ActionSkip) && reason != "" && !slices.Contains(v1SkipReasons, smimesync.SkipReason(reason)) {
+				em["reason"], em["detail"] = string(smimesync.SkipReadOnly), reason
+			}
+		}
+	}
+	return json.Marshal(doc)
+}
+
+// v1SkipReasons are the skip codes a version 1 report can hold.
+var v1SkipReasons = []smimesync.SkipReason{smimesync.SkipNoRecipient, smimesync.SkipDeleted,
+	smimesync.SkipConflict, smimesync.SkipCurrentUnknown, smimesync.SkipError}
+
+// snakeKeys returns v with the keys of every JSON object in it in
+// snake_case. The values of a version 1 report's maps (reason codes) are
+// lower-case already and stay as they are.
+func snakeKeys(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[snakeCase(k)] = snakeKeys(x)
+		}
+		return out
+	case []any:
+		for i, x := range v {
+			v[i] = snakeKeys(x)
+		}
+	}
+	return v
+}
+
+// snakeCase is "lastPass" as "last_pass".
+func snakeCase(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if 'A' <= r && r <= 'Z' {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// sink returns the part of the report for sink, adding it if needed.
+func (r *File) sink(name string) *Sink {
+	for _, s := range r.Sinks {
+		if s.Sink == name {
+			return s
+		}
+	}
+	s := &Sink{Sink: name, Entries: []*Entry{}}
+	r.Sinks = append(r.Sinks, s)
+	return s
+}
+
+// fullPassDone reports whether a pass read the whole directory and applied
+// what it found: only such a pass resets the full-pass schedule. A plan
+// the guard stopped, or an apply cancelled, does not count; write failures
+// do (the next delta retries them).
+func fullPassDone(rep *smimesync.Report, err error) bool {
+	return rep != nil && rep.Full && !rep.DryRun &&
+		!errors.Is(err, smimesync.ErrGuardTripped) &&
+		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// merge records one pass of a sink. rep is nil when planning failed.
+func (s *Sink) merge(command string, rep *smimesync.Report, passErr error, now time.Time) {
+	s.LastPass = Pass{Command: command, Finished: now}
+	if passErr != nil {
+		s.LastPass.Error = passErr.Error()
+	}
+	if rep == nil {
+		return
+	}
+	s.LastPass.Full = rep.Full
+	s.LastPass.Started = rep.Started
+	s.LastPass.Finished = cmp.Or(rep.Finished, now)
+	s.LastPass.Summary = rep.Summary
+	s.LastPass.CookieAdvanced = rep.CookieAdvanced
+	s.LastPass.Errors = rep.Errors
+	if passErr == nil {
+		s.LastGood = s.LastPass.Finished
+	}
+	if fullPassDone(rep, passErr) {
+		s.LastFull = s.LastPass.Finished
+	}
+
+	byKey := make(map[string]*Entry, len(s.Entries))
+	if !rep.Full {
+		for _, e := range s.Entries {
+			byKey[e.key()] = e
+		}
+	} else {
+		// A full read names every entry in scope: what it does not name
+		// is gone.
+		s.Complete = true
+	}
+	for _, c := range rep.Changes {
+		e := &Entry{
+			ID: c.ID, User: c.User, DN: c.DN, Source: c.Source,
+			Action: c.Action, Reason: c.Reason, Detail: c.Detail, Outcome: c.Outcome, Error: c.Error,
+			Keep: c.Keep, Drop: c.Drop, Seen: s.LastPass.Finished,
+		}
+		if c.Recipient != nil {
+			e.Recipient = cmp.Or(c.Recipient.Name, c.Recipient.ID)
+		}
+		if c.Action == smimesync.ActionSkip && c.Reason == smimesync.SkipDeleted {
+			delete(byKey, e.key())
+			continue
+		}
+		byKey[e.key()] = e
+	}
+	s.Entries = slices.SortedFunc(maps.Values(byKey), func(a, b *Entry) int {
+		return cmp.Or(cmp.Compare(a.User, b.User), cmp.Compare(a.Source, b.Source), cmp.Compare(a.ID, b.ID))
+	})
+}
+
+// open loads the report file to update it. A report of ours that
+// cannot be read (another version, a damaged member) is renamed to
+// <path>.bad (and logged) and an empty report returned. Anything else at
+// the path, a file that is not one of our reports (a state file, a
+// configuration named by mistake), is an error wrapping ErrNotReport and
+// is left untouched, as is an existing <path>.bad.
+func open(path string, log *slog.Logger) (*File, error) {
+	r, err := Load(path)
+	if err == nil {
+		return r, nil
+	}
+	if errors.Is(err, ErrNotReport) {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	if _, statErr := os.Stat(path); statErr != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	bad := path + ".bad"
+	if _, lerr := os.Lstat(bad); !errors.Is(lerr, fs.ErrNotExist) {
+		return nil, fmt.Errorf("report: %w; and it cannot be set aside: %s exists already (move it away)", err, bad)
+	}
+	if rerr := os.Rename(path, bad); rerr != nil {
+		return nil, fmt.Errorf("report: %w; and setting it aside: %v", err, rerr)
+	}
+	if log != nil {
+		log.Warn("report file set aside, starting a new one", "path", path, "as", bad, "err", err)
+	}
+	return &File{Format: Format, Version: Version}, nil
+}
+
+// save writes the report file atomically.
+func (r *File) save(path string) error {
+	r.Format = Format
+	b, err := json.MarshalIndent(r, "", " ")
+	if err != nil {
+		return fmt.Errorf("report: encoding: %w", err)
+	}
+	// The file may have changed since it was read (the service keeps the
+	// report between passes): replace only a report.
+	if err := checkReplaceable(path); err != nil {
+		return err
+	}
+	// 0600: the report names people and their addresses.
+	if err := atomicfile.Write(path, b, 0o600); err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	return nil
+}
+
+// fileHead is how every report file this program writes begins (save
+// puts Format first).
+var fileHead = []byte("{\n \"format\": \"" + Format + "\",")
+
+// checkReplaceable returns nil when path does not exist or holds one of
+// our reports (cheaply, by its first bytes, for a file this program
+// wrote; whole, for an earlier release's); else an error wrapping
+// ErrNotReport.
+func checkReplaceable(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	defer f.Close()
+	got := make([]byte, len(fileHead))
+	if _, err := io.ReadFull(f, got); err == nil && bytes.Equal(got, fileHead) {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	if _, err := decode(b); errors.Is(err, ErrNotReport) {
+		return fmt.Errorf("report: %w: %s: %w", ErrBadReport, path, err)
+	}
+	return nil
+}
+
+// Summary is what people read of a report file (`smimesync report` prints
+// it, and its JSON): see Summarize.
+type Summary struct {
+	File       string        `json:"file"`
+	At         time.Time     `json:"at"`
+	WithinDays int           `json:"within_days"`
+	Sinks      []SinkSummary `json:"sinks"`
+}
+
+// SinkSummary is one sink's part of a [Summary].
+type SinkSummary struct {
+	Sink     string    `json:"sink"`
+	LastPass Pass      `json:"last_pass"`
+	LastFull time.Time `json:"last_full,omitzero"`
+	LastGood time.Time `json:"last_good,omitzero"`
+	// Complete is false until a full pass was recorded: until then the
+	// lists cover only the entries the passes have seen.
+	Complete        bool                     `json:"complete"`
+	Users           int                      `json:"users"`
+	NoUsable        []NoUsable               `json:"no_usable"`
+	Expiring        []Expiring               `json:"expiring"`
+	Dropped         []Dropped                `json:"dropped"`
+	DroppedByReason map[smimesync.Reason]int `json:"dropped_by_reason"`
+	NotPublished    []NotPublished           `json:"not_published"`
+	// Departed lists the entries that left the directory while values
+	// smimesync published stayed on their recipient (not counted in
+	// Users, nor in the other lists).
+	Departed []Departed `json:"departed"`
+}
+
+// UserRef names a directory entry in the report's lists.
+type UserRef struct {
+	User      string `json:"user"`
+	ID        string `json:"id"`
+	DN        string `json:"dn,omitempty"`
+	Source    string `json:"source,omitempty"`
+	Recipient string `json:"recipient,omitempty"`
+}
+
+// NoUsable is an entry with no certificate the policy keeps.
+type NoUsable struct {
+	UserRef
+	// Why is "no certificate in the directory" or "all dropped: …".
+	Why string `json:"why"`
+}
+
+// Expiring is a kept certificate that expires within the summary's days.
+type Expiring struct {
+	UserRef
+	Attribute string                `json:"attribute"`
+	SHA256    smimesync.Fingerprint `json:"sha256"`
+	NotAfter  time.Time             `json:"not_after"`
+	// Days left, rounded down; negative once expired (after the pass that
+	// kept it).
+	Days int `json:"days"`
+}
+
+// Dropped is a value the policy dropped, and why.
+type Dropped struct {
+	UserRef
+	Attribute string                `json:"attribute"`
+	SHA256    smimesync.Fingerprint `json:"sha256"`
+	Reasons   []smimesync.Reason    `json:"reasons"`
+	Notes     []string              `json:"notes,omitempty"`
+}
+
+// NotPublished is an entry whose certificates did not reach its recipient.
+type NotPublished struct {
+	UserRef
+	// Status is the skip reason, or the write's outcome ("failed",
+	// "not-writable", "not-written" when the pass stopped before it).
+	// Why is the sink's words for a read-only recipient, else the error.
+	Status string `json:"status"`
+	Why    string `json:"why,omitempty"`
+}
+
+// Departed is an entry that left the directory (deleted, or out of
+// scope) with values smimesync published on its recipient: see
+// smimesync.SkipDeparted.
+type Departed struct {
+	UserRef
+	// Status is "left-published" (nothing was removed: Why says why,
+	// else removal is off), "removed" (the published values were taken
+	// away), or the removal's outcome when it did not go through
+	// ("failed", "not-writable", "not-written" when the pass stopped
+	// before it).
+	Status string `json:"status"`
+	Why    string `json:"why,omitempty"`
+}
+
+// departed says what became of an entry that left the directory, and
+// whether e is one.
+func departed(e *Entry) (Departed, bool) {
+	switch {
+	case e.Action == smimesync.ActionSkip && e.Reason == smimesync.SkipDeparted:
+		st := "left-published"
+		if e.Outcome != "" {
+			st = string(e.Outcome)
+		}
+		return Departed{Status: st, Why: cmp.Or(e.Error, e.Detail)}, true
+	case e.Action == smimesync.ActionDepart && e.Outcome == smimesync.OutcomeWritten:
+		return Departed{Status: "removed"}, true
+	case e.Action == smimesync.ActionDepart && e.Outcome == "":
+		return Departed{Status: "not-written", Why: "the pass stopped before removing it (see the last pass's error)"}, true
+	case e.Action == smimesync.ActionDepart:
+		return Departed{Status: string(e.Outcome), Why: e.Error}, true
+	}
+	return Departed{}, false
+}
+
+// Summarize turns the saved report into the lists people read.
+func Summarize(r *File, path string, now time.Time, withinDays int) *Summary {
+	out := &Summary{File: path, At: now.UTC(), WithinDays: withinDays, Sinks: []SinkSummary{}}
+	horizon := now.AddDate(0, 0, withinDays)
+	for _, s := range r.Sinks {
+		ss := SinkSummary{
+			Sink: s.Sink, LastPass: s.LastPass, LastFull: s.LastFull, LastGood: s.LastGood,
+			Complete: s.Complete, Users: len(s.Entries),
+			NoUsable: []NoUsable{}, Expiring: []Expiring{}, Dropped: []Dropped{},
+			DroppedByReason: map[smimesync.Reason]int{}, NotPublished: []NotPublished{}, Departed: []Departed{},
+		}
+		for _, e := range s.Entries {
+			ref := UserRef{User: e.User, ID: e.ID, DN: e.DN, Source: e.Source, Recipient: e.Recipient}
+			if d, ok := departed(e); ok {
+				d.UserRef = ref
+				ss.Departed = append(ss.Departed, d)
+				ss.Users--
+				continue
+			}
+			if len(e.Keep) == 0 {
+				why := "no certificate in the directory"
+				if len(e.Drop) > 0 {
+					why = "all dropped: " + DropSummary(e.Drop)
+				}
+				ss.NoUsable = append(ss.NoUsable, NoUsable{UserRef: ref, Why: why})
+			}
+			for _, v := range e.Keep {
+				if !v.NotAfter.IsZero() && v.NotAfter.Before(horizon) {
+					ss.Expiring = append(ss.Expiring, Expiring{UserRef: ref, Attribute: v.Attribute, SHA256: v.SHA256,
+						NotAfter: v.NotAfter.UTC(), Days: daysLeft(now, v.NotAfter)})
+				}
+			}
+			for _, v := range e.Drop {
+				ss.Dropped = append(ss.Dropped, Dropped{UserRef: ref, Attribute: v.Attribute, SHA256: v.SHA256,
+					Reasons: v.Reasons, Notes: v.Notes})
+				for _, why := range v.Reasons {
+					ss.DroppedByReason[why]++
+				}
+			}
+			if np, ok := unpublished(e); ok {
+				np.UserRef = ref
+				ss.NotPublished = append(ss.NotPublished, np)
+			}
+		}
+		slices.SortStableFunc(ss.Expiring, func(a, b Expiring) int { return a.NotAfter.Compare(b.NotAfter) })
+		out.Sinks = append(out.Sinks, ss)
+	}
+	return out
+}
+
+// unpublished says why an entry that had something to publish, or a
+// write to make, did not get it there.
+func unpublished(e *Entry) (NotPublished, bool) {
+	writes := e.Action == smimesync.ActionAdd || e.Action == smimesync.ActionReplace || e.Action == smimesync.ActionRemove
+	switch {
+	case writes && e.Outcome == smimesync.OutcomeWritten:
+		return NotPublished{}, false
+	case writes && e.Outcome == "":
+		return NotPublished{Status: "not-written", Why: "the pass stopped before writing it (see the last pass's error)"}, true
+	case writes:
+		return NotPublished{Status: string(e.Outcome), Why: e.Error}, true
+	case e.Action == smimesync.ActionSkip && len(e.Keep) > 0:
+		return NotPublished{Status: string(e.Reason), Why: cmp.Or(e.Detail, e.Error)}, true
+	case e.Action == smimesync.ActionSkip && e.Reason == smimesync.SkipError:
+		return NotPublished{Status: string(e.Reason), Why: e.Error}, true
+	}
+	return NotPublished{}, false
+}
+
+// daysLeft is the whole days from now to t, rounded down.
+func daysLeft(now, t time.Time) int {
+	return int(math.Floor(t.Sub(now).Hours() / 24))
+}
+
+// Store keeps a report file up to date, pass after pass. It holds the
+// file's content between passes, so that a quiet pass need not reread and
+// rewrite a large file. It is not safe for concurrent use.
+type Store struct {
+	path string
+	log  *slog.Logger
+	// QuietSaveEvery: a delta pass that changed nothing and failed
+	// nothing (and followed a pass without error) rewrites the file only
+	// when it was last written longer ago than this; Flush writes what is
+	// left. 0 writes after every pass.
+	QuietSaveEvery time.Duration
+
+	file  *File
+	saved time.Time
+	dirty bool
+}
+
+// Open loads the report file at path to keep it up to date; a missing file
+// is an empty report. A report of ours that cannot be read (another
+// version, a damaged member) is renamed to <path>.bad (and logged to log,
+// which may be nil) and started afresh: it only summarises what the passes
+// saw, and the next full pass rebuilds it. Anything else at the path, a
+// file that is not one of our reports, is an error wrapping ErrNotReport
+// and is left untouched, as is an existing <path>.bad.
+func Open(path string, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	f, err := open(path, log)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{path: path, log: log, file: f}, nil
+}
+
+// File is the report as the Store holds it now. The caller must not change
+// it.
+func (s *Store) File() *File { return s.file }
+
+// LastFull is when the report last saw a full pass of sink applied whole
+// (zero when never).
+func (s *Store) LastFull(sink string) time.Time {
+	for _, st := range s.file.Sinks {
+		if st.Sink == sink {
+			return st.LastFull
+		}
+	}
+	return time.Time{}
+}
+
+// Record merges one pass of sink into the report and writes the file
+// (unless QuietSaveEvery says it may wait). command names what ran the
+// pass ("sync", "run"); rep is nil when planning failed; a dry run's
+// report is not recorded (it wrote nothing).
+func (s *Store) Record(sink, command string, rep *smimesync.Report, passErr error, finished time.Time) error {
+	if rep != nil && rep.DryRun {
+		return nil
+	}
+	st := s.file.sink(sink)
+	hadError := st.LastPass.Error != ""
+	s.file.Updated = finished.UTC()
+	st.merge(command, rep, passErr, finished.UTC())
+	s.dirty = true
+	quiet := rep != nil && passErr == nil && !hadError && !rep.Full && len(rep.Changes) == 0
+	if quiet && finished.Sub(s.saved) < s.QuietSaveEvery {
+		return nil
+	}
+	if err := s.Flush(); err != nil {
+		return err
+	}
+	s.saved = finished
+	return nil
+}
+
+// Flush writes the file if a pass changed it since it was last written.
+func (s *Store) Flush() error {
+	if !s.dirty {
+		return nil
+	}
+	if err := s.file.save(s.path); err != nil {
+		return err
+	}
+	s.dirty = false
+	return nil
+}
+
+// DropSummary counts values' drop reasons for people: "expired ×2,
+// over-limit ×5", one reason plain, sorted by reason.
+func DropSummary(vs []smimesync.Value) string {
+	n := map[smimesync.Reason]int{}
+	for _, v := range vs {
+		for _, r := range v.Reasons {
+			n[r]++
+		}
+	}
+	var parts []string
+	for _, r := range slices.Sorted(maps.Keys(n)) {
+		if n[r] == 1 {
+			parts = append(parts, string(r))
+		} else {
+			parts = append(parts, fmt.Sprintf("%s ×%d", r, n[r]))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// RecipientsExpiring counts sink's entries whose kept certificates all
+// expire before horizon: the entries that lose their last usable
+// certificate by then unless a renewed one reaches the directory. An
+// entry that keeps nothing, or only values without an expiry, is not
+// counted (it has no usable certificate to lose).
+func (s *Store) RecipientsExpiring(sink string, horizon time.Time) int {
+	for _, st := range s.file.Sinks {
+		if st.Sink == sink {
+			return recipientsExpiring(st.Entries, horizon)
+		}
+	}
+	return 0
+}
+
+func recipientsExpiring(entries []*Entry, horizon time.Time) int {
+	n := 0
+	for _, e := range entries {
+		var last time.Time
+		for _, v := range e.Keep {
+			if v.NotAfter.After(last) {
+				last = v.NotAfter
+			}
+		}
+		if !last.IsZero() && last.Before(horizon) {
+			n++
+		}
+	}
+	return n
+}
