@@ -10,6 +10,8 @@
 //	smimesync report (--config FILE | --file REPORT) [--json | --csv] [--days N]
 //	smimesync version                           module version, VCS revision, Go version (also --version)
 //	smimesync check --config FILE [--json] [--probe RECIPIENT]  what works, what does not, and the fix
+//	smimesync service install --config FILE [--account ACCOUNT [--password-env VAR]]
+//	smimesync service uninstall|start|stop      the Windows service (Windows only)
 //
 // plan, sync, run and check take --trace FILE: every HTTP exchange with
 // login, Exchange and Graph as JSON lines, secrets redacted.
@@ -22,6 +24,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -62,6 +65,8 @@ const usage = `usage:
   smimesync report (--config FILE | --file REPORT) [--json | --csv] [--days N]
   smimesync version (or --version)
   smimesync check --config FILE [--json] [--probe RECIPIENT]
+  smimesync service install --config FILE [--account ACCOUNT [--password-env VAR]]
+  smimesync service uninstall | start | stop
 
 plan, sync, run and check take --trace FILE: every HTTP exchange with
 login, Exchange and Graph as JSON lines, secrets and tokens redacted,
@@ -76,6 +81,11 @@ service.listen (default 127.0.0.1:9464), a clean stop on SIGTERM or SIGINT.
 plan --out PLAN saves the plan for review; sync --plan PLAN applies exactly
 it, planning nothing, and refuses it (exit 1, nothing written) when the
 state moved since it was made. With several sinks, PLAN holds {sink}.
+service (Windows, elevated) installs run --config FILE as the Windows
+service smimesync (automatic start, restart on failure, logs to the Event
+Log), as NT SERVICE\smimesync unless --account names a gMSA (DOMAIN\name$)
+or a user (with its password in the variable --password-env names);
+uninstall, start and stop it. Elsewhere it exits 2: use systemd.
 report prints who has no usable certificate, whose certificates expire
 within N days (default 30), and what was dropped and why, from the report
 sync and run keep (report.path, default next to the state file).
@@ -86,8 +96,20 @@ blob, or an LDIF file. See the README for the configuration reference.
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stderr := io.Writer(os.Stderr)
+	var early *bytes.Buffer
+	if isWindowsService() {
+		// A Windows service has no standard error: what run would print
+		// there (a configuration that no longer loads, a busy port)
+		// goes to the Event Log instead.
+		early = new(bytes.Buffer)
+		stderr = early
+	}
+	code := run(ctx, os.Args[1:], os.Stdout, stderr)
 	stop()
+	if early != nil && early.Len() > 0 {
+		windowsEventError(early.String())
+	}
 	os.Exit(code)
 }
 
@@ -115,6 +137,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdVersion(args[1:], stdout)
 	case "check":
 		err = cmdCheck(ctx, args[1:], stdout, stderr)
+	case "service":
+		err = cmdService(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

@@ -152,6 +152,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		logw = f
 	}
 	log := cfg.logger(logw)
+	if svcMode {
+		// Under the Service Control Manager: to the Event Log as well.
+		var closeEvents func()
+		log, closeEvents = windowsEventLogger(log, cfg.Log.Level)
+		defer closeEvents()
+	}
 
 	// The metrics exist before the sinks, so that the sinks' HTTP
 	// clients count into them (Config.httpClient).
@@ -189,12 +195,18 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			defer flushReport(store, log)
 		}
 	}
+	if store != nil {
+		for _, s := range syncers {
+			cfg.metrics.SetExpiring(s.Name, clock(), store.RecipientsExpiring)
+		}
+	}
 	svc.OnPass = func(r service.PassResult) {
 		prog.clear()
 		if store != nil && !r.Abandoned {
 			if err := store.Record(r.Sink, "run", r.Report, r.Err, r.Finished); err != nil {
 				log.Error("saving the report", "err", err)
 			}
+			cfg.metrics.SetExpiring(r.Sink, r.Finished, store.RecipientsExpiring)
 		}
 	}
 	cfg.metrics.Instrument(svc)

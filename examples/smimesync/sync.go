@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -38,9 +37,11 @@ func (c *Config) syncers(log *slog.Logger) ([]service.Named, error) {
 			Now:         clock,
 			State:       c.state(s.name, i),
 			Logger:      log.With("sink", s.name),
-			Concurrency: cmp.Or(c.Concurrency, s.concurrency),
+			Concurrency: c.Concurrency, // 0: the sink's preference
 			Guard:       smimesync.Guard{MaxRemovals: c.Guard.maxRemovals()},
 			Prune:       smimesync.Prune{Reasons: c.pruneReasons()},
+
+			RemoveDeparted: c.RemoveDeparted,
 		}})
 	}
 	return out, nil
