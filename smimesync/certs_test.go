@@ -2,13 +2,8 @@ package smimesync_test
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +12,7 @@ import (
 
 	"github.com/smimesync/go-smimesync/internal/cmssign"
 	"github.com/smimesync/go-smimesync/internal/testclock"
+	"github.com/smimesync/go-smimesync/internal/testpki"
 )
 
 // This file makes the certificates the policy and Syncer tests need, with
@@ -36,44 +32,17 @@ type testCA struct {
 	mu     sync.Mutex
 }
 
-// rsaKeys caches a few RSA keys: generating one per certificate would make
-// the tests slow for nothing.
-var rsaKeys = sync.OnceValue(func() []*rsa.PrivateKey {
-	keys := make([]*rsa.PrivateKey, 4)
-	for i := range keys {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			panic(err)
-		}
-		keys[i] = k
-	}
-	return keys
-})
+// rsaKeys returns the test PKI's cached RSA keys (internal/testpki):
+// generating one per certificate would make the tests slow for nothing.
+func rsaKeys() []*rsa.PrivateKey {
+	return []*rsa.PrivateKey{testpki.RSAKey(0), testpki.RSAKey(1), testpki.RSAKey(2), testpki.RSAKey(3)}
+}
 
 func newTestCA(t testing.TB, name string) *testCA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             testNow.Add(-10 * 365 * 24 * time.Hour),
-		NotAfter:              testNow.Add(10 * 365 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, key: key, serial: 100}
+	ca := testpki.MustNew(t, name, testpki.Clock(func() time.Time { return testNow }), testpki.SerialNumber(1),
+		testpki.Validity(testNow.Add(-10*365*24*time.Hour), testNow.Add(10*365*24*time.Hour)))
+	return &testCA{cert: ca.Cert, key: ca.Key, serial: 100}
 }
 
 // leaf describes a certificate to issue. Zero fields get defaults: valid a
@@ -112,24 +81,16 @@ func (ca *testCA) issueKey(t testing.TB, l leaf) ([]byte, *rsa.PrivateKey) {
 	serial := ca.serial
 	ca.mu.Unlock()
 	key := rsaKeys()[l.key%4]
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(serial),
-		Subject:               pkix.Name{CommonName: l.email},
-		NotBefore:             l.notBefore,
-		NotAfter:              l.notAfter,
-		KeyUsage:              l.usage,
-		ExtKeyUsage:           l.eku,
-		BasicConstraintsValid: true,
-		IsCA:                  l.isCA,
-	}
+	opts := []testpki.Option{testpki.SerialNumber(serial), testpki.CommonName(l.email), testpki.Key(key),
+		testpki.Validity(l.notBefore, l.notAfter), testpki.KeyUsage(l.usage), testpki.ExtKeyUsage(l.eku...),
+		testpki.BasicConstraints(l.isCA)}
 	if l.email != "" {
-		tmpl.EmailAddresses = []string{l.email}
+		opts = append(opts, testpki.Email(l.email))
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der, key
+	// ca may wrap a certificate made elsewhere (a re-encoded name): issue
+	// with its certificate and key as they are.
+	issuer := &testpki.CA{Cert: ca.cert, Key: ca.key}
+	return issuer.MustIssue(t, opts...).DER, key
 }
 
 // signedBlob makes a userSMIMECertificate value: a CMS SignedData signed by

@@ -2,9 +2,7 @@ package smimesync_test
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
+	"crypto"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
@@ -13,7 +11,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,12 +21,13 @@ import (
 
 	"github.com/smimesync/go-smimesync/internal/cmssign"
 	"github.com/smimesync/go-smimesync/internal/testclock"
+	"github.com/smimesync/go-smimesync/internal/testpki"
 	"github.com/smimesync/go-smimesync/smimesync"
 )
 
 // testPKI is a small CA and user certificates, made once per test binary.
 type testPKI struct {
-	caKey   *ecdsa.PrivateKey
+	caKey   crypto.Signer
 	ca      *x509.Certificate
 	userKey *rsa.PrivateKey
 	user    *x509.Certificate // signing and encryption, with a subjectKeyIdentifier
@@ -54,53 +52,35 @@ func loadPKI(tb testing.TB) *testPKI {
 }
 
 func newTestPKI() (*testPKI, error) {
-	p := &testPKI{}
-	var err error
-	if p.caKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
-		return nil, err
-	}
-	if p.userKey, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-		return nil, err
-	}
+	p := &testPKI{userKey: testpki.RSAKey(7)} // a key no testCA certificate uses
 	now := testclock.Now().Truncate(time.Second)
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "smimesync Test CA", Organization: []string{"smimesync"}},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, p.caKey.Public(), p.caKey)
+	ca, err := testpki.New("", testpki.Clock(func() time.Time { return now }), testpki.SerialNumber(1),
+		testpki.Subject(pkix.Name{CommonName: "smimesync Test CA", Organization: []string{"smimesync"}}),
+		testpki.Validity(now.Add(-time.Hour), now.Add(24*time.Hour)))
 	if err != nil {
 		return nil, err
 	}
-	if p.ca, err = x509.ParseCertificate(caDER); err != nil {
-		return nil, err
-	}
+	p.ca, p.caKey = ca.Cert, ca.Key
 	leaf := func(serial int64, cn, email string, ku x509.KeyUsage, extra []pkix.Extension) (*x509.Certificate, error) {
-		tmpl := &x509.Certificate{
-			SerialNumber:    big.NewInt(serial),
-			Subject:         pkix.Name{CommonName: cn},
-			EmailAddresses:  []string{email},
-			NotBefore:       now.Add(-time.Hour),
-			NotAfter:        now.Add(24 * time.Hour),
-			KeyUsage:        ku,
-			ExtKeyUsage:     []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
-			SubjectKeyId:    []byte{0x5a, 0x5a, byte(serial >> 8), byte(serial)},
-			ExtraExtensions: extra,
+		opts := []testpki.Option{testpki.SerialNumber(serial), testpki.CommonName(cn), testpki.Email(email),
+			testpki.Key(p.userKey), testpki.KeyUsage(ku),
+			testpki.SubjectKeyID([]byte{0x5a, 0x5a, byte(serial >> 8), byte(serial)})}
+		for _, e := range extra {
+			opts = append(opts, testpki.Extension(e))
 		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, p.userKey.Public(), p.caKey)
+		c, err := ca.Issue(opts...)
 		if err != nil {
 			return nil, err
 		}
 		if extra != nil {
 			// Go refuses to parse what it was asked to write: keep
 			// just the DER.
-			return &x509.Certificate{Raw: der}, nil
+			return &x509.Certificate{Raw: c.DER}, nil
 		}
-		return x509.ParseCertificate(der)
+		if x := c.X509(); x != nil {
+			return x, nil
+		}
+		return nil, fmt.Errorf("certificate %d does not parse", serial)
 	}
 	if p.user, err = leaf(10, "Alice Example", "Alice@Example.org", x509.KeyUsageDigitalSignature|x509.KeyUsageKeyEncipherment, nil); err != nil {
 		return nil, err
@@ -179,7 +159,7 @@ var (
 func fingerprints(certs []*smimesync.Certificate) []smimesync.Fingerprint {
 	var out []smimesync.Fingerprint
 	for _, c := range certs {
-		out = append(out, c.SHA256)
+		out = append(out, c.SHA256())
 	}
 	return out
 }
@@ -271,7 +251,7 @@ func TestParseSMIMECertificateRFC9216(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(b.Certificates) != 1 || b.Certificates[0].SHA256 != fp(carlos) || b.Certificates[0].KeyType != "Ed25519" {
+		if len(b.Certificates) != 1 || b.Certificates[0].SHA256() != fp(carlos) || b.Certificates[0].KeyType != "Ed25519" {
 			t.Errorf("certificates = %v, want Carlos's Ed25519 one", fingerprints(b.Certificates))
 		}
 		if len(b.Signers) != 1 || b.Signers[0].Certificate != b.Certificates[0] {
@@ -298,7 +278,7 @@ func TestParseSMIMECertificateRFC9216(t *testing.T) {
 			t.Fatalf("Signers = %+v, want one", b.Signers)
 		}
 		s := b.Signers[0]
-		if len(s.SubjectKeyID) == 0 || s.Issuer != "" || s.Certificate == nil || s.Certificate.SHA256 != fp(carlos) {
+		if len(s.SubjectKeyID) == 0 || s.Issuer != "" || s.Certificate == nil || s.Certificate.SHA256() != fp(carlos) {
 			t.Errorf("signer = %+v, want Carlos by subjectKeyIdentifier", s)
 		}
 	})
@@ -405,7 +385,7 @@ func TestParseSMIMECertificateOpenSSL(t *testing.T) {
 		if !slices.Equal(got, want) || len(b.Rejected) != 0 {
 			t.Errorf("certificates = %v, rejected %v; want the user's and the CA's", got, b.Rejected)
 		}
-		if len(b.Signers) != 1 || b.Signers[0].Certificate == nil || b.Signers[0].Certificate.SHA256 != fp(p.user.Raw) {
+		if len(b.Signers) != 1 || b.Signers[0].Certificate == nil || b.Signers[0].Certificate.SHA256() != fp(p.user.Raw) {
 			t.Fatalf("Signers = %+v, want one linked to the user", b.Signers)
 		}
 		if c := b.Signers[0].Certificate; !slices.Equal(c.Emails, []string{"alice@example.org"}) || !c.CanEncrypt || !c.CanSign {
@@ -619,7 +599,7 @@ func checkRejectedAKI(t *testing.T, b *smimesync.Blob, p *testPKI) {
 		t.Errorf("Rejected[0] = %v, want a CertificateError for the critical-AKI certificate", b.Rejected[0])
 	}
 	for _, c := range b.Certificates {
-		if c.SHA256 == fp(p.badAKI.Raw) {
+		if c.SHA256() == fp(p.badAKI.Raw) {
 			t.Errorf("the refused certificate is also in Certificates")
 		}
 	}
@@ -744,7 +724,7 @@ func TestParseSMIMECertificateEncryptionKeyPreference(t *testing.T) {
 			var matched []smimesync.Fingerprint
 			for _, c := range b.Certificates {
 				if pref.Matches(c) {
-					matched = append(matched, c.SHA256)
+					matched = append(matched, c.SHA256())
 				}
 			}
 			if !slices.Equal(matched, []smimesync.Fingerprint{fp(tt.wantCert.Raw)}) {
@@ -772,7 +752,7 @@ func TestParseSMIMECertificateTwoSigners(t *testing.T) {
 		t.Fatalf("Verified/Signers = %v/%d (%v), want both signatures verified", b.Verified, len(b.Signers), b.VerifyError)
 	}
 	for i, want := range []*x509.Certificate{p.user, p.enc} {
-		if c := b.Signers[i].Certificate; c == nil || c.SHA256 != fp(want.Raw) {
+		if c := b.Signers[i].Certificate; c == nil || c.SHA256() != fp(want.Raw) {
 			t.Errorf("signer %d not linked to %s", i, want.Subject)
 		}
 	}
@@ -806,7 +786,7 @@ func TestParseSMIMECertificateDoesNotKeepInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	clear(v)
-	if !bytes.Equal(b.Raw, want) || b.Certificates[0].SHA256 != sha256.Sum256(b.Certificates[0].Raw) {
+	if !bytes.Equal(b.Raw, want) || b.Certificates[0].SHA256() != sha256.Sum256(b.Certificates[0].Raw) {
 		t.Errorf("the Blob changed when the caller reused its buffer")
 	}
 }

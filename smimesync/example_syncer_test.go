@@ -2,44 +2,28 @@ package smimesync_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"log"
-	"math/big"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/smimesync/go-smimesync/cloud"
 	"github.com/smimesync/go-smimesync/directory"
+	"github.com/smimesync/go-smimesync/internal/testpki"
 	"github.com/smimesync/go-smimesync/smimesync"
 )
 
 // exampleCert makes a self-signed S/MIME certificate for addr, valid from
-// notBefore to notAfter.
+// notBefore to notAfter, with the module's test PKI.
 func exampleCert(addr string, notBefore, notAfter time.Time) []byte {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, err := testpki.SelfSigned(testpki.Email(addr), testpki.SerialNumber(1), testpki.Validity(notBefore, notAfter),
+		testpki.KeyUsage(x509.KeyUsageDigitalSignature|x509.KeyUsageKeyAgreement))
 	if err != nil {
 		log.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:   big.NewInt(1),
-		Subject:        pkix.Name{CommonName: addr},
-		EmailAddresses: []string{addr},
-		NotBefore:      notBefore,
-		NotAfter:       notAfter,
-		KeyUsage:       x509.KeyUsageDigitalSignature | x509.KeyUsageKeyAgreement,
-		ExtKeyUsage:    []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		log.Fatal(err)
-	}
-	return der
+	return c.DER
 }
 
 // A Syncer composes a directory source, a cloud sink, a policy and a state:

@@ -2,15 +2,9 @@ package smimesync_test
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
-	"math/big"
 	"slices"
 	"strings"
 	"sync"
@@ -21,67 +15,44 @@ import (
 
 	"github.com/smimesync/go-smimesync/cloud/cloudtest"
 	"github.com/smimesync/go-smimesync/directory"
+	"github.com/smimesync/go-smimesync/internal/testpki"
 	"github.com/smimesync/go-smimesync/smimesync"
 )
 
 // This file's certificates are valid around the time the test runs, read
 // once from the clock the policy under test is given.
 
-// rvIssuer is a certificate and its key.
+// rvIssuer is a CA of this file's tests.
 type rvIssuer struct {
 	cert *x509.Certificate
-	key  crypto.Signer
+	ca   *testpki.CA
 }
 
-var rvSerial struct {
-	sync.Mutex
-	n int64
-}
-
-// rvIssue signs tmpl (completed with defaults) for a new key, by parent
-// (self-signed when nil).
-func rvIssue(t *testing.T, now time.Time, tmpl *x509.Certificate, parent *rvIssuer) *rvIssuer {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rvSerial.Lock()
-	rvSerial.n++
-	tmpl.SerialNumber = big.NewInt(rvSerial.n)
-	rvSerial.Unlock()
-	tmpl.NotBefore, tmpl.NotAfter = now.Add(-24*time.Hour), now.Add(365*24*time.Hour)
-	signer, signerKey := tmpl, crypto.Signer(key)
-	if parent != nil {
-		signer, signerKey = parent.cert, parent.key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, key.Public(), signerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &rvIssuer{cert, key}
-}
-
+// rvCA makes a CA valid from a day before now for a year, issued by
+// parent (self-signed when nil), with the subject key identifier ski (nil:
+// Go derives one).
 func rvCA(t *testing.T, now time.Time, name string, parent *rvIssuer, ski []byte) *rvIssuer {
-	return rvIssue(t, now, &x509.Certificate{
-		Subject: pkix.Name{CommonName: name}, IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, SubjectKeyId: ski,
-	}, parent)
+	t.Helper()
+	opts := []testpki.Option{testpki.Validity(now.Add(-24*time.Hour), now.Add(365*24*time.Hour)), testpki.SubjectKeyID(ski)}
+	var ca *testpki.CA
+	if parent == nil {
+		ca = testpki.MustNew(t, name, opts...)
+	} else {
+		ca = parent.ca.MustIntermediate(t, name, opts...)
+	}
+	return &rvIssuer{ca.Cert, ca}
 }
 
 // rvLeaf is an S/MIME certificate for addr whose OCSP responder and CRL
 // distribution point are loopback URLs: the kind a hostile user points a
 // revocation checker at. (The recording checker below fetches nothing.)
 func rvLeaf(t *testing.T, now time.Time, addr string, ca *rvIssuer) *x509.Certificate {
-	return rvIssue(t, now, &x509.Certificate{
-		Subject: pkix.Name{CommonName: addr}, EmailAddresses: []string{addr},
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyAgreement, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
-		OCSPServer: []string{"http://127.0.0.1:6379/"}, CRLDistributionPoints: []string{"http://169.254.169.254/latest/meta-data/"},
-	}, ca).cert
+	t.Helper()
+	return ca.ca.MustIssue(t, testpki.CommonName(addr), testpki.Email(addr),
+		testpki.Validity(now.Add(-24*time.Hour), now.Add(365*24*time.Hour)),
+		testpki.KeyUsage(x509.KeyUsageDigitalSignature|x509.KeyUsageKeyAgreement),
+		testpki.OCSPServer("http://127.0.0.1:6379/"), testpki.CRLDistributionPoints("http://169.254.169.254/latest/meta-data/"),
+	).X509()
 }
 
 func rvBlob(t *testing.T, certs ...*x509.Certificate) []byte {

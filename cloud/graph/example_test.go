@@ -2,14 +2,9 @@ package graph_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
-	"math/big"
-	"time"
 
 	"github.com/smimesync/go-smimesync/cloud"
 	"github.com/smimesync/go-smimesync/cloud/azauth"
@@ -17,25 +12,26 @@ import (
 	"github.com/smimesync/go-smimesync/cloud/graph"
 	"github.com/smimesync/go-smimesync/cloud/graph/graphtest"
 	"github.com/smimesync/go-smimesync/directory"
+	"github.com/smimesync/go-smimesync/internal/testpki"
 )
 
 // exampleCertificate issues a certificate for alice@contoso.com from a CA
 // named DC=com, DC=contoso, CN=Contoso Mail CA, with serial 0x2a.
 func exampleCertificate() *x509.Certificate {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caName := pkix.Name{ExtraNames: []pkix.AttributeTypeAndValue{
 		{Type: []int{0, 9, 2342, 19200300, 100, 1, 25}, Value: "com"},
 		{Type: []int{0, 9, 2342, 19200300, 100, 1, 25}, Value: "contoso"},
 		{Type: []int{2, 5, 4, 3}, Value: "Contoso Mail CA"},
 	}}
-	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: caName, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	leaf := &x509.Certificate{SerialNumber: big.NewInt(42), Subject: pkix.Name{CommonName: "Alice"},
-		EmailAddresses: []string{"alice@contoso.com"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}}
-	der, _ := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, key)
-	c, _ := x509.ParseCertificate(der)
-	return c
+	ca, err := testpki.New("", testpki.Subject(caName))
+	if err != nil {
+		panic(err)
+	}
+	c, err := ca.Issue(testpki.SerialNumber(42), testpki.CommonName("Alice"), testpki.Email("alice@contoso.com"))
+	if err != nil {
+		panic(err)
+	}
+	return c.X509()
 }
 
 func ExampleCertificateUserID() {

@@ -2,12 +2,9 @@ package graph_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
+	"crypto"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"math/big"
 	"testing"
 	"time"
 
@@ -15,63 +12,35 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/smimesync/go-smimesync/internal/testclock"
+	"github.com/smimesync/go-smimesync/internal/testpki"
 )
 
 // pki issues S/MIME certificates for tests from one CA, with one user key
-// for all of them (what differs between certificates is the serial).
+// for all of them (what differs between certificates is the serial). The
+// CA is valid around the test clock (internal/testclock).
 type pki struct {
-	ca     *x509.Certificate
-	caKey  *ecdsa.PrivateKey
-	userPK *ecdsa.PrivateKey
+	ca     *testpki.CA
+	userPK crypto.Signer
 }
 
 func newPKI(t testing.TB) *pki {
 	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	userKey, err := testpki.NewKey(testpki.ECDSA)
 	if err != nil {
 		t.Fatal(err)
 	}
-	userKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "Fabrikam Mail CA", Organization: []string{"Fabrikam"}},
-		NotBefore:             testclock.Now().Add(-24 * time.Hour),
-		NotAfter:              testclock.Now().Add(10 * 365 * 24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &pki{ca: ca, caKey: caKey, userPK: userKey}
+	now := testclock.Now()
+	ca := testpki.MustNew(t, "", testpki.SerialNumber(1),
+		testpki.Subject(pkix.Name{CommonName: "Fabrikam Mail CA", Organization: []string{"Fabrikam"}}),
+		testpki.Validity(now.Add(-24*time.Hour), now.Add(10*365*24*time.Hour)))
+	return &pki{ca: ca, userPK: userKey}
 }
 
 // issue returns the DER of an S/MIME certificate for email.
 func (p *pki) issue(t testing.TB, email string, serial int64, notBefore, notAfter time.Time) []byte {
 	t.Helper()
-	tmpl := &x509.Certificate{
-		SerialNumber:   big.NewInt(serial),
-		Subject:        pkix.Name{CommonName: email},
-		EmailAddresses: []string{email},
-		NotBefore:      notBefore,
-		NotAfter:       notAfter,
-		KeyUsage:       x509.KeyUsageDigitalSignature | x509.KeyUsageKeyAgreement,
-		ExtKeyUsage:    []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &p.userPK.PublicKey, p.caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der
+	return p.ca.MustIssue(t, testpki.Email(email), testpki.SerialNumber(serial), testpki.Key(p.userPK),
+		testpki.Validity(notBefore, notAfter), testpki.KeyUsage(x509.KeyUsageDigitalSignature|x509.KeyUsageKeyAgreement)).DER
 }
 
 // fakeCred is a credential for configuration tests that never sign in.

@@ -1,9 +1,12 @@
 package ldapsource
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
+	"testing"
 
 	"github.com/go-ldap/ldap/v3"
 )
@@ -132,4 +135,21 @@ func pagedDone(cookie string) fakeResult {
 	c := ldap.NewControlPaging(0)
 	c.SetCookie([]byte(cookie))
 	return fakeResult{controls: []ldap.Control{c}}
+}
+
+func newFakeSource(t *testing.T, cfg Config, fc *fakeConn) (*Source, *bytes.Buffer) {
+	t.Helper()
+	if cfg.URL == "" {
+		cfg.URL = "ldaps://dc1.example.com"
+	}
+	if cfg.Bind.User == "" && cfg.Bind.Method == "" {
+		cfg.Bind = Bind{User: "svc@example.com", Password: "pw"}
+	}
+	var buf bytes.Buffer
+	s, err := New(cfg, slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.dial = func(context.Context, string) (conn, error) { return fc, nil }
+	return s, &buf
 }

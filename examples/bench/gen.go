@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -24,6 +22,7 @@ import (
 
 	"github.com/smimesync/go-smimesync/directory"
 	"github.com/smimesync/go-smimesync/internal/ber"
+	"github.com/smimesync/go-smimesync/internal/testpki"
 )
 
 // refTime is the synthetic directory's "now": certificate validity is
@@ -175,9 +174,8 @@ type Generator struct {
 	// Users is the directory's size.
 	Users int
 
-	caKey  ed25519.PrivateKey
-	caCert *x509.Certificate
-	keys   []*rsa.PrivateKey
+	ca   *testpki.CA // Ed25519, derived from Seed
+	keys []*rsa.PrivateKey
 }
 
 // NewGenerator derives the issuing CA (Ed25519, whose signatures are
@@ -189,32 +187,25 @@ func NewGenerator(seed uint64, users int) (*Generator, error) {
 		return nil, fmt.Errorf("bench: %d users: want at least one", users)
 	}
 	g := &Generator{Seed: seed, Users: users}
-	g.caKey = deterministicEd25519Key(seedBytes(seed, "ca"))
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "Contoso Issuing CA (benchmark)", Organization: []string{"Contoso"}},
-		NotBefore:             refTime.AddDate(-5, 0, 0),
-		NotAfter:              refTime.AddDate(10, 0, 0),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	caKey, err := testpki.DeterministicKey(testpki.Ed25519, seedBytes(seed, "ca"))
+	if err != nil {
+		return nil, fmt.Errorf("bench: making the CA key: %w", err)
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, g.caKey.Public(), g.caKey)
+	g.ca, err = testpki.New("", testpki.Key(caKey), testpki.SerialNumber(1),
+		testpki.Subject(pkix.Name{CommonName: "Contoso Issuing CA (benchmark)", Organization: []string{"Contoso"}}),
+		testpki.Validity(refTime.AddDate(-5, 0, 0), refTime.AddDate(10, 0, 0)))
 	if err != nil {
 		return nil, fmt.Errorf("bench: making the CA: %w", err)
-	}
-	if g.caCert, err = x509.ParseCertificate(der); err != nil {
-		return nil, fmt.Errorf("bench: parsing the CA: %w", err)
 	}
 	g.keys = make([]*rsa.PrivateKey, keyPoolSize)
 	var eg errgroup.Group
 	for i := range g.keys {
 		eg.Go(func() error {
-			k, err := deterministicRSAKey(seedBytes(seed, "key", uint64(i)))
+			k, err := testpki.DeterministicKey(testpki.RSA, seedBytes(seed, "key", uint64(i)))
 			if err != nil {
 				return fmt.Errorf("bench: making key %d: %w", i, err)
 			}
-			g.keys[i] = k
+			g.keys[i] = k.(*rsa.PrivateKey)
 			return nil
 		})
 	}
@@ -408,12 +399,12 @@ func (g *Generator) issue(i int, j uint64, kind certKind, r *mrand.Rand) (*issue
 	notBefore := refTime.Add(-time.Duration(30+r.IntN(700)) * day)
 	notAfter := refTime.Add(time.Duration(30+r.IntN(1000)) * day)
 	mail := g.Mail(i)
-	tmpl := &x509.Certificate{
-		SerialNumber: new(big.Int).SetBytes(sn[:]),
-		Subject:      pkix.Name{CommonName: fmt.Sprintf("User %06d", i), Organization: []string{"Contoso"}},
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
+	opts := []testpki.Option{
+		testpki.Serial(new(big.Int).SetBytes(sn[:])),
+		testpki.Subject(pkix.Name{CommonName: fmt.Sprintf("User %06d", i), Organization: []string{"Contoso"}}),
+		testpki.Key(key),
 	}
+	usage := x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
 	switch kind {
 	case kindExpired:
 		notAfter = refTime.Add(-time.Duration(1+r.IntN(1500)) * day)
@@ -428,20 +419,18 @@ func (g *Generator) issue(i int, j uint64, kind certKind, r *mrand.Rand) (*issue
 			mail = "someone@fabrikam.example"
 		}
 	case kindNotForSMIME:
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.DNSNames = []string{fmt.Sprintf("host%06d.%s", i, mailDomain)}
+		opts = append(opts, testpki.ExtKeyUsage(x509.ExtKeyUsageServerAuth), testpki.DNSName(fmt.Sprintf("host%06d.%s", i, mailDomain)))
 	case kindSigningOnly:
-		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+		usage = x509.KeyUsageDigitalSignature
 	}
 	if j == 1_000_000 { // the changed variant's certificate: the newest
 		notAfter = refTime.Add(1500 * day)
 	}
-	tmpl.NotBefore, tmpl.NotAfter = notBefore, notAfter
-	tmpl.EmailAddresses = []string{mail}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, g.caCert, &key.PublicKey, g.caKey)
+	c, err := g.ca.Issue(append(opts, testpki.KeyUsage(usage), testpki.Validity(notBefore, notAfter), testpki.Email(mail))...)
 	if err != nil {
 		return nil, err
 	}
+	der := c.DER
 	if kind == kindDamaged {
 		der = der[:len(der)/2]
 	}
@@ -465,7 +454,7 @@ func (g *Generator) blob(c *issued, indefinite bool) ([]byte, error) {
 	if err := sd.SignWithoutAttr(cert, c.key, pkcs7.SignerInfoConfig{}); err != nil {
 		return nil, err
 	}
-	sd.AddCertificate(g.caCert)
+	sd.AddCertificate(g.ca.Cert)
 	der, err := sd.Finish()
 	if err != nil {
 		return nil, err

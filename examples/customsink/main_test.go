@@ -2,13 +2,8 @@ package main
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/csv"
-	"math/big"
 	"os"
 	"path/filepath"
 	"testing"
@@ -16,6 +11,7 @@ import (
 
 	"github.com/smimesync/go-smimesync/directory"
 	"github.com/smimesync/go-smimesync/internal/testclock"
+	"github.com/smimesync/go-smimesync/internal/testpki"
 )
 
 // The certificates are made on the test clock; the policy judges on it.
@@ -23,20 +19,8 @@ func init() { clock = testclock.Now }
 
 func cert(t *testing.T, addr string, usage x509.KeyUsage, notAfter time.Time) []byte {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: addr}, EmailAddresses: []string{addr},
-		NotBefore: testclock.Now().Add(-time.Hour), NotAfter: notAfter, KeyUsage: usage,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der
+	return testpki.MustSelfSigned(t, testpki.SerialNumber(7), testpki.Email(addr), testpki.KeyUsage(usage),
+		testpki.NotBefore(testclock.Now().Add(-time.Hour)), testpki.NotAfter(notAfter)).DER
 }
 
 func TestCustomSinkCSV(t *testing.T) {

@@ -3,17 +3,12 @@ package main
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +18,7 @@ import (
 	"github.com/smimesync/go-smimesync/directory"
 	"github.com/smimesync/go-smimesync/internal/ber"
 	"github.com/smimesync/go-smimesync/internal/cmssign"
+	"github.com/smimesync/go-smimesync/internal/testpki"
 )
 
 // cmdDemo is the embedded default: it makes a small directory at run time
@@ -179,7 +175,7 @@ func demoDirectory(now time.Time) ([]*directory.Entry, []string, func(path strin
 		if err != nil {
 			return err
 		}
-		blob, err := signedBlob(fcert, fkey, ca.certDER, now, true)
+		blob, err := signedBlob(fcert, fkey, ca.DER, now, true)
 		if err != nil {
 			return err
 		}
@@ -237,10 +233,8 @@ type demoKey struct {
 }
 
 type demoCA struct {
-	cert    *x509.Certificate
-	certDER []byte
-	key     crypto.Signer
-	serial  int64
+	*testpki.CA
+	serial int64
 }
 
 type demoCert struct {
@@ -251,63 +245,37 @@ type demoCert struct {
 	ec                  bool
 }
 
+// newDemoCA makes the demo's issuing CA on the demo's clock, through the
+// module's test PKI (internal/testpki).
 func newDemoCA(name string, now time.Time) (*demoCA, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := testpki.New(name, testpki.Clock(func() time.Time { return now }), testpki.SerialNumber(1),
+		testpki.Subject(pkix.Name{CommonName: name, Organization: []string{"Example Corp"}}),
+		testpki.Validity(now.Add(-5*365*24*time.Hour), now.Add(10*365*24*time.Hour)))
 	if err != nil {
 		return nil, err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name, Organization: []string{"Example Corp"}},
-		NotBefore:             now.Add(-5 * 365 * 24 * time.Hour),
-		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	return &demoCA{cert: cert, certDER: der, key: key, serial: 1000}, nil
+	return &demoCA{CA: ca, serial: 1000}, nil
 }
 
 // issue makes an end-entity certificate for d; RSA-2048 unless d.ec.
 func (ca *demoCA) issue(d demoCert) ([]byte, *demoKey, error) {
-	var key crypto.Signer
-	var err error
+	kt := testpki.RSA
 	if d.ec {
-		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	} else {
-		key, err = rsa.GenerateKey(rand.Reader, 2048)
-	}
-	if err != nil {
-		return nil, nil, err
+		kt = testpki.ECDSA
 	}
 	eku := d.eku
 	if eku == nil {
 		eku = []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}
 	}
 	ca.serial++
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(ca.serial),
-		Subject:               pkix.Name{CommonName: d.email, Organization: []string{"Example Corp"}},
-		EmailAddresses:        []string{d.email},
-		NotBefore:             d.notBefore,
-		NotAfter:              d.notAfter,
-		KeyUsage:              d.usage,
-		ExtKeyUsage:           eku,
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
+	c, err := ca.Issue(testpki.FreshKey(kt), testpki.SerialNumber(ca.serial),
+		testpki.Subject(pkix.Name{CommonName: d.email, Organization: []string{"Example Corp"}}),
+		testpki.Email(d.email), testpki.Validity(d.notBefore, d.notAfter),
+		testpki.KeyUsage(d.usage), testpki.ExtKeyUsage(eku...), testpki.BasicConstraints(false))
 	if err != nil {
 		return nil, nil, err
 	}
-	return der, &demoKey{signer: key}, nil
+	return c.DER, &demoKey{signer: c.Key}, nil
 }
 
 // signedBlob makes a userSMIMECertificate value as Outlook does: a CMS

@@ -1,13 +1,8 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +10,7 @@ import (
 	"time"
 
 	"github.com/smimesync/go-smimesync/internal/cmssign"
+	"github.com/smimesync/go-smimesync/internal/testpki"
 	"github.com/smimesync/go-smimesync/smimesync"
 )
 
@@ -23,25 +19,10 @@ import (
 // finding, and the policy's note; the blob is kept.
 func TestInspectSigningTimeOutsideValidity(t *testing.T) {
 	now := clock()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(42), Subject: pkix.Name{CommonName: "Late Signer"},
-		EmailAddresses: []string{"late@example.com"},
-		NotBefore:      now.AddDate(0, -1, 0), NotAfter: now.AddDate(0, 1, 0),
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyAgreement,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	late := testpki.MustSelfSigned(t, testpki.SerialNumber(42), testpki.CommonName("Late Signer"),
+		testpki.Email("late@example.com"), testpki.Validity(now.AddDate(0, -1, 0), now.AddDate(0, 1, 0)),
+		testpki.KeyUsage(x509.KeyUsageDigitalSignature|x509.KeyUsageKeyAgreement))
+	cert, key := late.X509(), late.Key
 	signedAt := now.AddDate(0, 2, 0).UTC().Truncate(time.Second)
 	blob, err := cmssign.Sign([]byte("capabilities"), cert, key, nil, signedAt)
 	if err != nil {

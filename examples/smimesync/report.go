@@ -156,6 +156,9 @@ func printReportSummary(w io.Writer, r *report.Summary) {
 		fmt.Fprintf(tw, "  expiring within %d days\t%d\n", r.WithinDays, len(s.Expiring))
 		fmt.Fprintf(tw, "  dropped values\t%d%s\n", len(s.Dropped), reasonCounts(s.DroppedByReason))
 		fmt.Fprintf(tw, "  not published\t%d\n", len(s.NotPublished))
+		if len(s.Departed) > 0 {
+			fmt.Fprintf(tw, "  left the directory\t%d\n", len(s.Departed))
+		}
 		tw.Flush()
 		if !s.Complete {
 			fmt.Fprintln(w, "  note: no full pass recorded yet; the lists cover only the entries read so far")
@@ -204,6 +207,15 @@ func printReportSummary(w io.Writer, r *report.Summary) {
 			}
 			tw.Flush()
 		}
+		if len(s.Departed) > 0 {
+			fmt.Fprintf(w, "\nLeft the directory with certificates published (%d)\n", len(s.Departed))
+			tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "  USER\tRECIPIENT\tSTATUS\tWHY")
+			for _, d := range s.Departed {
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", termSafe(d.User), termSafe(dash(d.Recipient)), termSafe(d.Status), termSafe(dash(d.Why)))
+			}
+			tw.Flush()
+		}
 	}
 }
 
@@ -231,6 +243,9 @@ func writeReportCSV(w io.Writer, r *report.Summary) error {
 		}
 		for _, n := range s.NotPublished {
 			row(s.Sink, "not-published", n.UserRef, "", "", "", "", n.Status, n.Why)
+		}
+		for _, d := range s.Departed {
+			row(s.Sink, "departed", d.UserRef, "", "", "", "", d.Status, d.Why)
 		}
 	}
 	cw.Flush()

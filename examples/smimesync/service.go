@@ -154,6 +154,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		logw = f
 	}
 	log := cfg.logger(logw)
+	if svcMode {
+		// Under the Service Control Manager: to the Event Log as well.
+		var closeEvents func()
+		log, closeEvents = windowsEventLogger(log, cfg.Log.Level)
+		defer closeEvents()
+	}
 
 	// The metrics exist before the sinks, so that the sinks' HTTP
 	// clients count into them (Config.httpClient).
@@ -195,11 +201,19 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			defer flushStatus(page, log)
 		}
 	}
+	if page.Report != nil {
+		for _, s := range syncers {
+			cfg.metrics.SetExpiring(s.Name, clock(), page.RecipientsExpiring)
+		}
+	}
 	svc.Status = page.Handler()
 	svc.OnPass = func(r service.PassResult) {
 		prog.clear()
 		if err := page.Record(r); err != nil {
 			log.Error("saving the report", "err", err)
+		}
+		if page.Report != nil && !r.Abandoned {
+			cfg.metrics.SetExpiring(r.Sink, r.Finished, page.RecipientsExpiring)
 		}
 	}
 	cfg.metrics.Instrument(svc)

@@ -2,13 +2,9 @@ package main
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"io"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +12,7 @@ import (
 	"time"
 
 	"github.com/smimesync/go-smimesync/cloud"
+	"github.com/smimesync/go-smimesync/internal/testpki"
 	"github.com/smimesync/go-smimesync/smimesync"
 	"github.com/smimesync/go-smimesync/smimesync/report"
 )
@@ -67,24 +64,11 @@ func TestTermSafe(t *testing.T) {
 // TestInspectEscapesCertificateText: a certificate whose subject, issuer
 // and e-mail address carry escape sequences is shown with them escaped.
 func TestInspectEscapesCertificateText(t *testing.T) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:   big.NewInt(7),
-		Subject:        pkix.Name{CommonName: strings.ToValidUTF8(hostile, ""), Organization: []string{"\x1b[31mRed Corp"}},
-		NotBefore:      now.Add(-time.Hour),
-		NotAfter:       now.Add(24 * time.Hour),
-		KeyUsage:       x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:    []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
-		EmailAddresses: []string{"mallory\x1b[2J@example.com"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	now := clock()
+	der := testpki.MustSelfSigned(t, testpki.SerialNumber(7),
+		testpki.Subject(pkix.Name{CommonName: strings.ToValidUTF8(hostile, ""), Organization: []string{"\x1b[31mRed Corp"}}),
+		testpki.Validity(now.Add(-time.Hour), now.Add(24*time.Hour)), testpki.KeyUsage(x509.KeyUsageDigitalSignature),
+		testpki.Email("mallory\x1b[2J@example.com")).DER
 	path := filepath.Join(t.TempDir(), "evil\x1b[2J.der")
 	if err := os.WriteFile(path, der, 0o600); err != nil {
 		t.Fatal(err)

@@ -7,9 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/asn1"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,26 +18,16 @@ import (
 
 	"github.com/smimesync/go-smimesync/internal/cmssign"
 	"github.com/smimesync/go-smimesync/internal/testclock"
+	"github.com/smimesync/go-smimesync/internal/testpki"
 )
 
-// cert makes a self-issued certificate for key, valid around the test
-// clock.
+// cert makes a self-issued certificate for key, valid around now, with
+// no extended key usage.
 func cert(t *testing.T, key crypto.Signer, now time.Time) *x509.Certificate {
 	t.Helper()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "signer"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, EmailAddresses: []string{"a@example.com"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return testpki.MustSelfSigned(t, testpki.Key(key), testpki.SerialNumber(7), testpki.CommonName("signer"),
+		testpki.Validity(now.Add(-time.Hour), now.Add(24*time.Hour)), testpki.KeyUsage(x509.KeyUsageDigitalSignature),
+		testpki.Email("a@example.com"), testpki.ExtKeyUsage()).X509()
 }
 
 // TestSigningTime checks that the value carries exactly the signing time

@@ -19,7 +19,8 @@
 // panic with a message naming the variable: a test run with a wrong shift
 // must not silently run unshifted.
 //
-// Production code must not import this package.
+// Production code must not read this clock. The example binary links it
+// only through internal/testpki, for its demo, which passes its own clock.
 package testclock
 
 import (

@@ -12,6 +12,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -36,7 +37,14 @@ type Metrics struct {
 	dropped     *prometheus.CounterVec   // sink, reason
 	requests    *prometheus.CounterVec   // host, code
 	throttled   *prometheus.CounterVec   // host
+	expiring    *prometheus.GaugeVec     // sink, within_days
 }
+
+// ExpiryHorizonsDays are the within_days values of
+// smimesync_recipients_expiring: how far ahead the service looks for
+// recipients about to lose their last usable certificate. The alert rules
+// under deploy/prometheus use them.
+var ExpiryHorizonsDays = []int{7, 30}
 
 // New registers every series, and the Go runtime's and the process's.
 func New() *Metrics {
@@ -59,7 +67,7 @@ func New() *Metrics {
 		lastPass: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "last_pass_timestamp_seconds",
 			Help: "When the last pass finished, whatever its result (Unix time)."}, []string{"sink"}),
 		changed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "recipients_changed_total",
-			Help: "Recipients whose certificates were written, by action (add, replace, remove)."},
+			Help: "Recipients whose certificates were written, by action (add, replace, remove, depart)."},
 			[]string{"sink", "action"}),
 		writeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "write_errors_total",
 			Help: "Recipients that could not be written, by outcome (failed, not-writable)."},
@@ -76,9 +84,14 @@ func New() *Metrics {
 		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "api_throttled_total",
 			Help: "HTTP requests the cloud answered with 429 Too Many Requests, by host."},
 			[]string{"host"}),
+		expiring: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "recipients_expiring",
+			Help: "Directory entries whose last usable certificate (the latest-expiring one the policy kept) expires within within_days days, " +
+				"or has expired since the pass that kept it; over the entries of the report, set after each pass. " +
+				"Entries with no usable certificate at all are not counted."},
+			[]string{"sink", "within_days"}),
 	}
 	m.reg.MustRegister(m.passes, m.duration, m.running, m.lastGood, m.lastPass, m.changed, m.writeErrors,
-		m.kept, m.dropped, m.requests, m.throttled,
+		m.kept, m.dropped, m.requests, m.throttled, m.expiring,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -132,7 +145,7 @@ func (m *Metrics) AddSink(sink string) {
 			m.passes.WithLabelValues(sink, string(kind), string(r))
 		}
 	}
-	for _, a := range []smimesync.Action{smimesync.ActionAdd, smimesync.ActionReplace, smimesync.ActionRemove} {
+	for _, a := range []smimesync.Action{smimesync.ActionAdd, smimesync.ActionReplace, smimesync.ActionRemove, smimesync.ActionDepart} {
 		m.changed.WithLabelValues(sink, string(a))
 	}
 	m.writeErrors.WithLabelValues(sink, string(smimesync.OutcomeFailed))
@@ -212,4 +225,14 @@ func (t *countingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		t.m.throttled.WithLabelValues(host).Inc()
 	}
 	return resp, nil
+}
+
+// SetExpiring sets smimesync_recipients_expiring{sink, within_days} for
+// each of ExpiryHorizonsDays, asking count how many recipients lose their
+// last usable certificate before now plus that many days (for instance
+// report.Store.RecipientsExpiring).
+func (m *Metrics) SetExpiring(sink string, now time.Time, count func(sink string, horizon time.Time) int) {
+	for _, days := range ExpiryHorizonsDays {
+		m.expiring.WithLabelValues(sink, strconv.Itoa(days)).Set(float64(count(sink, now.AddDate(0, 0, days))))
+	}
 }

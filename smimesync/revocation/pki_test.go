@@ -2,8 +2,6 @@ package revocation
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -25,6 +23,7 @@ import (
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/smimesync/go-smimesync/internal/testclock"
+	"github.com/smimesync/go-smimesync/internal/testpki"
 )
 
 // testClock is a settable clock shared by the test PKI and the Checker.
@@ -48,25 +47,18 @@ func (c *testClock) Add(d time.Duration) {
 // keyPair is a certificate and its key.
 type keyPair struct {
 	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
+	key  crypto.Signer
 }
+
+// issuer returns kp as a CA of the test PKI (internal/testpki).
+func (kp *keyPair) issuer() *testpki.CA { return &testpki.CA{Cert: kp.cert, Key: kp.key} }
 
 // fixedKey derives a P-256 key from name, so that the test PKI's
 // authorities are the same in every process: fuzz inputs signed in one
 // worker verify in another.
-func fixedKey(t testing.TB, name string) *ecdsa.PrivateKey {
+func fixedKey(t testing.TB, name string) crypto.Signer {
 	t.Helper()
-	d := sha256.Sum256([]byte("smimesync revocation test key: " + name))
-	k, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), d[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func newKey(t testing.TB) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	k, err := testpki.DeterministicKey(testpki.ECDSA, sha256.Sum256([]byte("smimesync revocation test key: "+name)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,36 +75,13 @@ func nextSerial() *big.Int {
 	return big.NewInt(lastSerial)
 }
 
-// sign issues tmpl for key, signed by parent (self-signed when nil).
-func sign(t testing.TB, tmpl *x509.Certificate, key *ecdsa.PrivateKey, parent *keyPair) *keyPair {
+// newCA makes a self-signed CA for key, valid from a day before now for
+// ten years.
+func newCA(t testing.TB, name string, key crypto.Signer, now time.Time) *keyPair {
 	t.Helper()
-	if tmpl.SerialNumber == nil {
-		tmpl.SerialNumber = nextSerial()
-	}
-	pc, pk := tmpl, key
-	if parent != nil {
-		pc, pk = parent.cert, parent.key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, pc, key.Public(), pk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &keyPair{cert, key}
-}
-
-func newCA(t testing.TB, name string, key *ecdsa.PrivateKey, now time.Time) *keyPair {
-	return sign(t, &x509.Certificate{
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             now.Add(-24 * time.Hour),
-		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}, key, nil)
+	ca := testpki.MustNew(t, name, testpki.Key(key), testpki.Serial(nextSerial()),
+		testpki.Validity(now.Add(-24*time.Hour), now.Add(10*365*24*time.Hour)))
+	return &keyPair{ca.Cert, ca.Key}
 }
 
 // testPKI is a CA with an OCSP responder and a CRL server on loopback. URL
@@ -168,23 +137,21 @@ func newPKI(t testing.TB) *testPKI {
 	p.ca = newCA(t, "Test Issuing CA", fixedKey(t, "ca"), now)
 	p.otherCA = newCA(t, "Other CA", fixedKey(t, "other"), now)
 	p.sameNameCA = newCA(t, "Test Issuing CA", fixedKey(t, "same name"), now)
-	p.renamed = sign(t, &x509.Certificate{
-		Subject:               pkix.Name{CommonName: "Renamed CA"},
-		NotBefore:             now.Add(-24 * time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}, p.ca.key, nil)
+	renamed := testpki.MustNew(t, "Renamed CA", testpki.Key(p.ca.key), testpki.Serial(nextSerial()),
+		testpki.Validity(now.Add(-24*time.Hour), now.Add(24*time.Hour)))
+	p.renamed = &keyPair{renamed.Cert, renamed.Key}
+	// responder issues an OCSP responder's certificate by parent
+	// (self-signed when nil).
 	responder := func(keyName, name string, eku []x509.ExtKeyUsage, parent *keyPair, notAfter time.Time) *keyPair {
-		key := fixedKey(t, keyName)
-		return sign(t, &x509.Certificate{
-			Subject:     pkix.Name{CommonName: name},
-			NotBefore:   now.Add(-24 * time.Hour),
-			NotAfter:    notAfter,
-			KeyUsage:    x509.KeyUsageDigitalSignature,
-			ExtKeyUsage: eku,
-		}, key, parent)
+		opts := []testpki.Option{testpki.Key(fixedKey(t, keyName)), testpki.Serial(nextSerial()), testpki.CommonName(name),
+			testpki.Validity(now.Add(-24*time.Hour), notAfter), testpki.KeyUsage(x509.KeyUsageDigitalSignature), testpki.ExtKeyUsage(eku...)}
+		var c *testpki.Cert
+		if parent == nil {
+			c = testpki.MustSelfSigned(t, opts...)
+		} else {
+			c = parent.issuer().MustIssue(t, opts...)
+		}
+		return &keyPair{c.X509(), c.Key}
 	}
 	ocspEKU := []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}
 	p.delegated = responder("delegated", "Test OCSP Responder", ocspEKU, p.ca, now.Add(30*24*time.Hour))
@@ -229,23 +196,20 @@ func (p *testPKI) leaf(ocspModes, crlModes []string) *x509.Certificate {
 // leafSerial is leaf with a given serial number (nil: the next one).
 func (p *testPKI) leafSerial(serial *big.Int, ocspModes, crlModes []string) *x509.Certificate {
 	p.t.Helper()
-	now := p.clock.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:   serial,
-		Subject:        pkix.Name{CommonName: "Alice Example"},
-		EmailAddresses: []string{"alice@example.test"},
-		NotBefore:      now.Add(-time.Hour),
-		NotAfter:       now.Add(365 * 24 * time.Hour),
-		KeyUsage:       x509.KeyUsageDigitalSignature | x509.KeyUsageKeyAgreement,
-		ExtKeyUsage:    []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
+	if serial == nil {
+		serial = nextSerial()
 	}
+	now := p.clock.Now()
+	opts := []testpki.Option{testpki.Serial(serial), testpki.CommonName("Alice Example"), testpki.Email("alice@example.test"),
+		testpki.Validity(now.Add(-time.Hour), now.Add(365*24*time.Hour)),
+		testpki.KeyUsage(x509.KeyUsageDigitalSignature | x509.KeyUsageKeyAgreement)}
 	for _, m := range ocspModes {
-		tmpl.OCSPServer = append(tmpl.OCSPServer, p.url("ocsp", m))
+		opts = append(opts, testpki.OCSPServer(p.url("ocsp", m)))
 	}
 	for _, m := range crlModes {
-		tmpl.CRLDistributionPoints = append(tmpl.CRLDistributionPoints, p.url("crl", m))
+		opts = append(opts, testpki.CRLDistributionPoints(p.url("crl", m)))
 	}
-	return sign(p.t, tmpl, newKey(p.t), p.ca).cert
+	return p.ca.issuer().MustIssue(p.t, opts...).X509()
 }
 
 func (p *testPKI) revoke(cert *x509.Certificate, reason int) {

@@ -3,7 +3,6 @@ package revocation
 import (
 	"context"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smimesync/go-smimesync/internal/testpki"
 	"github.com/smimesync/go-smimesync/smimesync"
 )
 
@@ -28,16 +28,9 @@ var testAllowHosts = []string{"127.0.0.1", "::1"}
 func (p *testPKI) leafURLs(ocspURLs, crlURLs []string) *x509.Certificate {
 	p.t.Helper()
 	now := p.clock.Now()
-	return sign(p.t, &x509.Certificate{
-		Subject:               pkix.Name{CommonName: "Mallory Example"},
-		EmailAddresses:        []string{"mallory@example.test"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(365 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
-		OCSPServer:            ocspURLs,
-		CRLDistributionPoints: crlURLs,
-	}, newKey(p.t), p.ca).cert
+	return p.ca.issuer().MustIssue(p.t, testpki.Serial(nextSerial()), testpki.CommonName("Mallory Example"),
+		testpki.Email("mallory@example.test"), testpki.Validity(now.Add(-time.Hour), now.Add(365*24*time.Hour)),
+		testpki.KeyUsage(x509.KeyUsageDigitalSignature), testpki.OCSPServer(ocspURLs...), testpki.CRLDistributionPoints(crlURLs...)).X509()
 }
 
 func codesOf(err error) []smimesync.RevocationCode {

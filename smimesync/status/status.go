@@ -216,6 +216,17 @@ func (s *Status) Flush() error {
 	return s.Report.Flush()
 }
 
+// RecipientsExpiring is report.Store.RecipientsExpiring under the page's
+// lock (0 without a Report), for metrics.Metrics.SetExpiring.
+func (s *Status) RecipientsExpiring(sink string, horizon time.Time) int {
+	if s.Report == nil {
+		return 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.Report.RecipientsExpiring(sink, horizon)
+}
+
 // Passes returns the recent passes of sink, the newest first.
 func (s *Status) Passes(sink string) []Pass {
 	s.mu.Lock()

@@ -46,10 +46,8 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
@@ -60,6 +58,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/smimesync/go-smimesync/internal/testpki"
 )
 
 // Errors [Server.Verify] wraps.
@@ -544,30 +544,20 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // holding the certificate and its PKCS#8 private key (what
 // azauth.Auth.CertificateFile reads).
 func NewClientCertificate(commonName string) (*x509.Certificate, []byte, error) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	// The real clock: the certificate signs client assertions, which
+	// are judged on it like the tokens.
+	now := time.Now()
+	c, err := testpki.SelfSigned(testpki.Clock(time.Now), testpki.FreshKey(testpki.RSA),
+		testpki.Serial(big.NewInt(now.UnixNano())), testpki.CommonName(commonName),
+		testpki.Validity(now.Add(-time.Hour), now.Add(24*time.Hour)),
+		testpki.KeyUsage(x509.KeyUsageDigitalSignature), testpki.ExtKeyUsage())
 	if err != nil {
 		return nil, nil, err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: commonName},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	keyPEM, err := c.KeyPEM()
 	if err != nil {
 		return nil, nil, err
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, nil, err
-	}
-	pk, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	out := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	out = append(out, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk})...)
+	cert, out := c.X509(), append(c.PEM(), keyPEM...)
 	return cert, out, nil
 }

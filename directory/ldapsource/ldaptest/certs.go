@@ -2,14 +2,9 @@ package ldaptest
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,6 +14,7 @@ import (
 
 	"github.com/smimesync/go-smimesync/internal/cmssign"
 	"github.com/smimesync/go-smimesync/internal/testclock"
+	"github.com/smimesync/go-smimesync/internal/testpki"
 )
 
 // CA is a throwaway certificate authority for tests: it signs the servers'
@@ -31,7 +27,8 @@ type CA struct {
 	// PEM is Cert in PEM form, as written to a CA file.
 	PEM []byte
 
-	leafKey *ecdsa.PrivateKey
+	pki     *testpki.CA
+	leafKey crypto.Signer
 	serial  atomic.Int64
 }
 
@@ -42,35 +39,17 @@ type CA struct {
 // real clock, and the users' S/MIME certificates, which the code under
 // test judges on the test clock.
 func NewCA(name string) (*CA, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leafKey, err := testpki.NewKey(testpki.ECDSA)
 	if err != nil {
 		return nil, err
 	}
-	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pki, err := testpki.New(name, testpki.SerialNumber(1), testpki.BothClocks(),
+		testpki.Subject(pkix.Name{CommonName: name, Organization: []string{"smimesync tests"}}))
 	if err != nil {
 		return nil, err
 	}
-	now, test := time.Now(), testclock.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name, Organization: []string{"smimesync tests"}},
-		NotBefore:             minTime(now, test).Add(-time.Hour),
-		NotAfter:              maxTime(now, test).AddDate(10, 0, 0),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	ca := &CA{Cert: cert, Key: key, leafKey: leafKey,
-		PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-	ca.serial.Store(now.UnixNano())
+	ca := &CA{Cert: pki.Cert, Key: pki.Key, PEM: pki.PEM(), pki: pki, leafKey: leafKey}
+	ca.serial.Store(time.Now().UnixNano())
 	return ca, nil
 }
 
@@ -91,28 +70,17 @@ func UserCA() (*CA, error) {
 // dir, for a server reachable as localhost and 127.0.0.1, and returns the
 // CA file's path.
 func (ca *CA) WriteServerTLS(dir string) (caFile string, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return "", err
-	}
 	// The real clock, not the test clock: the server's TLS certificate is
 	// checked by Go's TLS client (and OpenSSL/GnuTLS) against time.Now.
 	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(ca.serial.Add(1)),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.AddDate(2, 0, 0),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
+	srv, err := ca.pki.Issue(testpki.Clock(time.Now), testpki.SerialNumber(ca.serial.Add(1)),
+		testpki.CommonName("localhost"), testpki.Validity(now.Add(-time.Hour), now.AddDate(2, 0, 0)),
+		testpki.KeyUsage(x509.KeyUsageDigitalSignature), testpki.ExtKeyUsage(x509.ExtKeyUsageServerAuth),
+		testpki.DNSName("localhost"), testpki.IPAddress(net.IPv4(127, 0, 0, 1)))
 	if err != nil {
 		return "", err
 	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	keyPEM, err := srv.KeyPEM()
 	if err != nil {
 		return "", err
 	}
@@ -126,8 +94,8 @@ func (ca *CA) WriteServerTLS(dir string) (caFile string, err error) {
 		mode os.FileMode
 	}{
 		{caFile, ca.PEM, 0o644},
-		{filepath.Join(dir, "server.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644},
-		{filepath.Join(dir, "server.key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600},
+		{filepath.Join(dir, "server.pem"), srv.PEM(), 0o644},
+		{filepath.Join(dir, "server.key"), keyPEM, 0o600},
 	}
 	for _, f := range files {
 		if err := os.WriteFile(f.name, f.data, f.mode); err != nil {
@@ -143,16 +111,13 @@ func (ca *CA) WriteServerTLS(dir string) (caFile string, err error) {
 // bytes, not keys, and signing stays cheap for 20,000 certificates.
 func (ca *CA) IssueSMIME(mail string, notBefore, notAfter time.Time) ([]byte, error) {
 	serial := ca.serial.Add(1)
-	tmpl := &x509.Certificate{
-		SerialNumber:   big.NewInt(serial),
-		Subject:        pkix.Name{CommonName: fmt.Sprintf("%s #%d", mail, serial)},
-		NotBefore:      notBefore,
-		NotAfter:       notAfter,
-		KeyUsage:       x509.KeyUsageDigitalSignature | x509.KeyUsageKeyAgreement,
-		ExtKeyUsage:    []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
-		EmailAddresses: []string{mail},
+	c, err := ca.pki.Issue(testpki.SerialNumber(serial), testpki.Key(ca.leafKey),
+		testpki.CommonName(fmt.Sprintf("%s #%d", mail, serial)), testpki.Validity(notBefore, notAfter),
+		testpki.KeyUsage(x509.KeyUsageDigitalSignature|x509.KeyUsageKeyAgreement), testpki.Email(mail))
+	if err != nil {
+		return nil, err
 	}
-	return x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &ca.leafKey.PublicKey, ca.Key)
+	return c.DER, nil
 }
 
 // SMIMEBlob returns a userSMIMECertificate value: a CMS SignedData holding
@@ -187,18 +152,4 @@ func UserCerts(mail string, n int) ([][]byte, error) {
 		}
 	}
 	return out, nil
-}
-
-func minTime(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// The Windows service's names, as `smimesync service install` registers
+// it with the Service Control Manager and the Event Log.
+const (
+	windowsServiceName        = "smimesync"
+	windowsServiceDisplayName = "smimesync: S/MIME certificates to Microsoft 365"
+	windowsServiceDescription = "Keeps users' S/MIME certificates in Exchange Online and Entra ID true to what the on-premises directory holds. See https://github.com/smimesync/go-smimesync."
+	// defaultServiceAccount is the account the service runs as unless
+	// --account says otherwise: the service's own virtual account, which
+	// reaches the network (the directory, with bind.method: sspi) as the
+	// computer's account.
+	defaultServiceAccount = `NT SERVICE\` + windowsServiceName
+)
+
+// How long `service start` and `service stop` wait for the service to get
+// there.
+const (
+	serviceStartWait = 30 * time.Second
+	serviceStopWait  = 90 * time.Second
+)
+
+// serviceSpec is everything `service install` registers.
+type serviceSpec struct {
+	Name, DisplayName, Description string
+	// Exe is the absolute path of the binary; Args its arguments (run
+	// --config with the configuration's absolute path).
+	Exe  string
+	Args []string
+	// Account is the logon account (ServiceStartName); "" is LocalSystem.
+	// Password is empty for virtual accounts, gMSAs and built-in ones.
+	Account, Password string
+	// Recovery is what the Service Control Manager does when the service
+	// fails.
+	Recovery recoveryPolicy
+}
+
+// recoveryPolicy is a service's failure actions: restart after each
+// delay in turn (the last one repeats for every later failure), counting
+// failures anew after ResetAfter without one.
+type recoveryPolicy struct {
+	Restarts   []time.Duration
+	ResetAfter time.Duration
+	// OnNonCrashFailures: a service that stops with a non-zero exit code
+	// (smimesync run that cannot start: a configuration error, a busy
+	// port) counts as failed too, not only a crash.
+	OnNonCrashFailures bool
+}
+
+// defaultRecovery is the policy `service install` sets: restart after 1,
+// then 5, then 15 minutes, so that a passing outage (the network at boot,
+// a domain controller restarting) heals itself without a tight loop
+// against a broken configuration; failures counted anew after a day
+// without one.
+func defaultRecovery() recoveryPolicy {
+	return recoveryPolicy{
+		Restarts:           []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute},
+		ResetAfter:         24 * time.Hour,
+		OnNonCrashFailures: true,
+	}
+}
+
+// serviceManager is what `smimesync service` needs of the Service Control
+// Manager (see service_windows.go); tests fake it.
+type serviceManager interface {
+	// install creates the service and its Event Log source, and sets its
+	// recovery policy.
+	install(spec serviceSpec) error
+	// uninstall stops the service if it runs, deletes it and removes its
+	// Event Log source.
+	uninstall(name string, stopWait time.Duration) error
+	// start starts the service and waits until it runs.
+	start(name string, wait time.Duration) error
+	// stop asks the service to stop and waits until it has.
+	stop(name string, wait time.Duration) error
+}
+
+// serviceArgs is a parsed `smimesync service` command line.
+type serviceArgs struct {
+	Action      string // install, uninstall, start or stop
+	Config      string // absolute; install only
+	Account     string
+	PasswordEnv string
+}
+
+// isPasswordlessAccount reports whether a service account logs on without
+// a password: LocalSystem, LocalService, NetworkService, a virtual account
+// (NT SERVICE\name) or a group managed service account (DOMAIN\name$).
+func isPasswordlessAccount(account string) bool {
+	a := strings.ToLower(account)
+	switch a {
+	case "", "localsystem", `.\localsystem`, `nt authority\system`,
+		`nt authority\localservice`, `nt authority\local service`,
+		`nt authority\networkservice`, `nt authority\network service`:
+		return true
+	}
+	return strings.HasPrefix(a, `nt service\`) || strings.HasSuffix(a, "$")
+}
+
+// parseServiceArgs reads `smimesync service ACTION [flags]`. A relative
+// --config is made absolute against the working directory: the service
+// starts elsewhere.
+func parseServiceArgs(args []string) (serviceArgs, error) {
+	if len(args) == 0 {
+		return serviceArgs{}, usagef("service: install, uninstall, start or stop?")
+	}
+	sa := serviceArgs{Action: args[0]}
+	fl := flag.NewFlagSet("service "+sa.Action, flag.ContinueOnError)
+	fl.SetOutput(io.Discard)
+	switch sa.Action {
+	case "install":
+		fl.StringVar(&sa.Config, "config", "", "configuration file (YAML)")
+		fl.StringVar(&sa.Account, "account", defaultServiceAccount, `logon account: NT SERVICE\smimesync (default), DOMAIN\gmsa$, LocalSystem, or DOMAIN\user with --password-env`)
+		fl.StringVar(&sa.PasswordEnv, "password-env", "", "environment variable holding the password of --account (a user account only)")
+	case "uninstall", "start", "stop":
+		for _, a := range args[1:] {
+			if a == "--config" || a == "-config" || strings.HasPrefix(a, "--config=") || strings.HasPrefix(a, "-config=") {
+				return serviceArgs{}, usagef("service %s: takes no --config: it acts on the installed service %s, whose configuration install named", sa.Action, windowsServiceName)
+			}
+		}
+	default:
+		return serviceArgs{}, usagef("service: unknown action %q: install, uninstall, start or stop", sa.Action)
+	}
+	if err := fl.Parse(args[1:]); err != nil {
+		return serviceArgs{}, usagef("service %s: %v", sa.Action, err)
+	}
+	if fl.NArg() > 0 {
+		return serviceArgs{}, usagef("service %s: unexpected arguments %v", sa.Action, fl.Args())
+	}
+	if sa.Action != "install" {
+		return sa, nil
+	}
+	if sa.Config == "" {
+		return serviceArgs{}, usagef("service install: --config is required")
+	}
+	abs, err := filepath.Abs(sa.Config)
+	if err != nil {
+		return serviceArgs{}, usagef("service install: --config: %v", err)
+	}
+	sa.Config = abs
+	switch pwless := isPasswordlessAccount(sa.Account); {
+	case pwless && sa.PasswordEnv != "":
+		return serviceArgs{}, usagef("service install: --account %s logs on without a password: drop --password-env", sa.Account)
+	case !pwless && sa.PasswordEnv == "":
+		return serviceArgs{}, usagef(`service install: --account %s needs its password in the variable --password-env names (or use a gMSA, DOMAIN\name$, or the default NT SERVICE\smimesync)`, sa.Account)
+	}
+	return sa, nil
+}
+
+// installSpec is the service `service install` registers for sa: this
+// binary, `run --config CONFIG`, the account, the default recovery.
+func installSpec(sa serviceArgs, exe string, getenv func(string) string) (serviceSpec, error) {
+	spec := serviceSpec{
+		Name: windowsServiceName, DisplayName: windowsServiceDisplayName, Description: windowsServiceDescription,
+		Exe: exe, Args: []string{"run", "--config", sa.Config},
+		Account:  sa.Account,
+		Recovery: defaultRecovery(),
+	}
+	if strings.EqualFold(sa.Account, "LocalSystem") {
+		spec.Account = ""
+	}
+	if sa.PasswordEnv != "" {
+		spec.Password = getenv(sa.PasswordEnv)
+		if spec.Password == "" {
+			return serviceSpec{}, usagef("service install: --password-env %s: the variable is not set", sa.PasswordEnv)
+		}
+	}
+	return spec, nil
+}
+
+// cmdService is `smimesync service install|uninstall|start|stop`.
+func cmdService(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	sa, err := parseServiceArgs(args)
+	if err != nil {
+		return err
+	}
+	m, err := newServiceManager()
+	if err != nil {
+		return err
+	}
+	return runServiceCommand(sa, m, stdout, os.Executable, os.Getenv)
+}
+
+// runServiceCommand carries out sa with m. install first loads the
+// configuration, as `run` would, and refuses one that does not load: a
+// service that cannot start is not installed.
+func runServiceCommand(sa serviceArgs, m serviceManager, stdout io.Writer, executable func() (string, error), getenv func(string) string) error {
+	switch sa.Action {
+	case "install":
+		cfg, err := loadConfig(sa.Config)
+		if err != nil {
+			return err
+		}
+		if cfg.State.Path == "" {
+			return usagef("service install: %s: state.path is required: a service must remember what it published, and locks its state", sa.Config)
+		}
+		exe, err := executable()
+		if err != nil {
+			return fmt.Errorf("service install: finding this program: %w", err)
+		}
+		if p, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = p
+		}
+		spec, err := installSpec(sa, exe, getenv)
+		if err != nil {
+			return err
+		}
+		if err := m.install(spec); err != nil {
+			return fmt.Errorf("service install: %w", err)
+		}
+		account := cmp.Or(spec.Account, "LocalSystem")
+		fmt.Fprintf(stdout, "installed service %s (automatic, delayed start) as %s: %s run --config %s\n", spec.Name, account, spec.Exe, sa.Config)
+		fmt.Fprintf(stdout, "on failure: restart after %s; failure count reset after %s; logs in the Event Log (Application, source %s)\n",
+			formatDelays(spec.Recovery.Restarts), spec.Recovery.ResetAfter, spec.Name)
+		fmt.Fprintf(stdout, "start it with: smimesync service start\n")
+	case "uninstall":
+		if err := m.uninstall(windowsServiceName, serviceStopWait); err != nil {
+			return fmt.Errorf("service uninstall: %w", err)
+		}
+		fmt.Fprintf(stdout, "removed service %s and its Event Log source\n", windowsServiceName)
+	case "start":
+		if err := m.start(windowsServiceName, serviceStartWait); err != nil {
+			return fmt.Errorf("service start: %w", err)
+		}
+		fmt.Fprintf(stdout, "service %s is running\n", windowsServiceName)
+	case "stop":
+		if err := m.stop(windowsServiceName, serviceStopWait); err != nil {
+			return fmt.Errorf("service stop: %w", err)
+		}
+		fmt.Fprintf(stdout, "service %s is stopped\n", windowsServiceName)
+	}
+	return nil
+}
+
+// formatDelays is "1m0s, then 5m0s, then 15m0s".
+func formatDelays(ds []time.Duration) string {
+	var s []string
+	for _, d := range ds {
+		s = append(s, d.String())
+	}
+	return strings.Join(s, ", then ")
+}
