@@ -53,7 +53,9 @@ var (
 // The store's file lock is the instance lock: a BoltState is a [Locker],
 // and while one process has the store open (for a Lock, or for the
 // length of one Load, Save or Record) another one's Lock, Load, Save or
-// Record fails with an error wrapping [ErrLocked]. Within one process,
+// Record fails with an error wrapping [ErrLocked] (a [*LockedError] that
+// names the holder's process where the system tells it: Linux's
+// /proc/locks). Within one process,
 // share one *BoltState for one file (a second Lock on it is refused, as
 // for FileState; Load while it is locked reads through the open store).
 //
@@ -176,7 +178,7 @@ func (b *BoltState) open() (*bolt.DB, error) {
 	db, err := bolt.Open(b.Path, 0o600, &bolt.Options{Timeout: time.Nanosecond})
 	switch {
 	case errors.Is(err, bolt.ErrTimeout):
-		return nil, &LockedError{State: b.Path, Lock: b.Path}
+		return nil, &LockedError{State: b.Path, Lock: b.Path, PID: flockHolder(b.Path)}
 	case errors.Is(err, bolt.ErrInvalid), errors.Is(err, bolt.ErrVersionMismatch), errors.Is(err, bolt.ErrChecksum):
 		return nil, fmt.Errorf("%w: %s is not a smimesync state store: %v", ErrStateUnreadable, b.Path, err)
 	case err != nil:

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -261,6 +262,8 @@ func TestBoltStateLock(t *testing.T) {
 	var le *smimesync.LockedError
 	if _, err := b.Lock(); !errors.Is(err, smimesync.ErrLocked) || !errors.As(err, &le) || le.State != path {
 		t.Errorf("second instance's Lock = %v, want a LockedError wrapping ErrLocked", err)
+	} else if runtime.GOOS == "linux" && le.PID != os.Getpid() {
+		t.Errorf("the LockedError names process %d, want this one (%d)", le.PID, os.Getpid())
 	}
 	if _, err := b.Load(ctx); !errors.Is(err, smimesync.ErrLocked) {
 		t.Errorf("second instance's Load = %v, want ErrLocked", err)
