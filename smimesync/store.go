@@ -16,6 +16,7 @@ import (
 
 	"github.com/smimesync/go-smimesync/directory"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // The buckets of a [BoltState]'s store.
@@ -177,9 +178,9 @@ func (b *BoltState) open() (*bolt.DB, error) {
 	// A Timeout this short tries the lock once: Lock must not wait.
 	db, err := bolt.Open(b.Path, 0o600, &bolt.Options{Timeout: time.Nanosecond})
 	switch {
-	case errors.Is(err, bolt.ErrTimeout):
+	case errors.Is(err, berrors.ErrTimeout):
 		return nil, &LockedError{State: b.Path, Lock: b.Path, PID: flockHolder(b.Path)}
-	case errors.Is(err, bolt.ErrInvalid), errors.Is(err, bolt.ErrVersionMismatch), errors.Is(err, bolt.ErrChecksum):
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
 		return nil, fmt.Errorf("%w: %s is not a smimesync state store: %v", ErrStateUnreadable, b.Path, err)
 	case err != nil:
 		return nil, fmt.Errorf("smimesync: opening the state store %s: %w", b.Path, err)
