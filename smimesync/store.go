@@ -185,6 +185,9 @@ func (b *BoltState) open() (*bolt.DB, error) {
 	case err != nil:
 		return nil, fmt.Errorf("smimesync: opening the state store %s: %w", b.Path, err)
 	}
+	// Concurrent Records share one commit (and its syncs); one Record
+	// alone waits at most this long for company.
+	db.MaxBatchDelay = time.Millisecond
 	if err := b.init(db); err != nil {
 		db.Close()
 		return nil, err
