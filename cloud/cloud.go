@@ -134,3 +134,13 @@ func Unavailable(err error) error {
 type Preparer interface {
 	Prepare(ctx context.Context) error
 }
+
+// A ConcurrencyHinter is a [Sink] that says how many calls at once suit
+// it: a sink that packs concurrent calls into batch requests needs enough
+// of them to fill a batch, and one that bounds its requests in flight
+// gains nothing from more callers than that bound. A Syncer whose own
+// Concurrency is 0 makes PreferredConcurrency calls at once (bounded by
+// its maximum); a value of 0 or less leaves the Syncer's default.
+type ConcurrencyHinter interface {
+	PreferredConcurrency() int
+}

@@ -410,3 +410,7 @@ func sortedValues(v [][]byte) [][]byte {
 func equalValues(a, b [][]byte) bool {
 	return slices.EqualFunc(a, b, bytes.Equal)
 }
+
+// Identity returns the file's path: a saved plan made for one file sink is
+// not applied to another (see smimesync.Identifier).
+func (s *FileSink) Identity() string { return s.Path }

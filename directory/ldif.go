@@ -658,3 +658,7 @@ func safeLDIFString(v []byte) bool {
 	}
 	return true
 }
+
+// Identity returns the file's path: a saved plan made from one LDIF file
+// is not applied with another as its source (see smimesync.Identifier).
+func (f LDIFFile) Identity() string { return f.Path }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 )
 
 // Named is a [Source] with the name [Multi] gives its entries.
@@ -191,4 +192,21 @@ func (m *Multi) Prune(ctx context.Context, e *Entry, attr string, values [][]byt
 		return nil
 	}
 	return fmt.Errorf("%w: entry %s names source %q, which is not in the list", ErrMultiConfig, e.DN, e.Source)
+}
+
+// Identity names the sources in order, each by its name, Go type and (when
+// it has one) its own Identity: a saved plan made over one set of sources
+// is not applied over another (see smimesync.Identifier).
+func (m *Multi) Identity() string {
+	var b strings.Builder
+	for i, s := range m.Sources {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s=%T", s.Name, s.Source)
+		if id, ok := s.Source.(interface{ Identity() string }); ok {
+			b.WriteString(" " + id.Identity())
+		}
+	}
+	return b.String()
 }

@@ -13,8 +13,11 @@ import (
 	"github.com/smimesync/go-smimesync/directory"
 )
 
-// ErrStalePlan is wrapped by the error Apply returns for a plan made before
-// the state was last saved.
+// ErrStalePlan is wrapped by the error Apply (and [Syncer.CheckPlan])
+// returns for a plan made before the state was last saved, and for a plan
+// read by [ReadPlan] that was made against another state (one that has
+// moved since: another Apply saved it or recorded writes), or with another
+// sink or source. Plan again.
 var ErrStalePlan = errors.New("smimesync: plan is older than the saved state")
 
 // MaxPending bounds how many skipped entries the state keeps to plan again
@@ -34,6 +37,13 @@ var ErrChangesFailed = errors.New("changes failed")
 // written. When the State is a [Preparer] and its Prepare fails, nothing
 // is written either, and the plan may be applied again once the cause is
 // fixed. Otherwise a plan can be applied once.
+//
+// A plan read by [ReadPlan] is applied exactly as it was saved: nothing is
+// planned again, and what the directory holds now does not change what is
+// written. Apply refuses it (wrapping [ErrStalePlan]) unless the Syncer's
+// sink and source are the ones it was made with and the state is the one
+// it was made against; the guard is checked as for any plan (set Force on
+// the plan read to go past it).
 //
 // The returned report is never nil when the plan was valid; the error
 // summarises the write failures, each of which the report lists.
@@ -87,8 +97,8 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 // applied only when all of that holds. A non-nil report comes back with
 // the guard's and Prepare's errors.
 func (s *Syncer) admit(ctx context.Context, plan *Plan) (*Report, error) {
-	if plan == nil || plan.state == nil {
-		return nil, errors.New("smimesync: Apply needs a plan made by Plan")
+	if plan == nil || (plan.state == nil && !plan.loaded) {
+		return nil, errors.New("smimesync: Apply needs a plan made by Plan or read by ReadPlan")
 	}
 	if plan.applied {
 		return nil, errors.New("smimesync: plan was already applied")
@@ -104,16 +114,24 @@ func (s *Syncer) admit(ctx context.Context, plan *Plan) (*Report, error) {
 		return rep, err
 	}
 	// A plan made before another Apply saved the state would write from
-	// stale knowledge and move the cookie back.
-	if cur, err := s.state().Load(ctx); err != nil {
+	// stale knowledge and move the cookie back; a plan read from a file
+	// must also have been made with this sink and source.
+	cur, err := s.state().Load(ctx)
+	if err != nil {
 		return nil, err
-	} else if cur.Generation != plan.state.Generation {
-		return nil, fmt.Errorf("%w: the state was saved again after this plan was made (generation %d, plan %d); plan again", ErrStalePlan, cur.Generation, plan.state.Generation)
+	}
+	if err := s.checkFresh(plan, cur); err != nil {
+		return nil, err
+	}
+	if plan.loaded {
+		// The state it was made against, as it is now: Apply brings it
+		// up to date.
+		plan.state = cur
 	}
 	// Whatever records the writes must be ready before the first one:
 	// a write the state cannot record would be made again, or forgotten,
 	// after a crash.
-	if p, ok := s.state().(Preparer); ok && plan.Summary.Add+plan.Summary.Replace+plan.Summary.Remove > 0 {
+	if p, ok := s.state().(Preparer); ok && plan.Summary.Add+plan.Summary.Replace+plan.Summary.Remove+plan.Summary.Depart > 0 {
 		if err := p.Prepare(ctx); err != nil {
 			rep.Errors = append(rep.Errors, "preparing the state: "+err.Error())
 			log.Error("the state cannot record writes; nothing was written", "err", err)
@@ -149,10 +167,13 @@ type applyRun struct {
 
 func (s *Syncer) newApplyRun(plan *Plan, rep *Report) *applyRun {
 	a := &applyRun{s: s, plan: plan, rep: rep, st: plan.state, log: s.logger(), now: s.now(),
-		total: plan.Summary.Add + plan.Summary.Replace + plan.Summary.Remove}
+		total: plan.Summary.Add + plan.Summary.Replace + plan.Summary.Remove + plan.Summary.Depart}
 	a.recorder, _ = s.state().(Recorder)
 	if a.st.Pending == nil {
 		a.st.Pending = map[string]*directory.Entry{}
+	}
+	if a.st.Departed == nil {
+		a.st.Departed = map[string]Published{}
 	}
 	return a
 }
@@ -268,19 +289,61 @@ func (a *applyRun) record(c *Change) {
 	} else {
 		delete(st.Pending, key)
 	}
+	if c.Departed() {
+		a.recordDeparture(c, key)
+		return
+	}
+	if c.Action != ActionSkip || c.Reason != SkipError {
+		// The entry is in the directory (again), or deleted with nothing
+		// published: no departure to remember.
+		delete(st.Departed, key)
+	}
 	switch {
 	case c.Action == ActionSkip && (c.Reason == SkipDeleted || c.Reason == SkipNoRecipient):
 		// Gone, or no longer has a recipient: what was published
 		// for it no longer holds a recipient.
 		delete(st.Published, key)
 	case c.Action == ActionUnchanged:
-		if _, ok := st.Published[key]; !ok || c.CurrentFrom == CurrentFromSink {
+		if p, ok := st.Published[key]; !ok || c.CurrentFrom == CurrentFromSink {
 			st.Published[key] = published(c, a.now)
+		} else {
+			// Keep the names fresh (and fill them into a record written
+			// before they existed); the values and their time stay.
+			n := published(c, a.now)
+			p.User, p.Name, p.Kind = n.User, n.Name, n.Kind
+			st.Published[key] = p
 		}
 	case c.Action == ActionSkip && c.Reason == SkipError:
 		a.failed++
 		c.Outcome = OutcomeFailed
 		a.rep.Errors = append(a.rep.Errors, fmt.Sprintf("%s: %s", c.User, c.Error))
+	}
+}
+
+// recordDeparture notes in the snapshot what a departed entry's change
+// means before its write (if any): the record moves from Published to
+// Departed, where it stays until an ActionDepart write is acknowledged,
+// or is dropped now when the change says so (nothing left to remove, the
+// recipient gone or someone else's) or Departed is full. A failed read of
+// the recipient counts as a failed lookup. The caller holds a.mu.
+func (a *applyRun) recordDeparture(c *Change, key string) {
+	if c.Error != "" {
+		a.failed++
+		c.Outcome = OutcomeFailed
+		a.rep.Errors = append(a.rep.Errors, fmt.Sprintf("%s (left the directory): %s", c.User, c.Error))
+	}
+	st := a.st
+	rec, ok := st.record(key) // the plan's row was made from it
+	delete(st.Published, key)
+	delete(st.Pending, key)
+	switch {
+	case c.forget || !ok:
+		delete(st.Departed, key)
+	case len(st.Departed) >= MaxDeparted && st.Departed[key].Recipient == "":
+		a.log.Warn("too many entries that left the directory are remembered; this one is forgotten", "user", c.User,
+			"recipient", recipientName(c.Recipient), "max", MaxDeparted)
+	default:
+		st.Departed[key] = rec
 	}
 }
 
@@ -293,6 +356,9 @@ func (a *applyRun) writeOne(ctx context.Context, stop context.CancelFunc, c *Cha
 	err := s.Sink.Write(ctx, c.Recipient, c.desired)
 	var rerr error
 	pub := published(c, s.now())
+	if c.Action == ActionDepart {
+		pub = Published{} // nothing is published for the entry any more
+	}
 	if err == nil && a.recorder != nil {
 		// Durably, before anything else: a crash from here on
 		// must not forget this write.
@@ -326,6 +392,12 @@ func (a *applyRun) writeOne(ctx context.Context, stop context.CancelFunc, c *Cha
 		a.log.Error("cannot record writes; stopping the apply", "err", rerr)
 	}
 	switch {
+	case err == nil && c.Action == ActionDepart:
+		c.Outcome = OutcomeWritten
+		delete(a.st.Published, key)
+		delete(a.st.Departed, key)
+		a.log.Info("removed what was published for an entry that left the directory", "user", c.User,
+			"recipient", recipientName(c.Recipient), "removed", len(c.Removes), "left", c.desired.Len())
 	case err == nil:
 		c.Outcome = OutcomeWritten
 		a.st.Published[key] = pub
@@ -386,8 +458,10 @@ func (a *applyRun) finish(ctx context.Context, cancelled error) {
 }
 
 // forgetUnseen drops from the snapshot the entries a full read did not
-// return: they are out of scope, and must not hold their recipient against
-// a newcomer.
+// return and the plan has no row for: they are out of scope, and must not
+// hold their recipient against a newcomer. (An entry that left with
+// something published has a row, SkipDeparted or ActionDepart, and its
+// record moved to Snapshot.Departed when it was recorded.)
 func (a *applyRun) forgetUnseen() {
 	seen := make(map[string]bool, len(a.rep.Changes))
 	for _, c := range a.rep.Changes {
@@ -401,6 +475,11 @@ func (a *applyRun) forgetUnseen() {
 	for k := range a.st.Pending {
 		if !seen[k] {
 			delete(a.st.Pending, k)
+		}
+	}
+	for k := range a.st.Departed {
+		if !seen[k] {
+			delete(a.st.Departed, k)
 		}
 	}
 }
@@ -457,7 +536,12 @@ func (s *Syncer) prune(ctx context.Context, rep *Report) {
 }
 
 func published(c *Change, at time.Time) Published {
-	return Published{Recipient: c.Recipient.ID, At: at, UserCertificate: c.desiredFP[0], UserSMIMECertificate: c.desiredFP[1]}
+	p := Published{Recipient: c.Recipient.ID, At: at, UserCertificate: c.desiredFP[0], UserSMIMECertificate: c.desiredFP[1],
+		User: c.User, Kind: c.Recipient.Kind}
+	if c.Recipient.Name != c.Recipient.ID {
+		p.Name = c.Recipient.Name
+	}
+	return p
 }
 
 // fingerprints maps every value of c to its attribute.

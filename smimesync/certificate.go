@@ -1,10 +1,12 @@
 package smimesync
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"math/big"
+	"strconv"
 	"time"
 )
 
@@ -41,12 +43,11 @@ func ParseFingerprint(s string) (Fingerprint, error) {
 type Certificate struct {
 	// Raw is the DER encoding.
 	Raw []byte
-	// X509 is Go's parse of Raw.
+	// X509 is Go's parse of Raw; never nil. For a certificate whose key
+	// crypto/x509 does not implement (KeyUnsupported), it is crypto/x509's
+	// parse of everything but the key: PublicKey is nil and
+	// PublicKeyAlgorithm is x509.UnknownPublicKeyAlgorithm.
 	X509 *x509.Certificate
-	// SHA256 is the fingerprint of Raw.
-	SHA256 Fingerprint
-	// Subject and Issuer are RFC 2253 strings.
-	Subject, Issuer string
 	// Serial is the serial number.
 	Serial *big.Int
 	// Emails lists the addresses the certificate covers, lower-cased, in
@@ -73,4 +74,43 @@ type Certificate struct {
 	// size for EC keys), 0 when unknown.
 	KeyType string
 	KeyBits int
+	// KeyCurve names the curve of an EC key: "P-256", "brainpoolP256r1",
+	// or the curve's OID in dotted form when this package does not know
+	// its name. It is empty for other keys.
+	KeyCurve string
+	// KeyUnsupported is true for a key crypto/x509 does not implement: an
+	// EC key on a named curve other than P-224, P-256, P-384 and P-521,
+	// such as brainpoolP256r1 or brainpoolP384r1. Everything else about
+	// the certificate is parsed and judged as for any other, and its
+	// issuer's signature on it can be checked; what needs the key itself
+	// cannot: signatures it made (a blob's SignerInfo) and certificates it
+	// issued. The key is checked only for its encoding, not for being a
+	// point on the curve.
+	KeyUnsupported bool
+}
+
+// SHA256 returns the fingerprint of Raw. It is computed on each call: the
+// policy identifies a value by the fingerprint of the value itself
+// (Decision.SHA256), which for a userCertificate value is this one.
+func (c *Certificate) SHA256() Fingerprint { return sha256.Sum256(c.Raw) }
+
+// Subject returns the subject name as an RFC 2253 string (crypto/x509's
+// pkix.Name.String). It is computed on each call.
+func (c *Certificate) Subject() string { return c.X509.Subject.String() }
+
+// Issuer returns the issuer name as an RFC 2253 string (crypto/x509's
+// pkix.Name.String). It is computed on each call.
+func (c *Certificate) Issuer() string { return c.X509.Issuer.String() }
+
+// Key describes the public key for people: "RSA 2048", "ECDSA 256",
+// "Ed25519 256", and, for a curve crypto/x509 does not implement, the
+// curve's name: "ECDSA brainpoolP256r1".
+func (c *Certificate) Key() string {
+	switch {
+	case c.KeyUnsupported && c.KeyCurve != "":
+		return c.KeyType + " " + c.KeyCurve
+	case c.KeyBits > 0:
+		return c.KeyType + " " + strconv.Itoa(c.KeyBits)
+	}
+	return c.KeyType
 }

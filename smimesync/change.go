@@ -24,6 +24,12 @@ const (
 	ActionUnchanged Action = "unchanged"
 	// ActionSkip: the recipient is left alone; Reason says why.
 	ActionSkip Action = "skip"
+	// ActionDepart: the entry left the directory (see SkipDeparted) and
+	// [Syncer.RemoveDeparted] is on: the values this Syncer published to
+	// the recipient (Change.Removes) are taken away; everything else the
+	// recipient carries stays. Once the sink acknowledges the write, the
+	// Syncer forgets the entry.
+	ActionDepart Action = "depart"
 )
 
 // SkipReason is the code that says why a [Change] is skipped: a short,
@@ -35,9 +41,22 @@ type SkipReason string
 const (
 	// SkipNoRecipient: no cloud recipient matches the entry.
 	SkipNoRecipient SkipReason = "no-recipient"
-	// SkipDeleted: the entry was deleted in the directory. What was
-	// published stays; the Syncer forgets it.
+	// SkipDeleted: the entry was deleted in the directory and nothing was
+	// published for it; the Syncer forgets it. (An entry with something
+	// published is SkipDeparted or ActionDepart instead.)
 	SkipDeleted SkipReason = "deleted"
+	// SkipDeparted: the entry left the directory (a full read no longer
+	// returns it: deleted, or out of scope; or a delta reported it
+	// deleted) while values this Syncer published stay on its recipient
+	// (Change.Published). They are left in place: [Syncer.RemoveDeparted]
+	// is off, or (Detail says which) there is nothing left to remove, or
+	// the recipient now belongs to another entry. The State keeps the
+	// record (Snapshot.Departed) so that every full pass shows the row
+	// again, until the values are removed, the entry comes back (planning
+	// resumes as usual), or Detail says it was forgotten. Error is set
+	// when reading the recipient failed (the change then fails, and is
+	// tried again).
+	SkipDeparted SkipReason = "departed"
 	// SkipConflict: another directory entry resolves to the same
 	// recipient; neither is written until that is resolved (and a full
 	// pass, or a change to the entry, brings it back). Error names the
@@ -123,8 +142,9 @@ type Change struct {
 	Action Action `json:"action"`
 	// Reason says why a change is skipped (ActionSkip only).
 	Reason SkipReason `json:"reason,omitempty"`
-	// Detail is the sink's own words for a SkipReadOnly skip (free text,
-	// not a code).
+	// Detail is the sink's own words for a SkipReadOnly skip, or what
+	// became of a departed entry's recipient (SkipDeparted); free text,
+	// not a code.
 	Detail string `json:"detail,omitempty"`
 	// Keep and Drop are the policy's decisions on the entry's values.
 	Keep []Value `json:"keep"`
@@ -132,6 +152,10 @@ type Change struct {
 	// Removes lists the certificates the recipient carries now that the
 	// change takes away (when known).
 	Removes []Fingerprint `json:"removes,omitempty"`
+	// Published lists, for an entry that left the directory
+	// (SkipDeparted, ActionDepart), the fingerprints of what this Syncer
+	// had published to its recipient, as the State recorded them.
+	Published []Fingerprint `json:"published,omitempty"`
 	// CurrentFrom says where the recipient's current set came from
 	// (empty when the change was skipped before it was read).
 	CurrentFrom CurrentSource `json:"current_from,omitempty"`
@@ -155,11 +179,21 @@ type Change struct {
 	runWide error
 	// settled is set once Apply told OnChange about the change.
 	settled bool
+	// forget says that the record of a departed entry (SkipDeparted) is
+	// dropped rather than kept in Snapshot.Departed.
+	forget bool
 }
 
 // Writes reports whether applying the change writes to the sink.
 func (c *Change) Writes() bool {
-	return c.Action == ActionAdd || c.Action == ActionReplace || c.Action == ActionRemove
+	return c.Action == ActionAdd || c.Action == ActionReplace || c.Action == ActionRemove || c.Action == ActionDepart
+}
+
+// Departed reports whether the change is about an entry that left the
+// directory while something this Syncer published stayed on its
+// recipient (SkipDeparted or ActionDepart).
+func (c *Change) Departed() bool {
+	return c.Action == ActionDepart || c.Action == ActionSkip && c.Reason == SkipDeparted
 }
 
 // Summary counts a plan's or a report's changes.
@@ -170,8 +204,14 @@ type Summary struct {
 	Remove    int `json:"remove"`
 	Unchanged int `json:"unchanged"`
 	Skip      int `json:"skip"`
+	// Depart counts ActionDepart changes; Departed counts every change
+	// about an entry that left the directory with something published
+	// (ActionDepart, and ActionSkip with SkipDeparted: also in Skip).
+	Depart   int `json:"depart"`
+	Departed int `json:"departed"`
 	// Losing counts recipients that would lose, or may lose, at least one
-	// certificate they carry now: a write that takes a certificate away,
+	// certificate they carry now: a write that takes a certificate away
+	// (ActionDepart included),
 	// and a write over a set the sink cannot read back and the state does
 	// not know (Overwriting). The guard limits it.
 	Losing int `json:"losing"`
@@ -196,10 +236,14 @@ type Summary struct {
 }
 
 // Plan is what a Syncer intends to do. Make one with [Syncer.Plan], look at
-// it, then hand it to [Syncer.Apply].
+// it, then hand it to [Syncer.Apply]. A plan can be saved with
+// [Plan.WriteTo], reviewed, read back with [ReadPlan] and applied exactly,
+// in another process, as long as the state has not moved since.
 type Plan struct {
-	// Changes holds one Change per entry read, sorted by User, then ID,
-	// then Source (a report keeps the plan's order).
+	// Changes holds one Change per entry read, and one per entry that
+	// left the directory with something published (SkipDeparted,
+	// ActionDepart), sorted by User, then ID, then Source (a report keeps
+	// the plan's order).
 	Changes []*Change `json:"changes"`
 	// Summary counts them.
 	Summary Summary `json:"summary"`
@@ -215,6 +259,11 @@ type Plan struct {
 	cookie  []byte
 	state   *Snapshot
 	applied bool
+	// origin is what the plan was made against; loaded is true for a
+	// plan read by ReadPlan, whose state Apply loads and checks against
+	// origin.
+	origin *planOrigin
+	loaded bool
 }
 
 // Report is the outcome of [Syncer.Apply]: the plan's changes with their

@@ -378,7 +378,7 @@ func parseSignerInfo(rv asn1.RawValue, certs []*Certificate) (signerInfo, error)
 		}
 		si.Issuer, si.Serial = issuerString(issuer), formatSerial(serial)
 		for _, c := range certs {
-			if c.Serial.Cmp(serial) == 0 && (bytes.Equal(c.X509.RawIssuer, issuer) || c.Issuer == si.Issuer) {
+			if c.Serial.Cmp(serial) == 0 && (bytes.Equal(c.X509.RawIssuer, issuer) || c.Issuer() == si.Issuer) {
 				si.Certificate = c
 				break
 			}
@@ -465,7 +465,7 @@ func formatSerial(n *big.Int) string {
 // Matches reports whether c is the certificate s names: same issuer (as
 // Certificate.Issuer renders it) and same serial number.
 func (s *IssuerSerial) Matches(c *Certificate) bool {
-	return s != nil && c != nil && c.Serial != nil && s.Issuer == c.Issuer && s.Serial == formatSerial(c.Serial)
+	return s != nil && c != nil && c.Serial != nil && s.Issuer == c.Issuer() && s.Serial == formatSerial(c.Serial)
 }
 
 // parseSignedAttributes reads the SET OF Attribute of a SignerInfo and
@@ -577,14 +577,22 @@ func verifySignedData(sd *signedData, certs []*Certificate, signers []signerInfo
 	if !sd.content {
 		return fmt.Errorf("%w: %w", ErrCannotVerify, ErrDetachedContent)
 	}
-	certSet := make([][]byte, len(certs))
-	for i, c := range certs {
-		certSet[i] = c.Raw
+	// pkcs7 parses the set with crypto/x509, which refuses a certificate
+	// whose key it does not implement: such a certificate is left out.
+	// Only the signers' certificates matter to the signatures.
+	certSet := make([][]byte, 0, len(certs))
+	for _, c := range certs {
+		if !c.KeyUnsupported {
+			certSet = append(certSet, c.Raw)
+		}
 	}
 	infos := make([][]byte, len(signers))
 	for i, si := range signers {
 		if si.Certificate == nil {
 			return fmt.Errorf("%w: signer %d (%s): its certificate is not in the blob or was rejected", ErrCannotVerify, i, si.describe())
+		}
+		if si.Certificate.KeyUnsupported {
+			return fmt.Errorf("%w: signer %d (%s): its key, %s, is not implemented by crypto/x509", ErrCannotVerify, i, si.describe(), si.Certificate.Key())
 		}
 		serial, err := asn1.Marshal(si.Certificate.Serial)
 		if err != nil {

@@ -159,7 +159,7 @@ var (
 func fingerprints(certs []*smimesync.Certificate) []smimesync.Fingerprint {
 	var out []smimesync.Fingerprint
 	for _, c := range certs {
-		out = append(out, c.SHA256)
+		out = append(out, c.SHA256())
 	}
 	return out
 }
@@ -251,7 +251,7 @@ func TestParseSMIMECertificateRFC9216(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(b.Certificates) != 1 || b.Certificates[0].SHA256 != fp(carlos) || b.Certificates[0].KeyType != "Ed25519" {
+		if len(b.Certificates) != 1 || b.Certificates[0].SHA256() != fp(carlos) || b.Certificates[0].KeyType != "Ed25519" {
 			t.Errorf("certificates = %v, want Carlos's Ed25519 one", fingerprints(b.Certificates))
 		}
 		if len(b.Signers) != 1 || b.Signers[0].Certificate != b.Certificates[0] {
@@ -278,7 +278,7 @@ func TestParseSMIMECertificateRFC9216(t *testing.T) {
 			t.Fatalf("Signers = %+v, want one", b.Signers)
 		}
 		s := b.Signers[0]
-		if len(s.SubjectKeyID) == 0 || s.Issuer != "" || s.Certificate == nil || s.Certificate.SHA256 != fp(carlos) {
+		if len(s.SubjectKeyID) == 0 || s.Issuer != "" || s.Certificate == nil || s.Certificate.SHA256() != fp(carlos) {
 			t.Errorf("signer = %+v, want Carlos by subjectKeyIdentifier", s)
 		}
 	})
@@ -385,7 +385,7 @@ func TestParseSMIMECertificateOpenSSL(t *testing.T) {
 		if !slices.Equal(got, want) || len(b.Rejected) != 0 {
 			t.Errorf("certificates = %v, rejected %v; want the user's and the CA's", got, b.Rejected)
 		}
-		if len(b.Signers) != 1 || b.Signers[0].Certificate == nil || b.Signers[0].Certificate.SHA256 != fp(p.user.Raw) {
+		if len(b.Signers) != 1 || b.Signers[0].Certificate == nil || b.Signers[0].Certificate.SHA256() != fp(p.user.Raw) {
 			t.Fatalf("Signers = %+v, want one linked to the user", b.Signers)
 		}
 		if c := b.Signers[0].Certificate; !slices.Equal(c.Emails, []string{"alice@example.org"}) || !c.CanEncrypt || !c.CanSign {
@@ -599,7 +599,7 @@ func checkRejectedAKI(t *testing.T, b *smimesync.Blob, p *testPKI) {
 		t.Errorf("Rejected[0] = %v, want a CertificateError for the critical-AKI certificate", b.Rejected[0])
 	}
 	for _, c := range b.Certificates {
-		if c.SHA256 == fp(p.badAKI.Raw) {
+		if c.SHA256() == fp(p.badAKI.Raw) {
 			t.Errorf("the refused certificate is also in Certificates")
 		}
 	}
@@ -724,7 +724,7 @@ func TestParseSMIMECertificateEncryptionKeyPreference(t *testing.T) {
 			var matched []smimesync.Fingerprint
 			for _, c := range b.Certificates {
 				if pref.Matches(c) {
-					matched = append(matched, c.SHA256)
+					matched = append(matched, c.SHA256())
 				}
 			}
 			if !slices.Equal(matched, []smimesync.Fingerprint{fp(tt.wantCert.Raw)}) {
@@ -752,7 +752,7 @@ func TestParseSMIMECertificateTwoSigners(t *testing.T) {
 		t.Fatalf("Verified/Signers = %v/%d (%v), want both signatures verified", b.Verified, len(b.Signers), b.VerifyError)
 	}
 	for i, want := range []*x509.Certificate{p.user, p.enc} {
-		if c := b.Signers[i].Certificate; c == nil || c.SHA256 != fp(want.Raw) {
+		if c := b.Signers[i].Certificate; c == nil || c.SHA256() != fp(want.Raw) {
 			t.Errorf("signer %d not linked to %s", i, want.Subject)
 		}
 	}
@@ -786,7 +786,7 @@ func TestParseSMIMECertificateDoesNotKeepInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	clear(v)
-	if !bytes.Equal(b.Raw, want) || b.Certificates[0].SHA256 != sha256.Sum256(b.Certificates[0].Raw) {
+	if !bytes.Equal(b.Raw, want) || b.Certificates[0].SHA256() != sha256.Sum256(b.Certificates[0].Raw) {
 		t.Errorf("the Blob changed when the caller reused its buffer")
 	}
 }

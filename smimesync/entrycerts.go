@@ -18,7 +18,7 @@ type CertificateRef struct {
 	Index int
 	// Value is the fingerprint of the whole value: the certificate's own
 	// for a userCertificate value, the blob's for a userSMIMECertificate
-	// value (Certificate.SHA256 is the certificate's).
+	// value (Certificate.SHA256 returns the certificate's).
 	Value Fingerprint
 	// Certificate is the parsed certificate; nil when the error that comes
 	// with the reference says why there is none.

@@ -33,7 +33,7 @@ func ExampleCertificates() {
 			continue
 		}
 		c := ref.Certificate
-		fmt.Printf("%s[%d]: subject %s, issuer %s, CA %v\n", ref.Attribute, ref.Index, c.Subject, c.Issuer, c.IsCA)
+		fmt.Printf("%s[%d]: subject %s, issuer %s, CA %v\n", ref.Attribute, ref.Index, c.Subject(), c.Issuer(), c.IsCA)
 	}
 	// Output:
 	// userCertificate[0]: subject CN=alice@example.com, issuer CN=alice@example.com, CA false

@@ -11,9 +11,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/smimesync/go-smimesync/internal/certparse"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
@@ -32,18 +34,20 @@ var ErrValueTooLarge = errors.New("value too large")
 
 // Object identifiers the parsers look for.
 var (
-	oidSubjectAltName     = asn1.ObjectIdentifier{2, 5, 29, 17}
-	oidKeyUsage           = asn1.ObjectIdentifier{2, 5, 29, 15}
-	oidExtKeyUsage        = asn1.ObjectIdentifier{2, 5, 29, 37}
-	oidSmtpUTF8Mailbox    = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 8, 9}
-	oidEmailAddress       = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1}
-	oidPublicKeyX25519    = asn1.ObjectIdentifier{1, 3, 101, 110}
-	oidPublicKeyX448      = asn1.ObjectIdentifier{1, 3, 101, 111}
-	oidPublicKeyEd25519   = asn1.ObjectIdentifier{1, 3, 101, 112}
-	oidPublicKeyEd448     = asn1.ObjectIdentifier{1, 3, 101, 113}
-	oidPublicKeyRSAESOAEP = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 7}
-	oidPublicKeyRSAPSS    = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 10}
-	oidPublicKeyDSA       = asn1.ObjectIdentifier{1, 2, 840, 10040, 4, 1}
+	oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
+	oidKeyUsage       = asn1.ObjectIdentifier{2, 5, 29, 15}
+	oidExtKeyUsage    = asn1.ObjectIdentifier{2, 5, 29, 37}
+	// encodedSmtpUTF8Mailbox is the content octets of the OID
+	// 1.3.6.1.5.5.7.8.9 (id-on-SmtpUTF8Mailbox).
+	encodedSmtpUTF8Mailbox = []byte{0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08, 0x09}
+	oidEmailAddress        = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1}
+	oidPublicKeyX25519     = asn1.ObjectIdentifier{1, 3, 101, 110}
+	oidPublicKeyX448       = asn1.ObjectIdentifier{1, 3, 101, 111}
+	oidPublicKeyEd25519    = asn1.ObjectIdentifier{1, 3, 101, 112}
+	oidPublicKeyEd448      = asn1.ObjectIdentifier{1, 3, 101, 113}
+	oidPublicKeyRSAESOAEP  = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 7}
+	oidPublicKeyRSAPSS     = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 10}
+	oidPublicKeyDSA        = asn1.ObjectIdentifier{1, 2, 840, 10040, 4, 1}
 	// NIST post-quantum arcs: ML-DSA (FIPS 204) is 2.16.840.1.101.3.4.3.17-19,
 	// SLH-DSA (FIPS 205) 2.16.840.1.101.3.4.3.20-31, ML-KEM (FIPS 203)
 	// 2.16.840.1.101.3.4.4.1-3.
@@ -90,57 +94,57 @@ func ParseCertificate(value []byte) (*Certificate, error) {
 }
 
 // parseCertificateDER parses DER bytes that the caller owns (the Certificate
-// keeps them as Raw) and returns crypto/x509's error unchanged.
+// keeps them as Raw) and returns crypto/x509's error unchanged. A
+// certificate crypto/x509 refuses only for its elliptic curve is parsed
+// all the same, KeyUnsupported (see certparse.Parse).
 func parseCertificateDER(der []byte) (*Certificate, error) {
-	x, err := x509.ParseCertificate(der)
+	x, unsupported, err := certparse.Parse(der)
 	if err != nil {
 		return nil, err
 	}
-	return newCertificate(x), nil
+	return newCertificate(x, unsupported), nil
 }
 
 // newCertificate derives smimesync's view of a parsed certificate.
-func newCertificate(x *x509.Certificate) *Certificate {
-	key := publicKeyInfo(x)
+// unsupported describes its key when crypto/x509 does not implement it.
+func newCertificate(x *x509.Certificate, unsupported *certparse.UnsupportedKey) *Certificate {
+	key := publicKeyInfo(x, unsupported)
 	canEncrypt, canSign := smimeUsage(x, key)
 	return &Certificate{
-		Raw:        x.Raw,
-		X509:       x,
-		SHA256:     sha256.Sum256(x.Raw),
-		Subject:    x.Subject.String(),
-		Issuer:     x.Issuer.String(),
-		Serial:     x.SerialNumber,
-		Emails:     certificateEmails(x),
-		NotBefore:  x.NotBefore,
-		NotAfter:   x.NotAfter,
-		CanEncrypt: canEncrypt,
-		CanSign:    canSign,
-		IsCA:       x.BasicConstraintsValid && x.IsCA,
-		KeyType:    key.name,
-		KeyBits:    key.bits,
+		Raw:            x.Raw,
+		X509:           x,
+		Serial:         x.SerialNumber,
+		Emails:         certificateEmails(x),
+		NotBefore:      x.NotBefore,
+		NotAfter:       x.NotAfter,
+		CanEncrypt:     canEncrypt,
+		CanSign:        canSign,
+		IsCA:           x.BasicConstraintsValid && x.IsCA,
+		KeyType:        key.name,
+		KeyBits:        key.bits,
+		KeyCurve:       key.curve,
+		KeyUnsupported: unsupported != nil,
 	}
 }
 
 // certificateEmails lists the addresses a certificate covers, lower-cased,
 // without duplicates: SAN rfc822Name values, SAN SmtpUTF8Mailbox otherName
-// values, then the subject's emailAddress attributes.
+// values, then the subject's emailAddress attributes. A certificate holds
+// a handful of addresses at most, so duplicates are found by a linear
+// search, which allocates nothing.
 func certificateEmails(x *x509.Certificate) []string {
 	var emails []string
-	seen := make(map[string]bool)
 	add := func(s string) {
-		s = strings.ToLower(s)
-		if s == "" || seen[s] {
+		s = strings.ToLower(s) // no copy when s is already lower-case ASCII
+		if s == "" || slices.Contains(emails, s) {
 			return
 		}
-		seen[s] = true
 		emails = append(emails, s)
 	}
 	for _, e := range x.EmailAddresses {
 		add(e)
 	}
-	for _, e := range smtpUTF8Mailboxes(x) {
-		add(e)
-	}
+	smtpUTF8Mailboxes(x, add)
 	for _, atv := range x.Subject.Names {
 		if atv.Type.Equal(oidEmailAddress) {
 			if s, ok := atv.Value.(string); ok {
@@ -160,8 +164,7 @@ func certificateEmails(x *x509.Certificate) []string {
 //
 // crypto/x509 skips otherName entries, so the extension is walked here.
 // Malformed entries are skipped; x509 has already checked the SEQUENCE.
-func smtpUTF8Mailboxes(x *x509.Certificate) []string {
-	var out []string
+func smtpUTF8Mailboxes(x *x509.Certificate, add func(string)) {
 	for _, ext := range x.Extensions {
 		if !ext.Id.Equal(oidSubjectAltName) {
 			continue
@@ -180,19 +183,17 @@ func smtpUTF8Mailboxes(x *x509.Certificate) []string {
 			if tag != cbasn1.Tag(0).Constructed().ContextSpecific() {
 				continue
 			}
-			var typeID asn1.ObjectIdentifier
-			var value, mailbox cryptobyte.String
-			if !name.ReadASN1ObjectIdentifier(&typeID) || !typeID.Equal(oidSmtpUTF8Mailbox) {
-				continue
+			var typeID, value, mailbox cryptobyte.String
+			if !name.ReadASN1(&typeID, cbasn1.OBJECT_IDENTIFIER) || !bytes.Equal(typeID, encodedSmtpUTF8Mailbox) {
+				continue // compared encoded: decoding every type-id allocates
 			}
 			if !name.ReadASN1(&value, cbasn1.Tag(0).Constructed().ContextSpecific()) ||
 				!value.ReadASN1(&mailbox, cbasn1.UTF8String) || !utf8.Valid(mailbox) {
 				continue
 			}
-			out = append(out, string(mailbox))
+			add(string(mailbox))
 		}
 	}
-	return out
 }
 
 // keyInfo describes a subject public key: its reported name and size, and
@@ -200,6 +201,8 @@ func smtpUTF8Mailboxes(x *x509.Certificate) []string {
 type keyInfo struct {
 	name string
 	bits int
+	// curve names an EC key's curve.
+	curve string
 	// transport: the key encrypts a content-encryption key itself (RSA,
 	// ML-KEM encapsulation), allowed by keyEncipherment.
 	transport bool
@@ -214,17 +217,22 @@ type keyInfo struct {
 // ML-DSA, …) it reports PublicKeyAlgorithm Unknown, so the algorithm OID is
 // read from RawSubjectPublicKeyInfo. An algorithm this table does not know
 // is reported by OID with every capability, so that the key usage extension
-// alone decides.
-func publicKeyInfo(x *x509.Certificate) keyInfo {
+// alone decides. An EC key on a curve crypto/x509 does not implement
+// (unsupported, not nil) is an EC key all the same.
+func publicKeyInfo(x *x509.Certificate, unsupported *certparse.UnsupportedKey) keyInfo {
+	if unsupported != nil {
+		return keyInfo{name: "ECDSA", bits: unsupported.Bits, curve: unsupported.Curve, agree: true, sign: true}
+	}
 	switch k := x.PublicKey.(type) {
 	case *rsa.PublicKey:
 		return keyInfo{name: "RSA", bits: k.N.BitLen(), transport: true, sign: true}
 	case *ecdsa.PublicKey:
-		bits := 0
+		info := keyInfo{name: "ECDSA", agree: true, sign: true}
 		if k.Curve != nil {
-			bits = k.Curve.Params().BitSize
+			p := k.Curve.Params()
+			info.bits, info.curve = p.BitSize, p.Name
 		}
-		return keyInfo{name: "ECDSA", bits: bits, agree: true, sign: true}
+		return info
 	case ed25519.PublicKey:
 		return keyInfo{name: "Ed25519", bits: 8 * ed25519.PublicKeySize, sign: true}
 	}

@@ -255,18 +255,18 @@ func TestParseCertificatePKILint(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseCertificate(DER): %v", err)
 			}
-			if fromDER.SHA256 != c.SHA256 || !slices.Equal(fromDER.Emails, c.Emails) {
+			if fromDER.SHA256() != c.SHA256() || !slices.Equal(fromDER.Emails, c.Emails) {
 				t.Errorf("PEM and DER parses differ")
 			}
 			x, err := x509.ParseCertificate(tc.der)
 			if err != nil {
 				t.Fatalf("crypto/x509 refuses it: %v", err)
 			}
-			if !bytes.Equal(c.Raw, tc.der) || c.SHA256 != sha256.Sum256(tc.der) {
+			if !bytes.Equal(c.Raw, tc.der) || c.SHA256() != sha256.Sum256(tc.der) {
 				t.Errorf("Raw/SHA256 do not match the DER")
 			}
-			if c.Subject != x.Subject.String() || c.Issuer != x.Issuer.String() || c.Serial.Cmp(x.SerialNumber) != 0 {
-				t.Errorf("Subject/Issuer/Serial = %q/%q/%v, want %q/%q/%v", c.Subject, c.Issuer, c.Serial, x.Subject, x.Issuer, x.SerialNumber)
+			if c.Subject() != x.Subject.String() || c.Issuer() != x.Issuer.String() || c.Serial.Cmp(x.SerialNumber) != 0 {
+				t.Errorf("Subject/Issuer/Serial = %q/%q/%v, want %q/%q/%v", c.Subject(), c.Issuer(), c.Serial, x.Subject, x.Issuer, x.SerialNumber)
 			}
 			if !c.NotBefore.Equal(x.NotBefore) || !c.NotAfter.Equal(x.NotAfter) {
 				t.Errorf("validity = %v..%v, want %v..%v", c.NotBefore, c.NotAfter, x.NotBefore, x.NotAfter)
@@ -446,7 +446,7 @@ func TestParseCertificateDoesNotKeepInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	clear(der)
-	if !bytes.Equal(c.Raw, block.Bytes) || c.SHA256 != sha256.Sum256(c.Raw) {
+	if !bytes.Equal(c.Raw, block.Bytes) || c.SHA256() != sha256.Sum256(c.Raw) {
 		t.Errorf("Certificate.Raw changed when the caller reused its buffer")
 	}
 }
@@ -462,7 +462,7 @@ func ExampleParseCertificate() {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(c.Subject)
+	fmt.Println(c.Subject())
 	fmt.Println(c.Emails, c.KeyType, c.KeyBits)
 	fmt.Println("encrypt:", c.CanEncrypt, "sign:", c.CanSign)
 	// Output:

@@ -64,6 +64,7 @@ func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
 		return nil, err
 	}
 	plan.state = st
+	plan.origin = &planOrigin{Sink: identity(s.Sink), Source: identity(s.Source), StateGeneration: st.Generation}
 
 	cookie := st.Cookie
 	if full {
@@ -102,6 +103,10 @@ func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
 		}
 	}
 
+	changes, err = s.departures(ctx, st, changes, plan.Full)
+	if err != nil {
+		return nil, err
+	}
 	slices.SortFunc(changes, compareChanges)
 	markConflicts(changes, st, plan.Full)
 	plan.Changes = changes
@@ -109,7 +114,7 @@ func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
 	plan.Finished = s.now()
 	log.Info("plan", "entries", plan.Summary.Entries, "add", plan.Summary.Add, "replace", plan.Summary.Replace,
 		"remove", plan.Summary.Remove, "unchanged", plan.Summary.Unchanged, "skip", plan.Summary.Skip,
-		"retried", plan.Summary.Retried, "full", plan.Full, "duration", plan.Finished.Sub(plan.Started))
+		"departed", plan.Summary.Departed, "retried", plan.Summary.Retried, "full", plan.Full, "duration", plan.Finished.Sub(plan.Started))
 	return plan, nil
 }
 
@@ -259,7 +264,7 @@ func (s *Syncer) decide(ctx context.Context, pol *Policy, st *Snapshot, e *direc
 		c.CurrentFrom = CurrentFromSink
 		have = fingerprints(cur)
 	case errors.Is(err, cloud.ErrUnreadable):
-		if p, ok := st.Published[stateKey(e.Source, e.ID)]; ok && p.Recipient == r.ID {
+		if p, ok := st.record(stateKey(e.Source, e.ID)); ok && p.Recipient == r.ID {
 			c.CurrentFrom = CurrentFromState
 			have = map[Fingerprint]string{}
 			for _, f := range p.UserCertificate {
@@ -338,7 +343,7 @@ func markConflicts(changes []*Change, st *Snapshot, full bool) {
 	owners := map[string][]*Change{}
 	for _, c := range changes {
 		inPlan[stateKey(c.Source, c.ID)] = true
-		if c.Recipient != nil {
+		if c.Recipient != nil && !c.Departed() {
 			owners[c.Recipient.ID] = append(owners[c.Recipient.ID], c)
 		}
 	}
@@ -388,6 +393,11 @@ func summarize(changes []*Change) Summary {
 			s.Unchanged++
 		case ActionSkip:
 			s.Skip++
+		case ActionDepart:
+			s.Depart++
+		}
+		if c.Departed() {
+			s.Departed++
 		}
 		switch {
 		case c.Writes() && c.CurrentFrom == CurrentUnknown:
@@ -438,7 +448,7 @@ func valueOf(d *Decision) Value {
 		}
 	}
 	if c != nil {
-		v.Subject, v.Issuer, v.NotAfter = c.Subject, c.Issuer, c.NotAfter
+		v.Subject, v.Issuer, v.NotAfter = c.Subject(), c.Issuer(), c.NotAfter
 		if c.Serial != nil {
 			v.Serial = formatSerial(c.Serial)
 		}

@@ -28,8 +28,8 @@ func TestPlanValuesNameTheCertificate(t *testing.T) {
 	}
 	check := func(what string, v smimesync.Value, want *smimesync.Certificate) {
 		t.Helper()
-		if v.Subject != want.Subject || v.Issuer != "CN=Values CA" || v.Serial != want.Serial.String() || !v.NotAfter.Equal(want.NotAfter) {
-			t.Errorf("%s: %q %q %q %v, want %q %q %q %v", what, v.Subject, v.Issuer, v.Serial, v.NotAfter, want.Subject, "CN=Values CA", want.Serial, want.NotAfter)
+		if v.Subject != want.Subject() || v.Issuer != "CN=Values CA" || v.Serial != want.Serial.String() || !v.NotAfter.Equal(want.NotAfter) {
+			t.Errorf("%s: %q %q %q %v, want %q %q %q %v", what, v.Subject, v.Issuer, v.Serial, v.NotAfter, want.Subject(), "CN=Values CA", want.Serial, want.NotAfter)
 		}
 	}
 	check("kept", c.Keep[0], good)

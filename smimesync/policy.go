@@ -303,6 +303,19 @@ func signingTimeNote(s *Signer) string {
 		s.Certificate.NotBefore.UTC().Format(layout), s.Certificate.NotAfter.UTC().Format(layout))
 }
 
+// NoteKeyUnsupported starts the note Policy adds to a certificate whose key
+// crypto/x509 does not implement (Certificate.KeyUnsupported: a
+// brainpoolP256r1 key, say). It is a note only: the certificate is judged
+// like any other, and chain validation, when on, checks its issuer's
+// signature on it as for any other; what cannot be checked is the key
+// itself (only its encoding is) and signatures made with it.
+const NoteKeyUnsupported = "key-unsupported"
+
+func keyUnsupportedNote(c *Certificate) string {
+	return fmt.Sprintf("%s: %s (sha256 %s) is not implemented by crypto/x509: the key is checked for its encoding only, and signatures made with it (a blob's signature, certificates it issued) cannot be checked",
+		NoteKeyUnsupported, c.Key(), c.SHA256())
+}
+
 // blobVerdict keeps a blob when at least one of its end-entity certificates
 // passes every check; otherwise it is dropped with the union of their
 // reasons. CA certificates in the blob only help chain validation.
@@ -365,6 +378,9 @@ func (p *Policy) blobVerdict(ctx context.Context, d *Decision, b *Blob, e *direc
 // revocation, which may cost more, run only on a certificate that passed
 // the others. e is nil when the certificate is judged on its own.
 func (p *Policy) check(ctx context.Context, c *Certificate, e *directory.Entry, addrs []string, extra []*x509.Certificate, now time.Time) (reasons []Reason, notes []string) {
+	if c.KeyUnsupported {
+		notes = append(notes, keyUnsupportedNote(c))
+	}
 	if now.Before(c.NotBefore) {
 		reasons = append(reasons, ReasonNotYetValid)
 	}

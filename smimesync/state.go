@@ -105,6 +105,13 @@ type Snapshot struct {
 	// (a delta would not bring them back), until they are published or a
 	// full pass no longer sees them. At most MaxPending.
 	Pending map[string]*directory.Entry `json:"pending,omitempty"`
+	// Departed holds, by entry, what was published for entries that left
+	// the directory (see SkipDeparted) and is still on their recipients:
+	// nothing was removed (Syncer.RemoveDeparted off), or the removal
+	// failed. Every full pass (and, with RemoveDeparted, every pass)
+	// plans them again; an entry that comes back leaves it. At most
+	// MaxDeparted. Absent in a state written before it existed.
+	Departed map[string]Published `json:"departed,omitempty"`
 	// Generation counts saves. A [Recorder]'s records carry the generation
 	// they were made in, so that records already folded into a saved
 	// snapshot are not replayed over a newer one.
@@ -121,7 +128,22 @@ type Published struct {
 	UserSMIMECertificate []Fingerprint `json:"userSMIMECertificate,omitempty"`
 	// At is when they were written.
 	At time.Time `json:"at"`
+	// User names the directory entry for people (UPN, mail or DN), and
+	// Name and Kind are the recipient's (cloud.Recipient): what a row
+	// about an entry that left the directory shows, and what removing its
+	// values needs, once the entry cannot be read any more. Empty in a
+	// record written before they existed: the row then names the entry by
+	// its ID and the recipient by its ID.
+	User string `json:"user,omitempty"`
+	Name string `json:"name,omitempty"`
+	Kind string `json:"kind,omitempty"`
 }
+
+// forgets reports whether p is the record of a write that left nothing
+// published: a departed entry's values removed. Record notes it with a
+// Published whose Recipient is empty, and Load then drops the entry's
+// record.
+func (p Published) forgets() bool { return p.Recipient == "" }
 
 // A State stores the [Snapshot] between runs.
 //
@@ -142,7 +164,10 @@ type State interface {
 // it makes when its State is a Recorder, so that a crash (a kill, a power
 // cut) in the middle of a long apply does not forget what was already
 // published: the next Load includes it. Record must be safe for concurrent
-// use; Save folds the records into the snapshot and starts afresh.
+// use; Save folds the records into the snapshot and starts afresh. A
+// Published whose Recipient is empty records that nothing is published
+// for id any more (a departed entry's values were removed): Load must then
+// drop id from Snapshot.Published and Snapshot.Departed.
 type Recorder interface {
 	State
 	Record(ctx context.Context, id string, p Published) error
@@ -255,8 +280,14 @@ func (f FileState) replay(s *Snapshot) error {
 			}
 			return fmt.Errorf("%w: %s line %d: %v", ErrStateUnreadable, f.journalPath(), i+1, err)
 		}
-		if l.Generation == s.Generation && l.ID != "" {
+		switch {
+		case l.Generation != s.Generation || l.ID == "":
+		case l.Published.forgets():
+			delete(s.Published, l.ID)
+			delete(s.Departed, l.ID)
+		default:
 			s.Published[l.ID] = l.Published
+			delete(s.Departed, l.ID) // it came back, and was written
 		}
 	}
 	return nil

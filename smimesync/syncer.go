@@ -65,8 +65,9 @@ type Syncer struct {
 	State State
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
-	// Concurrency bounds the sink calls in flight; 0 means
-	// DefaultConcurrency.
+	// Concurrency bounds the sink calls in flight; 0 means the sink's
+	// preference when it states one (see [cloud.ConcurrencyHinter]), and
+	// DefaultConcurrency otherwise.
 	Concurrency int
 	// Guard is the mass-change guard.
 	Guard Guard
@@ -88,6 +89,20 @@ type Syncer struct {
 	// return quickly and must not change the Change. Metrics and logs hang
 	// off it.
 	OnChange func(*Change)
+	// RemoveDeparted, when true, takes away what this Syncer published to
+	// the recipient of an entry that left the directory (a full read no
+	// longer returns it, or a delta reports it deleted): only the values
+	// it published (Published's fingerprints), never anything else the
+	// recipient carries. The sink's Current is read and written back
+	// without them; a sink that cannot read back (cloud.ErrUnreadable) is
+	// written an empty set, which, as for any other write over a set the
+	// State knows, takes away what was published (a sink such as graph
+	// keeps the values it does not manage). Each such recipient counts in
+	// Summary.Losing, inside the Guard. The change is ActionDepart, written
+	// and recorded like any other; the entry's record is dropped once the
+	// sink acknowledged the write. Off (the default), the values stay and
+	// the change is ActionSkip with SkipDeparted.
+	RemoveDeparted bool
 	// WriteGrace is how long the writes already in flight may go on after
 	// Apply's context ends: see [Syncer.Apply]. 0 abandons them at once.
 	// A service sets it so that a stop does not cut a write in half.
@@ -131,9 +146,17 @@ func (s *Syncer) state() State {
 	return &s.memState
 }
 
+// concurrency is the number of sink calls in flight: the Syncer's
+// Concurrency, else the sink's preference (a [cloud.ConcurrencyHinter],
+// at most MaxConcurrency), else DefaultConcurrency.
 func (s *Syncer) concurrency() int {
 	if s.Concurrency > 0 {
 		return s.Concurrency
+	}
+	if h, ok := s.Sink.(cloud.ConcurrencyHinter); ok {
+		if n := h.PreferredConcurrency(); n > 0 {
+			return min(n, MaxConcurrency)
+		}
 	}
 	return DefaultConcurrency
 }

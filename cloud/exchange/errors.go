@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/smimesync/go-smimesync/cloud"
+	"github.com/smimesync/go-smimesync/cloud/azauth"
 )
 
 var (
@@ -25,7 +26,45 @@ var (
 	ErrRedirect = errors.New("exchange: redirect not followed")
 	// ErrReadBackMismatch is wrapped by a [*ReadBackMismatchError].
 	ErrReadBackMismatch = errors.New("exchange: a write read back other bytes than were written")
+	// ErrConfig is wrapped by a [*ConfigError]: a configuration that
+	// cannot work.
+	ErrConfig = errors.New("exchange: invalid configuration")
 )
+
+// ConfigError names the configuration field at fault. It wraps
+// [ErrConfig] and, when the fault was found by the azauth package (the
+// tenant, sign-in, cloud or endpoints), azauth's own error as Err: both
+// errors.Is(err, ErrConfig) and errors.Is(err, azauth.ErrConfig) hold for
+// it then.
+type ConfigError struct {
+	// Field is the YAML name of the field, relative to the sink's
+	// section ("lookup", "auth.secret_env").
+	Field string
+	// Reason says what is wrong with it.
+	Reason string
+	// Err is the error the fault was found as, if any (an
+	// [*azauth.ConfigError]).
+	Err error
+}
+
+// Error names the field and the reason.
+func (e *ConfigError) Error() string { return fmt.Sprintf("exchange: %s: %s", e.Field, e.Reason) }
+
+// Is reports whether target is [ErrConfig].
+func (e *ConfigError) Is(target error) bool { return target == ErrConfig }
+
+// Unwrap returns Err (nil when the sink found the fault itself).
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// configError returns err as a [*ConfigError] when it is an
+// [*azauth.ConfigError], and unchanged otherwise.
+func configError(err error) error {
+	var ae *azauth.ConfigError
+	if errors.As(err, &ae) {
+		return &ConfigError{Field: ae.Field, Reason: ae.Reason, Err: err}
+	}
+	return err
+}
 
 // ReadBackMismatchError is a write that the service accepted but read back
 // with other values than were sent: the bytes were encoded in a way the

@@ -34,7 +34,7 @@ func ExampleNew() {
 			Endpoints: azauth.Endpoints{Login: tokens.URL, Exchange: exo.URL},
 		},
 		HTTPClient: tokens.Client(),
-	}, nil)
+	})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -48,6 +48,7 @@ import (
 	"github.com/smimesync/go-smimesync/cloud"
 	"github.com/smimesync/go-smimesync/cloud/azauth"
 	"github.com/smimesync/go-smimesync/directory"
+	"github.com/smimesync/go-smimesync/internal/indexcache"
 )
 
 // Limits the service puts on a write. Write refuses more with a
@@ -62,18 +63,40 @@ const (
 	MaxValueSize = 32768
 )
 
-// Lookup says how Find looks recipients up.
-type Lookup string
+// Defaults of [Config]: a zero field takes its default.
+const (
+	// DefaultConcurrency bounds the requests in flight, and is the
+	// Syncer concurrency the sink prefers (see [Sink.PreferredConcurrency]).
+	DefaultConcurrency = 8
+	// DefaultRequestTimeout bounds one HTTP request.
+	DefaultRequestTimeout = 60 * time.Second
+	// DefaultPageSize is the page size asked of paged answers, and the
+	// largest accepted.
+	DefaultPageSize = 1000
+	// DefaultIndexTTL is how long a preloaded index of the tenant's
+	// recipients is used before it is loaded again.
+	DefaultIndexTTL = 15 * time.Minute
+	// DefaultRetryBase is RetryPolicy.Base's default: the first backoff.
+	DefaultRetryBase = time.Second
+	// DefaultRetryCap is RetryPolicy.Cap's default: the longest backoff.
+	DefaultRetryCap = time.Minute
+	// DefaultRetryMaxTries is RetryPolicy.MaxTries's default.
+	DefaultRetryMaxTries = 10
+)
+
+// LookupMode says how Find looks recipients up. The Graph sink has the
+// same modes under the same names.
+type LookupMode string
 
 const (
 	// LookupPreload loads the tenant's recipients with one paged
-	// Get-Recipient call and answers Find from memory (the default). The
-	// index is reloaded after Config.IndexTTL.
-	LookupPreload Lookup = "preload"
+	// Get-Recipient call and answers Find from memory (the default; YAML
+	// "preload"). The index is reloaded after Config.IndexTTL.
+	LookupPreload LookupMode = "preload"
 	// LookupPerEntry calls Get-Recipient -Identity for each address of
 	// each entry until one matches: cheaper for a handful of entries in a
-	// large tenant.
-	LookupPerEntry Lookup = "per_entry"
+	// large tenant (YAML "per_entry").
+	LookupPerEntry LookupMode = "per_entry"
 )
 
 // ReadBack says whether Current asks the service at all.
@@ -107,18 +130,23 @@ type Config struct {
 	// Organization is the tenant's domain ("contoso.onmicrosoft.com"),
 	// used in the endpoint's URL; TenantID is used when it is empty.
 	Organization string `yaml:"organization"`
-	// Concurrency bounds the requests in flight (default 8).
+	// Concurrency bounds the requests in flight (default
+	// DefaultConcurrency); it is also the Syncer concurrency the sink
+	// prefers (see [Sink.PreferredConcurrency]).
 	Concurrency int `yaml:"concurrency"`
-	// RequestTimeout bounds each HTTP request (default 60 s).
+	// RequestTimeout bounds each HTTP request (default
+	// DefaultRequestTimeout).
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	// Retry says how failed requests are retried.
 	Retry RetryPolicy `yaml:"retry"`
-	// PageSize is the page size asked of paged answers (default 1000, at
-	// most 1000).
+	// PageSize is the page size asked of paged answers (default and
+	// maximum DefaultPageSize).
 	PageSize int `yaml:"page_size"`
 	// Lookup is how Find looks recipients up (default LookupPreload).
-	Lookup Lookup `yaml:"lookup"`
-	// IndexTTL is how long a preloaded index is used (default 15 min).
+	Lookup LookupMode `yaml:"lookup"`
+	// IndexTTL is how long a preloaded index is used, and how long
+	// Current trusts that the service renders certificates without their
+	// bytes (default DefaultIndexTTL).
 	IndexTTL time.Duration `yaml:"index_ttl"`
 	// ReadBack says whether Current asks the service (default ReadBackAuto).
 	ReadBack ReadBack `yaml:"read_back"`
@@ -133,6 +161,8 @@ type Config struct {
 	HTTPClient *http.Client `yaml:"-"`
 	// Credential, when set, is used instead of the one built from Config.
 	Credential azcore.TokenCredential `yaml:"-"`
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger `yaml:"-"`
 }
 
 // Stats counts what a Sink sent and what the service said about it.
@@ -179,8 +209,9 @@ type Sink struct {
 	timeout    time.Duration
 	retry      RetryPolicy
 	pageSize   int
-	lookup     Lookup
+	lookup     LookupMode
 	ttl        time.Duration
+	conc       int // Concurrency, with its default
 	readBack   ReadBack
 	sem        chan struct{}
 
@@ -202,36 +233,35 @@ type Sink struct {
 	// last came without certificate bytes; 0 when never.
 	clixmlUndecodableAt atomic.Int64
 
-	mu       sync.Mutex
-	idx      *index
-	idxErr   error     // the last index load's failure, reused for a while
-	idxErrAt time.Time // when it failed
-	loading  chan struct{}
+	// idx is the preloaded index of the tenant's recipients.
+	idx indexcache.Cache[*index]
 	// unreadableAt is when (unix nanoseconds) the service last answered
 	// with certificates it renders without their bytes; 0 when never.
 	unreadableAt atomic.Int64
 }
 
-// New returns a Sink for cfg. logger may be nil (silent). It fails when cfg
-// cannot work (wrapping [azauth.ErrConfig]) or a credential cannot be
-// built; it sends no request.
-func New(cfg Config, logger *slog.Logger) (*Sink, error) {
+// New returns a Sink for cfg. It fails when cfg cannot work, with a
+// [*ConfigError] naming the field (wrapping [ErrConfig], and the
+// [*azauth.ConfigError] when azauth found the fault), or when a
+// credential cannot be built; it sends no request.
+func New(cfg Config) (*Sink, error) {
+	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	ep, err := cfg.ResolvedEndpoints()
 	if err != nil {
-		return nil, err
+		return nil, configError(err)
 	}
 	tenant := cfg.Organization
 	if tenant == "" {
 		tenant = cfg.TenantID
 	}
 	if tenant == "" {
-		return nil, &azauth.ConfigError{Field: "organization", Reason: "organization or tenant_id is required"}
+		return nil, &ConfigError{Field: "organization", Reason: "organization or tenant_id is required"}
 	}
 	if strings.ContainsAny(tenant, "/?#% ") {
-		return nil, &azauth.ConfigError{Field: "organization", Reason: fmt.Sprintf("%q is not a tenant id or domain", tenant)}
+		return nil, &ConfigError{Field: "organization", Reason: fmt.Sprintf("%q is not a tenant id or domain", tenant)}
 	}
 	anchorTenant := cfg.TenantID
 	if anchorTenant == "" {
@@ -242,18 +272,18 @@ func New(cfg Config, logger *slog.Logger) (*Sink, error) {
 		cfg.Lookup = LookupPreload
 	case LookupPreload, LookupPerEntry:
 	default:
-		return nil, &azauth.ConfigError{Field: "lookup", Reason: fmt.Sprintf("unknown lookup %q (want preload or per_entry)", cfg.Lookup)}
+		return nil, &ConfigError{Field: "lookup", Reason: fmt.Sprintf("unknown lookup %q (want preload or per_entry)", cfg.Lookup)}
 	}
 	switch cfg.ReadBack {
 	case "":
 		cfg.ReadBack = ReadBackAuto
 	case ReadBackAuto, ReadBackNever:
 	default:
-		return nil, &azauth.ConfigError{Field: "read_back", Reason: fmt.Sprintf("unknown read_back %q (want auto or never)", cfg.ReadBack)}
+		return nil, &ConfigError{Field: "read_back", Reason: fmt.Sprintf("unknown read_back %q (want auto or never)", cfg.ReadBack)}
 	}
 	n := cfg.Concurrency
 	if n <= 0 {
-		n = 8
+		n = DefaultConcurrency
 	}
 	client := cfg.HTTPClient
 	if client == nil {
@@ -265,12 +295,12 @@ func New(cfg Config, logger *slog.Logger) (*Sink, error) {
 	if cred == nil {
 		cred, err = cfg.Config.Credential(azauth.WithHTTPClient(client))
 		if err != nil {
-			return nil, err
+			return nil, configError(err)
 		}
 	}
 	hosts, err := azauth.NewTokenHosts(ep.Exchange)
 	if err != nil {
-		return nil, err
+		return nil, configError(err)
 	}
 	// A regional redirect may name another host of the same cloud: the
 	// preset's list of Exchange hosts counts only while the endpoint is
@@ -280,7 +310,7 @@ func New(cfg Config, logger *slog.Logger) (*Sink, error) {
 		presetHosts = cfg.Cloud.ExchangeHosts()
 	}
 	if err := hosts.LearnWithin(ep.Exchange, presetHosts...); err != nil {
-		return nil, err
+		return nil, configError(err)
 	}
 	// The sink's own copy of the client: the token goes only to the
 	// hosts in s.hosts. Redirects are not followed by the client (it would
@@ -304,16 +334,18 @@ func New(cfg Config, logger *slog.Logger) (*Sink, error) {
 		lookup:     cfg.Lookup,
 		ttl:        cfg.IndexTTL,
 		readBack:   cfg.ReadBack,
+		conc:       n,
 	}
 	if s.timeout <= 0 {
-		s.timeout = time.Minute
+		s.timeout = DefaultRequestTimeout
 	}
-	if s.pageSize <= 0 || s.pageSize > 1000 {
-		s.pageSize = 1000
+	if s.pageSize <= 0 || s.pageSize > DefaultPageSize {
+		s.pageSize = DefaultPageSize
 	}
 	if s.ttl <= 0 {
-		s.ttl = 15 * time.Minute
+		s.ttl = DefaultIndexTTL
 	}
+	s.idx = indexcache.Cache[*index]{Load: s.load, TTL: s.ttl, ErrTTL: indexErrTTL}
 	s.sem = make(chan struct{}, n)
 	base := ep.Exchange
 	s.base.Store(&base)
@@ -323,6 +355,11 @@ func New(cfg Config, logger *slog.Logger) (*Sink, error) {
 	}
 	return s, nil
 }
+
+// PreferredConcurrency implements [cloud.ConcurrencyHinter]: the Syncer
+// makes as many calls at once as the sink sends requests at once
+// (Config.Concurrency).
+func (s *Sink) PreferredConcurrency() int { return s.conc }
 
 // Stats returns what the sink has sent so far.
 func (s *Sink) Stats() Stats {
@@ -381,7 +418,6 @@ var recipientTypes = []string{"UserMailbox", "MailUser", "MailContact"}
 
 type index struct {
 	byAddr map[string]*cloud.Recipient
-	loaded time.Time
 }
 
 // Find returns the recipient whose addresses include the entry's mail,
@@ -408,7 +444,7 @@ func (s *Sink) Find(ctx context.Context, e *directory.Entry) (*cloud.Recipient, 
 		}
 		return nil, fmt.Errorf("exchange: no recipient with address %s (%s): %w", strings.Join(keys, ", "), e.DN, cloud.ErrNotFound)
 	}
-	idx, err := s.index(ctx)
+	idx, err := s.idx.Get(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("exchange: finding %s: %w", e.DN, err)
 	}
@@ -458,54 +494,12 @@ func (s *Sink) getRecipient(ctx context.Context, identity string) (*cloud.Recipi
 	return out, nil
 }
 
-// indexErrTTL is how long a failed index load's error answers Find.
+// indexErrTTL is how long a failed index load's error answers Find
+// rather than be repeated by every Find.
 const indexErrTTL = 30 * time.Second
 
-// index returns a fresh index of the tenant, loading it at most once at a
-// time. A load that failed (after its retries) answers with its error for
-// indexErrTTL rather than be repeated by every Find.
-func (s *Sink) index(ctx context.Context) (*index, error) {
-	for {
-		s.mu.Lock()
-		if s.idx != nil && time.Since(s.idx.loaded) < s.ttl {
-			idx := s.idx
-			s.mu.Unlock()
-			return idx, nil
-		}
-		if s.idxErr != nil && time.Since(s.idxErrAt) < indexErrTTL {
-			err := s.idxErr
-			s.mu.Unlock()
-			return nil, err
-		}
-		if ch := s.loading; ch != nil {
-			s.mu.Unlock()
-			select {
-			case <-ch:
-				continue
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-		}
-		ch := make(chan struct{})
-		s.loading = ch
-		s.mu.Unlock()
-
-		idx, err := s.load(ctx)
-		s.mu.Lock()
-		s.loading = nil
-		switch {
-		case err == nil:
-			s.idx, s.idxErr = idx, nil
-		case ctx.Err() == nil:
-			// The caller's cancellation is its own, not the tenant's.
-			s.idxErr, s.idxErrAt = err, time.Now()
-		}
-		s.mu.Unlock()
-		close(ch)
-		return idx, err
-	}
-}
-
+// load reads the index of the tenant; s.idx calls it at most once at a
+// time, for every Find that needs it.
 func (s *Sink) load(ctx context.Context) (*index, error) {
 	start := time.Now()
 	idx := &index{byAddr: map[string]*cloud.Recipient{}}
@@ -539,7 +533,6 @@ func (s *Sink) load(ctx context.Context) (*index, error) {
 	if err != nil {
 		return nil, err
 	}
-	idx.loaded = time.Now()
 	s.log.Info("exchange: loaded recipients", "recipients", n, "addresses", len(idx.byAddr), "took", time.Since(start))
 	return idx, nil
 }
@@ -626,4 +619,8 @@ func name(r *cloud.Recipient) string {
 	return r.ID
 }
 
-var _ cloud.Sink = (*Sink)(nil)
+var (
+	_ cloud.Sink              = (*Sink)(nil)
+	_ cloud.Preparer          = (*Sink)(nil)
+	_ cloud.ConcurrencyHinter = (*Sink)(nil)
+)

@@ -81,7 +81,8 @@ func newEnvLog(t testing.TB, ecfg exchangetest.Config, mod func(*exchange.Config
 	if mod != nil {
 		mod(&cfg)
 	}
-	sink, err := exchange.New(cfg, logger)
+	cfg.Logger = logger
+	sink, err := exchange.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func ctx(t testing.TB) context.Context {
 }
 
 func TestFind(t *testing.T) {
-	for _, lookup := range []exchange.Lookup{exchange.LookupPreload, exchange.LookupPerEntry} {
+	for _, lookup := range []exchange.LookupMode{exchange.LookupPreload, exchange.LookupPerEntry} {
 		t.Run(string(lookup), func(t *testing.T) {
 			e := newEnv(t, exchangetest.Config{}, func(c *exchange.Config) { c.Lookup = lookup; c.PageSize = 2 })
 			e.exo.Add(seed()...)
@@ -495,7 +496,7 @@ func TestConfigYAML(t *testing.T) {
 		t.Errorf("decoded %+v", c)
 	}
 	t.Setenv("SMIMESYNC_CLIENT_SECRET", "x")
-	if _, err := exchange.New(c, nil); err != nil {
+	if _, err := exchange.New(c); err != nil {
 		t.Errorf("New: %v", err)
 	}
 }
@@ -516,7 +517,7 @@ func TestNewErrors(t *testing.T) {
 	for _, tt := range tests {
 		c := base
 		tt.mod(&c)
-		if _, err := exchange.New(c, nil); !errors.Is(err, azauth.ErrConfig) {
+		if _, err := exchange.New(c); !errors.Is(err, exchange.ErrConfig) {
 			t.Errorf("%s: New = %v, want ErrConfig", tt.name, err)
 		}
 	}

@@ -37,27 +37,27 @@ import (
 // otherwise the wait is jittered exponential: a random time between half
 // and all of min(Cap, Base·2^(try-1)).
 type RetryPolicy struct {
-	// Base is the first backoff (default 1 s).
+	// Base is the first backoff (default DefaultRetryBase).
 	Base time.Duration `yaml:"base"`
-	// Cap bounds each backoff (default 60 s).
+	// Cap bounds each backoff (default DefaultRetryCap).
 	Cap time.Duration `yaml:"cap"`
 	// MaxTries bounds the attempts of one call, the first included
-	// (default 10).
+	// (default DefaultRetryMaxTries).
 	MaxTries int `yaml:"max_tries"`
 }
 
 func (p RetryPolicy) withDefaults() RetryPolicy {
 	if p.Base <= 0 {
-		p.Base = time.Second
+		p.Base = DefaultRetryBase
 	}
 	if p.Cap <= 0 {
-		p.Cap = time.Minute
+		p.Cap = DefaultRetryCap
 	}
 	if p.Cap < p.Base {
 		p.Cap = p.Base
 	}
 	if p.MaxTries <= 0 {
-		p.MaxTries = 10
+		p.MaxTries = DefaultRetryMaxTries
 	}
 	return p
 }

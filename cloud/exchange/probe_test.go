@@ -64,7 +64,7 @@ func newEnvWithTokens(t *testing.T, e *env, mod func(*exchange.Config)) *env {
 	if mod != nil {
 		mod(&cfg)
 	}
-	sink, err := exchange.New(cfg, nil)
+	sink, err := exchange.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,8 @@ func TestRetriesAreVisible(t *testing.T) {
 		c.Retry = exchange.RetryPolicy{Base: 10 * time.Millisecond, Cap: 10 * time.Millisecond, MaxTries: 50}
 		cfg = *c
 	})
-	sink, err := exchange.New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	sink, err := exchange.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -93,7 +93,7 @@ func TestRedirectToOtherHostGetsNoToken(t *testing.T) {
 				HTTPClient:   e.tokens.Client(),
 				Credential:   staticCred{},
 				Retry:        exchange.RetryPolicy{Base: time.Millisecond, Cap: time.Millisecond, MaxTries: 3},
-			}, nil)
+			})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -130,7 +130,7 @@ func TestEndpointSchemeChecked(t *testing.T) {
 		_, err := exchange.New(exchange.Config{
 			Config:     azauth.Config{TenantID: tenant, ClientID: clientID, Endpoints: tc.ep},
 			Credential: staticCred{},
-		}, nil)
+		})
 		var ce *azauth.ConfigError
 		switch {
 		case tc.field == "" && err != nil:

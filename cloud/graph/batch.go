@@ -39,7 +39,7 @@ type opResult struct {
 
 // batcher packs the requests of concurrent callers into $batch requests of
 // up to BatchSize, waiting at most BatchWait for a batch to fill, with at
-// most BatchesInFlight batches on the wire. Graph throttles each item of a
+// most Concurrency batches on the wire. Graph throttles each item of a
 // batch on its own and the SDK does not retry inside a batch, so the
 // batcher does: an item answered 429 goes back in the queue, and the
 // sink's gate stays shut for its Retry-After; an item answered with a
@@ -178,7 +178,7 @@ func (b *batcher) loop() {
 		wait := time.Duration(-1) // -1: until signalled
 		if g := b.s.gate.Remaining(now); g > 0 {
 			wait = g
-		} else if b.inflight < cfg.BatchesInFlight && len(b.queue) > 0 {
+		} else if b.inflight < cfg.Concurrency && len(b.queue) > 0 {
 			var ready []*op
 			oldest, next := now, time.Time{}
 			avail := b.pace.available(now)

@@ -1,7 +1,6 @@
 package graph
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -12,7 +11,7 @@ import (
 	"github.com/smimesync/go-smimesync/cloud/azauth"
 )
 
-// Defaults of [Config].
+// Defaults of [Config]: a zero field takes its default.
 const (
 	// DefaultPageSize is the $top of the users listing (Graph's maximum).
 	DefaultPageSize = 999
@@ -21,8 +20,8 @@ const (
 	// DefaultBatchWait is how long a request waits for others to share its
 	// $batch before the batch goes out partly filled.
 	DefaultBatchWait = 5 * time.Millisecond
-	// DefaultBatchesInFlight is how many $batch requests are sent at once.
-	DefaultBatchesInFlight = 4
+	// DefaultConcurrency is how many $batch requests are sent at once.
+	DefaultConcurrency = 4
 	// DefaultRequestTimeout bounds one HTTP attempt.
 	DefaultRequestTimeout = 60 * time.Second
 	// DefaultWriteBudget writes per DefaultWriteWindow is Graph's
@@ -30,9 +29,17 @@ const (
 	DefaultWriteBudget = 3000
 	// DefaultWriteWindow is the window of DefaultWriteBudget.
 	DefaultWriteWindow = 150 * time.Second
-	// DefaultCacheTTL is how long what a lookup learned about users (the
+	// DefaultIndexTTL is how long what a lookup learned about users (the
 	// listing, each user's certificateUserIds) is trusted.
-	DefaultCacheTTL = 10 * time.Minute
+	DefaultIndexTTL = 10 * time.Minute
+	// DefaultRetryBase is RetryPolicy.Base's default: the first backoff.
+	DefaultRetryBase = time.Second
+	// DefaultRetryCap is RetryPolicy.Cap's default: the longest backoff.
+	DefaultRetryCap = 60 * time.Second
+	// DefaultRetryMaxTries is RetryPolicy.MaxTries's default.
+	DefaultRetryMaxTries = 6
+	// DefaultRetryMaxThrottled is RetryPolicy.MaxThrottled's default.
+	DefaultRetryMaxThrottled = 50
 )
 
 // Config configures a [Sink]. The zero value works for the worldwide cloud
@@ -42,8 +49,9 @@ type Config struct {
 	// CertificateUserIDs says how certificates become
 	// authorizationInfo.certificateUserIds values.
 	CertificateUserIDs CertificateUserIDs `yaml:"certificate_user_ids"`
-	// Lookup is how directory entries are resolved to users: "list"
-	// (default) or "batch"; see [LookupMode].
+	// Lookup is how directory entries are resolved to users:
+	// LookupPreload (YAML "list", the default) or LookupPerEntry (YAML
+	// "batch"); see [LookupMode].
 	Lookup LookupMode `yaml:"lookup"`
 	// PageSize is the $top of the users listing (default DefaultPageSize,
 	// at most 999).
@@ -54,16 +62,18 @@ type Config struct {
 	// BatchWait is how long a request waits for company before its
 	// $batch leaves partly filled (default DefaultBatchWait).
 	BatchWait time.Duration `yaml:"batch_wait"`
-	// BatchesInFlight bounds the $batch requests sent at once (default
-	// DefaultBatchesInFlight).
-	BatchesInFlight int `yaml:"batches_in_flight"`
+	// Concurrency bounds the $batch requests sent at once (default
+	// DefaultConcurrency; YAML batches_in_flight). The Syncer concurrency
+	// the sink prefers follows BatchSize instead (see
+	// [Sink.PreferredConcurrency]).
+	Concurrency int `yaml:"batches_in_flight"`
 	// RequestTimeout bounds each HTTP attempt (default
 	// DefaultRequestTimeout); a slower answer is retried.
 	RequestTimeout time.Duration `yaml:"request_timeout"`
-	// CacheTTL is how long the users listing and each user's
+	// IndexTTL is how long the users listing and each user's
 	// certificateUserIds, as last read, are trusted before they are read
-	// again (default DefaultCacheTTL).
-	CacheTTL time.Duration `yaml:"cache_ttl"`
+	// again (default DefaultIndexTTL; YAML cache_ttl).
+	IndexTTL time.Duration `yaml:"cache_ttl"`
 	// Retry is the backoff for throttled and failed requests.
 	Retry RetryPolicy `yaml:"retry"`
 	// WriteBudget paces the sink's writes (default: Graph's documented
@@ -81,7 +91,7 @@ type Config struct {
 	Endpoints azauth.Endpoints `yaml:"-"`
 	// HTTPClient's transport carries the requests (its Timeout is not
 	// used; see RequestTimeout); nil means a transport of
-	// net/http's defaults sized for BatchesInFlight.
+	// net/http's defaults sized for Concurrency.
 	HTTPClient *http.Client `yaml:"-"`
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger `yaml:"-"`
@@ -134,20 +144,22 @@ type WriteBudget struct {
 }
 
 // LookupMode is how a [Sink] resolves directory entries to Entra users.
+// The Exchange sink has the same modes under the same names; their YAML
+// spellings differ, as they always have.
 type LookupMode string
 
 // The lookup modes.
 const (
-	// LookupList reads every user of the tenant once (paged, PageSize a
-	// page, with the properties resolution needs) and resolves entries
-	// from that listing: about one request per thousand users. It is the
-	// default, and the right choice unless the tenant holds far more
-	// users than the directory scope.
-	LookupList LookupMode = "list"
-	// LookupBatch looks each entry up with $filter queries (immutable id,
-	// UPN, mail, proxy address), packed 20 to a $batch with the lookups of
-	// concurrent calls.
-	LookupBatch LookupMode = "batch"
+	// LookupPreload reads every user of the tenant once (paged, PageSize
+	// a page, with the properties resolution needs) and resolves entries
+	// from that listing, read again after IndexTTL: about one request per
+	// thousand users. It is the default, and the right choice unless the
+	// tenant holds far more users than the directory scope. YAML "list".
+	LookupPreload LookupMode = "list"
+	// LookupPerEntry looks each entry up with $filter queries (immutable
+	// id, UPN, mail, proxy address), packed 20 to a $batch with the
+	// lookups of concurrent calls. YAML "batch".
+	LookupPerEntry LookupMode = "batch"
 )
 
 // RetryPolicy is the backoff for requests that fail in a way worth another
@@ -157,34 +169,34 @@ const (
 // min(Cap, Base·2^(n−1)) before the n-th retry. Zero fields take the
 // defaults.
 type RetryPolicy struct {
-	// Base is the first backoff (default 1 s).
+	// Base is the first backoff (default DefaultRetryBase).
 	Base time.Duration `yaml:"base"`
-	// Cap bounds one backoff (default 60 s).
+	// Cap bounds one backoff (default DefaultRetryCap).
 	Cap time.Duration `yaml:"cap"`
 	// MaxTries bounds the attempts of one request that fails for a reason
-	// other than throttling (default 6).
+	// other than throttling (default DefaultRetryMaxTries).
 	MaxTries int `yaml:"max_tries"`
 	// MaxThrottled bounds how many times one request is answered 429
-	// before the sink gives up on it (default 50). Throttling waits follow
-	// the service's Retry-After.
+	// before the sink gives up on it (default DefaultRetryMaxThrottled).
+	// Throttling waits follow the service's Retry-After.
 	MaxThrottled int `yaml:"max_throttled"`
 }
 
 func (p RetryPolicy) withDefaults() RetryPolicy {
 	if p.Base <= 0 {
-		p.Base = time.Second
+		p.Base = DefaultRetryBase
 	}
 	if p.Cap <= 0 {
-		p.Cap = 60 * time.Second
+		p.Cap = DefaultRetryCap
 	}
 	if p.Cap < p.Base {
 		p.Cap = p.Base
 	}
 	if p.MaxTries <= 0 {
-		p.MaxTries = 6
+		p.MaxTries = DefaultRetryMaxTries
 	}
 	if p.MaxThrottled <= 0 {
-		p.MaxThrottled = 50
+		p.MaxThrottled = DefaultRetryMaxThrottled
 	}
 	return p
 }
@@ -201,8 +213,8 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	switch c.Lookup {
 	case "":
-		c.Lookup = LookupList
-	case LookupList, LookupBatch:
+		c.Lookup = LookupPreload
+	case LookupPreload, LookupPerEntry:
 	default:
 		return c, &ConfigError{Field: "lookup", Reason: fmt.Sprintf("unknown lookup mode %q (want list or batch)", string(c.Lookup))}
 	}
@@ -215,14 +227,14 @@ func (c Config) withDefaults() (Config, error) {
 	if c.BatchWait <= 0 {
 		c.BatchWait = DefaultBatchWait
 	}
-	if c.BatchesInFlight <= 0 {
-		c.BatchesInFlight = DefaultBatchesInFlight
+	if c.Concurrency <= 0 {
+		c.Concurrency = DefaultConcurrency
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = DefaultRequestTimeout
 	}
-	if c.CacheTTL <= 0 {
-		c.CacheTTL = DefaultCacheTTL
+	if c.IndexTTL <= 0 {
+		c.IndexTTL = DefaultIndexTTL
 	}
 	c.Retry = c.Retry.withDefaults()
 	if c.WriteBudget.Writes == 0 {
@@ -234,17 +246,13 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Endpoints.Graph == "" {
 		ep, err := azauth.Worldwide.Endpoints()
 		if err != nil {
-			return c, err
+			return c, configError(err)
 		}
 		c.Endpoints.Graph = ep.Graph
 	}
 	g, err := azauth.CheckEndpoint("endpoints.graph", c.Endpoints.Graph)
 	if err != nil {
-		var ce *azauth.ConfigError
-		if errors.As(err, &ce) {
-			return c, &ConfigError{Field: ce.Field, Reason: ce.Reason}
-		}
-		return c, err
+		return c, configError(err)
 	}
 	c.Endpoints.Graph = g
 	if c.Logger == nil {

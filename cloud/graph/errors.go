@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/smimesync/go-smimesync/cloud"
+	"github.com/smimesync/go-smimesync/cloud/azauth"
 )
 
 // Sentinels the sink's errors wrap.
@@ -28,19 +29,37 @@ var (
 	ErrNoValue = errors.New("graph: certificate yields no certificateUserIds value")
 )
 
-// ConfigError names the configuration field at fault. It wraps [ErrConfig].
+// ConfigError names the configuration field at fault. It wraps
+// [ErrConfig] and, when the fault was found by the azauth package (the
+// endpoints), azauth's own error as Err.
 type ConfigError struct {
 	// Field is the YAML name of the field ("certificate_user_ids.format").
 	Field string
 	// Reason says what is wrong with it.
 	Reason string
+	// Err is the error the fault was found as, if any (an
+	// [*azauth.ConfigError]).
+	Err error
 }
 
 // Error names the field and the reason.
 func (e *ConfigError) Error() string { return fmt.Sprintf("graph: %s: %s", e.Field, e.Reason) }
 
-// Unwrap returns [ErrConfig].
-func (e *ConfigError) Unwrap() error { return ErrConfig }
+// Is reports whether target is [ErrConfig].
+func (e *ConfigError) Is(target error) bool { return target == ErrConfig }
+
+// Unwrap returns Err (nil when the sink found the fault itself).
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// configError returns err as a [*ConfigError] when it is an
+// [*azauth.ConfigError], and unchanged otherwise.
+func configError(err error) error {
+	var ae *azauth.ConfigError
+	if errors.As(err, &ae) {
+		return &ConfigError{Field: ae.Field, Reason: ae.Reason, Err: err}
+	}
+	return err
+}
 
 // ServiceError is an error answer from Graph to one request.
 //

@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/smimesync/go-smimesync/internal/certparse"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
@@ -332,7 +333,9 @@ func serialHex(tbs []byte) (string, error) {
 // stays valid longest first (so that when the list is full, the freshest
 // certificates keep their binding). A value that cannot be derived is
 // skipped; its error (a *CertificateError) is returned in errs, and the
-// others still count.
+// others still count. A certificate whose only fault, for crypto/x509, is
+// an elliptic curve it does not implement (brainpoolP256r1, …) yields its
+// values like any other: no format needs the key.
 func Values(certs [][]byte, f Format) (values []string, errs []error) {
 	type item struct {
 		v        string
@@ -341,7 +344,9 @@ func Values(certs [][]byte, f Format) (values []string, errs []error) {
 	var items []item
 	seen := map[string]bool{}
 	for _, der := range certs {
-		c, err := x509.ParseCertificate(der)
+		// A certificate crypto/x509 refuses only for its key (a brainpool
+		// curve) still has an issuer, a serial, a SKI and an address.
+		c, _, err := certparse.Parse(der)
 		if err != nil {
 			sum := sha256.Sum256(der)
 			errs = append(errs, &CertificateError{Fingerprint: hex.EncodeToString(sum[:]), Err: err})

@@ -135,7 +135,7 @@ func TestConfigYAML(t *testing.T) {
 	if err := yaml.Unmarshal([]byte(in), &c); err != nil {
 		t.Fatal(err)
 	}
-	if c.CertificateUserIDs.Format != graph.FormatSKI || c.Lookup != graph.LookupBatch || c.BatchWait.Milliseconds() != 10 ||
+	if c.CertificateUserIDs.Format != graph.FormatSKI || c.Lookup != graph.LookupPerEntry || c.BatchWait.Milliseconds() != 10 ||
 		c.Retry.Base.Seconds() != 2 || c.Retry.MaxTries != 3 || len(c.CertificateUserIDs.ManagedIssuers) != 1 || !c.CertificateUserIDs.ManageAllOfFormat {
 		t.Fatalf("decoded %+v", c)
 	}

@@ -1,10 +1,11 @@
 package graph
 
 import (
-	"crypto/x509"
 	"encoding/hex"
 	"slices"
 	"strings"
+
+	"github.com/smimesync/go-smimesync/internal/certparse"
 )
 
 // managedSet decides which certificateUserIds values a sink manages: it
@@ -68,7 +69,7 @@ type writing struct {
 func newWriting(certs [][]byte, derived []string) writing {
 	w := writing{derived: derived, issuers: map[string]bool{}}
 	for _, der := range certs {
-		c, err := x509.ParseCertificate(der)
+		c, _, err := certparse.Parse(der) // as Values parses them
 		if err != nil {
 			continue
 		}

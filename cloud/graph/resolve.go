@@ -90,13 +90,12 @@ func entryName(e *directory.Entry) string {
 
 // index resolves entries against a listing of every user.
 type index struct {
-	at      time.Time
 	by      [nRanks]map[string][]*record // key (lower case but immutable id) → users
 	records []*record
 }
 
-func newIndex(recs []*record, at time.Time) *index {
-	idx := &index{at: at, records: recs}
+func newIndex(recs []*record) *index {
+	idx := &index{records: recs}
 	for i := range idx.by {
 		idx.by[i] = map[string][]*record{}
 	}
@@ -131,56 +130,16 @@ func (idx *index) resolve(e *directory.Entry) (*record, error) {
 	return decide(e, k, m)
 }
 
-// listErrTTL is how long a failed listing's error answers lookups.
+// listErrTTL is how long a failed listing's error answers lookups: a
+// listing that failed after its retries (a refused token, a missing
+// permission) fails every lookup of the run the same way, and asking again
+// for each entry would only add load.
 const listErrTTL = 30 * time.Second
 
-// listing returns an index of every user no older than CacheTTL, reading
-// the users (paged) when there is none. Concurrent callers share one read.
-func (s *Sink) listing(ctx context.Context) (*index, error) {
-	for {
-		s.mu.Lock()
-		if s.index != nil && time.Since(s.index.at) < s.cfg.CacheTTL {
-			idx := s.index
-			s.mu.Unlock()
-			return idx, nil
-		}
-		if s.listErr != nil && time.Since(s.listAt) < listErrTTL {
-			// A listing that failed after its retries (a refused token,
-			// a missing permission) fails every lookup of the run the
-			// same way; asking again for each entry would only add load.
-			err := s.listErr
-			s.mu.Unlock()
-			return nil, err
-		}
-		if ch := s.loading; ch != nil {
-			s.mu.Unlock()
-			select {
-			case <-ch:
-				continue
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-		}
-		ch := make(chan struct{})
-		s.loading = ch
-		s.mu.Unlock()
-
-		idx, err := s.readUsers(ctx)
-		s.mu.Lock()
-		switch {
-		case err == nil:
-			s.index, s.listErr = idx, nil
-			// Records read or written after the listing started stay.
-			s.rememberLocked(idx.records...)
-		case ctx.Err() == nil:
-			s.listErr, s.listAt = err, time.Now()
-		}
-		s.loading = nil
-		close(ch)
-		s.mu.Unlock()
-		return idx, err
-	}
-}
+// commitListing records the users of a new listing, under s.mu (the
+// listing's cache calls it with the lock held, as it publishes the
+// listing): records read or written after the listing started stay.
+func (s *Sink) commitListing(idx *index) { s.rememberLocked(idx.records...) }
 
 // readUsers pages through every user of the tenant with the properties
 // resolution and Write need.
@@ -217,7 +176,7 @@ func (s *Sink) readUsers(ctx context.Context) (*index, error) {
 		page, err = users.NewUsersRequestBuilder(*next, s.adapter).Get(ctx, nil)
 	}
 	s.log.Debug("graph users listed", "users", len(recs), "duration", time.Since(start))
-	return newIndex(recs, start), nil
+	return newIndex(recs), nil
 }
 
 // filterFor returns the $filter that finds users by key at rank. String

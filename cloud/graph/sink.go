@@ -23,6 +23,7 @@ import (
 	"github.com/smimesync/go-smimesync/cloud"
 	"github.com/smimesync/go-smimesync/cloud/azauth"
 	"github.com/smimesync/go-smimesync/directory"
+	"github.com/smimesync/go-smimesync/internal/indexcache"
 )
 
 // Kind is the cloud.Recipient Kind of every recipient a Sink finds.
@@ -71,8 +72,9 @@ var userSelect = []string{"id", "userPrincipalName", "mail", "proxyAddresses", "
 // expire first going first.
 //
 // Lookups and writes are packed 20 to a $batch with those of concurrent
-// calls, so give the Syncer a Concurrency of 20 or more for this sink.
-// All methods are safe for concurrent use.
+// calls, so the sink asks a Syncer of Concurrency 0 for 40 calls at once
+// (see [Sink.PreferredConcurrency]); a Concurrency of the caller's own
+// should be 20 or more. All methods are safe for concurrent use.
 type Sink struct {
 	cfg     Config
 	adapter *msgraphcore.GraphRequestAdapterBase
@@ -83,12 +85,13 @@ type Sink struct {
 	log     *slog.Logger
 	hosts   *azauth.TokenHosts // where the token may go
 
-	mu      sync.Mutex
-	known   map[string]*record // by lower-case user id
-	index   *index
-	listErr error         // the last listing's failure, reused for a while
-	listAt  time.Time     // when it failed
-	loading chan struct{} // closed when the listing in progress ends
+	mu    sync.Mutex
+	known map[string]*record // by lower-case user id
+	// listing is the index of every user no older than IndexTTL, read
+	// (paged) when there is none; concurrent lookups share one read. It
+	// takes mu, and publishes each listing together with its users'
+	// records in known.
+	listing indexcache.Cache[*index]
 	pages   int64
 }
 
@@ -119,9 +122,17 @@ func New(cfg Config) (*Sink, error) {
 		return nil, err
 	}
 	s.users = users.NewUsersRequestBuilderInternal(map[string]string{"baseurl": s.adapter.GetBaseUrl()}, s.adapter)
+	s.listing = indexcache.Cache[*index]{Load: s.readUsers, Commit: s.commitListing, Lock: &s.mu, TTL: cfg.IndexTTL, ErrTTL: listErrTTL}
 	s.batch = newBatcher(s)
 	return s, nil
 }
+
+// PreferredConcurrency implements [cloud.ConcurrencyHinter]: twice
+// BatchSize (40 with the defaults), so that one $batch fills while
+// another is on the wire. Each call of the Syncer waits for its own item
+// of a batch, so fewer concurrent calls than BatchSize leave batches
+// partly filled.
+func (s *Sink) PreferredConcurrency() int { return 2 * s.cfg.BatchSize }
 
 // Stats counts what a Sink sent.
 type Stats struct {
@@ -143,11 +154,11 @@ func (s *Sink) Find(ctx context.Context, e *directory.Entry) (*cloud.Recipient, 
 		r   *record
 		err error
 	)
-	if s.cfg.Lookup == LookupBatch {
+	if s.cfg.Lookup == LookupPerEntry {
 		r, err = s.findBatch(ctx, e)
 	} else {
 		var idx *index
-		idx, err = s.listing(ctx)
+		idx, err = s.listing.Get(ctx)
 		if err == nil {
 			r, err = idx.resolve(e)
 		}
@@ -245,7 +256,7 @@ var currentSelect = []string{"id", "onPremisesSyncEnabled", "authorizationInfo"}
 
 // current returns the user's certificateUserIds, read afresh: the PATCH
 // replaces the whole list, so a list cached since the lookup would undo
-// what an administrator changed meanwhile. A user a lookup within CacheTTL
+// what an administrator changed meanwhile. A user a lookup within IndexTTL
 // saw directory-synced is returned as it is, without a request (Write
 // refuses it). An answer without an authorizationInfo object (absent or
 // null) is an error: taking it for an empty list would drop every value
@@ -254,7 +265,7 @@ func (s *Sink) current(ctx context.Context, r *cloud.Recipient) (*record, error)
 	s.mu.Lock()
 	k := s.known[strings.ToLower(r.ID)]
 	s.mu.Unlock()
-	if k != nil && k.synced && time.Since(k.at) < s.cfg.CacheTTL {
+	if k != nil && k.synced && time.Since(k.at) < s.cfg.IndexTTL {
 		return k, nil
 	}
 	info, err := s.users.ByUserId(r.ID).ToGetRequestInformation(ctx, &users.UserItemRequestBuilderGetRequestConfiguration{
@@ -399,3 +410,9 @@ func immutableID(e *directory.Entry) (string, bool) {
 	}
 	return base64.StdEncoding.EncodeToString(b), true
 }
+
+var (
+	_ cloud.Sink              = (*Sink)(nil)
+	_ cloud.Preparer          = (*Sink)(nil)
+	_ cloud.ConcurrencyHinter = (*Sink)(nil)
+)

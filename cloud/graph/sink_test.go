@@ -36,7 +36,7 @@ func tenantUsers() []graphtest.User {
 }
 
 func TestFind(t *testing.T) {
-	for _, mode := range []graph.LookupMode{graph.LookupList, graph.LookupBatch} {
+	for _, mode := range []graph.LookupMode{graph.LookupPreload, graph.LookupPerEntry} {
 		t.Run(string(mode), func(t *testing.T) {
 			e := newEnv(t, tenantUsers(), nil, func(c *graph.Config) { c.Lookup = mode })
 			for _, tc := range []struct {
@@ -79,10 +79,10 @@ func TestFind(t *testing.T) {
 				})
 			}
 			st := e.graph.Stats()
-			if mode == graph.LookupList && st.Requests != 1 {
+			if mode == graph.LookupPreload && st.Requests != 1 {
 				t.Errorf("list mode sent %d requests for 8 lookups, want 1 listing", st.Requests)
 			}
-			if mode == graph.LookupBatch && st.Batches == 0 {
+			if mode == graph.LookupPerEntry && st.Batches == 0 {
 				t.Errorf("batch mode sent no $batch")
 			}
 		})
@@ -240,7 +240,7 @@ func TestWriteFormatsKeepOthers(t *testing.T) {
 // lookup (which read the list) and the Write is kept, not undone by a
 // PATCH computed from the lookup's copy.
 func TestWriteReadsTheListAfresh(t *testing.T) {
-	for _, mode := range []graph.LookupMode{graph.LookupList, graph.LookupBatch} {
+	for _, mode := range []graph.LookupMode{graph.LookupPreload, graph.LookupPerEntry} {
 		t.Run(string(mode), func(t *testing.T) {
 			const admin = "X509:<PN>bob@contoso.com"
 			e := newEnv(t, []graphtest.User{{ID: "u1", UserPrincipalName: "bob@contoso.com"}}, nil, func(c *graph.Config) { c.Lookup = mode })

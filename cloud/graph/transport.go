@@ -57,7 +57,7 @@ func newAdapter(cfg Config, g *retry.Gate, hosts *azauth.TokenHosts) (*msgraphco
 		parent = cfg.HTTPClient.Transport
 	} else {
 		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConnsPerHost = 2 * cfg.BatchesInFlight
+		t.MaxIdleConnsPerHost = 2 * cfg.Concurrency
 		if t.MaxIdleConnsPerHost < 16 {
 			t.MaxIdleConnsPerHost = 16
 		}

@@ -104,7 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.Dir, "dir", "", "folder for the LDIF files and the state (default: a temporary folder, removed afterwards)")
 	fs.StringVar(&o.ReadBack, "read-back", "auto", "the Exchange sink's read_back: auto or never")
 	fs.IntVar(&o.Changes, "changes", 10, "users changed before the delta pass")
-	fs.IntVar(&o.Concurrency, "concurrency", 0, "the Syncer's concurrency (0: its default)")
+	fs.IntVar(&o.Concurrency, "concurrency", 0, "the Syncer's concurrency (0: the sink's preference, else the Syncer's default)")
 	fs.BoolVar(&o.InProcess, "inprocess", false, "run the passes in this process instead of a child process each")
 	if err := fs.Parse(args); err != nil {
 		return nil, errUsage

@@ -50,7 +50,8 @@ type passSpec struct {
 	Sink sinkSpec `json:"sink"`
 	// State is the FileState path kept between passes.
 	State string `json:"state"`
-	// Concurrency is the Syncer's (0: its default).
+	// Concurrency is the Syncer's (0: the sink's preference, else the
+	// Syncer's default).
 	Concurrency int `json:"concurrency,omitempty"`
 }
 
@@ -279,7 +280,7 @@ func buildExchangeSink(c *cloudSpec) (cloud.Sink, sinkCounters, error) {
 		HTTPClient:   client,
 		Credential:   cred,
 		ReadBack:     exchange.ReadBack(c.ReadBack),
-	}, nil)
+	})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -36,8 +36,15 @@ type Config struct {
 	State StateConfig `yaml:"state"`
 	// Guard is the mass-change guard.
 	Guard GuardConfig `yaml:"guard"`
-	// Concurrency bounds sink calls in flight (default 8; 40 for graph,
-	// whose sink packs concurrent calls into $batch requests of 20).
+	// RemoveDeparted takes away what smimesync published to the
+	// recipient of a user who left the directory (only those values, each
+	// such recipient counted by the guard); off, the values stay and the
+	// user is shown as departed (smimesync.Syncer.RemoveDeparted).
+	RemoveDeparted bool `yaml:"remove_departed"`
+	// Concurrency bounds sink calls in flight (default: the sink's
+	// preference, see cloud.ConcurrencyHinter: sink.exchange.concurrency,
+	// 8 by default, for exchange; 40 for graph, whose sink packs
+	// concurrent calls into $batch requests of 20; 8 for file).
 	Concurrency int `yaml:"concurrency"`
 	// Log configures logging to standard error.
 	Log LogConfig `yaml:"log"`
@@ -321,9 +328,6 @@ func (c *Config) sinks(log *slog.Logger) ([]namedSink, error) {
 type namedSink struct {
 	name string
 	sink cloud.Sink
-	// concurrency is the sink's preferred number of calls in flight, used
-	// when the configuration sets none (0: the Syncer's default).
-	concurrency int
 }
 
 // policy builds the configured policy.

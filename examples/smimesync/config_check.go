@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/smimesync/go-smimesync/cloud/azauth"
+	"github.com/smimesync/go-smimesync/cloud/exchange"
 	"github.com/smimesync/go-smimesync/directory"
 	"github.com/smimesync/go-smimesync/directory/ldapsource"
 	"github.com/smimesync/go-smimesync/smimesync"
@@ -313,6 +314,11 @@ func (c *Config) sectionError(prefix string, err error) error {
 	if errors.As(err, &le) {
 		key := joinPath(prefix, le.Field)
 		return &configError{file: c.file, line: c.line(key), key: key, msg: le.Reason, err: err}
+	}
+	var xe *exchange.ConfigError
+	if errors.As(err, &xe) {
+		key := joinPath(prefix, xe.Field)
+		return &configError{file: c.file, line: c.line(key), key: key, msg: xe.Reason, err: err}
 	}
 	var ae *azauth.ConfigError
 	if errors.As(err, &ae) {

@@ -44,7 +44,8 @@ func (c *Config) extraSinks(log *slog.Logger) ([]namedSink, error) {
 			}
 			cfg.Credential = cred
 		}
-		sink, err := exchange.New(cfg, log.With("sink", "exchange"))
+		cfg.Logger = log.With("sink", "exchange")
+		sink, err := exchange.New(cfg)
 		if err != nil {
 			return nil, c.sectionError("sink.exchange", err)
 		}
@@ -60,7 +61,7 @@ func (c *Config) extraSinks(log *slog.Logger) ([]namedSink, error) {
 		if err != nil {
 			return nil, c.sectionError("sink.graph", err)
 		}
-		out = append(out, namedSink{name: "graph", sink: sink, concurrency: 40})
+		out = append(out, namedSink{name: "graph", sink: sink})
 	}
 	return out, nil
 }

@@ -30,14 +30,14 @@ type graphKeys struct {
 		ManagedIssuers    []string `yaml:"managed_issuers"`
 		ManageAllOfFormat bool     `yaml:"manage_all_of_format"`
 	} `yaml:"certificate_user_ids"`
-	Lookup          string        `yaml:"lookup"`
-	PageSize        int           `yaml:"page_size"`
-	BatchSize       int           `yaml:"batch_size"`
-	BatchWait       time.Duration `yaml:"batch_wait"`
-	BatchesInFlight int           `yaml:"batches_in_flight"`
-	RequestTimeout  time.Duration `yaml:"request_timeout"`
-	CacheTTL        time.Duration `yaml:"cache_ttl"`
-	Retry           struct {
+	Lookup         string        `yaml:"lookup"`
+	PageSize       int           `yaml:"page_size"`
+	BatchSize      int           `yaml:"batch_size"`
+	BatchWait      time.Duration `yaml:"batch_wait"`
+	Concurrency    int           `yaml:"batches_in_flight"`
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+	IndexTTL       time.Duration `yaml:"cache_ttl"`
+	Retry          struct {
 		Base         time.Duration `yaml:"base"`
 		Cap          time.Duration `yaml:"cap"`
 		MaxTries     int           `yaml:"max_tries"`

@@ -223,14 +223,14 @@ func inspectBlob(ctx context.Context, pol *smimesync.Policy, b []byte, f *inspec
 func viewCert(ctx context.Context, pol *smimesync.Policy, c *smimesync.Certificate, addrs []string) certView {
 	reasons, notes := pol.CheckCertificate(ctx, c, addrs)
 	return certView{
-		SHA256:     c.SHA256.String(),
-		Subject:    c.Subject,
-		Issuer:     c.Issuer,
+		SHA256:     c.SHA256().String(),
+		Subject:    c.Subject(),
+		Issuer:     c.Issuer(),
 		Serial:     c.Serial.String(),
 		Emails:     nonNil(c.Emails),
 		NotBefore:  c.NotBefore.UTC().Format(time.RFC3339),
 		NotAfter:   c.NotAfter.UTC().Format(time.RFC3339),
-		Key:        keyString(c),
+		Key:        c.Key(),
 		CanEncrypt: c.CanEncrypt,
 		CanSign:    c.CanSign,
 		CA:         c.IsCA,
@@ -264,7 +264,7 @@ func viewBlob(ctx context.Context, pol *smimesync.Policy, b *smimesync.Blob, add
 			sv.SubjectKeyID = fmt.Sprintf("%x", s.SubjectKeyID)
 		}
 		if s.Certificate != nil {
-			sv.SHA256 = s.Certificate.SHA256.String()
+			sv.SHA256 = s.Certificate.SHA256().String()
 		}
 		for _, oid := range s.Capabilities {
 			sv.Capabilities = append(sv.Capabilities, oid.String())
@@ -435,13 +435,6 @@ func looksLikeLDIF(b []byte) bool {
 		}
 	}
 	return false
-}
-
-func keyString(c *smimesync.Certificate) string {
-	if c.KeyBits > 0 {
-		return fmt.Sprintf("%s %d", c.KeyType, c.KeyBits)
-	}
-	return c.KeyType
 }
 
 func verdict(keep bool) string {

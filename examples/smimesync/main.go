@@ -4,10 +4,10 @@
 //
 //	smimesync demo                              the embedded default: no servers, no cloud
 //	smimesync inspect [--json] FILE...          look at certificates, blobs and LDIF files
-//	smimesync plan --config FILE [--json]       what a sync would change, writing nothing
-//	smimesync sync --config FILE [--dry-run] [--force] [--json]
-//	smimesync run --config FILE [--once]        the service: a pass every interval, /healthz, /metrics
-//	smimesync report (--config FILE | --file REPORT) [--json | --csv] [--days N]
+//	smimesync plan --config FILE [--json] [--out PLAN]  what a sync would change, writing nothing (--out: saved for review)
+//	smimesync sync --config FILE [--dry-run] [--force] [--json] [--plan PLAN]  (--plan: apply exactly the saved plan)
+//	smimesync run --config FILE [--once]        the service: a pass every interval, /healthz, /metrics, the status page /
+//	smimesync report (--config FILE | --file REPORT) [--json | --csv | --html FILE [--search TEXT]] [--days N]
 //	smimesync version                           module version, VCS revision, Go version (also --version)
 //	smimesync check --config FILE [--json] [--probe RECIPIENT]  what works, what does not, and the fix
 //	smimesync service install --config FILE [--account ACCOUNT [--password-env VAR]]
@@ -16,10 +16,11 @@
 // plan, sync, run and check take --trace FILE: every HTTP exchange with
 // login, Exchange and Graph as JSON lines, secrets redacted.
 //
-// Exit codes: 0 ok, 1 runtime error (plan: also when lookups failed), 2
-// bad usage or config (a configuration error names the file, the line and
-// the key's YAML path), 3 the mass-change guard stopped the run (sync
-// --dry-run: would stop it).
+// Exit codes: 0 ok, 1 runtime error (plan: also when lookups failed; sync
+// --plan: the plan is stale, and nothing was written), 2 bad usage or
+// config (a configuration error names the file, the line and the key's
+// YAML path; sync --plan: the file is not a plan as plan --out wrote it),
+// 3 the mass-change guard stopped the run (sync --dry-run: would stop it).
 package main
 
 import (
@@ -58,10 +59,10 @@ func usagef(format string, args ...any) error {
 const usage = `usage:
   smimesync demo [--dir DIR] [--json]
   smimesync inspect [--json] FILE...
-  smimesync plan --config FILE [--json]
-  smimesync sync --config FILE [--dry-run] [--force] [--json]
+  smimesync plan --config FILE [--json] [--full] [--out PLAN]
+  smimesync sync --config FILE [--dry-run] [--force] [--json] [--full | --plan PLAN]
   smimesync run --config FILE [--once]
-  smimesync report (--config FILE | --file REPORT) [--json | --csv] [--days N]
+  smimesync report (--config FILE | --file REPORT) [--json | --csv | --html FILE [--search TEXT]] [--days N]
   smimesync version (or --version)
   smimesync check --config FILE [--json] [--probe RECIPIENT]
   smimesync service install --config FILE [--account ACCOUNT [--password-env VAR]]
@@ -75,8 +76,12 @@ prints ✓ or ✗ for each with the fix, and exits 0 when all pass, 1 when
 not; it writes nothing, except with --probe, which writes RECIPIENT's
 certificates back unchanged and reads them back.
 run is the service: a delta pass every service.interval (default 60s), a
-full pass every service.full_every (default 24h), /healthz and /metrics on
-service.listen (default 127.0.0.1:9464), a clean stop on SIGTERM or SIGINT.
+full pass every service.full_every (default 24h), /healthz, /metrics and
+the status page / (/?q=bob searches a user) on service.listen (default
+127.0.0.1:9464), a clean stop on SIGTERM or SIGINT.
+plan --out PLAN saves the plan for review; sync --plan PLAN applies exactly
+it, planning nothing, and refuses it (exit 1, nothing written) when the
+state moved since it was made. With several sinks, PLAN holds {sink}.
 service (Windows, elevated) installs run --config FILE as the Windows
 service smimesync (automatic start, restart on failure, logs to the Event
 Log), as NT SERVICE\smimesync unless --account names a gMSA (DOMAIN\name$)
@@ -84,7 +89,8 @@ or a user (with its password in the variable --password-env names);
 uninstall, start and stop it. Elsewhere it exits 2: use systemd.
 report prints who has no usable certificate, whose certificates expire
 within N days (default 30), and what was dropped and why, from the report
-sync and run keep (report.path, default next to the state file).
+sync and run keep (report.path, default next to the state file); --html
+FILE writes it as one self-contained HTML page, --search adds a search.
 
 FILE for inspect is a DER or PEM certificate, a DER, BER or PEM PKCS#7 / CMS
 blob, or an LDIF file. See the README for the configuration reference.

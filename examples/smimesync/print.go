@@ -64,7 +64,9 @@ func printChanges(w io.Writer, cs []*smimesync.Change, outcome bool) {
 	fmt.Fprintln(tw, hdr)
 	for _, c := range cs {
 		why := report.DropSummary(c.Drop)
-		if c.Action == smimesync.ActionSkip {
+		if c.Departed() {
+			why = departedWhy(c)
+		} else if c.Action == smimesync.ActionSkip {
 			// A read-only recipient: the sink's words say more than the code.
 			why = strings.TrimSpace(cmp.Or(c.Detail, string(c.Reason)) + " " + c.Error)
 		} else if c.Error != "" {
@@ -86,9 +88,35 @@ func printChanges(w io.Writer, cs []*smimesync.Change, outcome bool) {
 	tw.Flush()
 }
 
+// departedWhy says what happens to a user who left the directory with
+// certificates published.
+func departedWhy(c *smimesync.Change) string {
+	to := "the recipient"
+	if c.Recipient != nil {
+		to = cmp.Or(c.Recipient.Name, c.Recipient.ID)
+	}
+	if c.Action == smimesync.ActionDepart {
+		return strings.TrimSpace("left the directory: removing what smimesync published from " + to + " " + c.Error)
+	}
+	why := fmt.Sprintf("left the directory: %s published on %s stay", plural(len(c.Published), "certificate"), to)
+	switch {
+	case c.Error != "":
+		why += "; " + c.Error
+	case c.Detail != "":
+		why += " (" + c.Detail + ")"
+	default:
+		why += " (remove_departed is off)"
+	}
+	return why
+}
+
 func printSummary(w io.Writer, s smimesync.Summary, outcome bool) {
 	fmt.Fprintf(w, "%s: %d add, %d replace, %d remove, %d unchanged, %d skipped; %s would lose a certificate (guard limit applies)\n",
 		plural(s.Entries, "entry"), s.Add, s.Replace, s.Remove, s.Unchanged, s.Skip, plural(s.Losing, "recipient"))
+	if s.Departed > 0 {
+		fmt.Fprintf(w, "%s left the directory with certificates published: %d to remove, %d left in place\n",
+			plural(s.Departed, "user"), s.Depart, s.Departed-s.Depart)
+	}
 	fmt.Fprintf(w, "%d values kept, %d dropped", s.KeptValues, s.DroppedValues)
 	if len(s.Dropped) > 0 {
 		var parts []string

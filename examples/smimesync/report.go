@@ -20,6 +20,7 @@ import (
 
 	"github.com/smimesync/go-smimesync/smimesync"
 	"github.com/smimesync/go-smimesync/smimesync/report"
+	"github.com/smimesync/go-smimesync/smimesync/status"
 )
 
 // ReportConfig is the report key: where sync and run keep the report that
@@ -62,9 +63,10 @@ func (c *Config) saveReport(sink, command string, rep *smimesync.Report, passErr
 	return store.Record(sink, command, rep, passErr, clock())
 }
 
-// flushReport writes what the service's last passes left in the store.
-func flushReport(store *report.Store, log *slog.Logger) {
-	if err := store.Flush(); err != nil {
+// flushStatus writes what the service's last passes left in the report
+// store (through the status page, which holds its lock).
+func flushStatus(page *status.Status, log *slog.Logger) {
+	if err := page.Flush(); err != nil {
 		log.Error("saving the report", "err", err)
 	}
 }
@@ -80,6 +82,8 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	jsonOut := fl.Bool("json", false, "print JSON")
 	csvOut := fl.Bool("csv", false, "print CSV, one row per finding")
 	days := fl.Int("days", defaultExpiryDays, "list certificates that expire within this many days")
+	htmlOut := fl.String("html", "", "write the report as one self-contained HTML page to this file")
+	search := fl.String("search", "", "with --html: add the search for these users (name, mail, UPN or DN)")
 	if err := fl.Parse(args); err != nil {
 		return usagef("report: %v", err)
 	}
@@ -88,14 +92,18 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usagef("report: unexpected arguments %v", fl.Args())
 	case (*config == "") == (*file == ""):
 		return usagef("report: give --config or --file (one of them)")
-	case *jsonOut && *csvOut:
-		return usagef("report: --json and --csv exclude each other")
+	case *jsonOut && *csvOut, *htmlOut != "" && (*jsonOut || *csvOut):
+		return usagef("report: --json, --csv and --html exclude each other")
+	case *search != "" && *htmlOut == "":
+		return usagef("report: --search goes with --html")
 	case *days < 0:
 		return usagef("report: --days must not be negative")
 	}
 	path := *file
+	var cfg *Config
 	if *config != "" {
-		cfg, err := loadConfig(*config)
+		var err error
+		cfg, err = loadConfig(*config)
 		if err != nil {
 			return err
 		}
@@ -109,6 +117,9 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	saved, err := report.Load(path)
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
+	}
+	if *htmlOut != "" {
+		return writeReportHTML(ctx, cfg, saved, path, *htmlOut, *search, *days)
 	}
 	sum := report.Summarize(saved, path, clock(), *days)
 	switch {
@@ -145,6 +156,9 @@ func printReportSummary(w io.Writer, r *report.Summary) {
 		fmt.Fprintf(tw, "  expiring within %d days\t%d\n", r.WithinDays, len(s.Expiring))
 		fmt.Fprintf(tw, "  dropped values\t%d%s\n", len(s.Dropped), reasonCounts(s.DroppedByReason))
 		fmt.Fprintf(tw, "  not published\t%d\n", len(s.NotPublished))
+		if len(s.Departed) > 0 {
+			fmt.Fprintf(tw, "  left the directory\t%d\n", len(s.Departed))
+		}
 		tw.Flush()
 		if !s.Complete {
 			fmt.Fprintln(w, "  note: no full pass recorded yet; the lists cover only the entries read so far")
@@ -193,6 +207,15 @@ func printReportSummary(w io.Writer, r *report.Summary) {
 			}
 			tw.Flush()
 		}
+		if len(s.Departed) > 0 {
+			fmt.Fprintf(w, "\nLeft the directory with certificates published (%d)\n", len(s.Departed))
+			tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "  USER\tRECIPIENT\tSTATUS\tWHY")
+			for _, d := range s.Departed {
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", termSafe(d.User), termSafe(dash(d.Recipient)), termSafe(d.Status), termSafe(dash(d.Why)))
+			}
+			tw.Flush()
+		}
 	}
 }
 
@@ -220,6 +243,9 @@ func writeReportCSV(w io.Writer, r *report.Summary) error {
 		}
 		for _, n := range s.NotPublished {
 			row(s.Sink, "not-published", n.UserRef, "", "", "", "", n.Status, n.Why)
+		}
+		for _, d := range s.Departed {
+			row(s.Sink, "departed", d.UserRef, "", "", "", "", d.Status, d.Why)
 		}
 	}
 	cw.Flush()

@@ -16,6 +16,7 @@ import (
 	"github.com/smimesync/go-smimesync/smimesync/metrics"
 	"github.com/smimesync/go-smimesync/smimesync/report"
 	"github.com/smimesync/go-smimesync/smimesync/service"
+	"github.com/smimesync/go-smimesync/smimesync/status"
 )
 
 // Service defaults (the library's, but for where run listens and how long
@@ -42,8 +43,9 @@ type ServiceConfig struct {
 	// the last one is older than this (default 24h). The first pass of a
 	// service that has no record of a full pass is full.
 	FullEvery time.Duration `yaml:"full_every"`
-	// Listen is the address of the HTTP server for /healthz and
-	// /metrics (default 127.0.0.1:9464); an empty string turns it off.
+	// Listen is the address of the HTTP server for /healthz, /metrics
+	// and the status page / (default 127.0.0.1:9464); an empty string
+	// turns it off.
 	Listen *string `yaml:"listen"`
 	// ShutdownGrace: on SIGTERM or SIGINT (or a Windows service stop),
 	// the writes of the pass in flight get this long to finish before
@@ -186,27 +188,32 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		Logger:    log,
 		Now:       clock,
 	}
-	var store *report.Store
+	// The status page (GET / beside /healthz and /metrics) shows the
+	// report store and the recent passes; the passes are recorded
+	// through it, under the lock the page reads them with.
+	page := &status.Status{Service: svc, Published: status.StatePublished(syncers), Command: "run", Logger: log, Now: clock}
 	if path := cfg.reportPath(); path != "" {
-		if store, err = report.Open(path, log); err != nil {
+		if store, err := report.Open(path, log); err != nil {
 			log.Error("the report cannot be kept", "err", err)
 		} else {
 			store.QuietSaveEvery = reportSaveEvery
-			defer flushReport(store, log)
+			page.Report = store
+			defer flushStatus(page, log)
 		}
 	}
-	if store != nil {
+	if page.Report != nil {
 		for _, s := range syncers {
-			cfg.metrics.SetExpiring(s.Name, clock(), store.RecipientsExpiring)
+			cfg.metrics.SetExpiring(s.Name, clock(), page.RecipientsExpiring)
 		}
 	}
+	svc.Status = page.Handler()
 	svc.OnPass = func(r service.PassResult) {
 		prog.clear()
-		if store != nil && !r.Abandoned {
-			if err := store.Record(r.Sink, "run", r.Report, r.Err, r.Finished); err != nil {
-				log.Error("saving the report", "err", err)
-			}
-			cfg.metrics.SetExpiring(r.Sink, r.Finished, store.RecipientsExpiring)
+		if err := page.Record(r); err != nil {
+			log.Error("saving the report", "err", err)
+		}
+		if page.Report != nil && !r.Abandoned {
+			cfg.metrics.SetExpiring(r.Sink, r.Finished, page.RecipientsExpiring)
 		}
 	}
 	cfg.metrics.Instrument(svc)

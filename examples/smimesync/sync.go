@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -38,9 +37,11 @@ func (c *Config) syncers(log *slog.Logger) ([]service.Named, error) {
 			Now:         clock,
 			State:       c.state(s.name, i),
 			Logger:      log.With("sink", s.name),
-			Concurrency: cmp.Or(c.Concurrency, s.concurrency),
+			Concurrency: c.Concurrency, // 0: the sink's preference
 			Guard:       smimesync.Guard{MaxRemovals: c.Guard.maxRemovals()},
 			Prune:       smimesync.Prune{Reasons: c.pruneReasons()},
+
+			RemoveDeparted: c.RemoveDeparted,
 		}})
 	}
 	return out, nil
@@ -83,13 +84,21 @@ func setup(name string, args []string, stderr io.Writer, extra func(*flag.FlagSe
 // cmdPlan prints what a sync would change, writing nothing.
 func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var full bool
+	var out string
 	cfg, syncers, _, jsonOut, err := setup("plan", args, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&full, "full", false, "read the whole directory, not the changes since the last pass")
+		fs.StringVar(&out, "out", "", "save the plan to FILE, for sync --plan FILE ({sink} in FILE: the sink's name)")
 	})
 	if err != nil {
 		return err
 	}
 	defer cfg.trace.close()
+	var outs map[string]string
+	if out != "" {
+		if outs, err = cfg.planPaths("--out", out, syncers, true); err != nil {
+			return err
+		}
+	}
 	var errs []error
 	for _, s := range syncers {
 		planFn := s.Plan
@@ -106,6 +115,14 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			}
 		} else {
 			printPlan(stdout, s.Name, plan)
+		}
+		if out != "" {
+			if err := savePlan(outs[s.Name], plan); err != nil {
+				return fmt.Errorf("%s: %w", s.Name, err)
+			}
+			if !jsonOut {
+				fmt.Fprintf(stdout, "%s: plan saved to %s; review it, then apply exactly it with 'smimesync sync --plan %s'\n", s.Name, termSafe(outs[s.Name]), termSafe(out))
+			}
 		}
 		if err := lookupsFailed(s.Name, plan); err != nil {
 			errs = append(errs, err)
@@ -139,15 +156,26 @@ func lookupsFailed(sink string, p *smimesync.Plan) error {
 // cmdSync plans and applies.
 func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var dryRun, force, full bool
+	var planFile string
 	cfg, syncers, log, jsonOut, err := setup("sync", args, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&dryRun, "dry-run", false, "plan and report, write nothing")
 		fs.BoolVar(&force, "force", false, "apply even if the mass-change guard would stop this run")
 		fs.BoolVar(&full, "full", false, "read the whole directory, not the changes since the last pass")
+		fs.StringVar(&planFile, "plan", "", "apply exactly the plan saved by plan --out FILE, planning nothing")
 	})
 	if err != nil {
 		return err
 	}
 	defer cfg.trace.close()
+	if planFile != "" {
+		switch {
+		case dryRun:
+			return usagef("sync: --plan and --dry-run: the plan file is what would be written; read it, or run 'smimesync plan'")
+		case full:
+			return usagef("sync: --plan and --full: the plan file decides what is read; make it with 'smimesync plan --full --out FILE'")
+		}
+		return syncPlanFiles(ctx, cfg, syncers, log, planFile, force, jsonOut, stdout, stderr)
+	}
 	if !dryRun {
 		unlock, err := lockStates(syncers)
 		if err != nil {

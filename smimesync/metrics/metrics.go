@@ -67,7 +67,7 @@ func New() *Metrics {
 		lastPass: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "last_pass_timestamp_seconds",
 			Help: "When the last pass finished, whatever its result (Unix time)."}, []string{"sink"}),
 		changed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "recipients_changed_total",
-			Help: "Recipients whose certificates were written, by action (add, replace, remove)."},
+			Help: "Recipients whose certificates were written, by action (add, replace, remove, depart)."},
 			[]string{"sink", "action"}),
 		writeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "write_errors_total",
 			Help: "Recipients that could not be written, by outcome (failed, not-writable)."},
@@ -145,7 +145,7 @@ func (m *Metrics) AddSink(sink string) {
 			m.passes.WithLabelValues(sink, string(kind), string(r))
 		}
 	}
-	for _, a := range []smimesync.Action{smimesync.ActionAdd, smimesync.ActionReplace, smimesync.ActionRemove} {
+	for _, a := range []smimesync.Action{smimesync.ActionAdd, smimesync.ActionReplace, smimesync.ActionRemove, smimesync.ActionDepart} {
 		m.changed.WithLabelValues(sink, string(a))
 	}
 	m.writeErrors.WithLabelValues(sink, string(smimesync.OutcomeFailed))

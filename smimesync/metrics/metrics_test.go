@@ -25,9 +25,10 @@ func TestSeriesNames(t *testing.T) {
 	m.Pass(service.PassResult{Sink: "exo", Kind: service.KindDelta, Result: service.ResultOK, Started: t0, Finished: t0.Add(time.Second),
 		Report: &smimesync.Report{Plan: smimesync.Plan{Summary: smimesync.Summary{KeptValues: 3, Dropped: map[smimesync.Reason]int{smimesync.ReasonExpired: 2}}}}})
 	want := `
-# HELP smimesync_recipients_changed_total Recipients whose certificates were written, by action (add, replace, remove).
+# HELP smimesync_recipients_changed_total Recipients whose certificates were written, by action (add, replace, remove, depart).
 # TYPE smimesync_recipients_changed_total counter
 smimesync_recipients_changed_total{action="add",sink="exo"} 0
+smimesync_recipients_changed_total{action="depart",sink="exo"} 0
 smimesync_recipients_changed_total{action="remove",sink="exo"} 0
 smimesync_recipients_changed_total{action="replace",sink="exo"} 1
 # HELP smimesync_write_errors_total Recipients that could not be written, by outcome (failed, not-writable).

@@ -430,6 +430,10 @@ type SinkSummary struct {
 	Dropped         []Dropped                `json:"dropped"`
 	DroppedByReason map[smimesync.Reason]int `json:"dropped_by_reason"`
 	NotPublished    []NotPublished           `json:"not_published"`
+	// Departed lists the entries that left the directory while values
+	// smimesync published stayed on their recipient (not counted in
+	// Users, nor in the other lists).
+	Departed []Departed `json:"departed"`
 }
 
 // UserRef names a directory entry in the report's lists.
@@ -478,6 +482,40 @@ type NotPublished struct {
 	Why    string `json:"why,omitempty"`
 }
 
+// Departed is an entry that left the directory (deleted, or out of
+// scope) with values smimesync published on its recipient: see
+// smimesync.SkipDeparted.
+type Departed struct {
+	UserRef
+	// Status is "left-published" (nothing was removed: Why says why,
+	// else removal is off), "removed" (the published values were taken
+	// away), or the removal's outcome when it did not go through
+	// ("failed", "not-writable", "not-written" when the pass stopped
+	// before it).
+	Status string `json:"status"`
+	Why    string `json:"why,omitempty"`
+}
+
+// departed says what became of an entry that left the directory, and
+// whether e is one.
+func departed(e *Entry) (Departed, bool) {
+	switch {
+	case e.Action == smimesync.ActionSkip && e.Reason == smimesync.SkipDeparted:
+		st := "left-published"
+		if e.Outcome != "" {
+			st = string(e.Outcome)
+		}
+		return Departed{Status: st, Why: cmp.Or(e.Error, e.Detail)}, true
+	case e.Action == smimesync.ActionDepart && e.Outcome == smimesync.OutcomeWritten:
+		return Departed{Status: "removed"}, true
+	case e.Action == smimesync.ActionDepart && e.Outcome == "":
+		return Departed{Status: "not-written", Why: "the pass stopped before removing it (see the last pass's error)"}, true
+	case e.Action == smimesync.ActionDepart:
+		return Departed{Status: string(e.Outcome), Why: e.Error}, true
+	}
+	return Departed{}, false
+}
+
 // Summarize turns the saved report into the lists people read.
 func Summarize(r *File, path string, now time.Time, withinDays int) *Summary {
 	out := &Summary{File: path, At: now.UTC(), WithinDays: withinDays, Sinks: []SinkSummary{}}
@@ -487,10 +525,16 @@ func Summarize(r *File, path string, now time.Time, withinDays int) *Summary {
 			Sink: s.Sink, LastPass: s.LastPass, LastFull: s.LastFull, LastGood: s.LastGood,
 			Complete: s.Complete, Users: len(s.Entries),
 			NoUsable: []NoUsable{}, Expiring: []Expiring{}, Dropped: []Dropped{},
-			DroppedByReason: map[smimesync.Reason]int{}, NotPublished: []NotPublished{},
+			DroppedByReason: map[smimesync.Reason]int{}, NotPublished: []NotPublished{}, Departed: []Departed{},
 		}
 		for _, e := range s.Entries {
 			ref := UserRef{User: e.User, ID: e.ID, DN: e.DN, Source: e.Source, Recipient: e.Recipient}
+			if d, ok := departed(e); ok {
+				d.UserRef = ref
+				ss.Departed = append(ss.Departed, d)
+				ss.Users--
+				continue
+			}
 			if len(e.Keep) == 0 {
 				why := "no certificate in the directory"
 				if len(e.Drop) > 0 {

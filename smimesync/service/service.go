@@ -109,6 +109,9 @@ type Service struct {
 	// Metrics, when not nil, is served on /metrics (for example
 	// metrics.Metrics.Handler).
 	Metrics http.Handler
+	// Status, when not nil, is served on GET and HEAD / (exactly "/",
+	// with its query): the status page of package smimesync/status.
+	Status http.Handler
 	// Logger receives the service's logs; nil discards them.
 	Logger *slog.Logger
 	// Now is the service's clock; nil means time.Now.
@@ -381,12 +384,17 @@ func isLoopback(a net.Addr) bool {
 	return ok && ta.IP.IsLoopback()
 }
 
-// Mux serves /healthz and, when Metrics is set, /metrics.
+// Mux serves /healthz and, when Metrics is set, /metrics; when Status is
+// set, / too.
 func (s *Service) Mux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", s.HealthHandler())
 	if s.Metrics != nil {
 		mux.Handle("GET /metrics", s.Metrics)
+	}
+	if s.Status != nil {
+		// "GET" matches HEAD too; {$} matches "/" and nothing below it.
+		mux.Handle("GET /{$}", s.Status)
 	}
 	return mux
 }
@@ -403,8 +411,11 @@ func (s *Service) serve() (stop func(), err error) {
 	addr := ln.Addr().String()
 	log.Info("serving /healthz and /metrics", "addr", addr)
 	if !isLoopback(ln.Addr()) {
-		log.Warn("the listen address is not a loopback address: /healthz and /metrics (sink names, counts, timings) can be read by anyone who reaches it; prefer 127.0.0.1 or [::1] behind a scraper or proxy",
-			"addr", addr)
+		msg := "the listen address is not a loopback address: /healthz and /metrics (sink names, counts, timings) can be read by anyone who reaches it; prefer 127.0.0.1 or [::1] behind a scraper or proxy"
+		if s.Status != nil {
+			msg = "the listen address is not a loopback address: /healthz, /metrics and the status page / (people's names, addresses and certificates) can be read by anyone who reaches it; prefer 127.0.0.1 or [::1] behind an authenticating proxy"
+		}
+		log.Warn(msg, "addr", addr)
 	}
 	if s.OnListen != nil {
 		s.OnListen(addr)

@@ -1,0 +1,224 @@
+package smimesync
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/smimesync/go-smimesync/cloud"
+)
+
+// MaxDeparted bounds how many records of entries that left the directory
+// the state keeps (Snapshot.Departed); beyond it, a departed entry is
+// shown once, logged, and forgotten.
+const MaxDeparted = 10000
+
+// record returns the state's record of what was published for key: the
+// live one, else the one kept for an entry that left the directory.
+func (st *Snapshot) record(key string) (Published, bool) {
+	if p, ok := st.Published[key]; ok {
+		return p, true
+	}
+	p, ok := st.Departed[key]
+	return p, ok
+}
+
+// fingerprints returns every fingerprint of the record, sorted.
+func (p Published) fingerprints() []Fingerprint {
+	out := slices.Concat(p.UserCertificate, p.UserSMIMECertificate)
+	slices.SortFunc(out, compareFingerprints)
+	return slices.Compact(out)
+}
+
+func compareFingerprints(a, b Fingerprint) int { return cmp.Compare(a.String(), b.String()) }
+
+// departure is an entry that left the directory with something published.
+type departure struct {
+	key     string
+	rec     Published
+	deleted *Change // the delta's deletion, when it said so
+	retried bool
+}
+
+// departures turns into rows the entries that left the directory while
+// something this Syncer published stays on their recipient: a delta's
+// deletions with a record, on a full read every record the read did not
+// return, and (on a full read, or with RemoveDeparted on every pass) the
+// records kept of earlier departures. It returns changes with those rows
+// in place of the deletions. A record with no fingerprint (nothing was
+// published) is no departure: a deletion stays SkipDeleted, and a full
+// pass forgets it as before.
+func (s *Syncer) departures(ctx context.Context, st *Snapshot, changes []*Change, full bool) ([]*Change, error) {
+	seen := make(map[string]bool, len(changes))
+	var gone []departure
+	out := changes[:0]
+	for _, c := range changes {
+		k := stateKey(c.Source, c.ID)
+		seen[k] = true
+		if c.Action == ActionSkip && c.Reason == SkipDeleted {
+			if p, ok := st.record(k); ok && len(p.fingerprints()) > 0 {
+				gone = append(gone, departure{key: k, rec: p, deleted: c})
+				continue
+			}
+		}
+		out = append(out, c)
+	}
+	add := func(recs map[string]Published, retried bool) {
+		for _, k := range slices.Sorted(maps.Keys(recs)) {
+			if p := recs[k]; !seen[k] && len(p.fingerprints()) > 0 {
+				seen[k] = true
+				gone = append(gone, departure{key: k, rec: p, retried: retried})
+			}
+		}
+	}
+	if full {
+		add(st.Published, false)
+	}
+	if full || s.RemoveDeparted {
+		add(st.Departed, !full)
+	}
+	if len(gone) == 0 {
+		return out, nil
+	}
+
+	// A recipient that belongs to an entry still in the directory is
+	// that entry's now: its own plan decides what it carries.
+	owners := map[string]string{}
+	for _, c := range out {
+		if c.Recipient != nil {
+			owners[c.Recipient.ID] = c.User
+		}
+	}
+	if !full {
+		for k, p := range st.Published {
+			if !seen[k] {
+				owners[p.Recipient] = cmp.Or(p.User, strings.ReplaceAll(k, "\x00", ":"))
+			}
+		}
+	}
+	rows := make([]*Change, len(gone))
+	cleaning := map[string]bool{}
+	var (
+		wg      sync.WaitGroup
+		sem     = make(chan struct{}, s.concurrency())
+		mu      sync.Mutex
+		runWide error
+	)
+	for i, d := range gone {
+		c := departedChange(d)
+		rows[i] = c
+		switch rid := d.rec.Recipient; {
+		case owners[rid] != "":
+			c.Detail = fmt.Sprintf("the recipient now belongs to %s; the record of what was published is forgotten", owners[rid])
+			c.forget = true
+		case !s.RemoveDeparted:
+		case cleaning[rid]:
+			// Two departures on one recipient: one write at a time, or
+			// the second would put back what the first took away.
+			c.Detail = "another departed entry's values are removed from this recipient first; the next pass removes these"
+		default:
+			cleaning[rid] = true
+			wg.Go(func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				s.planDeparture(ctx, c)
+				if c.runWide != nil {
+					mu.Lock()
+					runWide = cmp.Or(runWide, c.runWide)
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if runWide != nil {
+		return nil, fmt.Errorf("smimesync: %w", runWide)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	log := s.logger()
+	for _, c := range rows {
+		log.Info("entry left the directory", "user", c.User, "recipient", recipientName(c.Recipient),
+			"published", len(c.Published), "action", c.Action, "removes", len(c.Removes), "detail", c.Detail, "err", c.Error)
+	}
+	return append(out, rows...), nil
+}
+
+// departedChange is the row of a departure, as it stands when nothing is
+// removed (SkipDeparted).
+func departedChange(d departure) *Change {
+	p := d.rec
+	source, id, ok := strings.Cut(d.key, "\x00")
+	if !ok {
+		source, id = "", d.key
+	}
+	c := &Change{ID: id, Source: source, Keep: []Value{}, Drop: []Value{}, Retried: d.retried,
+		Action: ActionSkip, Reason: SkipDeparted, Published: p.fingerprints(),
+		Recipient: &cloud.Recipient{ID: p.Recipient, Name: cmp.Or(p.Name, p.Recipient), Kind: p.Kind}}
+	c.User = cmp.Or(p.User, id)
+	if e := d.deleted; e != nil {
+		c.User, c.DN = cmp.Or(p.User, e.User), e.DN
+	}
+	return c
+}
+
+// planDeparture decides what RemoveDeparted does with c's recipient: the
+// values it carries now without those this Syncer published
+// (ActionDepart), or nothing when none of them is left there or the
+// recipient is gone (the record is then forgotten).
+func (s *Syncer) planDeparture(ctx context.Context, c *Change) {
+	mine := map[Fingerprint]bool{}
+	for _, f := range c.Published {
+		mine[f] = true
+	}
+	cur, err := s.Sink.Current(ctx, c.Recipient)
+	switch {
+	case err == nil:
+		c.CurrentFrom = CurrentFromSink
+		var rest cloud.Certificates
+		for i, vals := range [][][]byte{cur.UserCertificate, cur.UserSMIMECertificate} {
+			for _, v := range vals {
+				f := Fingerprint(sha256.Sum256(v))
+				switch {
+				case !mine[f] && i == 0:
+					rest.UserCertificate = append(rest.UserCertificate, v)
+				case !mine[f]:
+					rest.UserSMIMECertificate = append(rest.UserSMIMECertificate, v)
+				case !slices.Contains(c.Removes, f):
+					c.Removes = append(c.Removes, f)
+				}
+			}
+		}
+		if len(c.Removes) == 0 {
+			c.Detail = "the recipient no longer carries what was published; the record is forgotten"
+			c.forget = true
+			return
+		}
+		slices.SortFunc(c.Removes, compareFingerprints)
+		c.desired = rest
+	case errors.Is(err, cloud.ErrUnreadable):
+		// As for every write to such a sink: the State's record stands
+		// for what the recipient carries.
+		c.CurrentFrom = CurrentFromState
+		c.Removes = slices.Clone(c.Published)
+		c.desired = cloud.Certificates{}
+	case errors.Is(err, cloud.ErrNotFound):
+		c.Detail = "the recipient no longer exists; the record is forgotten"
+		c.forget = true
+		return
+	case errors.Is(err, cloud.ErrUnavailable):
+		c.runWide = err
+		return
+	default:
+		c.Error = fmt.Sprintf("reading %s: %v", recipientName(c.Recipient), err)
+		return
+	}
+	c.Action, c.Reason = ActionDepart, ""
+}
