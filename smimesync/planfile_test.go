@@ -9,6 +9,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -136,7 +137,13 @@ func TestPlanFileRoundTrip(t *testing.T) {
 			if got, want := jsonOf(t, repB), jsonOf(t, repA); got != want {
 				t.Errorf("report of the loaded plan:\n%s\nwant\n%s", got, want)
 			}
-			if got, want := jsonOf(t, b.sink.Writes()), jsonOf(t, a.sink.Writes()); got != want {
+			// The writes go out Concurrency at a time: compare them in
+			// recipient order, not in the order they happened to finish.
+			byAddr := func(ws []cloudtest.Write) []cloudtest.Write {
+				slices.SortStableFunc(ws, func(x, y cloudtest.Write) int { return strings.Compare(x.Addr, y.Addr) })
+				return ws
+			}
+			if got, want := jsonOf(t, byAddr(b.sink.Writes())), jsonOf(t, byAddr(a.sink.Writes())); got != want {
 				t.Errorf("writes of the loaded plan:\n%s\nwant\n%s", got, want)
 			}
 			stA, _ := a.state.Load(ctx)
