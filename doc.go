@@ -36,7 +36,7 @@
 //		Source: &directory.LDIFFile{Path: "users.ldif"},
 //		Sink:   &cloud.FileSink{Path: "published.json"},
 //		Policy: &smimesync.Policy{},                // the defaults: valid, usable, the user's, at most 15
-//		State:  smimesync.FileState("state.json"),
+//		State:  &smimesync.BoltState{Path: "state.db"},
 //		Logger: slog.Default(),
 //	}
 //	plan, err := s.Plan(ctx) // writes nothing

@@ -9,7 +9,7 @@ import (
 	"sync"
 )
 
-// ErrLocked is wrapped by the error [FileState.Lock] returns when another
+// ErrLocked is wrapped by the error [BoltState.Lock] or [FileState.Lock] returns when another
 // holder (another process, or another Lock in this one) has the state's
 // lock. The error is a [*LockedError] that names the lock file and, when it
 // could be read, the process holding it.
@@ -119,8 +119,8 @@ func readLockPID(path string) int {
 	return pid
 }
 
-// A Locker is a [State] that one process at a time may use: [FileState] is
-// one. [Syncer.Apply] takes the lock itself for as long as it runs, unless
+// A Locker is a [State] that one process at a time may use: [BoltState]
+// and [FileState] are. [Syncer.Apply] takes the lock itself for as long as it runs, unless
 // the Syncer already holds it through [Syncer.Lock]; a State that is not a
 // Locker is not locked (a [MemoryState] lives in one process).
 //

@@ -196,7 +196,13 @@ var ErrStateUnwritable = errors.New("smimesync: the state cannot be written")
 var ErrStateUnreadable = errors.New("smimesync: saved state cannot be read")
 
 // FileState keeps the snapshot in a JSON file at the given path, marked as
-// a state file by its [StateFormat] member. Save writes
+// a state file by its [StateFormat] member. It is the state of earlier
+// releases, kept for one more release for embedders: [BoltState] replaces
+// it (one record per recipient instead of a whole file rewritten by every
+// save) and imports a FileState's file once ([BoltState.Import]).
+//
+// The file is marked as
+// a state file by its StateFormat member. Save writes
 // a temporary file in the same directory, syncs it, renames it over the old
 // one and syncs the directory, so a crash leaves the old or the new file,
 // never a mix. The file is created with mode 0600.

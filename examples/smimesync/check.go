@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -194,11 +195,11 @@ func checkState(c *checker, cfg *Config, sinks []namedSink) {
 		return
 	}
 	for i, s := range sinks {
-		fs, ok := cfg.state(s.name, i).(smimesync.FileState)
-		if !ok {
+		st := cfg.store(s.name, i)
+		if st == nil {
 			continue
 		}
-		dir := filepath.Dir(string(fs))
+		dir := filepath.Dir(st.Path)
 		f, err := os.CreateTemp(dir, ".smimesync-check-*")
 		if err != nil {
 			c.fail("state folder "+dir, "not writable: "+err.Error(),
@@ -209,17 +210,27 @@ func checkState(c *checker, cfg *Config, sinks []namedSink) {
 		f.Close()
 		os.Remove(name)
 		c.ok("state folder "+dir, "writable")
-		unlock, err := fs.Lock()
+		if _, err := os.Lstat(st.Path); errors.Is(err, fs.ErrNotExist) {
+			what := "free (no store yet: the first sync creates it"
+			if _, err := os.Lstat(st.Import); st.Import != "" && err == nil {
+				what += " and imports " + st.Import + ", keeping it as a backup"
+			}
+			c.ok("state lock "+st.Path, what+")")
+			continue
+		}
+		// The store's file lock is the instance lock. Opened without its
+		// import, so that check changes nothing.
+		unlock, err := (&smimesync.BoltState{Path: st.Path}).Lock()
 		if err != nil {
 			fix := "see the error"
 			if errors.Is(err, smimesync.ErrLocked) {
 				fix = "another smimesync (run or sync) uses this state: stop it, or give this configuration its own state.path"
 			}
-			c.fail("state lock "+fs.LockPath(), err.Error(), fix)
+			c.fail("state lock "+st.Path, err.Error(), fix)
 			continue
 		}
 		unlock()
-		c.ok("state lock "+fs.LockPath(), "free")
+		c.ok("state lock "+st.Path, "free")
 	}
 }
 

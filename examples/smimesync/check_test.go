@@ -44,7 +44,7 @@ func TestCheckAppWithoutPermissions(t *testing.T) {
 		t.Errorf("exit %d, want %d; stderr: %s", code, exitRuntime, stderr)
 	}
 	for _, re := range []string{
-		`(?m)^Configuration and state\n  ✓ configuration: .*smimesync.yaml loads\n  ✓ state folder .*: writable\n  ✓ state lock .*state.json.lock: free$`,
+		`(?m)^Configuration and state\n  ✓ configuration: .*smimesync.yaml loads\n  ✓ state folder .*: writable\n  ✓ state lock .*state\.db: free`,
 		`(?m)^Directory\n  ✓ LDIF .*users.ldif: parses, 2 entries$`,
 		`(?m)^Sink exchange\n  ✓ token: for https://127.0.0.1:\d+, app ` + testClient + ` in tenant ` + testTenant + `$`,
 		`(?m)^  ✗ permissions: missing Exchange.ManageAsApp \(the token's roles claim, read without verifying it, holds: none\)\n      fix: .*Office 365 Exchange Online > Application permissions > Exchange.ManageAsApp.*Grant admin consent`,
@@ -90,7 +90,7 @@ func TestCheckGoodApp(t *testing.T) {
 	if n := exo.Requests("Set-Mailbox"); n != 0 {
 		t.Errorf("check sent %d writes", n)
 	}
-	if _, err := os.Stat(filepath.Join(filepath.Dir(cfg), "state.json")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(filepath.Dir(cfg), "state.db")); !os.IsNotExist(err) {
 		t.Errorf("check created the state: %v", err)
 	}
 }
@@ -98,7 +98,7 @@ func TestCheckGoodApp(t *testing.T) {
 // TestCheckStateLocked: a state another process holds is ✗, with the fix.
 func TestCheckStateLocked(t *testing.T) {
 	cfg := writeConfig(t, basicConfig)
-	unlock, err := smimesync.FileState(filepath.Join(filepath.Dir(cfg), "state.json")).Lock()
+	unlock, err := (&smimesync.BoltState{Path: filepath.Join(filepath.Dir(cfg), "state.db")}).Lock()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 
@@ -63,6 +64,10 @@ type Config struct {
 	// root its YAML node tree: errors name a key's line.
 	file string
 	root *yaml.Node
+	// stores holds the state stores handed out (see Config.state), one
+	// per file, shared by everything in this process that uses it: the
+	// store's file lock excludes a second opener, even in one process.
+	stores *stateStores
 	// metrics, when set (by run), counts the sinks' HTTP traffic: see
 	// Config.httpClient.
 	metrics *metrics.Metrics
@@ -411,11 +416,22 @@ func (c *Config) readCerts(key, f string) ([]*x509.Certificate, error) {
 	return out, nil
 }
 
-// state is the state of the i-th sink: state.path for the first, and
+// state is the state of the i-th sink: a store (smimesync.BoltState)
+// named after state.path for the first sink, and after
 // "<state>.<sink><ext>" beside it for the others (what was published
 // differs per sink). Adding a second sink leaves the first one's state
-// where it was.
+// where it was. See statePaths for the store's name and the JSON state it
+// imports once.
 func (c *Config) state(sink string, i int) smimesync.State {
+	if st := c.store(sink, i); st != nil {
+		return st
+	}
+	return nil
+}
+
+// store is state's store, nil without state.path. The same *BoltState is
+// returned for the same file while the Config lives.
+func (c *Config) store(sink string, i int) *smimesync.BoltState {
 	if c.State.Path == "" {
 		return nil
 	}
@@ -424,7 +440,48 @@ func (c *Config) state(sink string, i int) smimesync.State {
 		ext := filepath.Ext(p)
 		p = strings.TrimSuffix(p, ext) + "." + sink + ext
 	}
-	return smimesync.FileState(p)
+	store, legacy := statePaths(p)
+	if c.stores == nil {
+		return &smimesync.BoltState{Path: store, Import: legacy}
+	}
+	return c.stores.get(store, legacy)
+}
+
+// statePaths names the store of the state configured at p, and the JSON
+// state file (smimesync.FileState's, as every release before the store
+// kept) it imports once, if it exists: "state.json" is kept in
+// "state.db" and imported from "state.json"; a path ending in ".db" is the
+// store itself, and nothing is imported; any other path p is kept in
+// "p.db" and imported from p.
+func statePaths(p string) (store, legacy string) {
+	switch filepath.Ext(p) {
+	case ".db":
+		return p, ""
+	case ".json":
+		return strings.TrimSuffix(p, ".json") + ".db", p
+	default:
+		return p + ".db", p
+	}
+}
+
+// stateStores hands out one *smimesync.BoltState per store file.
+type stateStores struct {
+	mu sync.Mutex
+	m  map[string]*smimesync.BoltState
+}
+
+func (s *stateStores) get(store, legacy string) *smimesync.BoltState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.m[store]; ok {
+		return st
+	}
+	if s.m == nil {
+		s.m = map[string]*smimesync.BoltState{}
+	}
+	st := &smimesync.BoltState{Path: store, Import: legacy}
+	s.m[store] = st
+	return st
 }
 
 func (c *Config) pruneReasons() []smimesync.Reason {

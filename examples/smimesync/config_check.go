@@ -72,7 +72,7 @@ var numericBounds = map[string]struct {
 // decodeConfig decodes b strictly (every section refuses unknown keys) and
 // keeps its node tree, so that later errors can name a key's line.
 func decodeConfig(b []byte, file string) (*Config, error) {
-	cfg := &Config{file: file}
+	cfg := &Config{file: file, stores: &stateStores{}}
 	var root yaml.Node
 	if err := yaml.Unmarshal(b, &root); err != nil {
 		return nil, syntaxError(file, err)

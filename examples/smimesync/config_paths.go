@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-
-	"github.com/smimesync/go-smimesync/smimesync"
 )
 
 // A configPath is a file (or, for a backup folder, a folder) the
@@ -127,18 +125,22 @@ func (c *Config) paths(configFile string) []configPath {
 		add("sink.file.path", "", f.Path, true, false)
 	}
 	for i, name := range c.sinkNames() {
-		fs, ok := c.state(name, i).(smimesync.FileState)
-		if !ok {
+		st := c.store(name, i)
+		if st == nil {
 			continue
 		}
 		label := "state.path"
 		if i > 0 {
 			label = fmt.Sprintf("the state of sink %s (beside state.path)", name)
 		}
-		add("state.path", label, string(fs), true, false)
-		// The journal's name is FileState's (smimesync/state.go).
-		add("state.path", "the journal of "+label, string(fs)+".journal", true, false)
-		add("state.path", "the lock of "+label, fs.LockPath(), true, false)
+		// The store is its own lock (smimesync.BoltState). The JSON state
+		// it imports, and that file's journal, are kept (renamed to a
+		// backup) and must not be anything else's either.
+		add("state.path", "the store of "+label, st.Path, true, false)
+		if st.Import != "" {
+			add("state.path", label, st.Import, true, false)
+			add("state.path", "the journal of "+label, st.Import+".journal", true, false)
+		}
 	}
 	if c.Report.Path != "" {
 		add("report.path", "", c.Report.Path, true, false)

@@ -238,7 +238,7 @@ func TestPathCollisions(t *testing.T) {
 	}{
 		{name: "report is state", conf: basicConfig + "report: {path: state.json}\n", key: "report.path"},
 		{name: "report is journal", conf: basicConfig + "report: {path: state.json.journal}\n", key: "report.path"},
-		{name: "report is lock", conf: basicConfig + "report: {path: ./state.json.lock}\n", key: "report.path"},
+		{name: "report is the store", conf: basicConfig + "report: {path: ./state.db}\n", key: "report.path"},
 		{name: "report is config", conf: basicConfig + "report: {path: smimesync.yaml}\n", key: "report.path"},
 		{name: "sink is state", conf: strings.Replace(basicConfig, "published.json", "state.json", 1), key: "state.path"},
 		{name: "sink is source", conf: strings.Replace(basicConfig, "published.json", "users.ldif", 1), key: "sink.file.path"},
@@ -311,7 +311,7 @@ func TestReportOverStateRefused(t *testing.T) {
 	if code, _, stderr := runCLI(t, "sync", "--config", cfg); code != exitOK {
 		t.Fatalf("sync exit %d: %s", code, stderr)
 	}
-	state := filepath.Join(filepath.Dir(cfg), "state.json")
+	state := filepath.Join(filepath.Dir(cfg), "state.db")
 	before, err := os.ReadFile(state)
 	if err != nil {
 		t.Fatal(err)

@@ -216,7 +216,7 @@ func TestReliabilityLDAPConnectionCut(t *testing.T) {
 state: {path: state.json}
 concurrency: 4
 `, proxy.URL, srv.CAFile, srv.AdminDN, ou)+rt.sinkYAML(time.Second, 10))
-	statePath := filepath.Join(filepath.Dir(cfg), "state.json")
+	statePath := filepath.Join(filepath.Dir(cfg), "state.db")
 
 	// The tenant reads back: users whose seeded set is already right are
 	// unchanged, the others lose their expired certificate.
@@ -368,7 +368,7 @@ func TestReliabilitySIGKILL(t *testing.T) {
 	// connection closes; give a racing one time to land.
 	time.Sleep(3 * delay)
 	atKill := rt.exo.WriteCounts()
-	snap, err := smimesync.FileState(filepath.Join(dir, "state.json")).Load(context.Background())
+	snap, err := (&smimesync.BoltState{Path: filepath.Join(dir, "state.db")}).Load(context.Background())
 	if err != nil {
 		t.Fatalf("the killed child's state cannot be loaded: %v", err)
 	}

@@ -249,7 +249,7 @@ func TestRunService(t *testing.T) {
 	if !strings.Contains(stderr.String(), `"msg":"service stopped"`) {
 		t.Errorf("no 'service stopped' log: %s", stderr.String())
 	}
-	snap, err := smimesync.FileState(filepath.Join(dir, "state.json")).Load(context.Background())
+	snap, err := (&smimesync.BoltState{Path: filepath.Join(dir, "state.db")}).Load(context.Background())
 	if err != nil || snap.LastGood.IsZero() || len(snap.Published) != 2 {
 		t.Errorf("state after stop: %+v, %v", snap, err)
 	}
@@ -258,7 +258,7 @@ func TestRunService(t *testing.T) {
 		t.Errorf("report after stop: %+v, %v", rep, err)
 	}
 	// The lock was let go.
-	unlock, err := smimesync.FileState(filepath.Join(dir, "state.json")).Lock()
+	unlock, err := (&smimesync.BoltState{Path: filepath.Join(dir, "state.db")}).Lock()
 	if err != nil {
 		t.Fatalf("the lock is still held after run returned: %v", err)
 	}
@@ -353,7 +353,7 @@ func lookupMetric(fams map[string]*dto.MetricFamily, name string, labels map[str
 // error and exit code 1, and leaves the holder's lock alone.
 func TestRunSecondInstance(t *testing.T) {
 	cfg := writeConfig(t, serviceConfig)
-	st := smimesync.FileState(filepath.Join(filepath.Dir(cfg), "state.json"))
+	st := &smimesync.BoltState{Path: filepath.Join(filepath.Dir(cfg), "state.db")}
 	unlock, err := st.Lock()
 	if err != nil {
 		t.Fatal(err)
@@ -363,7 +363,7 @@ func TestRunSecondInstance(t *testing.T) {
 	if code != exitRuntime {
 		t.Errorf("second instance: exit %d, want %d", code, exitRuntime)
 	}
-	for _, want := range []string{"is locked by process " + fmt.Sprint(os.Getpid()), st.LockPath(), "another `smimesync run`"} {
+	for _, want := range []string{"is locked by process " + fmt.Sprint(os.Getpid()), st.Path, "another `smimesync run`"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr %q lacks %q", stderr, want)
 		}
@@ -427,7 +427,7 @@ func TestRunSIGTERM(t *testing.T) {
 	if !strings.Contains(stderr.String(), `"msg":"service stopped"`) {
 		t.Errorf("child's log lacks 'service stopped':\n%s", stderr.String())
 	}
-	snap, err := smimesync.FileState(filepath.Join(dir, "state.json")).Load(context.Background())
+	snap, err := (&smimesync.BoltState{Path: filepath.Join(dir, "state.db")}).Load(context.Background())
 	if err != nil || snap.LastGood.IsZero() || len(snap.Published) == 0 {
 		t.Errorf("state after SIGTERM: %+v, %v", snap, err)
 	}
@@ -592,8 +592,8 @@ func TestRunListenBusy(t *testing.T) {
 // TestLockStates: when one state of several is locked, none is held.
 func TestLockStates(t *testing.T) {
 	dir := t.TempDir()
-	a := smimesync.FileState(filepath.Join(dir, "state.exchange.json"))
-	b := smimesync.FileState(filepath.Join(dir, "state.graph.json"))
+	a := &smimesync.BoltState{Path: filepath.Join(dir, "state.exchange.db")}
+	b := &smimesync.BoltState{Path: filepath.Join(dir, "state.graph.db")}
 	syncers := []service.Named{
 		{Name: "exchange", Syncer: &smimesync.Syncer{State: a}},
 		{Name: "graph", Syncer: &smimesync.Syncer{State: b}},
@@ -603,13 +603,13 @@ func TestLockStates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lockStates(syncers); !errors.Is(err, smimesync.ErrLocked) || !strings.Contains(err.Error(), string(b)) {
-		t.Fatalf("lockStates with %s held: %v, want ErrLocked naming it", b, err)
+	if _, err := lockStates(syncers); !errors.Is(err, smimesync.ErrLocked) || !strings.Contains(err.Error(), b.Path) {
+		t.Fatalf("lockStates with %s held: %v, want ErrLocked naming it", b.Path, err)
 	}
 	// a was let go again.
 	ua, err := a.Lock()
 	if err != nil {
-		t.Fatalf("lockStates kept %s after failing: %v", a, err)
+		t.Fatalf("lockStates kept %s after failing: %v", a.Path, err)
 	}
 	ua()
 	holdB()
@@ -619,13 +619,13 @@ func TestLockStates(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := a.Lock(); !errors.Is(err, smimesync.ErrLocked) {
-		t.Errorf("%s not locked: %v", a, err)
+		t.Errorf("%s not locked: %v", a.Path, err)
 	}
 	unlock()
-	for _, st := range []smimesync.FileState{a, b} {
+	for _, st := range []*smimesync.BoltState{a, b} {
 		u, err := st.Lock()
 		if err != nil {
-			t.Errorf("%s still locked after unlock: %v", st, err)
+			t.Errorf("%s still locked after unlock: %v", st.Path, err)
 			continue
 		}
 		u()

@@ -1,0 +1,114 @@
+//go:build linux
+
+package smimesync_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/smimesync/go-smimesync/cloud/cloudtest"
+	"github.com/smimesync/go-smimesync/smimesync"
+)
+
+// TestBoltStateDiskFull is TestDiskFull for the store: the file system
+// under the store fills before a pass that renews every user. Apply
+// returns an error wrapping ENOSPC, the delta cookie does not advance,
+// nothing valid is removed, the store still reads, and every write the
+// store recorded is known: the only writes made again once space is back
+// are the acknowledged ones the store could not record, at most the
+// Concurrency writes in flight when the first record failed. A pass that
+// dies after the space is back (before saving) loses none of its records.
+func TestBoltStateDiskFull(t *testing.T) {
+	const concurrency = 4
+	for _, tt := range []struct {
+		name           string
+		users          int
+		crashAfterFree bool
+	}{
+		{name: "store fills mid-apply", users: 300},
+		{name: "store fills mid-apply, then a crash", users: 300, crashAfterFree: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			dir := mountTmpfs(t, 256<<10)
+			st := &smimesync.BoltState{Path: filepath.Join(dir, "state.db")}
+			d := newDiskFullDirectory(t, tt.users)
+			sink := cloudtest.NewMemorySink()
+			sink.SetUnreadable(true)
+			syncer := func(st smimesync.State) *smimesync.Syncer {
+				s := newSyncer(d.src, sink, st)
+				s.Concurrency = concurrency
+				return s
+			}
+			if rep, err := syncer(st).Run(ctx); err != nil || !rep.CookieAdvanced || rep.Summary.Written != tt.users {
+				t.Fatalf("first pass: %v, %+v", err, rep)
+			}
+
+			d.renew(t)
+			freeSpace := fill(t, dir, 0)
+			mark := len(sink.Writes())
+			rep, err := syncer(st).Run(ctx)
+			if err == nil {
+				t.Fatal("Apply succeeded on a full disk")
+			}
+			t.Logf("pass on a full disk: %v", err)
+			if !errors.Is(err, syscall.ENOSPC) || !errors.Is(err, smimesync.ErrStateUnwritable) {
+				t.Errorf("Apply's error does not wrap ENOSPC and ErrStateUnwritable: %v", err)
+			}
+			if rep == nil || rep.CookieAdvanced {
+				t.Fatalf("report %+v: the cookie must not advance", rep)
+			}
+			snap, err := st.Load(ctx)
+			if err != nil {
+				t.Fatalf("state on the full disk: %v", err)
+			}
+			if string(snap.Cookie) != "pass 1" {
+				t.Errorf("cookie after the full disk = %q, want %q", snap.Cookie, "pass 1")
+			}
+			d.nothingValidRemoved(t, sink, "on a full disk")
+			acked := writesSince(sink, mark)
+			unrecorded := map[string]bool{}
+			for addr := range acked {
+				if p, ok := snap.Published[d.id(addr)]; !ok || len(p.UserCertificate) != 2 {
+					unrecorded[addr] = true
+				}
+			}
+			t.Logf("%d users: the sink took %d writes on the full disk, the store recorded %d", tt.users, len(acked), len(acked)-len(unrecorded))
+			if len(unrecorded) > concurrency {
+				t.Errorf("%d writes unrecorded, want at most %d (the writes in flight when the store filled)", len(unrecorded), concurrency)
+			}
+			if len(acked) >= tt.users {
+				t.Errorf("the apply did not stop at the failed record: %d of %d written", len(acked), tt.users)
+			}
+
+			freeSpace()
+			if tt.crashAfterFree {
+				if _, err := syncer(boltNoSave{st}).Run(ctx); err == nil {
+					t.Fatal("the dying pass succeeded")
+				}
+				if got := d.src.lastGiven(); got != "pass 1" {
+					t.Errorf("the pass after the full disk was given cookie %q, want %q", got, "pass 1")
+				}
+			}
+			s := syncer(st)
+			rep, err = s.Run(ctx)
+			if err != nil || !rep.CookieAdvanced {
+				t.Fatalf("the pass after the full disk: %v (cookie advanced %v)", err, rep != nil && rep.CookieAdvanced)
+			}
+			if got := d.src.lastGiven(); got != "pass 1" {
+				t.Errorf("the pass after the full disk was given cookie %q, want %q", got, "pass 1")
+			}
+			n := nothingWrittenTwice(t, sink, mark, unrecorded)
+			for _, u := range d.users {
+				if n[u.Mail] == 0 {
+					t.Errorf("%s never got its renewal", u.Mail)
+				}
+			}
+			d.converges(t, s, sink)
+			d.nothingValidRemoved(t, sink, "at the end")
+		})
+	}
+}
