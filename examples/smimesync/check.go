@@ -74,20 +74,8 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	jsonOut := fs.Bool("json", false, "print JSON")
 	probe := fs.String("probe", "", "write this recipient's certificates back unchanged and read them back")
 	trace := traceFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return usagef("check: %v", err)
-	}
-	if *config == "" {
-		return usagef("check: --config is required")
-	}
-	if fs.NArg() > 0 {
-		return usagef("check: unexpected arguments %v", fs.Args())
-	}
-	cfg, err := loadConfig(*config)
+	cfg, err := commandConfig("check", fs, args, trace)
 	if err != nil {
-		return err
-	}
-	if err := cfg.startTrace(*trace); err != nil {
 		return err
 	}
 	defer cfg.trace.close()

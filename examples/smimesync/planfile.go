@@ -142,21 +142,11 @@ func syncPlanFiles(ctx context.Context, cfg *Config, syncers []service.Named, lo
 		s.Progress = prog.hook(s.Name)
 		rep, err := s.Apply(ctx, plans[s.Name])
 		prog.clear()
-		if e := cfg.saveReport(s.Name, "sync", rep, err, log); e != nil {
-			errs = append(errs, e)
+		sinkErrs, werr := cfg.settleApply(s.Name, rep, err, jsonOut, stdout, log)
+		if werr != nil {
+			return werr
 		}
-		if rep != nil {
-			if jsonOut {
-				if werr := writeJSON(stdout, reportDoc{Sink: s.Name, Report: rep}); werr != nil {
-					return werr
-				}
-			} else {
-				printReport(stdout, s.Name, rep)
-			}
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", s.Name, err))
-		}
+		errs = append(errs, sinkErrs...)
 	}
 	return errors.Join(errs...)
 }

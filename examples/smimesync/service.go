@@ -111,20 +111,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	config := fl.String("config", "", "configuration file (YAML)")
 	once := fl.Bool("once", false, "run one pass per sink and exit, like sync, but with run's lock, schedule and report")
 	trace := traceFlag(fl)
-	if err := fl.Parse(args); err != nil {
-		return usagef("run: %v", err)
-	}
-	if *config == "" {
-		return usagef("run: --config is required")
-	}
-	if fl.NArg() > 0 {
-		return usagef("run: unexpected arguments %v", fl.Args())
-	}
-	cfg, err := loadConfig(*config)
+	cfg, err := commandConfig("run", fl, args, trace)
 	if err != nil {
-		return err
-	}
-	if err := cfg.startTrace(*trace); err != nil {
 		return err
 	}
 	defer cfg.trace.close()

@@ -50,26 +50,14 @@ func (c *Config) syncers(log *slog.Logger) ([]service.Named, error) {
 func setup(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*Config, []service.Named, *slog.Logger, bool, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	config := fs.String("config", "", "configuration file (YAML)")
+	fs.String("config", "", "configuration file (YAML)")
 	jsonOut := fs.Bool("json", false, "print JSON")
 	trace := traceFlag(fs)
 	if extra != nil {
 		extra(fs)
 	}
-	if err := fs.Parse(args); err != nil {
-		return nil, nil, nil, false, usagef("%s: %v", name, err)
-	}
-	if *config == "" {
-		return nil, nil, nil, false, usagef("%s: --config is required", name)
-	}
-	if fs.NArg() > 0 {
-		return nil, nil, nil, false, usagef("%s: unexpected arguments %v", name, fs.Args())
-	}
-	cfg, err := loadConfig(*config)
+	cfg, err := commandConfig(name, fs, args, trace)
 	if err != nil {
-		return nil, nil, nil, false, err
-	}
-	if err := cfg.startTrace(*trace); err != nil {
 		return nil, nil, nil, false, err
 	}
 	log := cfg.logger(stderr)
@@ -79,6 +67,32 @@ func setup(name string, args []string, stderr io.Writer, extra func(*flag.FlagSe
 		return nil, nil, nil, false, err
 	}
 	return cfg, syncers, log, *jsonOut, nil
+}
+
+// commandConfig is what every command that takes --config does once its
+// flags (a "config" flag among them) are declared: it parses args,
+// requires --config and nothing else on the line, loads the configuration
+// and starts the trace (*trace, read after parsing). The caller closes
+// cfg.trace.
+func commandConfig(name string, fs *flag.FlagSet, args []string, trace *string) (*Config, error) {
+	if err := fs.Parse(args); err != nil {
+		return nil, usagef("%s: %v", name, err)
+	}
+	config := fs.Lookup("config").Value.String()
+	if config == "" {
+		return nil, usagef("%s: --config is required", name)
+	}
+	if fs.NArg() > 0 {
+		return nil, usagef("%s: unexpected arguments %v", name, fs.Args())
+	}
+	cfg, err := loadConfig(config)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.startTrace(*trace); err != nil {
+		return nil, err
+	}
+	return cfg, nil
 }
 
 // cmdPlan prints what a sync would change, writing nothing.
@@ -227,23 +241,36 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		rep, err := s.Apply(ctx, pl)
 		prog.clear()
-		if e := cfg.saveReport(s.Name, "sync", rep, err, log); e != nil {
-			errs = append(errs, e)
+		sinkErrs, werr := cfg.settleApply(s.Name, rep, err, jsonOut, stdout, log)
+		if werr != nil {
+			return werr
 		}
-		if rep != nil {
-			if jsonOut {
-				if werr := writeJSON(stdout, reportDoc{Sink: s.Name, Report: rep}); werr != nil {
-					return werr
-				}
-			} else {
-				printReport(stdout, s.Name, rep)
-			}
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", s.Name, err))
-		}
+		errs = append(errs, sinkErrs...)
 	}
 	return errors.Join(errs...)
+}
+
+// settleApply is what sync does with one sink's Apply: it saves the
+// report, prints it (text or JSON), and returns the errors to report for
+// the sink, and werr when standard output itself failed (the command
+// stops).
+func (c *Config) settleApply(sink string, rep *smimesync.Report, err error, jsonOut bool, stdout io.Writer, log *slog.Logger) (errs []error, werr error) {
+	if e := c.saveReport(sink, "sync", rep, err, log); e != nil {
+		errs = append(errs, e)
+	}
+	if rep != nil {
+		if jsonOut {
+			if werr := writeJSON(stdout, reportDoc{Sink: sink, Report: rep}); werr != nil {
+				return nil, werr
+			}
+		} else {
+			printReport(stdout, sink, rep)
+		}
+	}
+	if err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", sink, err))
+	}
+	return errs, nil
 }
 
 // dryRunGuardError says that the guard would stop the real run, and how to
