@@ -78,7 +78,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	defer cfg.trace.close()
+	defer cfg.trace.Close()
 	log := cfg.logger(stderr)
 	src, err := cfg.source(log)
 	if err != nil {
