@@ -11,6 +11,7 @@ import (
 	"github.com/smimesync/go-smimesync/cloud/azauth/azauthtest"
 	"github.com/smimesync/go-smimesync/cloud/exchange/exchangetest"
 	"github.com/smimesync/go-smimesync/smimesync"
+	"github.com/smimesync/go-smimesync/smimesync/check"
 )
 
 // checkTenant is exchangeTenant with an emulator that requires
@@ -83,7 +84,7 @@ func TestCheckGoodApp(t *testing.T) {
 		}
 	}
 	code, stdout, _ = runCLI(t, "check", "--config", cfg, "--json")
-	var doc checkDoc
+	var doc check.Report
 	if err := json.Unmarshal([]byte(stdout), &doc); err != nil || code != exitOK || !doc.OK || len(doc.Checks) < 7 {
 		t.Errorf("--json: exit %d, %v, %+v", code, err, doc)
 	}

@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/smimesync/go-smimesync/cloud"
+	"github.com/smimesync/go-smimesync/cloud/httplog"
 	"github.com/smimesync/go-smimesync/directory"
 	"github.com/smimesync/go-smimesync/smimesync"
 	"github.com/smimesync/go-smimesync/smimesync/metrics"
@@ -72,8 +73,8 @@ type Config struct {
 	// Config.httpClient.
 	metrics *metrics.Metrics
 	// trace, when set (--trace), records the sinks' HTTP traffic: see
-	// Config.httpClient and trace.go.
-	trace *tracer
+	// Config.httpClient and package httplog.
+	trace *httplog.Log
 }
 
 // SourceConfig chooses one directory source.

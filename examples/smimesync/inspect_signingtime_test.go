@@ -12,6 +12,7 @@ import (
 	"github.com/smimesync/go-smimesync/internal/cmssign"
 	"github.com/smimesync/go-smimesync/internal/testpki"
 	"github.com/smimesync/go-smimesync/smimesync"
+	"github.com/smimesync/go-smimesync/smimesync/inspect"
 )
 
 // TestInspectSigningTimeOutsideValidity: inspect shows a blob signed after
@@ -53,7 +54,7 @@ func TestInspectSigningTimeOutsideValidity(t *testing.T) {
 	}
 	var doc struct {
 		Files []struct {
-			Blob *blobView
+			Blob *inspect.Blob
 		}
 	}
 	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {

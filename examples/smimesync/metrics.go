@@ -6,7 +6,7 @@ import "net/http"
 // credential) should be given: nil, meaning each one's default, unless
 // `smimesync run` set c.metrics or --trace set c.trace, in which case a
 // client whose transport counts the traffic (see instrument) and records
-// it (see tracer.wrap). Sink builders use it as
+// it (see httplog.Log.Transport). Sink builders use it as
 // `HTTPClient: c.httpClient()`.
 func (c *Config) httpClient() *http.Client {
 	if c.metrics == nil && c.trace == nil {
@@ -20,5 +20,5 @@ func (c *Config) httpClient() *http.Client {
 	if c.metrics != nil {
 		rt = c.metrics.Transport(rt)
 	}
-	return &http.Client{Transport: c.trace.wrap(rt)}
+	return &http.Client{Transport: c.trace.Transport(rt)}
 }

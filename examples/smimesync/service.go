@@ -115,7 +115,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	defer cfg.trace.close()
+	defer cfg.trace.Close()
 	if cfg.State.Path == "" {
 		return usagef("run: %s: state.path is required: a service must remember what it published, and locks its state", *config)
 	}

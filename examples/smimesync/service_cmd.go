@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/smimesync/go-smimesync/smimesync/service/winsvc"
 )
 
 // The Windows service's names, as `smimesync service install` registers
@@ -32,81 +34,12 @@ const (
 	serviceStopWait  = 90 * time.Second
 )
 
-// serviceSpec is everything `service install` registers.
-type serviceSpec struct {
-	Name, DisplayName, Description string
-	// Exe is the absolute path of the binary; Args its arguments (run
-	// --config with the configuration's absolute path).
-	Exe  string
-	Args []string
-	// Account is the logon account (ServiceStartName); "" is LocalSystem.
-	// Password is empty for virtual accounts, gMSAs and built-in ones.
-	Account, Password string
-	// Recovery is what the Service Control Manager does when the service
-	// fails.
-	Recovery recoveryPolicy
-}
-
-// recoveryPolicy is a service's failure actions: restart after each
-// delay in turn (the last one repeats for every later failure), counting
-// failures anew after ResetAfter without one.
-type recoveryPolicy struct {
-	Restarts   []time.Duration
-	ResetAfter time.Duration
-	// OnNonCrashFailures: a service that stops with a non-zero exit code
-	// (smimesync run that cannot start: a configuration error, a busy
-	// port) counts as failed too, not only a crash.
-	OnNonCrashFailures bool
-}
-
-// defaultRecovery is the policy `service install` sets: restart after 1,
-// then 5, then 15 minutes, so that a passing outage (the network at boot,
-// a domain controller restarting) heals itself without a tight loop
-// against a broken configuration; failures counted anew after a day
-// without one.
-func defaultRecovery() recoveryPolicy {
-	return recoveryPolicy{
-		Restarts:           []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute},
-		ResetAfter:         24 * time.Hour,
-		OnNonCrashFailures: true,
-	}
-}
-
-// serviceManager is what `smimesync service` needs of the Service Control
-// Manager (see service_windows.go); tests fake it.
-type serviceManager interface {
-	// install creates the service and its Event Log source, and sets its
-	// recovery policy.
-	install(spec serviceSpec) error
-	// uninstall stops the service if it runs, deletes it and removes its
-	// Event Log source.
-	uninstall(name string, stopWait time.Duration) error
-	// start starts the service and waits until it runs.
-	start(name string, wait time.Duration) error
-	// stop asks the service to stop and waits until it has.
-	stop(name string, wait time.Duration) error
-}
-
 // serviceArgs is a parsed `smimesync service` command line.
 type serviceArgs struct {
 	Action      string // install, uninstall, start or stop
 	Config      string // absolute; install only
 	Account     string
 	PasswordEnv string
-}
-
-// isPasswordlessAccount reports whether a service account logs on without
-// a password: LocalSystem, LocalService, NetworkService, a virtual account
-// (NT SERVICE\name) or a group managed service account (DOMAIN\name$).
-func isPasswordlessAccount(account string) bool {
-	a := strings.ToLower(account)
-	switch a {
-	case "", "localsystem", `.\localsystem`, `nt authority\system`,
-		`nt authority\localservice`, `nt authority\local service`,
-		`nt authority\networkservice`, `nt authority\network service`:
-		return true
-	}
-	return strings.HasPrefix(a, `nt service\`) || strings.HasSuffix(a, "$")
 }
 
 // parseServiceArgs reads `smimesync service ACTION [flags]`. A relative
@@ -150,7 +83,7 @@ func parseServiceArgs(args []string) (serviceArgs, error) {
 		return serviceArgs{}, usagef("service install: --config: %v", err)
 	}
 	sa.Config = abs
-	switch pwless := isPasswordlessAccount(sa.Account); {
+	switch pwless := winsvc.IsPasswordless(sa.Account); {
 	case pwless && sa.PasswordEnv != "":
 		return serviceArgs{}, usagef("service install: --account %s logs on without a password: drop --password-env", sa.Account)
 	case !pwless && sa.PasswordEnv == "":
@@ -161,12 +94,12 @@ func parseServiceArgs(args []string) (serviceArgs, error) {
 
 // installSpec is the service `service install` registers for sa: this
 // binary, `run --config CONFIG`, the account, the default recovery.
-func installSpec(sa serviceArgs, exe string, getenv func(string) string) (serviceSpec, error) {
-	spec := serviceSpec{
+func installSpec(sa serviceArgs, exe string, getenv func(string) string) (winsvc.Spec, error) {
+	spec := winsvc.Spec{
 		Name: windowsServiceName, DisplayName: windowsServiceDisplayName, Description: windowsServiceDescription,
 		Exe: exe, Args: []string{"run", "--config", sa.Config},
 		Account:  sa.Account,
-		Recovery: defaultRecovery(),
+		Recovery: winsvc.DefaultRecovery(),
 	}
 	if strings.EqualFold(sa.Account, "LocalSystem") {
 		spec.Account = ""
@@ -174,7 +107,7 @@ func installSpec(sa serviceArgs, exe string, getenv func(string) string) (servic
 	if sa.PasswordEnv != "" {
 		spec.Password = getenv(sa.PasswordEnv)
 		if spec.Password == "" {
-			return serviceSpec{}, usagef("service install: --password-env %s: the variable is not set", sa.PasswordEnv)
+			return winsvc.Spec{}, usagef("service install: --password-env %s: the variable is not set", sa.PasswordEnv)
 		}
 	}
 	return spec, nil
@@ -196,7 +129,7 @@ func cmdService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // runServiceCommand carries out sa with m. install first loads the
 // configuration, as `run` would, and refuses one that does not load: a
 // service that cannot start is not installed.
-func runServiceCommand(sa serviceArgs, m serviceManager, stdout io.Writer, executable func() (string, error), getenv func(string) string) error {
+func runServiceCommand(sa serviceArgs, m winsvc.Manager, stdout io.Writer, executable func() (string, error), getenv func(string) string) error {
 	switch sa.Action {
 	case "install":
 		cfg, err := loadConfig(sa.Config)
@@ -217,7 +150,7 @@ func runServiceCommand(sa serviceArgs, m serviceManager, stdout io.Writer, execu
 		if err != nil {
 			return err
 		}
-		if err := m.install(spec); err != nil {
+		if err := m.Install(spec); err != nil {
 			return fmt.Errorf("service install: %w", err)
 		}
 		account := cmp.Or(spec.Account, "LocalSystem")
@@ -226,17 +159,17 @@ func runServiceCommand(sa serviceArgs, m serviceManager, stdout io.Writer, execu
 			formatDelays(spec.Recovery.Restarts), spec.Recovery.ResetAfter, spec.Name)
 		fmt.Fprintf(stdout, "start it with: smimesync service start\n")
 	case "uninstall":
-		if err := m.uninstall(windowsServiceName, serviceStopWait); err != nil {
+		if err := m.Uninstall(windowsServiceName, serviceStopWait); err != nil {
 			return fmt.Errorf("service uninstall: %w", err)
 		}
 		fmt.Fprintf(stdout, "removed service %s and its Event Log source\n", windowsServiceName)
 	case "start":
-		if err := m.start(windowsServiceName, serviceStartWait); err != nil {
+		if err := m.Start(windowsServiceName, serviceStartWait); err != nil {
 			return fmt.Errorf("service start: %w", err)
 		}
 		fmt.Fprintf(stdout, "service %s is running\n", windowsServiceName)
 	case "stop":
-		if err := m.stop(windowsServiceName, serviceStopWait); err != nil {
+		if err := m.Stop(windowsServiceName, serviceStopWait); err != nil {
 			return fmt.Errorf("service stop: %w", err)
 		}
 		fmt.Fprintf(stdout, "service %s is stopped\n", windowsServiceName)

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"log/slog"
 	"time"
+
+	"github.com/smimesync/go-smimesync/smimesync/service/winsvc"
 )
 
 // isWindowsService reports whether the process runs as a Windows service:
@@ -28,7 +30,7 @@ func windowsEventError(msg string) {}
 
 // newServiceManager: there is no Service Control Manager here, so
 // `smimesync service` exits 2 and says to use systemd.
-func newServiceManager() (serviceManager, error) {
+func newServiceManager() (winsvc.Manager, error) {
 	return nil, usageError{errWindowsOnly}
 }
 

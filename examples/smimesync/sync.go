@@ -63,7 +63,7 @@ func setup(name string, args []string, stderr io.Writer, extra func(*flag.FlagSe
 	log := cfg.logger(stderr)
 	syncers, err := cfg.syncers(log)
 	if err != nil {
-		cfg.trace.close()
+		cfg.trace.Close()
 		return nil, nil, nil, false, err
 	}
 	return cfg, syncers, log, *jsonOut, nil
@@ -106,7 +106,7 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	defer cfg.trace.close()
+	defer cfg.trace.Close()
 	var outs map[string]string
 	if out != "" {
 		if outs, err = cfg.planPaths("--out", out, syncers, true); err != nil {
@@ -180,7 +180,7 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	defer cfg.trace.close()
+	defer cfg.trace.Close()
 	if planFile != "" {
 		switch {
 		case dryRun:

@@ -14,6 +14,7 @@ import (
 
 	"github.com/smimesync/go-smimesync/cloud/azauth/azauthtest"
 	"github.com/smimesync/go-smimesync/cloud/exchange/exchangetest"
+	"github.com/smimesync/go-smimesync/cloud/httplog"
 )
 
 // traceSecret is the client secret of TestTraceHoldsNoSecret: with
@@ -94,7 +95,7 @@ func TestTraceHoldsNoSecret(t *testing.T) {
 		sc := bufio.NewScanner(strings.NewReader(text))
 		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
-			var rec traceRecord
+			var rec httplog.Record
 			if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
 				t.Fatalf("%s: a line is not JSON: %v", filepath.Base(trace), err)
 			}
@@ -104,7 +105,7 @@ func TestTraceHoldsNoSecret(t *testing.T) {
 			body := rec.Request.Body
 			switch {
 			case strings.HasSuffix(rec.Path, "/oauth2/v2.0/token"):
-				seen["login"] = strings.Contains(body, "client_secret="+redacted)
+				seen["login"] = strings.Contains(body, "client_secret="+httplog.Redacted)
 			case strings.Contains(body, `"Set-Mailbox"`):
 				seen["write"] = strings.Contains(body, `"Data":"sha256:`)
 			case rec.Request.Headers["X-Responseformat"] == "clixml" && rec.Response != nil:
@@ -112,7 +113,7 @@ func TestTraceHoldsNoSecret(t *testing.T) {
 			case strings.Contains(body, `"Get-Recipient"`):
 				seen["read"] = rec.Status == 200
 			}
-			if a := rec.Request.Headers["Authorization"]; a != "" && a != redacted {
+			if a := rec.Request.Headers["Authorization"]; a != "" && a != httplog.Redacted {
 				t.Errorf("Authorization recorded as %q", a)
 			}
 		}
@@ -122,45 +123,4 @@ func TestTraceHoldsNoSecret(t *testing.T) {
 			t.Errorf("no %s exchange recorded as expected", what)
 		}
 	}
-}
-
-// TestRedactBody: each kind of secret and certificate bytes, on its own.
-func TestRedactBody(t *testing.T) {
-	cert := []byte{0x30, 0x82, 0x01, 0x0a}
-	for i := 0; i < 100; i++ {
-		cert = append(cert, byte(i))
-	}
-	fp := fingerprintText(cert)
-	b64 := base64.StdEncoding.EncodeToString(cert)
-	for _, tc := range []struct{ in, want string }{
-		{"grant_type=client_credentials&client_secret=abc%2Bdef&scope=x", "grant_type=client_credentials&client_secret=" + redacted + "&scope=x"},
-		{"client_assertion_type=jwt-bearer&client_assertion=eyJhbGciOi.eyJzdWIi.c2ln", "client_assertion_type=jwt-bearer&client_assertion=" + redacted},
-		{`{"token_type":"Bearer","access_token":"opaque-token","refresh_token":"r"}`, `{"token_type":"Bearer","access_token":"` + redacted + `","refresh_token":"` + redacted + `"}`},
-		{`Bearer eyJhbGciOiJIUzI1NiJ9.eyJhdWQiOiJ4In0.sig-_nature`, `Bearer ` + redacted},
-		{`<Obj><BA N="x">` + b64 + `</BA></Obj>`, `<Obj><BA N="x">` + fp + `</BA></Obj>`},
-		{`{"Data":[` + decimal(cert) + `]}`, `{"Data":"` + fp + `"}`},
-		{`{"value":["\u003cObjs\u003e\u003cBA\u003e` + b64 + `\u003c/BA\u003e"]}`, `{"value":["\u003cObjs\u003e\u003cBA\u003e` + fp + `\u003c/BA\u003e"]}`},
-		{`x\n` + b64, `x\n` + fp},
-		{`{"UserCertificate":["` + b64 + `"]}`, `{"UserCertificate":["` + fp + `"]}`},
-		{`{"Name":"alice","Guid":"e0000000-0000-4000-8000-000000000001"}`, `{"Name":"alice","Guid":"e0000000-0000-4000-8000-000000000001"}`},
-	} {
-		if got := redactBody(tc.in); got != tc.want {
-			t.Errorf("redactBody(%.60q)\n got %q\nwant %q", tc.in, got, tc.want)
-		}
-	}
-	// A body cut by the bound keeps no part of a token or byte array.
-	if got := redactPartial(`{"x":1} eyJhbGciOiJIUzI1NiJ9.eyJhdWQ`); strings.Contains(got, "eyJ") {
-		t.Errorf("a cut token survives: %q", got)
-	}
-	if got := redactPartial(`{"Data":[48,130,1,10,0,1,2`); strings.Contains(got, "130") {
-		t.Errorf("a cut byte array survives: %q", got)
-	}
-}
-
-func decimal(b []byte) string {
-	var s []string
-	for _, x := range b {
-		s = append(s, strconv.Itoa(int(x)))
-	}
-	return strings.Join(s, ",")
 }

@@ -1,4 +1,4 @@
-package main
+package winsvc
 
 import (
 	"bytes"
@@ -9,42 +9,42 @@ import (
 	"unicode/utf8"
 )
 
-// eventWriter is what the Event Log handler needs of the Windows Event
+// EventWriter is what the Event Log handler needs of the Windows Event
 // Log: *eventlog.Log (golang.org/x/sys/windows/svc/eventlog) has these
 // methods; tests fake them.
-type eventWriter interface {
+type EventWriter interface {
 	Info(eid uint32, msg string) error
 	Warning(eid uint32, msg string) error
 	Error(eid uint32, msg string) error
 }
 
-// The event IDs the service logs under (source smimesync, log
+// The event IDs an EventLogHandler writes under (source smimesync, log
 // Application): one per level, so that a filter or a forwarding rule can
-// pick errors by ID. `service install` registers the source with
+// pick errors by ID. [SCM.Install] registers the source with
 // EventCreate.exe's message file, which takes IDs 1 to 1000.
 const (
-	eventIDInfo    = 1
-	eventIDWarning = 2
-	eventIDError   = 3
+	EventIDInfo    = 1
+	EventIDWarning = 2
+	EventIDError   = 3
 )
 
-// maxEventMessage bounds an event's text: ReportEvent refuses strings
+// MaxEventMessage bounds an event's text: ReportEvent refuses strings
 // longer than 31,839 characters. Longer messages are cut, and say so.
-const maxEventMessage = 31000
+const MaxEventMessage = 31000
 
-// eventLogHandler is a slog.Handler that writes each record as one event:
+// EventLogHandler is a slog.Handler that writes each record as one event:
 // the message on the first line, then its attributes as key=value, one
 // per line (groups as prefix.key), formatted as slog's text handler
 // formats them. The record's time is the event's own; its level picks the
 // event type (info, warning, error) and ID.
-type eventLogHandler struct {
-	w     eventWriter
+type EventLogHandler struct {
+	w     EventWriter
 	level slog.Leveler
 	fmt   *eventFormatter
 	inner slog.Handler // formats the attributes into fmt.buf
 }
 
-// eventFormatter is the buffer an eventLogHandler and the handlers
+// eventFormatter is the buffer an EventLogHandler and the handlers
 // derived from it (WithAttrs, WithGroup) format into, one record at a
 // time.
 type eventFormatter struct {
@@ -52,8 +52,9 @@ type eventFormatter struct {
 	buf bytes.Buffer
 }
 
-// newEventLogHandler writes records at level and above to w.
-func newEventLogHandler(w eventWriter, level slog.Leveler) *eventLogHandler {
+// NewEventLogHandler returns a handler writing records at level and above
+// to w.
+func NewEventLogHandler(w EventWriter, level slog.Leveler) *EventLogHandler {
 	f := &eventFormatter{}
 	inner := slog.NewTextHandler(&f.buf, &slog.HandlerOptions{
 		Level: slog.LevelDebug, // the outer handler filters
@@ -64,43 +65,43 @@ func newEventLogHandler(w eventWriter, level slog.Leveler) *eventLogHandler {
 			return a
 		},
 	})
-	return &eventLogHandler{w: w, level: level, fmt: f, inner: inner}
+	return &EventLogHandler{w: w, level: level, fmt: f, inner: inner}
 }
 
 // Enabled implements slog.Handler.
-func (h *eventLogHandler) Enabled(_ context.Context, l slog.Level) bool {
+func (h *EventLogHandler) Enabled(_ context.Context, l slog.Level) bool {
 	return l >= h.level.Level()
 }
 
 // WithAttrs implements slog.Handler.
-func (h *eventLogHandler) WithAttrs(as []slog.Attr) slog.Handler {
+func (h *EventLogHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	c := *h
 	c.inner = h.inner.WithAttrs(as)
 	return &c
 }
 
 // WithGroup implements slog.Handler.
-func (h *eventLogHandler) WithGroup(name string) slog.Handler {
+func (h *EventLogHandler) WithGroup(name string) slog.Handler {
 	c := *h
 	c.inner = h.inner.WithGroup(name)
 	return &c
 }
 
 // Handle implements slog.Handler: it writes one event.
-func (h *eventLogHandler) Handle(ctx context.Context, r slog.Record) error {
+func (h *EventLogHandler) Handle(ctx context.Context, r slog.Record) error {
 	msg := h.format(ctx, r)
 	switch {
 	case r.Level >= slog.LevelError:
-		return h.w.Error(eventIDError, msg)
+		return h.w.Error(EventIDError, msg)
 	case r.Level >= slog.LevelWarn:
-		return h.w.Warning(eventIDWarning, msg)
+		return h.w.Warning(EventIDWarning, msg)
 	default:
-		return h.w.Info(eventIDInfo, msg)
+		return h.w.Info(EventIDInfo, msg)
 	}
 }
 
 // format is the event's text for r.
-func (h *eventLogHandler) format(ctx context.Context, r slog.Record) string {
+func (h *EventLogHandler) format(ctx context.Context, r slog.Record) string {
 	h.fmt.mu.Lock()
 	h.fmt.buf.Reset()
 	// Only the attributes (the message goes first, on its own line);
@@ -120,7 +121,7 @@ func (h *eventLogHandler) format(ctx context.Context, r slog.Record) string {
 		b.WriteString("\r\n")
 		b.WriteString(kv)
 	}
-	return truncateEvent(b.String())
+	return TruncateEvent(b.String())
 }
 
 // splitTextAttrs splits the text handler's "k=v k2="quoted value"" line
@@ -151,24 +152,24 @@ func splitTextAttrs(s string) []string {
 	return out
 }
 
-// truncateEvent cuts msg to maxEventMessage bytes, at a character
+// TruncateEvent cuts msg to MaxEventMessage bytes, at a character
 // boundary, marking the cut.
-func truncateEvent(msg string) string {
-	if len(msg) <= maxEventMessage {
+func TruncateEvent(msg string) string {
+	if len(msg) <= MaxEventMessage {
 		return msg
 	}
 	const mark = "\r\n… (cut: the message was too long for the Event Log)"
-	cut := maxEventMessage - len(mark)
+	cut := MaxEventMessage - len(mark)
 	for cut > 0 && !utf8.RuneStart(msg[cut]) {
 		cut--
 	}
 	return msg[:cut] + mark
 }
 
-// eventLogLevel is the lowest level the service writes to the Event Log
-// for log.level: the configured level, but never debug (debug records go
+// EventLogLevel is the lowest level a service writes to the Event Log for
+// a configured level ("debug", "info", "warn", "error"): the configured level, but never debug (debug records go
 // to the log file only).
-func eventLogLevel(level string) slog.Level {
+func EventLogLevel(level string) slog.Level {
 	switch level {
 	case "error":
 		return slog.LevelError
