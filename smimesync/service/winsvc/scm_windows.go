@@ -188,58 +188,48 @@ func (SCM) Install(spec Spec) error {
 
 // Uninstall implements [Manager].
 func (SCM) Uninstall(name string, stopWait time.Duration) error {
-	m, err := connect()
-	if err != nil {
-		return err
-	}
-	defer m.Disconnect()
-	s, err := open(m, name)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	if st, err := s.Query(); err == nil && st.State != svc.Stopped {
-		if err := stopService(s, name, stopWait); err != nil {
-			return err
+	return withService(name, func(s *mgr.Service) error {
+		if st, err := s.Query(); err == nil && st.State != svc.Stopped {
+			if err := stopService(s, name, stopWait); err != nil {
+				return err
+			}
 		}
-	}
-	if err := s.Delete(); err != nil {
-		return elevationHint(fmt.Errorf("deleting service %s: %w", name, err))
-	}
-	if err := eventlog.Remove(name); err != nil && !errors.Is(err, windows.ERROR_FILE_NOT_FOUND) {
-		return fmt.Errorf("service %s deleted, but its Event Log source was not removed: %w", name, err)
-	}
-	return nil
+		if err := s.Delete(); err != nil {
+			return elevationHint(fmt.Errorf("deleting service %s: %w", name, err))
+		}
+		if err := eventlog.Remove(name); err != nil && !errors.Is(err, windows.ERROR_FILE_NOT_FOUND) {
+			return fmt.Errorf("service %s deleted, but its Event Log source was not removed: %w", name, err)
+		}
+		return nil
+	})
 }
 
 // Start implements [Manager].
 func (SCM) Start(name string, wait time.Duration) error {
-	m, err := connect()
-	if err != nil {
-		return err
-	}
-	defer m.Disconnect()
-	s, err := open(m, name)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	if err := s.Start(); err != nil {
-		return elevationHint(fmt.Errorf("starting service %s: %w", name, err))
-	}
-	st, err := waitState(s, svc.Running, wait)
-	if err != nil {
-		return err
-	}
-	if st.State != svc.Running {
-		return fmt.Errorf("service %s stopped as it started (exit code %d, service exit code %d): the Event Log (Application, source %s) says why",
-			name, st.Win32ExitCode, st.ServiceSpecificExitCode, name)
-	}
-	return nil
+	return withService(name, func(s *mgr.Service) error {
+		if err := s.Start(); err != nil {
+			return elevationHint(fmt.Errorf("starting service %s: %w", name, err))
+		}
+		st, err := waitState(s, svc.Running, wait)
+		if err != nil {
+			return err
+		}
+		if st.State != svc.Running {
+			return fmt.Errorf("service %s stopped as it started (exit code %d, service exit code %d): the Event Log (Application, source %s) says why",
+				name, st.Win32ExitCode, st.ServiceSpecificExitCode, name)
+		}
+		return nil
+	})
 }
 
 // Stop implements [Manager].
 func (SCM) Stop(name string, wait time.Duration) error {
+	return withService(name, func(s *mgr.Service) error { return stopService(s, name, wait) })
+}
+
+// withService connects to the Service Control Manager, opens the
+// installed service name, and runs f on it.
+func withService(name string, f func(*mgr.Service) error) error {
 	m, err := connect()
 	if err != nil {
 		return err
@@ -250,7 +240,7 @@ func (SCM) Stop(name string, wait time.Duration) error {
 		return err
 	}
 	defer s.Close()
-	return stopService(s, name, wait)
+	return f(s)
 }
 
 // stopService asks s to stop and waits until it has.
