@@ -223,6 +223,29 @@ func writesSince(sink *cloudtest.MemorySink, from int) map[string]int {
 // converges runs the next pass and checks that it plans only unchanged
 // recipients, and that the sink carries exactly what the directory holds
 // (the old certificate and its renewal) for everyone.
+// recovers is the pass after the full disk, once space is back: it
+// completes and advances the cookie from where the failed pass left it
+// ("pass 1"), writes again nothing but the writes that were acknowledged
+// and not recorded (unrecorded) since mark, gives every user the renewal,
+// and then the passes converge.
+func (d *diskFullDirectory) recovers(ctx context.Context, t *testing.T, s *smimesync.Syncer, sink *cloudtest.MemorySink, mark int, unrecorded map[string]bool) {
+	t.Helper()
+	rep, err := s.Run(ctx)
+	if err != nil || !rep.CookieAdvanced {
+		t.Fatalf("the pass after the full disk: %v (cookie advanced %v)", err, rep != nil && rep.CookieAdvanced)
+	}
+	if got := d.src.lastGiven(); got != "pass 1" {
+		t.Errorf("the pass after the full disk was given cookie %q, want %q", got, "pass 1")
+	}
+	n := nothingWrittenTwice(t, sink, mark, unrecorded)
+	for _, u := range d.users {
+		if n[u.Mail] == 0 {
+			t.Errorf("%s never got its renewal", u.Mail)
+		}
+	}
+	d.converges(t, s, sink)
+}
+
 func (d *diskFullDirectory) converges(t *testing.T, s *smimesync.Syncer, sink *cloudtest.MemorySink) {
 	t.Helper()
 	before := len(sink.Writes())
@@ -378,21 +401,7 @@ func TestDiskFull(t *testing.T) {
 				}
 			}
 			d.nothingValidRemoved(t, sink, "after the full disk")
-			s := syncer(st)
-			rep, err = s.Run(ctx)
-			if err != nil || !rep.CookieAdvanced {
-				t.Fatalf("the pass after the full disk: %v (cookie advanced %v)", err, rep != nil && rep.CookieAdvanced)
-			}
-			if got := d.src.lastGiven(); got != "pass 1" {
-				t.Errorf("the pass after the full disk was given cookie %q, want %q", got, "pass 1")
-			}
-			n := nothingWrittenTwice(t, sink, mark, unrecorded)
-			for _, u := range d.users {
-				if n[u.Mail] == 0 {
-					t.Errorf("%s never got its renewal", u.Mail)
-				}
-			}
-			d.converges(t, s, sink)
+			d.recovers(ctx, t, syncer(st), sink, mark, unrecorded)
 			if got := d.src.lastGiven(); got == "pass 1" {
 				t.Errorf("the converging pass was given cookie %q: the cookie never advanced", got)
 			}

@@ -93,21 +93,7 @@ func TestBoltStateDiskFull(t *testing.T) {
 					t.Errorf("the pass after the full disk was given cookie %q, want %q", got, "pass 1")
 				}
 			}
-			s := syncer(st)
-			rep, err = s.Run(ctx)
-			if err != nil || !rep.CookieAdvanced {
-				t.Fatalf("the pass after the full disk: %v (cookie advanced %v)", err, rep != nil && rep.CookieAdvanced)
-			}
-			if got := d.src.lastGiven(); got != "pass 1" {
-				t.Errorf("the pass after the full disk was given cookie %q, want %q", got, "pass 1")
-			}
-			n := nothingWrittenTwice(t, sink, mark, unrecorded)
-			for _, u := range d.users {
-				if n[u.Mail] == 0 {
-					t.Errorf("%s never got its renewal", u.Mail)
-				}
-			}
-			d.converges(t, s, sink)
+			d.recovers(ctx, t, syncer(st), sink, mark, unrecorded)
 			d.nothingValidRemoved(t, sink, "at the end")
 		})
 	}
