@@ -70,11 +70,12 @@ func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
 	if full {
 		cookie = nil
 	}
-	changes, res, err := s.read(ctx, st, cookie)
+	mp := s.beginMemo(ctx, s.policy())
+	changes, res, err := s.read(ctx, st, cookie, mp)
 	if errors.Is(err, directory.ErrStaleCookie) && cookie != nil {
 		log.Warn("the source refused its delta cookie; reading everything", "err", err)
 		cookie = nil
-		changes, res, err = s.read(ctx, st, nil)
+		changes, res, err = s.read(ctx, st, nil, mp)
 	}
 	if err != nil {
 		return nil, err
@@ -114,7 +115,7 @@ func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
 	plan.Finished = s.now()
 	log.Info("plan", "entries", plan.Summary.Entries, "add", plan.Summary.Add, "replace", plan.Summary.Replace,
 		"remove", plan.Summary.Remove, "unchanged", plan.Summary.Unchanged, "skip", plan.Summary.Skip,
-		"departed", plan.Summary.Departed, "retried", plan.Summary.Retried, "full", plan.Full, "duration", plan.Finished.Sub(plan.Started))
+		"departed", plan.Summary.Departed, "retried", plan.Summary.Retried, "memoized", plan.Summary.Memoized, "full", plan.Full, "duration", plan.Finished.Sub(plan.Started))
 	return plan, nil
 }
 
@@ -127,7 +128,7 @@ func compareChanges(a, b *Change) int {
 
 // read streams the source through the policy and the sink's lookups, with
 // Concurrency workers.
-func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte) ([]*Change, directory.Result, error) {
+func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte, mp *memoPass) ([]*Change, directory.Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	entries := make(chan *directory.Entry)
@@ -141,7 +142,7 @@ func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte) ([]*Chan
 	for range s.concurrency() {
 		wg.Go(func() {
 			for e := range entries {
-				c := s.planEntry(ctx, pol, st, e)
+				c := s.planOrMemo(ctx, pol, st, e, mp)
 				mu.Lock()
 				if c.runWide != nil {
 					if runWide == nil {
@@ -211,7 +212,9 @@ func (s *Syncer) decide(ctx context.Context, pol *Policy, st *Snapshot, e *direc
 		c.Action, c.Reason = ActionSkip, SkipDeleted
 		return c
 	}
+	now := pol.now() // before Evaluate's: no boundary slips between them
 	v := pol.Evaluate(ctx, e)
+	c.recheckBy = nextBoundary(v, now)
 	for _, d := range v.Decisions() {
 		val := valueOf(&d)
 		if d.Keep {
@@ -411,6 +414,9 @@ func summarize(changes []*Change) Summary {
 		}
 		if c.Retried {
 			s.Retried++
+		}
+		if c.Memoized {
+			s.Memoized++
 		}
 		s.KeptValues += len(c.Keep)
 		s.DroppedValues += len(c.Drop)

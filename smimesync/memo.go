@@ -1,0 +1,359 @@
+package smimesync
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"hash"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/smimesync/go-smimesync/cloud"
+	"github.com/smimesync/go-smimesync/directory"
+)
+
+// DefaultReverify is how often, at most, an entry that matches its [Memo]
+// is taken on trust before it is judged again and its recipient read back
+// (see [Syncer.Reverify]).
+const DefaultReverify = 24 * time.Hour
+
+// ReverifyEveryPass, as [Syncer.Reverify], turns memos off: every pass
+// judges every entry and reads every recipient back, and no memo is read
+// or saved.
+const ReverifyEveryPass time.Duration = -1
+
+// A Memo is what a [MemoState] remembers of one directory entry whose last
+// pass settled it: the recipient carried what the policy keeps (unchanged),
+// or a write of it was acknowledged and the state saved. A later pass that
+// reads the same entry (the same Entry hash) under the same settings (the
+// same Settings fingerprint), before RecheckBy, within the Syncer's
+// Reverify of Verified, and finds the state's record of the same Recipient,
+// counts the entry unchanged without judging its certificates or calling
+// the sink: the row has Memoized set.
+type Memo struct {
+	// Entry is the SHA-256 of the whole entry (every field of
+	// directory.Entry, in a fixed order, each value length-prefixed).
+	Entry [32]byte
+	// Settings fingerprints every setting that changes a verdict or a
+	// lookup: the Policy's (see Syncer.PolicyVersion for what cannot be
+	// fingerprinted), Prune.Reasons and the sink's identity.
+	Settings [32]byte
+	// Recipient is the recipient's ID.
+	Recipient string
+	// RecheckBy is the earliest validity boundary (a notBefore or
+	// notAfter) of the entry's certificates that had not passed when the
+	// entry was judged: the verdict may change then. Zero when none lies
+	// ahead.
+	RecheckBy time.Time
+	// Verified is when the entry was last judged and its recipient read
+	// (or written).
+	Verified time.Time
+}
+
+// A MemoState is a [State] that also keeps [Memo]s, one per directory entry
+// (keyed as Snapshot.Published is), so that a pass over an unchanged
+// directory costs little more than reading it. [BoltState] and
+// [MemoryState] are MemoStates; a Syncer whose State is not one judges
+// every entry on every pass.
+//
+// LoadMemos returns every memo (an empty map when there is none).
+// SaveMemos stores put and deletes drop, atomically: after a crash either
+// all of it is saved or none. The Syncer calls it at the end of Apply,
+// after the snapshot was saved, with memos only for entries whose outcome
+// is settled; a memo lost (never saved) only costs the next pass a lookup.
+type MemoState interface {
+	State
+	LoadMemos(ctx context.Context) (map[string]Memo, error)
+	SaveMemos(ctx context.Context, put map[string]Memo, drop []string) error
+}
+
+// memoVersion changes whenever what a Memo's hashes cover changes: every
+// memo of an older version then simply fails to match.
+const memoVersion = "smimesync-memo-1"
+
+// memoPass is one plan's view of the memos.
+type memoPass struct {
+	memos    map[string]Memo
+	settings [32]byte
+	now      time.Time // the Syncer's clock: Verified and Reverify
+	polNow   time.Time // the Policy's clock: RecheckBy
+	reverify time.Duration
+}
+
+// reverify is the Syncer's Reverify, with its default.
+func (s *Syncer) reverify() time.Duration {
+	if s.Reverify == 0 {
+		return DefaultReverify
+	}
+	return s.Reverify
+}
+
+// beginMemo loads the memos for a plan: nil when the State keeps none or
+// the policy cannot be fingerprinted (see Syncer.PolicyVersion), or memos
+// are off (ReverifyEveryPass). A State
+// that fails to load them is logged, and the pass judges every entry.
+func (s *Syncer) beginMemo(ctx context.Context, pol *Policy) *memoPass {
+	ms, ok := s.state().(MemoState)
+	if !ok {
+		return nil
+	}
+	log := s.logger()
+	if !s.memoizable(pol) {
+		log.Debug("entries are not memoized: the policy has a Check hook, a Revocation checker, Roots or Intermediates, and the Syncer no PolicyVersion")
+		return nil
+	}
+	if s.reverify() < 0 {
+		return nil
+	}
+	mp := &memoPass{settings: s.memoSettings(pol), now: s.now(), polNow: pol.now(), reverify: s.reverify()}
+	m, err := ms.LoadMemos(ctx)
+	if err != nil {
+		log.Warn("the entry memos cannot be read; every entry is judged", "err", err)
+		m = nil
+	}
+	mp.memos = m
+	return mp
+}
+
+// memoizable reports whether the verdicts of pol are fingerprinted by
+// memoSettings: what a func, a checker or a CertPool decides cannot be
+// hashed, so a Policy with any of them needs the caller's PolicyVersion.
+func (s *Syncer) memoizable(pol *Policy) bool {
+	opaque := pol.Check != nil || pol.Revocation != nil || pol.Roots != nil || pol.Intermediates != nil
+	return !opaque || s.PolicyVersion != ""
+}
+
+// memoSettings fingerprints every setting that changes a verdict, a
+// lookup or what Apply does with an entry's row.
+func (s *Syncer) memoSettings(pol *Policy) [32]byte {
+	h := sha256.New()
+	hashString(h, memoVersion)
+	hashString(h, identity(s.Sink))
+	hashString(h, s.PolicyVersion)
+	hashInt(h, pol.maxValues())
+	for _, b := range []bool{pol.DropUnmanaged, pol.RequireEncryption, pol.RequireValidSignature,
+		pol.Roots != nil, pol.Intermediates != nil, pol.Check != nil, pol.Revocation != nil} {
+		hashBool(h, b)
+	}
+	hashInt(h, len(pol.ManagedCAs))
+	for _, ca := range pol.ManagedCAs {
+		if ca == nil {
+			hashBytes(h, nil)
+			continue
+		}
+		hashBytes(h, ca.Raw)
+	}
+	rs := slices.Clone(s.Prune.Reasons)
+	slices.Sort(rs)
+	hashInt(h, len(rs))
+	for _, r := range rs {
+		hashString(h, string(r))
+	}
+	return [32]byte(h.Sum(nil))
+}
+
+// entryHash hashes every field of e, in a fixed order, each value
+// length-prefixed: whatever the policy or the sink's lookup reads of the
+// entry is in it.
+func entryHash(e *directory.Entry) [32]byte {
+	h := sha256.New()
+	hashString(h, e.ID)
+	hashString(h, e.DN)
+	hashString(h, e.UserPrincipalName)
+	hashString(h, e.Mail)
+	hashString(h, e.Source)
+	hashBool(h, e.Deleted)
+	hashInt(h, len(e.ProxyAddresses))
+	for _, p := range e.ProxyAddresses {
+		hashString(h, p)
+	}
+	for _, vals := range [][][]byte{e.UserCertificate, e.UserSMIMECertificate} {
+		hashInt(h, len(vals))
+		for _, v := range vals {
+			hashBytes(h, v)
+		}
+	}
+	return [32]byte(h.Sum(nil))
+}
+
+func hashBytes(h hash.Hash, b []byte) {
+	hashInt(h, len(b))
+	h.Write(b)
+}
+
+func hashString(h hash.Hash, s string) {
+	hashInt(h, len(s))
+	h.Write([]byte(s))
+}
+
+func hashInt(h hash.Hash, n int) {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(n))
+	h.Write(b[:])
+}
+
+func hashBool(h hash.Hash, v bool) {
+	if v {
+		h.Write([]byte{1})
+	} else {
+		h.Write([]byte{0})
+	}
+}
+
+// planOrMemo is planEntry, unless the entry matches its memo: it is then
+// counted unchanged without being judged or looked up.
+func (s *Syncer) planOrMemo(ctx context.Context, pol *Policy, st *Snapshot, e *directory.Entry, mp *memoPass) *Change {
+	if mp == nil || e.Deleted {
+		return s.planEntry(ctx, pol, st, e)
+	}
+	key := stateKey(e.Source, e.ID)
+	sum := entryHash(e)
+	m, had := mp.memos[key]
+	if had {
+		if c := mp.hit(st, key, e, sum, m); c != nil {
+			return c
+		}
+	}
+	c := s.planEntry(ctx, pol, st, e)
+	c.hadMemo = had
+	if c.Recipient != nil && c.prune == nil && (c.Action == ActionUnchanged || c.Writes()) {
+		c.memo = &Memo{Entry: sum, Settings: mp.settings, Recipient: c.Recipient.ID, RecheckBy: c.recheckBy, Verified: mp.now}
+	}
+	return c
+}
+
+// hit returns the row of an entry that matches its memo m, or nil.
+func (mp *memoPass) hit(st *Snapshot, key string, e *directory.Entry, sum [32]byte, m Memo) *Change {
+	if m.Entry != sum || m.Settings != mp.settings {
+		return nil
+	}
+	if !m.RecheckBy.IsZero() && !mp.polNow.Before(m.RecheckBy) {
+		return nil // a certificate became valid or expired since
+	}
+	if mp.now.Before(m.Verified) || !mp.now.Before(m.Verified.Add(reverifyAfter(mp.reverify, sum))) {
+		return nil // verified too long ago (or the clock went back)
+	}
+	p, ok := st.Published[key]
+	if !ok || p.Recipient != m.Recipient || st.Pending[key] != nil {
+		return nil // the state does not back the memo
+	}
+	return &Change{ID: e.ID, User: userName(e), DN: e.DN, Source: e.Source, Keep: []Value{}, Drop: []Value{},
+		Recipient: &cloud.Recipient{ID: p.Recipient, Name: cmp.Or(p.Name, p.Recipient), Kind: p.Kind},
+		Action:    ActionUnchanged, Memoized: true}
+}
+
+// reverifyAfter is how long after its verification an entry is taken on
+// trust: between half of reverify and all of it, chosen by the entry's
+// hash, so that the entries of a directory first synced in one pass are
+// verified again over the hours that follow rather than all in one pass.
+func reverifyAfter(reverify time.Duration, sum [32]byte) time.Duration {
+	frac := float64(binary.BigEndian.Uint64(sum[:8])>>11) / (1 << 53) // [0, 1)
+	return reverify - time.Duration(frac*float64(reverify/2))
+}
+
+// nextBoundary is the earliest notBefore or notAfter, not before now, of
+// the certificates behind v's decisions (a blob's CA certificates
+// included: chain validation reads them); zero when there is none.
+func nextBoundary(v *Verdict, now time.Time) time.Time {
+	var next time.Time
+	see := func(t time.Time) {
+		if !t.Before(now) && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	cert := func(c *Certificate) {
+		if c != nil {
+			see(c.NotBefore)
+			see(c.NotAfter)
+		}
+	}
+	for _, d := range v.Decisions() {
+		cert(d.Certificate)
+		if d.Blob != nil {
+			for _, c := range d.Blob.Certificates {
+				cert(c)
+			}
+		}
+	}
+	return next
+}
+
+// settledMemo reports whether c's outcome may be remembered: the recipient
+// carried what the policy keeps, or the write was acknowledged.
+func (c *Change) settledMemo() bool {
+	switch {
+	case c.memo == nil:
+		return false
+	case c.Action == ActionUnchanged:
+		return true
+	default:
+		return c.Writes() && c.Action != ActionDepart && c.Outcome == OutcomeWritten
+	}
+}
+
+// rememberEntries saves, after Apply saved the state, a memo for every
+// entry of the report whose outcome is settled, and drops the memo of
+// every other entry that had one. A failure is logged: it costs the next
+// pass lookups, never a skipped write.
+func (s *Syncer) rememberEntries(ctx context.Context, rep *Report) {
+	ms, ok := s.state().(MemoState)
+	if !ok || rep == nil || !rep.StateSaved {
+		return
+	}
+	put := map[string]Memo{}
+	var drop []string
+	for _, c := range rep.Changes {
+		key := stateKey(c.Source, c.ID)
+		switch {
+		case c.Memoized && c.Action == ActionUnchanged:
+			// Its memo stands.
+		case c.settledMemo():
+			put[key] = *c.memo
+		case c.hadMemo || c.Memoized || c.Departed() || c.Action == ActionSkip && c.Reason == SkipDeleted:
+			drop = append(drop, key)
+		}
+	}
+	if len(put) == 0 && len(drop) == 0 {
+		return
+	}
+	if err := ms.SaveMemos(context.WithoutCancel(ctx), put, drop); err != nil {
+		s.logger().Warn("the entry memos cannot be saved; the next pass judges these entries again", "entries", len(put)+len(drop), "err", err)
+	}
+}
+
+// memoTable is MemoryState's memos.
+type memoTable struct {
+	mu sync.Mutex
+	m  map[string]Memo
+}
+
+// LoadMemos returns a copy of the memos.
+func (m *MemoryState) LoadMemos(ctx context.Context) (map[string]Memo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.memos.mu.Lock()
+	defer m.memos.mu.Unlock()
+	return maps.Clone(m.memos.m), nil
+}
+
+// SaveMemos stores put and deletes drop.
+func (m *MemoryState) SaveMemos(ctx context.Context, put map[string]Memo, drop []string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("smimesync: saving memos: %w", err)
+	}
+	m.memos.mu.Lock()
+	defer m.memos.mu.Unlock()
+	if m.memos.m == nil {
+		m.memos.m = map[string]Memo{}
+	}
+	for _, k := range drop {
+		delete(m.memos.m, k)
+	}
+	maps.Copy(m.memos.m, put)
+	return nil
+}
