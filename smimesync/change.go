@@ -168,9 +168,10 @@ type Change struct {
 	// directory but from the state: an earlier pass skipped it.
 	Retried bool `json:"retried,omitempty"`
 	// Memoized is true when the entry matched its [Memo] (see
-	// Syncer.Reverify): it was counted unchanged without its certificates
-	// being judged or its recipient read, so Keep and Drop are empty and
-	// say nothing about its values (the last row that judged it does), and
+	// Syncer.Reverify): its row (unchanged, or skipped as SkipReadOnly or
+	// SkipCurrentUnknown) was repeated without its certificates being
+	// judged or its recipient looked up, so Keep and Drop are empty and say
+	// nothing about its values (the last row that judged it does), and
 	// CurrentFrom is empty.
 	Memoized bool `json:"memoized,omitempty"`
 
@@ -235,9 +236,9 @@ type Summary struct {
 	// Retried counts entries planned again from the state because an
 	// earlier pass skipped them (no recipient yet, a conflict, an error).
 	Retried int `json:"retried"`
-	// Memoized counts the unchanged entries taken on trust from their
-	// memo (Change.Memoized; also in Unchanged): their values are not in
-	// KeptValues, DroppedValues and Dropped.
+	// Memoized counts the entries taken on trust from their memo
+	// (Change.Memoized; also in Unchanged or Skip): their values are not
+	// in KeptValues, DroppedValues and Dropped.
 	Memoized int `json:"memoized"`
 	// KeptValues and DroppedValues count attribute values; Dropped
 	// breaks the drops down by reason.

@@ -28,12 +28,15 @@ const ReverifyEveryPass time.Duration = -1
 
 // A Memo is what a [MemoState] remembers of one directory entry whose last
 // pass settled it: the recipient carried what the policy keeps (unchanged),
-// or a write of it was acknowledged and the state saved. A later pass that
-// reads the same entry (the same Entry hash) under the same settings (the
-// same Settings fingerprint), before RecheckBy, within the Syncer's
-// Reverify of Verified, and finds the state's record of the same Recipient,
-// counts the entry unchanged without judging its certificates or calling
-// the sink: the row has Memoized set.
+// a write of it was acknowledged and the state saved, or it is left alone
+// for a reason only the recipient can change (Skip: SkipReadOnly, or
+// SkipCurrentUnknown). A later pass that reads the same entry (the same
+// Entry hash) under the same settings (the same Settings fingerprint),
+// before RecheckBy, within the Syncer's Reverify of Verified, and finds the
+// state as the memo left it (for an unchanged entry, the record of the same
+// Recipient; for SkipCurrentUnknown, no record) repeats the row without judging its
+// certificates or calling the sink: unchanged, or the same skip; the row
+// has Memoized set.
 type Memo struct {
 	// Entry is the SHA-256 of the whole entry (every field of
 	// directory.Entry, in a fixed order, each value length-prefixed).
@@ -42,8 +45,16 @@ type Memo struct {
 	// lookup: the Policy's (see Syncer.PolicyVersion for what cannot be
 	// fingerprinted), Prune.Reasons and the sink's identity.
 	Settings [32]byte
-	// Recipient is the recipient's ID.
-	Recipient string
+	// Recipient is the recipient's ID; RecipientName and RecipientKind
+	// are its Name and Kind (cloud.Recipient).
+	Recipient     string
+	RecipientName string
+	RecipientKind string
+	// Skip is the reason of a settled skip (SkipReadOnly, with the sink's
+	// Detail, or SkipCurrentUnknown); empty for an entry its recipient
+	// carries.
+	Skip   SkipReason
+	Detail string
 	// RecheckBy is the earliest validity boundary (a notBefore or
 	// notAfter) of the entry's certificates that had not passed when the
 	// entry was judged: the verdict may change then. Zero when none lies
@@ -220,8 +231,12 @@ func (s *Syncer) planOrMemo(ctx context.Context, pol *Policy, st *Snapshot, e *d
 	}
 	c := s.planEntry(ctx, pol, st, e)
 	c.hadMemo = had
-	if c.Recipient != nil && c.prune == nil && (c.Action == ActionUnchanged || c.Writes()) {
-		c.memo = &Memo{Entry: sum, Settings: mp.settings, Recipient: c.Recipient.ID, RecheckBy: c.recheckBy, Verified: mp.now}
+	if c.Recipient != nil && c.prune == nil && (c.Action == ActionUnchanged || c.Writes() || settledSkip(c)) {
+		c.memo = &Memo{Entry: sum, Settings: mp.settings, Recipient: c.Recipient.ID, RecipientName: c.Recipient.Name,
+			RecipientKind: c.Recipient.Kind, RecheckBy: c.recheckBy, Verified: mp.now}
+		if c.Action == ActionSkip {
+			c.memo.Skip, c.memo.Detail = c.Reason, c.Detail
+		}
 	}
 	return c
 }
@@ -237,13 +252,29 @@ func (mp *memoPass) hit(st *Snapshot, key string, e *directory.Entry, sum [32]by
 	if mp.now.Before(m.Verified) || !mp.now.Before(m.Verified.Add(reverifyAfter(mp.reverify, sum))) {
 		return nil // verified too long ago (or the clock went back)
 	}
-	p, ok := st.Published[key]
-	if !ok || p.Recipient != m.Recipient || st.Pending[key] != nil {
-		return nil // the state does not back the memo
-	}
-	return &Change{ID: e.ID, User: userName(e), DN: e.DN, Source: e.Source, Keep: []Value{}, Drop: []Value{},
-		Recipient: &cloud.Recipient{ID: p.Recipient, Name: cmp.Or(p.Name, p.Recipient), Kind: p.Kind},
+	c := &Change{ID: e.ID, User: userName(e), DN: e.DN, Source: e.Source, Keep: []Value{}, Drop: []Value{},
+		Recipient: &cloud.Recipient{ID: m.Recipient, Name: cmp.Or(m.RecipientName, m.Recipient), Kind: m.RecipientKind},
 		Action:    ActionUnchanged, Memoized: true}
+	p, published := st.Published[key]
+	_, known := st.record(key)
+	switch {
+	case st.Pending[key] != nil:
+		return nil // the state does not back the memo
+	case m.Skip == "" && (!published || p.Recipient != m.Recipient):
+		return nil
+	case m.Skip == SkipCurrentUnknown && known:
+		return nil // a skip for want of knowledge, with knowledge now
+	case m.Skip != "":
+		c.Action, c.Reason, c.Detail = ActionSkip, m.Skip, m.Detail
+	}
+	return c
+}
+
+// settledSkip reports whether c is a skip that only the recipient can
+// change: a read-only recipient, or one whose set cannot be read and gets
+// nothing.
+func settledSkip(c *Change) bool {
+	return c.Action == ActionSkip && (c.Reason == SkipReadOnly || c.Reason == SkipCurrentUnknown)
 }
 
 // reverifyAfter is how long after its verification an entry is taken on
@@ -288,7 +319,7 @@ func (c *Change) settledMemo() bool {
 	switch {
 	case c.memo == nil:
 		return false
-	case c.Action == ActionUnchanged:
+	case c.Action == ActionUnchanged, settledSkip(c):
 		return true
 	default:
 		return c.Writes() && c.Action != ActionDepart && c.Outcome == OutcomeWritten
@@ -309,7 +340,7 @@ func (s *Syncer) rememberEntries(ctx context.Context, rep *Report) {
 	for _, c := range rep.Changes {
 		key := stateKey(c.Source, c.ID)
 		switch {
-		case c.Memoized && c.Action == ActionUnchanged:
+		case c.Memoized && (c.Action == ActionUnchanged || settledSkip(c)):
 			// Its memo stands.
 		case c.settledMemo():
 			put[key] = *c.memo

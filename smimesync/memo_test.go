@@ -431,3 +431,53 @@ func TestMemoRefusesNegativeReverify(t *testing.T) {
 		t.Errorf("Plan with Reverify -2h: %v", err)
 	}
 }
+
+func TestMemoSettledSkips(t *testing.T) {
+	const bob = "bob@example.com"
+	for _, tt := range []struct {
+		name   string
+		set    func(r *memoRig, t *testing.T)
+		reason smimesync.SkipReason
+		detail string
+	}{{
+		name:   "a read-only recipient",
+		set:    func(r *memoRig, t *testing.T) { r.mem.SetReadOnly(bob, "synced from on-premises") },
+		reason: smimesync.SkipReadOnly, detail: "synced from on-premises",
+	}, {
+		name: "a set that cannot be read, and nothing to publish",
+		set: func(r *memoRig, t *testing.T) {
+			r.mem.SetUnreadable(true)
+			r.users[1].UserCertificate = nil
+			r.rewrite(t)
+		},
+		reason: smimesync.SkipCurrentUnknown,
+	}} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "state.db")
+			r := newMemoRig(t, &smimesync.BoltState{Path: path})
+			tt.set(r, t)
+			rep, lookups, _ := r.pass(t)
+			if c := memoRow(t, rep, bob); c.Action != smimesync.ActionSkip || c.Reason != tt.reason || lookups[bob] == 0 {
+				t.Fatalf("first pass, bob: %+v, lookups %v", c, lookups)
+			}
+			r.syncer.State = &smimesync.BoltState{Path: path}
+			rep, lookups, judged := r.pass(t)
+			c := memoRow(t, rep, bob)
+			if !c.Memoized || c.Action != smimesync.ActionSkip || c.Reason != tt.reason || c.Detail != tt.detail || lookups[bob] != 0 || judged[bob] != 0 {
+				t.Errorf("second pass, bob: %+v, lookups %v, judged %v: want the same skip, memoized", c, lookups, judged)
+			}
+			if c.Recipient == nil || c.Recipient.ID != bob || rep.Summary.Skip != 1 || rep.Summary.Memoized != 2 {
+				t.Errorf("second pass: recipient %+v, summary %+v", c.Recipient, rep.Summary)
+			}
+			// What only the recipient could change is looked at again
+			// within Reverify.
+			r.mem.SetReadOnly(bob, "")
+			r.mem.SetUnreadable(false)
+			r.now = testNow.Add(smimesync.DefaultReverify)
+			rep, lookups, _ = r.pass(t)
+			if c := memoRow(t, rep, bob); c.Memoized || c.Action == smimesync.ActionSkip || lookups[bob] == 0 {
+				t.Errorf("after Reverify, bob: %+v, lookups %v: want judged again and not skipped", c, lookups)
+			}
+		})
+	}
+}

@@ -21,16 +21,29 @@ const memoRecordVersion = 1
 // encodeMemo lays a memo out as: the version byte, Entry, Settings,
 // RecheckBy and Verified as Unix seconds (big-endian int64, rounded down:
 // a memo is never trusted a second longer than it should be; math.MinInt64
-// for the zero time), then Recipient.
+// for the zero time), then Recipient, RecipientName, RecipientKind, Skip
+// and Detail, each preceded by its length (a uvarint).
 func encodeMemo(m Memo) []byte {
-	b := make([]byte, 0, 1+32+32+8+8+len(m.Recipient))
+	strs := []string{m.Recipient, m.RecipientName, m.RecipientKind, string(m.Skip), m.Detail}
+	n := memoHead
+	for _, s := range strs {
+		n += binary.MaxVarintLen64 + len(s)
+	}
+	b := make([]byte, 0, n)
 	b = append(b, memoRecordVersion)
 	b = append(b, m.Entry[:]...)
 	b = append(b, m.Settings[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(memoTime(m.RecheckBy)))
 	b = binary.BigEndian.AppendUint64(b, uint64(memoTime(m.Verified)))
-	return append(b, m.Recipient...)
+	for _, s := range strs {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b
 }
+
+// memoHead is the length of a memo record's fixed part.
+const memoHead = 1 + 32 + 32 + 8 + 8
 
 const memoZeroTime = -1 << 63
 
@@ -52,8 +65,7 @@ func memoTimeOf(u int64) time.Time {
 var errMemoRecord = errors.New("not a memo record of this version")
 
 func decodeMemo(b []byte) (Memo, error) {
-	const head = 1 + 32 + 32 + 8 + 8
-	if len(b) < head || b[0] != memoRecordVersion {
+	if len(b) < memoHead || b[0] != memoRecordVersion {
 		return Memo{}, errMemoRecord
 	}
 	var m Memo
@@ -61,7 +73,20 @@ func decodeMemo(b []byte) (Memo, error) {
 	copy(m.Settings[:], b[33:65])
 	m.RecheckBy = memoTimeOf(int64(binary.BigEndian.Uint64(b[65:73])))
 	m.Verified = memoTimeOf(int64(binary.BigEndian.Uint64(b[73:81])))
-	m.Recipient = string(b[head:])
+	rest := b[memoHead:]
+	var skip string
+	for _, s := range []*string{&m.Recipient, &m.RecipientName, &m.RecipientKind, &skip, &m.Detail} {
+		n, k := binary.Uvarint(rest)
+		if k <= 0 || uint64(len(rest)-k) < n {
+			return Memo{}, errMemoRecord
+		}
+		*s = string(rest[k : k+int(n)])
+		rest = rest[k+int(n):]
+	}
+	if len(rest) != 0 {
+		return Memo{}, errMemoRecord
+	}
+	m.Skip = SkipReason(skip)
 	return m, nil
 }
 

@@ -111,8 +111,9 @@ type Syncer struct {
 	// A service sets it so that a stop does not cut a write in half.
 	WriteGrace time.Duration
 	// Reverify bounds how long an entry that matches its [Memo] is taken
-	// on trust: when the State is a [MemoState], a pass counts an entry
-	// unchanged without judging its certificates or calling the sink
+	// on trust: when the State is a [MemoState], a pass repeats an entry's
+	// settled row (unchanged, or skipped for a reason only the recipient
+	// can change) without judging its certificates or calling the sink
 	// (Change.Memoized) when the entry, the settings and the state's record
 	// are those of the memo, no certificate of it became valid or expired
 	// since, and the entry was verified (judged, and its recipient read
