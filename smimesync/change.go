@@ -174,6 +174,11 @@ type Change struct {
 	// nothing about its values (the last row that judged it does), and
 	// CurrentFrom is empty.
 	Memoized bool `json:"memoized,omitempty"`
+	// MemoValues, on a Memoized row, counts the entry's values as the row
+	// that last judged it did; Summary counts them in KeptValues,
+	// DroppedValues and Dropped. Nil on other rows, and when it judged no
+	// value.
+	MemoValues *MemoValues `json:"memo_values,omitempty"`
 
 	desired cloud.Certificates
 	// desiredFP holds desired's fingerprints: desired itself is kept only
@@ -237,8 +242,8 @@ type Summary struct {
 	// earlier pass skipped them (no recipient yet, a conflict, an error).
 	Retried int `json:"retried"`
 	// Memoized counts the entries taken on trust from their memo
-	// (Change.Memoized; also in Unchanged or Skip): their values are not
-	// in KeptValues, DroppedValues and Dropped.
+	// (Change.Memoized; also in Unchanged or Skip). Their values count in
+	// KeptValues, DroppedValues and Dropped as the memo remembers them.
 	Memoized int `json:"memoized"`
 	// KeptValues and DroppedValues count attribute values; Dropped
 	// breaks the drops down by reason.

@@ -55,6 +55,12 @@ type Memo struct {
 	// carries.
 	Skip   SkipReason
 	Detail string
+	// Kept and DroppedValues count the entry's values the policy kept
+	// and dropped, and Dropped lists the reasons of the dropped ones (one
+	// item per reason per value): a memoized row counts in the Summary
+	// as the row that judged it did.
+	Kept, DroppedValues int
+	Dropped             []Reason
 	// RecheckBy is the earliest validity boundary (a notBefore or
 	// notAfter) of the entry's certificates that had not passed when the
 	// entry was judged: the verdict may change then. Zero when none lies
@@ -237,6 +243,10 @@ func (s *Syncer) planOrMemo(ctx context.Context, pol *Policy, st *Snapshot, e *d
 		if c.Action == ActionSkip {
 			c.memo.Skip, c.memo.Detail = c.Reason, c.Detail
 		}
+		c.memo.Kept, c.memo.DroppedValues = len(c.Keep), len(c.Drop)
+		for _, d := range c.Drop {
+			c.memo.Dropped = append(c.memo.Dropped, d.Reasons...)
+		}
 	}
 	return c
 }
@@ -255,6 +265,9 @@ func (mp *memoPass) hit(st *Snapshot, key string, e *directory.Entry, sum [32]by
 	c := &Change{ID: e.ID, User: userName(e), DN: e.DN, Source: e.Source, Keep: []Value{}, Drop: []Value{},
 		Recipient: &cloud.Recipient{ID: m.Recipient, Name: cmp.Or(m.RecipientName, m.Recipient), Kind: m.RecipientKind},
 		Action:    ActionUnchanged, Memoized: true}
+	if m.Kept+m.DroppedValues > 0 {
+		c.MemoValues = &MemoValues{Kept: m.Kept, Dropped: m.DroppedValues, Reasons: m.Dropped}
+	}
 	p, published := st.Published[key]
 	_, known := st.record(key)
 	switch {
@@ -387,4 +400,26 @@ func (m *MemoryState) SaveMemos(ctx context.Context, put map[string]Memo, drop [
 	}
 	maps.Copy(m.memos.m, put)
 	return nil
+}
+
+// MemoValues counts the values of a memoized entry as the row that last
+// judged it did (see Change.MemoValues).
+type MemoValues struct {
+	// Kept and Dropped count the values kept and dropped; Reasons lists
+	// the reasons of the dropped ones (one item per reason per value).
+	Kept    int      `json:"kept"`
+	Dropped int      `json:"dropped"`
+	Reasons []Reason `json:"reasons,omitempty"`
+}
+
+// countMemo adds the values a memoized row remembers.
+func (s *Summary) countMemo(m *MemoValues) {
+	s.KeptValues += m.Kept
+	s.DroppedValues += m.Dropped
+	for _, r := range m.Reasons {
+		if s.Dropped == nil {
+			s.Dropped = map[Reason]int{}
+		}
+		s.Dropped[r]++
+	}
 }

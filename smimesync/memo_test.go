@@ -481,3 +481,32 @@ func TestMemoSettledSkips(t *testing.T) {
 		})
 	}
 }
+
+func TestMemoKeepsTheSummaryCounts(t *testing.T) {
+	// A memoized row counts its values as the row that judged it did:
+	// metrics of kept and dropped values do not fall to zero on a quiet
+	// pass.
+	for _, st := range []func(t *testing.T) smimesync.State{
+		func(*testing.T) smimesync.State { return &smimesync.MemoryState{} },
+		func(t *testing.T) smimesync.State {
+			return &smimesync.BoltState{Path: filepath.Join(t.TempDir(), "state.db")}
+		},
+	} {
+		r := newMemoRig(t, st(t))
+		r.users[1].UserCertificate = append(r.users[1].UserCertificate,
+			r.ca.issue(t, leaf{email: "bob@example.com", key: 2, notAfter: testNow.Add(-time.Hour)}),
+			r.ca.issue(t, leaf{email: "carol@example.com", key: 3}))
+		r.rewrite(t)
+		first, _, _ := r.pass(t)
+		second, lookups, _ := r.pass(t)
+		if second.Summary.Memoized != 2 || len(lookups) != 0 {
+			t.Fatalf("second pass: %+v, lookups %v", second.Summary, lookups)
+		}
+		f, s := first.Summary, second.Summary
+		if f.KeptValues != 2 || f.DroppedValues != 2 || s.KeptValues != f.KeptValues || s.DroppedValues != f.DroppedValues ||
+			len(s.Dropped) != 2 || s.Dropped[smimesync.ReasonExpired] != 1 || s.Dropped[smimesync.ReasonNoMatchingAddress] != 1 {
+			t.Errorf("%T: counts of the judged pass %d kept, %d dropped %v; of the memoized one %d, %d, %v",
+				r.syncer.State, f.KeptValues, f.DroppedValues, f.Dropped, s.KeptValues, s.DroppedValues, s.Dropped)
+		}
+	}
+}

@@ -420,6 +420,9 @@ func summarize(changes []*Change) Summary {
 		}
 		s.KeptValues += len(c.Keep)
 		s.DroppedValues += len(c.Drop)
+		if c.MemoValues != nil {
+			s.countMemo(c.MemoValues)
+		}
 		for _, d := range c.Drop {
 			if s.Dropped == nil {
 				s.Dropped = map[Reason]int{}

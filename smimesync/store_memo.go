@@ -22,7 +22,9 @@ const memoRecordVersion = 1
 // RecheckBy and Verified as Unix seconds (big-endian int64, rounded down:
 // a memo is never trusted a second longer than it should be; math.MinInt64
 // for the zero time), then Recipient, RecipientName, RecipientKind, Skip
-// and Detail, each preceded by its length (a uvarint).
+// and Detail, each preceded by its length (a uvarint), then Kept,
+// DroppedValues and the number of Dropped reasons (uvarints) and each
+// reason, preceded by its length.
 func encodeMemo(m Memo) []byte {
 	strs := []string{m.Recipient, m.RecipientName, m.RecipientKind, string(m.Skip), m.Detail}
 	n := memoHead
@@ -38,6 +40,13 @@ func encodeMemo(m Memo) []byte {
 	for _, s := range strs {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
+	}
+	b = binary.AppendUvarint(b, uint64(m.Kept))
+	b = binary.AppendUvarint(b, uint64(m.DroppedValues))
+	b = binary.AppendUvarint(b, uint64(len(m.Dropped)))
+	for _, r := range m.Dropped {
+		b = binary.AppendUvarint(b, uint64(len(r)))
+		b = append(b, r...)
 	}
 	return b
 }
@@ -74,19 +83,38 @@ func decodeMemo(b []byte) (Memo, error) {
 	m.RecheckBy = memoTimeOf(int64(binary.BigEndian.Uint64(b[65:73])))
 	m.Verified = memoTimeOf(int64(binary.BigEndian.Uint64(b[73:81])))
 	rest := b[memoHead:]
-	var skip string
-	for _, s := range []*string{&m.Recipient, &m.RecipientName, &m.RecipientKind, &skip, &m.Detail} {
+	bad := false
+	num := func() int {
 		n, k := binary.Uvarint(rest)
-		if k <= 0 || uint64(len(rest)-k) < n {
-			return Memo{}, errMemoRecord
+		if k <= 0 || n > 1<<20 {
+			bad = true
+			return 0
 		}
-		*s = string(rest[k : k+int(n)])
-		rest = rest[k+int(n):]
+		rest = rest[k:]
+		return int(n)
 	}
-	if len(rest) != 0 {
+	str := func() string {
+		n := num()
+		if bad || n > len(rest) {
+			bad = true
+			return ""
+		}
+		s := string(rest[:n])
+		rest = rest[n:]
+		return s
+	}
+	m.Recipient, m.RecipientName, m.RecipientKind = str(), str(), str()
+	m.Skip, m.Detail = SkipReason(str()), str()
+	m.Kept, m.DroppedValues = num(), num()
+	for range num() {
+		if bad {
+			break
+		}
+		m.Dropped = append(m.Dropped, Reason(str()))
+	}
+	if bad || len(rest) != 0 {
 		return Memo{}, errMemoRecord
 	}
-	m.Skip = SkipReason(skip)
 	return m, nil
 }
 

@@ -2,7 +2,8 @@
 // users through an LDIF file, or 10,000 through the machine's Samba AD DC)
 // synced by the library's Syncer to an emulated Microsoft 365 tenant, in
 // three passes: a full pass against an empty tenant, an unchanged pass, and a
-// pass after 10 users changed (plus a full re-read for Samba). For each pass
+// pass after 10 users changed (plus a full re-read for Samba, and for LDIF a
+// pass that only reads the file: the floor of an unchanged pass). For each pass
 // it prints wall time, users per second, peak RSS, heap allocations, and the
 // requests the emulator received per changed recipient, as a Markdown table.
 //
@@ -26,7 +27,7 @@
 // cannot read back (Graph); the other passes are not.
 //
 // Each pass runs in a child process (this program again), with the state in
-// a FileState between passes, so that the peak RSS measured (the child's
+// a BoltState between passes, so that the peak RSS measured (the child's
 // VmHWM) is the sync's own and not the emulator's. The memory sink lives in
 // this process: its passes run here, with VmHWM reset through
 // /proc/self/clear_refs before each.

@@ -118,7 +118,7 @@ func TestTinyRun(t *testing.T) {
 			if len(rep.Runs) != 1 {
 				t.Fatalf("%d runs, want 1", len(rep.Runs))
 			}
-			checkRun(t, rep.Runs[0], 50, []string{"full", "unchanged", "delta-10"}, tt.counted)
+			checkRun(t, rep.Runs[0], 50, []string{"full", "unchanged", "delta-10", "read-only"}, tt.counted)
 			if rep.Runs[0].InProcess != (tt.name == "memory") {
 				t.Errorf("in process: %v", rep.Runs[0].InProcess)
 			}

@@ -58,6 +58,9 @@ type PassResult struct {
 	Written   int `json:"written"`
 	Unchanged int `json:"unchanged"`
 	Skipped   int `json:"skipped"`
+	// Memoized counts the entries taken on trust from their memo
+	// (smimesync.Summary.Memoized).
+	Memoized int `json:"memoized"`
 	// WallSeconds is Plan plus Apply; PlanSeconds and ApplySeconds split
 	// it.
 	WallSeconds  float64 `json:"wallSeconds"`
@@ -91,8 +94,8 @@ type PassResult struct {
 type pass struct {
 	name, read string
 	// full ignores the delta cookie; force overrides the mass-change
-	// guard.
-	full, force bool
+	// guard; readOnly only reads the source (see passSpec.ReadOnly).
+	full, force, readOnly bool
 	// want is the number of recipients the pass must write; -1: at
 	// least one.
 	want int
@@ -105,8 +108,8 @@ type pass struct {
 // runPasses runs the passes in order against the tenant, with one state
 // file kept between them, and checks that each wrote what it should.
 func runPasses(ctx context.Context, o *options, ten tenant, dir string, passes []pass, log io.Writer) ([]PassResult, error) {
-	state := filepath.Join(dir, "state.json")
-	for _, p := range []string{state, state + ".journal"} {
+	state := filepath.Join(dir, "state.db")
+	for _, p := range []string{state} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}
@@ -118,7 +121,7 @@ func runPasses(ctx context.Context, o *options, ten tenant, dir string, passes [
 				return nil, fmt.Errorf("bench: preparing the %s pass: %w", p.name, err)
 			}
 		}
-		spec := passSpec{Name: p.name, Full: p.full, Force: p.force, State: state, Sink: ten.spec(), Concurrency: o.Concurrency}
+		spec := passSpec{Name: p.name, Full: p.full, Force: p.force, State: state, Sink: ten.spec(), Concurrency: o.Concurrency, ReadOnly: p.readOnly}
 		spec.LDIF, spec.LDAP = p.source()
 		ten.resetCounters()
 		var (
@@ -144,8 +147,8 @@ func runPasses(ctx context.Context, o *options, ten tenant, dir string, passes [
 		case p.want >= 0 && r.Written != p.want:
 			return nil, fmt.Errorf("bench: the %s pass wrote %d recipients, want %d", p.name, r.Written, p.want)
 		}
-		fmt.Fprintf(log, "bench: %s pass: %d entries, %d written, %.1f s (plan %.1f s, apply %.1f s), peak RSS %.0f MiB\n",
-			p.name, r.Entries, r.Written, r.WallSeconds, r.PlanSeconds, r.ApplySeconds, float64(r.PeakRSSBytes)/(1<<20))
+		fmt.Fprintf(log, "bench: %s pass: %d entries, %d written, %d memoized, %.1f s (plan %.1f s, apply %.1f s), peak RSS %.0f MiB\n",
+			p.name, r.Entries, r.Written, r.Memoized, r.WallSeconds, r.PlanSeconds, r.ApplySeconds, float64(r.PeakRSSBytes)/(1<<20))
 		out = append(out, r)
 	}
 	return out, nil
@@ -162,6 +165,7 @@ func passResult(p pass, res *passOutcome, requests, throttled int, counted bool,
 		Written:      s.Written,
 		Unchanged:    s.Unchanged,
 		Skipped:      s.Skip,
+		Memoized:     s.Memoized,
 		PlanSeconds:  res.Plan.Seconds(),
 		ApplySeconds: res.Apply.Seconds(),
 		WallSeconds:  (res.Plan + res.Apply).Seconds(),
@@ -261,6 +265,7 @@ func ldifScenario(ctx context.Context, o *options, users int, dir string, log io
 				current = changedPath
 				return nil
 			}},
+		{name: "read-only", read: "whole file, nothing else: no policy, no sink, no state", want: 0, readOnly: true, source: source},
 	}, log)
 	if err != nil {
 		return nil, err

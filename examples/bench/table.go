@@ -153,7 +153,7 @@ func (run *Run) writeMarkdown(w io.Writer) {
 	if run.InProcess {
 		fmt.Fprintf(w, "Passes ran in the benchmark's process: peak RSS includes the sink and the benchmark.\n\n")
 	} else {
-		fmt.Fprintf(w, "Each pass ran in a process of its own (state kept in a FileState between them): peak RSS is that process's VmHWM.\n\n")
+		fmt.Fprintf(w, "Each pass ran in a process of its own (state kept in a BoltState between them): peak RSS is that process's VmHWM.\n\n")
 	}
 	fmt.Fprintln(w, "| pass | source reads | entries | written | wall s | plan s | apply s | users/s | peak RSS MiB | allocs | alloc MiB | requests | req/changed | 429s | service s | bound s |")
 	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
