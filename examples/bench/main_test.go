@@ -62,6 +62,27 @@ func checkRun(t *testing.T, r *Run, users int, passes []string, counted bool) {
 		t.Errorf("directory %+v, want %d users with certificates", r.Directory, users)
 	}
 	for _, p := range r.Passes {
+		if p.Name == "read" {
+			// The baseline: the source's Read alone, no state, no sink.
+			if !p.ReadOnly || p.Entries != users || p.Written != 0 || p.Requests != -1 || p.StateBytes != 0 || p.StateSeconds != 0 {
+				t.Errorf("read pass: %+v", p)
+			}
+			if p.WallSeconds <= 0 || p.Mallocs == 0 || (runtime.GOOS == "linux" && p.PeakRSSBytes < 1<<20) {
+				t.Errorf("read pass: wall %g s, %d allocations, peak RSS %d", p.WallSeconds, p.Mallocs, p.PeakRSSBytes)
+			}
+			continue
+		}
+		if p.ReadOnly {
+			t.Errorf("%s pass marked read-only", p.Name)
+		}
+		// Every pass loads and saves the state; each write is recorded.
+		if p.StateBytes == 0 || p.StateSeconds <= 0 || p.StateLoadSeconds <= 0 || p.StateSaveSeconds <= 0 || p.StateRecords < int64(p.Written) {
+			t.Errorf("%s pass: state %d bytes, %g s (load %g s, save %g s), %d records for %d written",
+				p.Name, p.StateBytes, p.StateSeconds, p.StateLoadSeconds, p.StateSaveSeconds, p.StateRecords, p.Written)
+		}
+		if p.StateSeconds < p.StateLoadSeconds+p.StateSaveSeconds+p.StateRecordSeconds-1e-9 {
+			t.Errorf("%s pass: state %g s is less than its parts", p.Name, p.StateSeconds)
+		}
 		switch {
 		case p.Name == "full" && p.Written == 0,
 			p.Name == "unchanged" && p.Written != 0,
@@ -102,6 +123,7 @@ func TestTinyRun(t *testing.T) {
 		counted bool
 	}{
 		{"exchange", []string{"-sink", "exchange", "-timescale", "1000"}, true},
+		{"exchange-filestate", []string{"-sink", "exchange", "-budget=false", "-state", "file"}, true},
 		{"exchange-never-read-back", []string{"-sink", "exchange", "-budget=false", "-read-back", "never"}, true},
 		{"memory", []string{"-sink", "memory"}, false},
 		{"file", []string{"-sink", "file"}, false},
@@ -118,7 +140,17 @@ func TestTinyRun(t *testing.T) {
 			if len(rep.Runs) != 1 {
 				t.Fatalf("%d runs, want 1", len(rep.Runs))
 			}
-			checkRun(t, rep.Runs[0], 50, []string{"full", "unchanged", "delta-10"}, tt.counted)
+			checkRun(t, rep.Runs[0], 50, []string{"read", "full", "unchanged", "delta-10"}, tt.counted)
+			wantState, stateFile := "bolt", filepath.Join(dir, "state.db")
+			if tt.name == "exchange-filestate" {
+				wantState, stateFile = "file", filepath.Join(dir, "state.json")
+			}
+			if rep.Runs[0].State != wantState {
+				t.Errorf("state %q, want %q", rep.Runs[0].State, wantState)
+			}
+			if fi, err := os.Stat(stateFile); err != nil || fi.Size() > rep.Runs[0].Passes[3].StateBytes {
+				t.Errorf("state file %s: %v; the last pass measured %d bytes", stateFile, err, rep.Runs[0].Passes[3].StateBytes)
+			}
 			if rep.Runs[0].InProcess != (tt.name == "memory") {
 				t.Errorf("in process: %v", rep.Runs[0].InProcess)
 			}
@@ -126,7 +158,8 @@ func TestTinyRun(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, row := range []string{"| full | whole file; empty tenant | 50 |", "| unchanged |", "| delta-10 |", "Machine: "} {
+			for _, row := range []string{"| read | whole file, Read alone (no policy, sink or state) | 50 | – |", "| full | whole file; empty tenant | 50 |", "| unchanged |", "| delta-10 |", "Machine: ",
+				"| state s | state MiB |", "The unchanged pass took ", "× the time of reading the source alone", "state kept in a " + map[string]string{"bolt": "bbolt BoltState", "file": "JSON FileState"}[wantState]} {
 				if !bytes.Contains(md, []byte(row)) {
 					t.Errorf("table lacks %q:\n%s", row, md)
 				}
@@ -157,7 +190,7 @@ func TestSambaRun(t *testing.T) {
 	}
 	t.Logf("%s", out.String())
 	r := rep.Runs[0]
-	checkRun(t, r, 40, []string{"full", "unchanged", "delta-10", "full-reread"}, true)
+	checkRun(t, r, 40, []string{"read", "full", "unchanged", "delta-10", "full-reread"}, true)
 	for _, p := range r.Passes {
 		switch p.Name {
 		case "unchanged", "delta-10":
@@ -180,7 +213,7 @@ func TestSambaRun(t *testing.T) {
 func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-source", "ldap"}, {"-sink", "s3"}, {"-timescale", "0"}, {"-read-back", "sometimes"},
-		{"-changes", "0"}, {"-users", "-1"}, {"extra"}, {"-nosuchflag"},
+		{"-changes", "0"}, {"-users", "-1"}, {"extra"}, {"-nosuchflag"}, {"-state", "sqlite"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(context.Background(), args, &out, &errb); code != 2 {
@@ -414,6 +447,48 @@ func TestPeakRSS(t *testing.T) {
 	n, why := peakRSS()
 	if n < 1<<20 {
 		t.Fatalf("peak RSS %d bytes (%s)", n, why)
+	}
+}
+
+// TestPeakRSSPerPass: a pass's peak RSS is its own, not the process's
+// since it started: memory the process touched and freed before the pass
+// does not count.
+func TestPeakRSSPerPass(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("VmHWM is Linux's")
+	}
+	if !resetPeakRSS() {
+		t.Skip("/proc/self/clear_refs refused")
+	}
+	g, err := NewGenerator(1, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lf, err := g.WriteLDIF(context.Background(), filepath.Join(t.TempDir(), "d.ldif"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const big = 512 << 20
+	b := make([]byte, big)
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	b = nil
+	if n, _ := peakRSS(); n < big {
+		t.Fatalf("peak RSS %d after touching %d bytes", n, big)
+	}
+	o, err := runInProcess(context.Background(), passSpec{Name: "read", ReadOnly: true, LDIF: lf.Path}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Summary.Entries != 20 {
+		t.Errorf("read %d entries", o.Summary.Entries)
+	}
+	if o.PeakRSS == 0 || o.PeakRSS > big/2 {
+		t.Errorf("pass peak RSS %d bytes (%s): the process's earlier %d bytes counted", o.PeakRSS, o.RSSFrom, big)
+	}
+	if !strings.Contains(o.RSSFrom, "clear_refs") {
+		t.Errorf("RSSFrom %q does not say how", o.RSSFrom)
 	}
 }
 
