@@ -43,6 +43,13 @@
 // OS temporary folder ($TMPDIR), removed afterwards. They are written a
 // chunk of users at a time: memory does not grow with -users.
 //
+// With -source samba -vs-ldapsearch N the Samba passes give way to N
+// repetitions of the whole plan (smimesync plan's work: the policy, an
+// empty state, an empty file sink) against ldapsearch reading the same
+// entries and attributes, both over LDAPS, in one run; the output gives
+// each repetition's times and ratio, and their minimum and median.
+// -cpuprofile FILE profiles this process over the repetitions.
+//
 // The Samba source uses the ldaptest harness, which provisions the domain
 // controller on first use (as root, with Samba installed; about 15 s) and
 // keeps the seeded users between runs.
@@ -86,6 +93,11 @@ type options struct {
 	Concurrency int
 	InProcess   bool
 	State       string
+	// VsLdapsearch, when positive, replaces the Samba passes by that many
+	// repetitions of the whole plan against ldapsearch (Comparison);
+	// CPUProfile profiles them.
+	VsLdapsearch int
+	CPUProfile   string
 
 	// command reproduces the measurements: the command line without the
 	// flags that only choose where the results go.
@@ -119,6 +131,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.Changes, "changes", 10, "users changed before the delta pass")
 	fs.IntVar(&o.Concurrency, "concurrency", 0, "the Syncer's concurrency (0: the sink's preference, else the Syncer's default)")
 	fs.BoolVar(&o.InProcess, "inprocess", false, "run the passes in this process instead of a child process each")
+	fs.IntVar(&o.VsLdapsearch, "vs-ldapsearch", 0, "samba only: instead of the passes, time this many repetitions of the whole plan (policy, empty state, empty file sink) against ldapsearch for the same attributes, both over LDAPS, and print the ratio")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "with -vs-ldapsearch: write this process's CPU profile over the repetitions to this file")
 	fs.StringVar(&o.State, "state", stateBolt, "what keeps the state between passes: bolt (smimesync.BoltState, as the example binary) or file (smimesync.FileState, JSON)")
 	if err := fs.Parse(args); err != nil {
 		return nil, errUsage
@@ -132,7 +146,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
-		case "json", "o", "dir":
+		case "json", "o", "dir", "cpuprofile":
 		default:
 			o.command += " -" + f.Name + "=" + f.Value.String()
 		}
@@ -153,6 +167,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("%w: -changes %d: want at least 1", errUsage, o.Changes)
 	case o.ReadBack != "auto" && o.ReadBack != "never":
 		return nil, fmt.Errorf("%w: -read-back %q: want auto or never", errUsage, o.ReadBack)
+	case o.VsLdapsearch < 0:
+		return nil, fmt.Errorf("%w: -vs-ldapsearch %d", errUsage, o.VsLdapsearch)
+	case o.VsLdapsearch > 0 && (len(o.Sources) != 1 || o.Sources[0] != "samba"):
+		return nil, fmt.Errorf("%w: -vs-ldapsearch reads the Samba DC: it needs -source samba", errUsage)
+	case o.CPUProfile != "" && o.VsLdapsearch == 0:
+		return nil, fmt.Errorf("%w: -cpuprofile profiles -vs-ldapsearch's repetitions", errUsage)
 	case o.State != stateBolt && o.State != stateFile:
 		return nil, fmt.Errorf("%w: -state %q: want bolt or file", errUsage, o.State)
 	}

@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -138,10 +139,14 @@ type sinkCounters func() (requests, retries, throttled int64)
 
 // stateOutcome is what the state cost a pass.
 type stateOutcome struct {
-	// Load, Save, Prepare and Record are the time spent in the State's
-	// methods (see timedState); Record is summed over the calls, which
-	// Apply makes from several workers at once, so it can exceed the
-	// apply's wall time.
+	// Busy is the wall time during which at least one of the State's
+	// methods was running: the pass's time in the state.
+	Busy time.Duration `json:"busy"`
+	// Load, Save, Prepare and Record are the time spent in each of the
+	// State's methods; Record is summed over the calls, which Apply makes
+	// from several workers at once (waiting for each other when the
+	// state serializes them), so it can exceed Busy and the apply's wall
+	// time.
 	Load    time.Duration `json:"load"`
 	Save    time.Duration `json:"save"`
 	Prepare time.Duration `json:"prepare"`
@@ -153,9 +158,6 @@ type stateOutcome struct {
 	Bytes int64 `json:"bytes"`
 }
 
-// Total is the time spent in the State's methods.
-func (s stateOutcome) Total() time.Duration { return s.Load + s.Save + s.Prepare + s.Record }
-
 // recordingState is a State that records each write and prepares for
 // them: what FileState and BoltState are, and what Apply looks for.
 type recordingState interface {
@@ -163,44 +165,72 @@ type recordingState interface {
 	smimesync.Preparer
 }
 
-// timedState wraps a State and adds up the time spent in its methods. It
+// timedState wraps a State and measures the time spent in its methods. It
 // is a Recorder and a Preparer, as both states the benchmark uses are, so
 // that Apply treats it as it treats them.
 type timedState struct {
 	st                          recordingState
-	load, save, prepare, record atomic.Int64 // nanoseconds
+	load, save, prepare, record atomic.Int64 // nanoseconds, summed
 	records                     atomic.Int64
+
+	mu       sync.Mutex
+	inFlight int
+	since    time.Time     // when inFlight last went from 0 to 1
+	busy     time.Duration // the union of the calls' intervals
 }
 
-func timed(d *atomic.Int64, t0 time.Time) { d.Add(int64(time.Since(t0))) }
+// enter notes a call's start; the function it returns notes its end and
+// adds its duration to d.
+func (t *timedState) enter(d *atomic.Int64) func() {
+	t0 := time.Now()
+	t.mu.Lock()
+	if t.inFlight == 0 {
+		t.since = t0
+	}
+	t.inFlight++
+	t.mu.Unlock()
+	return func() {
+		t1 := time.Now()
+		d.Add(int64(t1.Sub(t0)))
+		t.mu.Lock()
+		if t.inFlight--; t.inFlight == 0 {
+			t.busy += t1.Sub(t.since)
+		}
+		t.mu.Unlock()
+	}
+}
 
 // Load times the wrapped Load.
 func (t *timedState) Load(ctx context.Context) (*smimesync.Snapshot, error) {
-	defer timed(&t.load, time.Now())
+	defer t.enter(&t.load)()
 	return t.st.Load(ctx)
 }
 
 // Save times the wrapped Save.
 func (t *timedState) Save(ctx context.Context, s *smimesync.Snapshot) error {
-	defer timed(&t.save, time.Now())
+	defer t.enter(&t.save)()
 	return t.st.Save(ctx, s)
 }
 
 // Prepare times the wrapped Prepare.
 func (t *timedState) Prepare(ctx context.Context) error {
-	defer timed(&t.prepare, time.Now())
+	defer t.enter(&t.prepare)()
 	return t.st.Prepare(ctx)
 }
 
 // Record times the wrapped Record.
 func (t *timedState) Record(ctx context.Context, id string, p smimesync.Published) error {
-	defer timed(&t.record, time.Now())
+	defer t.enter(&t.record)()
 	t.records.Add(1)
 	return t.st.Record(ctx, id, p)
 }
 
 func (t *timedState) outcome() stateOutcome {
+	t.mu.Lock()
+	busy := t.busy
+	t.mu.Unlock()
 	return stateOutcome{
+		Busy: busy,
 		Load: time.Duration(t.load.Load()), Save: time.Duration(t.save.Load()),
 		Prepare: time.Duration(t.prepare.Load()), Record: time.Duration(t.record.Load()),
 		Records: t.records.Load(),

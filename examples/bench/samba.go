@@ -169,6 +169,18 @@ func sambaRun(ctx context.Context, tb *benchTB, o *options, users int, dir strin
 		original[i] = e
 		srv.SetCertificates(tb, srv.UserDN(ou, sambaSpec(g, i, e)), e.UserCertificate)
 	}
+	if o.VsLdapsearch > 0 {
+		run.SetupSeconds = time.Since(t0).Seconds()
+		run.SetupNote = fmt.Sprintf("reused the seeded %s", ou)
+		if seeded {
+			run.SetupNote = fmt.Sprintf("seeded Samba (%s)", ou)
+		}
+		run.Comparison, err = compareLdapsearch(ctx, o, srv, ou, dir, tb.log)
+		if err != nil {
+			return nil, err
+		}
+		return run, nil
+	}
 	ten, err := newTenant(o.Sink, g, o.tenantConfig(dir))
 	if err != nil {
 		return nil, err

@@ -45,6 +45,8 @@ type Run struct {
 	SetupNote    string  `json:"setupNote"`
 	// Passes are the passes, in order.
 	Passes []PassResult `json:"passes"`
+	// Comparison replaces the passes with -vs-ldapsearch.
+	Comparison *Comparison `json:"comparison,omitempty"`
 }
 
 // PassResult is one pass's measurements.
@@ -91,12 +93,13 @@ type PassResult struct {
 	// ReadOnly marks the pass that read the source alone (no policy, no
 	// sink, no state): the baseline of the others.
 	ReadOnly bool `json:"readOnly,omitempty"`
-	// StateSeconds is the time spent in the State's methods (load, save,
-	// prepare and every record, the records summed over Apply's
-	// workers); StateLoadSeconds, StateSaveSeconds and
-	// StateRecordSeconds (prepare included) split it, and StateRecords
-	// counts the records. StateBytes is the size of the state's files
-	// after the pass.
+	// StateSeconds is the wall time during which one of the State's
+	// methods (load, save, prepare, record) was running.
+	// StateLoadSeconds, StateSaveSeconds and StateRecordSeconds (prepare
+	// included) are the time spent in each, the records summed over
+	// Apply's workers (so they can add up to more than StateSeconds),
+	// and StateRecords counts the records. StateBytes is the size of the
+	// state's files after the pass.
 	StateSeconds       float64 `json:"stateSeconds"`
 	StateLoadSeconds   float64 `json:"stateLoadSeconds"`
 	StateSaveSeconds   float64 `json:"stateSaveSeconds"`
@@ -198,7 +201,7 @@ func passResult(p pass, res *passOutcome, requests, throttled int, counted bool,
 		Requests:     -1,
 		ReadOnly:     p.readOnly,
 
-		StateSeconds:       res.State.Total().Seconds(),
+		StateSeconds:       res.State.Busy.Seconds(),
 		StateLoadSeconds:   res.State.Load.Seconds(),
 		StateSaveSeconds:   res.State.Save.Seconds(),
 		StateRecordSeconds: (res.State.Record + res.State.Prepare).Seconds(),

@@ -132,6 +132,10 @@ func (run *Run) writeMarkdown(w io.Writer) {
 		fmt.Fprintf(w, "; LDIF file %.0f MB", float64(run.LDIFBytes)/1e6)
 	}
 	fmt.Fprintf(w, ". Set-up: %s, %.1f s.\n\n", run.SetupNote, run.SetupSeconds)
+	if run.Comparison != nil {
+		run.Comparison.writeMarkdown(w)
+		return
+	}
 	switch run.Sink {
 	case "exchange", "graph":
 		if run.Budget {
@@ -160,7 +164,7 @@ func (run *Run) writeMarkdown(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "Each pass ran in a process of its own (state kept in %s between them): peak RSS is that process's VmHWM, reset through /proc/self/clear_refs just before the pass.", state)
 	}
-	fmt.Fprintf(w, " State s is the time spent in the State's methods (load, save, and each write's record, summed over Apply's workers); state MiB the size of its files after the pass.")
+	fmt.Fprintf(w, " State s is the wall time during which one of the State's methods (load, save, a write's record) was running; state MiB the size of its files after the pass.")
 	if base, p, ok := run.readRatio(); ok {
 		fmt.Fprintf(w, " The %s pass took %.2f× the time of reading the source alone (%.2f s against %.2f s).", p.Name, p.WallSeconds/base.WallSeconds, p.WallSeconds, base.WallSeconds)
 	}
