@@ -239,7 +239,8 @@ func TestSambaVsLdapsearch(t *testing.T) {
 	}
 	var ratios []float64
 	for i, r := range c.Reps {
-		if r.PlanEntries != 40 || r.LdapsearchEntries != 40 || r.PlanSeconds <= 0 || r.LdapsearchSeconds <= 0 || r.Ratio != r.PlanSeconds/r.LdapsearchSeconds {
+		if r.PlanEntries != 40 || r.ReadEntries != 40 || r.LdapsearchEntries != 40 || r.PlanSeconds <= 0 || r.ReadSeconds <= 0 || r.LdapsearchSeconds <= 0 ||
+			r.Ratio != r.PlanSeconds/r.LdapsearchSeconds || r.ReadRatio != r.ReadSeconds/r.LdapsearchSeconds {
 			t.Errorf("repetition %d: %+v", i+1, r)
 		}
 		ratios = append(ratios, r.Ratio)
@@ -255,7 +256,7 @@ func TestSambaVsLdapsearch(t *testing.T) {
 	if err := rep.WriteMarkdown(&md); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| repetition | entries | plan s | ldapsearch s | ratio |", "Ratio = plan ÷ ldapsearch: minimum "} {
+	for _, want := range []string{"| repetition | entries | plan s | read alone s | ldapsearch s | ratio | read ratio |", "Ratio = plan ÷ ldapsearch: minimum "} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md.String())
 		}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/smimesync/go-smimesync/cloud"
+	"github.com/smimesync/go-smimesync/directory"
 	"github.com/smimesync/go-smimesync/directory/ldapsource"
 	"github.com/smimesync/go-smimesync/directory/ldapsource/ldaptest"
 	"github.com/smimesync/go-smimesync/smimesync"
@@ -35,24 +36,35 @@ type Comparison struct {
 	Concurrency int `json:"concurrency"`
 	// Reps are the repetitions, in order.
 	Reps []ComparisonRep `json:"reps"`
-	// PlanMin, PlanMedian, LdapsearchMin and LdapsearchMedian are over
-	// the repetitions, in seconds; RatioMin and RatioMedian are of the
-	// repetitions' ratios (plan ÷ ldapsearch).
+	// PlanMin, PlanMedian, ReadMin, ReadMedian, LdapsearchMin and
+	// LdapsearchMedian are over the repetitions, in seconds; RatioMin
+	// and RatioMedian are of the repetitions' ratios (plan ÷
+	// ldapsearch), ReadRatioMin and ReadRatioMedian of read ÷
+	// ldapsearch.
 	PlanMin          float64 `json:"planMin"`
 	PlanMedian       float64 `json:"planMedian"`
+	ReadMin          float64 `json:"readMin"`
+	ReadMedian       float64 `json:"readMedian"`
 	LdapsearchMin    float64 `json:"ldapsearchMin"`
 	LdapsearchMedian float64 `json:"ldapsearchMedian"`
 	RatioMin         float64 `json:"ratioMin"`
 	RatioMedian      float64 `json:"ratioMedian"`
+	ReadRatioMin     float64 `json:"readRatioMin"`
+	ReadRatioMedian  float64 `json:"readRatioMedian"`
 }
 
-// ComparisonRep is one repetition: the plan's and ldapsearch's wall
-// times, the entries each saw, and the load average after it.
+// ComparisonRep is one repetition: the wall times of the plan, of the
+// LDAP source's Read alone and of ldapsearch, the entries each saw, and
+// the load average after it. Ratio is plan ÷ ldapsearch, ReadRatio read ÷
+// ldapsearch.
 type ComparisonRep struct {
 	PlanSeconds       float64 `json:"planSeconds"`
+	ReadSeconds       float64 `json:"readSeconds"`
 	LdapsearchSeconds float64 `json:"ldapsearchSeconds"`
 	Ratio             float64 `json:"ratio"`
+	ReadRatio         float64 `json:"readRatio"`
 	PlanEntries       int     `json:"planEntries"`
+	ReadEntries       int     `json:"readEntries"`
 	LdapsearchEntries int     `json:"ldapsearchEntries"`
 	Load              float64 `json:"load"`
 }
@@ -60,8 +72,9 @@ type ComparisonRep struct {
 // compareLdapsearch runs o.VsLdapsearch repetitions of: the whole plan of
 // the users under ou (smimesync plan's work: a Syncer with the policy, an
 // empty state and an empty file sink, Plan reading everything over
-// LDAPS), and ldapsearch -E pr=1000 for the same filter and attributes
-// over LDAPS, alternating which goes first. With o.CPUProfile this
+// LDAPS), the LDAP source's Read alone, and ldapsearch -E pr=1000 for the
+// same filter and attributes over LDAPS (its output to a file), rotating
+// which goes first. With o.CPUProfile this
 // process's CPU is profiled over the repetitions.
 func compareLdapsearch(ctx context.Context, o *options, srv *ldaptest.Server, ou, dir string, log io.Writer) (*Comparison, error) {
 	if _, err := exec.LookPath("ldapsearch"); err != nil {
@@ -121,31 +134,42 @@ func compareLdapsearch(ctx context.Context, o *options, srv *ldaptest.Server, ou
 		}
 		defer pprof.StopCPUProfile()
 	}
+	read := func() (int, time.Duration, error) {
+		n := 0
+		t0 := time.Now()
+		_, err := src.Read(ctx, directory.Pass{}, func(*directory.Entry) error { n++; return nil })
+		return n, time.Since(t0), err
+	}
+	out := filepath.Join(dir, "ldapsearch.ldif")
 	for i := range o.VsLdapsearch {
 		var r ComparisonRep
-		var pd, ld time.Duration
+		var pd, rd, ld time.Duration
 		steps := []func() error{
 			func() (err error) { r.PlanEntries, pd, err = plan(); return err },
+			func() (err error) { r.ReadEntries, rd, err = read(); return err },
 			func() (err error) {
-				ld, r.LdapsearchEntries, err = ldapsearchTime(ctx, srv, ou, cmp.Filter, cmp.Attributes)
+				ld, r.LdapsearchEntries, err = ldapsearchTime(ctx, srv, ou, cmp.Filter, cmp.Attributes, out)
 				return err
 			},
 		}
-		if i%2 == 1 {
-			slices.Reverse(steps)
-		}
+		k := i % len(steps)
+		steps = append(steps[k:], steps[:k]...)
 		for _, step := range steps {
 			if err := step(); err != nil {
 				return nil, err
 			}
 		}
-		if r.PlanEntries != r.LdapsearchEntries {
-			return nil, fmt.Errorf("bench: the plan read %d entries, ldapsearch %d", r.PlanEntries, r.LdapsearchEntries)
+		if r.PlanEntries != r.LdapsearchEntries || r.ReadEntries != r.LdapsearchEntries {
+			return nil, fmt.Errorf("bench: the plan read %d entries, the source alone %d, ldapsearch %d", r.PlanEntries, r.ReadEntries, r.LdapsearchEntries)
 		}
-		r.PlanSeconds, r.LdapsearchSeconds, r.Ratio, r.Load = pd.Seconds(), ld.Seconds(), pd.Seconds()/ld.Seconds(), loadAverage()
-		fmt.Fprintf(log, "bench: repetition %d: plan %.3f s, ldapsearch %.3f s, ratio %.2f (%d entries; load average %.2f)\n",
-			i+1, r.PlanSeconds, r.LdapsearchSeconds, r.Ratio, r.PlanEntries, r.Load)
+		r.PlanSeconds, r.ReadSeconds, r.LdapsearchSeconds = pd.Seconds(), rd.Seconds(), ld.Seconds()
+		r.Ratio, r.ReadRatio, r.Load = r.PlanSeconds/r.LdapsearchSeconds, r.ReadSeconds/r.LdapsearchSeconds, loadAverage()
+		fmt.Fprintf(log, "bench: repetition %d: plan %.3f s, read alone %.3f s, ldapsearch %.3f s, ratio %.2f (read alone %.2f; %d entries; load average %.2f)\n",
+			i+1, r.PlanSeconds, r.ReadSeconds, r.LdapsearchSeconds, r.Ratio, r.ReadRatio, r.PlanEntries, r.Load)
 		cmp.Reps = append(cmp.Reps, r)
+	}
+	if err := os.Remove(out); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
 	}
 	col := func(f func(ComparisonRep) float64) (lo, med float64) {
 		var xs []float64
@@ -155,8 +179,10 @@ func compareLdapsearch(ctx context.Context, o *options, srv *ldaptest.Server, ou
 		return minMedian(xs)
 	}
 	cmp.PlanMin, cmp.PlanMedian = col(func(r ComparisonRep) float64 { return r.PlanSeconds })
+	cmp.ReadMin, cmp.ReadMedian = col(func(r ComparisonRep) float64 { return r.ReadSeconds })
 	cmp.LdapsearchMin, cmp.LdapsearchMedian = col(func(r ComparisonRep) float64 { return r.LdapsearchSeconds })
 	cmp.RatioMin, cmp.RatioMedian = col(func(r ComparisonRep) float64 { return r.Ratio })
+	cmp.ReadRatioMin, cmp.ReadRatioMedian = col(func(r ComparisonRep) float64 { return r.ReadRatio })
 	return cmp, nil
 }
 
@@ -175,22 +201,31 @@ func minMedian(xs []float64) (lo, med float64) {
 }
 
 // ldapsearchTime runs ldapsearch -E pr=1000/noprompt over LDAPS for the
-// filter and attributes and returns its wall time and the entries it
-// printed.
-func ldapsearchTime(ctx context.Context, srv *ldaptest.Server, ou, filter string, attrs []string) (time.Duration, int, error) {
+// filter and attributes, its output to the file out (ldapsearch writes it
+// itself: this process copies nothing while it runs), and returns its
+// wall time and the entries it printed.
+func ldapsearchTime(ctx context.Context, srv *ldaptest.Server, ou, filter string, attrs []string, out string) (time.Duration, int, error) {
 	args := append([]string{"-LLL", "-x", "-H", srv.LDAPSURL, "-D", srv.AdminDN, "-w", srv.AdminPassword,
 		"-b", ou, "-E", "pr=1000/noprompt", "-o", "ldif-wrap=no", filter}, attrs...)
+	f, err := os.Create(out)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
 	cmd := exec.CommandContext(ctx, "ldapsearch", args...)
 	cmd.Env = append(os.Environ(), "LDAPTLS_CACERT="+srv.CAFile)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
+	var errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = f, &errb
 	t0 := time.Now()
 	if err := cmd.Run(); err != nil {
 		return 0, 0, fmt.Errorf("bench: ldapsearch: %w: %s", err, strings.TrimSpace(errb.String()))
 	}
 	d := time.Since(t0)
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return 0, 0, err
+	}
 	n := 0
-	sc := bufio.NewScanner(&out)
+	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<26)
 	for sc.Scan() {
 		if strings.HasPrefix(sc.Text(), "dn: ") {
@@ -202,12 +237,13 @@ func ldapsearchTime(ctx context.Context, srv *ldaptest.Server, ou, filter string
 
 // writeMarkdown writes the comparison as a paragraph and a table.
 func (c *Comparison) writeMarkdown(w io.Writer) {
-	fmt.Fprintf(w, "The whole plan (a Syncer with the policy, an empty state and an empty file sink: `smimesync plan`'s work, %d workers) against `ldapsearch -E pr=1000/noprompt` for the same filter and attributes (%s), both over LDAPS (%s), alternating which goes first. Ratio = plan ÷ ldapsearch: minimum %.2f, median %.2f (plan %.3f s minimum, %.3f s median; ldapsearch %.3f s and %.3f s).\n\n",
-		c.Concurrency, strings.Join(c.Attributes, ", "), c.URL, c.RatioMin, c.RatioMedian, c.PlanMin, c.PlanMedian, c.LdapsearchMin, c.LdapsearchMedian)
-	fmt.Fprintln(w, "| repetition | entries | plan s | ldapsearch s | ratio | load average after |")
-	fmt.Fprintln(w, "|--:|--:|--:|--:|--:|--:|")
+	fmt.Fprintf(w, "The whole plan (a Syncer with the policy, an empty state and an empty file sink: `smimesync plan`'s work, %d workers), the LDAP source's Read alone, and `ldapsearch -E pr=1000/noprompt` for the same filter and attributes (%s) writing to a file, all over LDAPS (%s), in turn, rotating which goes first. Ratio = plan ÷ ldapsearch: minimum %.2f, median %.2f (plan %.3f s minimum, %.3f s median; ldapsearch %.3f s and %.3f s). Read alone ÷ ldapsearch: minimum %.2f, median %.2f (read %.3f s and %.3f s).\n\n",
+		c.Concurrency, strings.Join(c.Attributes, ", "), c.URL, c.RatioMin, c.RatioMedian, c.PlanMin, c.PlanMedian, c.LdapsearchMin, c.LdapsearchMedian,
+		c.ReadRatioMin, c.ReadRatioMedian, c.ReadMin, c.ReadMedian)
+	fmt.Fprintln(w, "| repetition | entries | plan s | read alone s | ldapsearch s | ratio | read ratio | load average after |")
+	fmt.Fprintln(w, "|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for i, r := range c.Reps {
-		fmt.Fprintf(w, "| %d | %s | %.3f | %.3f | %.2f | %.2f |\n", i+1, thousands(float64(r.PlanEntries)), r.PlanSeconds, r.LdapsearchSeconds, r.Ratio, r.Load)
+		fmt.Fprintf(w, "| %d | %s | %.3f | %.3f | %.3f | %.2f | %.2f | %.2f |\n", i+1, thousands(float64(r.PlanEntries)), r.PlanSeconds, r.ReadSeconds, r.LdapsearchSeconds, r.Ratio, r.ReadRatio, r.Load)
 	}
 	fmt.Fprintln(w)
 }
