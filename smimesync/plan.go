@@ -19,6 +19,9 @@ import (
 // recipient and what it carries, and returns what Apply would do. It writes
 // nothing, to the sink or to the state. The source is asked for the changes
 // since the saved cookie (a delta), or for everything when there is none.
+// The certificates the plan's writes send wait in a temporary file (in
+// os.TempDir; a disk that cannot take them fails the plan with [ErrSpill]):
+// Apply removes it; [Plan.Close] a plan that is not applied.
 func (s *Syncer) Plan(ctx context.Context) (*Plan, error) {
 	return s.plan(ctx, false)
 }

@@ -316,3 +316,31 @@ func TestPlanFileWithAConflict(t *testing.T) {
 		t.Errorf("read back:\n%s\nwant\n%s", got, want)
 	}
 }
+
+// TestRunAndDryRunClose: DryRun, which writes nothing, and Run, whose
+// plan the guard stopped, close their plan's temporary file at once.
+func TestRunAndDryRunClose(t *testing.T) {
+	ctx := context.Background()
+	w := newSpillWorld(t)
+	rep, err := w.syncer().DryRun(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := smimesync.SpillFile(&rep.Plan); f == nil || !closed(f) {
+		t.Errorf("DryRun left its plan's temporary file open (%v)", f)
+	}
+	// Each recipient carries a certificate the directory no longer has:
+	// three would lose one, over a guard of one.
+	for addr := range w.want {
+		w.sink.Seed(addr, cloud.Certificates{UserCertificate: [][]byte{[]byte("gone")}})
+	}
+	s := w.syncer()
+	s.Guard.MaxRemovals = 1
+	rep, err = s.Run(ctx)
+	if !errors.Is(err, smimesync.ErrGuardTripped) {
+		t.Fatalf("Run: %v, want the guard", err)
+	}
+	if f := smimesync.SpillFile(&rep.Plan); f == nil || !closed(f) {
+		t.Errorf("Run left the temporary file of the plan the guard stopped open (%v)", f)
+	}
+}
