@@ -92,52 +92,15 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	failed := c.Failed()
 	if *jsonOut {
-		if err := writeJSON(stdout, c.Report()); err != nil {
-			return err
-		}
+		err = writeJSON(stdout, c.Report())
 	} else {
-		printChecks(stdout, c.Results)
+		err = c.Report().WriteText(stdout)
+	}
+	if err != nil {
+		return err
 	}
 	if failed > 0 {
 		return fmt.Errorf("check: %d of %d checks failed: %w", failed, len(c.Results), errChecksFailed)
 	}
 	return nil
-}
-
-// printChecks prints the items grouped by part.
-func printChecks(w io.Writer, items []check.Result) {
-	part := ""
-	for _, it := range items {
-		if it.Part != part {
-			part = it.Part
-			fmt.Fprintln(w, termSafe(partTitle(part)))
-		}
-		mark := "✓"
-		if !it.OK {
-			mark = "✗"
-		}
-		line := "  " + mark + " " + it.Check
-		if it.Detail != "" {
-			line += ": " + it.Detail
-		}
-		fmt.Fprintln(w, termSafe(line))
-		if it.Fix != "" {
-			fmt.Fprintln(w, termSafe("      fix: "+it.Fix))
-		}
-		if it.Note != "" {
-			fmt.Fprintln(w, termSafe("      note: "+it.Note))
-		}
-	}
-}
-
-func partTitle(part string) string {
-	switch part {
-	case "config":
-		return "Configuration and state"
-	case "directory":
-		return "Directory"
-	case "probe":
-		return "Probe (writes)"
-	}
-	return "Sink " + part
 }

@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/smimesync/go-smimesync/internal/termsafe"
 	"github.com/smimesync/go-smimesync/smimesync"
+	"github.com/smimesync/go-smimesync/smimesync/report"
 	"github.com/smimesync/go-smimesync/smimesync/service"
 )
 
@@ -128,14 +130,14 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				return err
 			}
 		} else {
-			printPlan(stdout, s.Name, plan)
+			report.WritePlan(stdout, s.Name, plan)
 		}
 		if out != "" {
-			if err := savePlan(outs[s.Name], plan); err != nil {
+			if err := smimesync.WritePlanFile(outs[s.Name], plan); err != nil {
 				return fmt.Errorf("%s: %w", s.Name, err)
 			}
 			if !jsonOut {
-				fmt.Fprintf(stdout, "%s: plan saved to %s; review it, then apply exactly it with 'smimesync sync --plan %s'\n", s.Name, termSafe(outs[s.Name]), termSafe(out))
+				fmt.Fprintf(stdout, "%s: plan saved to %s; review it, then apply exactly it with 'smimesync sync --plan %s'\n", s.Name, termsafe.String(outs[s.Name]), termsafe.String(out))
 			}
 		}
 		if err := lookupsFailed(s.Name, plan); err != nil {
@@ -197,9 +199,9 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		defer unlock()
 	}
-	prog := newProgress(stderr, nil)
+	prog := report.NewProgress(stderr, nil)
 	for _, s := range syncers {
-		s.Progress = prog.hook(s.Name)
+		s.Progress = prog.Hook(s.Name)
 	}
 	var errs []error
 	for _, s := range syncers {
@@ -208,7 +210,7 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			plan = s.PlanFull
 		}
 		pl, err := plan(ctx)
-		prog.clear()
+		prog.Clear()
 		if err != nil {
 			errs = append(errs, cfg.passError(fmt.Errorf("%s: %w", s.Name, err)))
 			if e := cfg.saveReport(s.Name, "sync", nil, err, log); e != nil {
@@ -231,7 +233,7 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 					return err
 				}
 			} else {
-				printPlan(stdout, s.Name, pl)
+				report.WritePlan(stdout, s.Name, pl)
 				if guard != nil {
 					fmt.Fprintln(stdout, guard)
 				}
@@ -240,7 +242,7 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			continue
 		}
 		rep, err := s.Apply(ctx, pl)
-		prog.clear()
+		prog.Clear()
 		sinkErrs, werr := cfg.settleApply(s.Name, rep, err, jsonOut, stdout, log)
 		if werr != nil {
 			return werr
@@ -264,7 +266,7 @@ func (c *Config) settleApply(sink string, rep *smimesync.Report, err error, json
 				return nil, werr
 			}
 		} else {
-			printReport(stdout, sink, rep)
+			report.WriteSync(stdout, sink, rep)
 		}
 	}
 	if err != nil {
