@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/smimesync/go-smimesync/cloud/exchange"
 	"github.com/smimesync/go-smimesync/smimesync/check"
 )
 
@@ -62,33 +61,17 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	c.Part = check.PartDirectory
 	c.Source(ctx, "", src)
-	probed := false
-	for _, s := range sinks {
-		c.Part = s.name
-		switch sk := s.sink.(type) {
-		case *exchange.Sink:
-			configured := ""
-			if x := cfg.Sink.Exchange; x != nil {
-				if ep, err := x.ResolvedEndpoints(); err == nil {
-					configured = ep.Exchange
-				}
-			}
-			if c.Exchange(ctx, sk, configured) && *probe != "" {
-				c.Part = check.PartProbe
-				c.Probe(ctx, sk, *probe)
-				probed = true
-			}
-		case check.CloudProber:
-			c.Cloud(ctx, s.name, sk, graphRoles)
-		default:
-			c.OK("sink", s.name+": nothing to check beyond the state")
+	o := check.SinkOptions{GraphRoles: graphRoles, Probe: *probe}
+	if x := cfg.Sink.Exchange; x != nil {
+		if ep, err := x.ResolvedEndpoints(); err == nil {
+			o.ExchangeEndpoint = ep.Exchange
 		}
 	}
-	if *probe != "" && !probed {
-		c.Part = check.PartProbe
-		c.Fail("probe "+*probe, "not run: the probe needs a working exchange sink (the graph sink cannot read certificates back)",
-			"configure sink.exchange and fix what is marked ✗ above, then run check --probe again")
+	var named []check.Sink
+	for _, s := range sinks {
+		named = append(named, check.Sink{Name: s.name, Sink: s.sink})
 	}
+	c.Sinks(ctx, named, o)
 
 	failed := c.Failed()
 	if *jsonOut {

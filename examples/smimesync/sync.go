@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 
 	"github.com/smimesync/go-smimesync/internal/termsafe"
 	"github.com/smimesync/go-smimesync/smimesync"
@@ -140,33 +139,11 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				fmt.Fprintf(stdout, "%s: plan saved to %s; review it, then apply exactly it with 'smimesync sync --plan %s'\n", s.Name, termsafe.String(outs[s.Name]), termsafe.String(out))
 			}
 		}
-		if err := lookupsFailed(s.Name, plan); err != nil {
-			errs = append(errs, err)
+		if err := plan.LookupsFailed(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.Name, err))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// errLookupsFailed is wrapped by plan's error when recipient lookups
-// failed (a refused token, a sink that does not answer): the plan is
-// printed, but it is incomplete, and plan exits 1.
-var errLookupsFailed = errors.New("recipient lookups failed")
-
-// lookupsFailed returns an error wrapping errLookupsFailed when the sink
-// could not look some recipients up, naming the first.
-func lookupsFailed(sink string, p *smimesync.Plan) error {
-	var failed []*smimesync.Change
-	for _, c := range p.Changes {
-		if c.Action == smimesync.ActionSkip && c.Reason == smimesync.SkipError {
-			failed = append(failed, c)
-		}
-	}
-	if len(failed) == 0 {
-		return nil
-	}
-	first, _, _ := strings.Cut(failed[0].Error, "\n") // the Azure SDK's errors run to many lines
-	return fmt.Errorf("%s: %d of %d %w, so the plan is incomplete (first: %s: %s)",
-		sink, len(failed), len(p.Changes), errLookupsFailed, failed[0].User, strings.TrimSpace(first))
 }
 
 // cmdSync plans and applies.
