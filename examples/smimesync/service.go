@@ -126,8 +126,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if cfg.Log.Level == "" {
 		cfg.Log.Level = "info"
 	}
-	prog := newProgress(stderr, nil)
-	logw := prog.writer(stderr)
+	prog := report.NewProgress(stderr, nil)
+	logw := prog.Writer(stderr)
 	logFile := cfg.path(cfg.Service.LogFile)
 	if logFile == "" && svcMode {
 		p := cfg.path(cfg.State.Path)
@@ -158,7 +158,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	grace := cfg.Service.shutdownGrace()
 	for _, s := range syncers {
-		s.Progress = prog.hook(s.Name)
+		s.Progress = prog.Hook(s.Name)
 		s.WriteGrace = grace
 	}
 	// One instance per state: locked before the report is touched.
@@ -196,7 +196,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	svc.Status = page.Handler()
 	svc.OnPass = func(r service.PassResult) {
-		prog.clear()
+		prog.Clear()
 		if err := page.Record(r); err != nil {
 			log.Error("saving the report", "err", err)
 		}
