@@ -30,12 +30,12 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer cfg.trace.Close()
-	log := cfg.logger(stderr)
-	src, err := cfg.source(log)
+	log := cfg.Logger(stderr)
+	src, err := cfg.BuildSource(log)
 	if err != nil {
 		return err
 	}
-	sinks, err := cfg.sinks(log)
+	sinks, err := cfg.BuildSinks(log)
 	if err != nil {
 		return err
 	}
@@ -46,7 +46,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		c.Note("state", "no state.path", "every run is a first run; set state.path to remember what was published")
 	}
 	for i, s := range sinks {
-		if st := cfg.store(s.name, i); cfg.State.Path != "" && st != nil {
+		if st := cfg.Store(s.Name, i); cfg.State.Path != "" && st != nil {
 			c.State(st)
 		}
 	}
@@ -56,7 +56,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}{{"policy.roots", cfg.Policy.Roots}, {"policy.intermediates", cfg.Policy.Intermediates}, {"policy.managed_cas", cfg.Policy.ManagedCAs}} {
 		for i, f := range l.files {
 			key := fmt.Sprintf("%s[%d]", l.key, i)
-			certs, err := cfg.readCerts(key, f)
+			certs, err := cfg.ReadCerts(key, f)
 			c.PolicyFile(key, f, certs, err)
 		}
 	}
@@ -64,8 +64,8 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	c.Source(ctx, "", src)
 	probed := false
 	for _, s := range sinks {
-		c.Part = s.name
-		switch sk := s.sink.(type) {
+		c.Part = s.Name
+		switch sk := s.Sink.(type) {
 		case *exchange.Sink:
 			configured := ""
 			if x := cfg.Sink.Exchange; x != nil {
@@ -79,9 +79,9 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				probed = true
 			}
 		case check.CloudProber:
-			c.Cloud(ctx, s.name, sk, graphRoles)
+			c.Cloud(ctx, s.Name, sk, graphRoles)
 		default:
-			c.OK("sink", s.name+": nothing to check beyond the state")
+			c.OK("sink", s.Name+": nothing to check beyond the state")
 		}
 	}
 	if *probe != "" && !probed {
