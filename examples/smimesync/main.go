@@ -35,6 +35,7 @@ import (
 	"syscall"
 
 	"github.com/smimesync/go-smimesync/directory/ldapsource"
+	"github.com/smimesync/go-smimesync/internal/termsafe"
 	"github.com/smimesync/go-smimesync/smimesync"
 	"github.com/smimesync/go-smimesync/smimesync/config"
 )
@@ -160,7 +161,7 @@ func exitCode(err error, stderr io.Writer) int {
 		return exitOK
 	}
 	for line := range strings.SplitSeq(err.Error(), "\n") {
-		fmt.Fprintln(stderr, "smimesync:", termSafe(line))
+		fmt.Fprintln(stderr, "smimesync:", termsafe.String(line))
 	}
 	var ue usageError
 	var ce *config.Error

@@ -44,8 +44,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if cfg.Log.Level == "" {
 		cfg.Log.Level = "info"
 	}
-	prog := newProgress(stderr, nil)
-	logw := prog.writer(stderr)
+	prog := report.NewProgress(stderr, nil)
+	logw := prog.Writer(stderr)
 	if logFile := cfg.LogFile(svcMode); logFile != "" {
 		f, err := os.OpenFile(logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 		if err != nil {
@@ -71,7 +71,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	for _, s := range syncers {
-		s.Progress = prog.hook(s.Name)
+		s.Progress = prog.Hook(s.Name)
 	}
 	// One instance per state: locked before the report is touched.
 	unlock, err := lockStates(syncers)
@@ -101,7 +101,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	svc.Status = page.Handler()
 	svc.OnPass = func(r service.PassResult) {
-		prog.clear()
+		prog.Clear()
 		if err := page.Record(r); err != nil {
 			log.Error("saving the report", "err", err)
 		}

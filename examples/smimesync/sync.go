@@ -8,9 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 
+	"github.com/smimesync/go-smimesync/internal/termsafe"
 	"github.com/smimesync/go-smimesync/smimesync"
+	"github.com/smimesync/go-smimesync/smimesync/report"
 	"github.com/smimesync/go-smimesync/smimesync/service"
 )
 
@@ -95,43 +96,21 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				return err
 			}
 		} else {
-			printPlan(stdout, s.Name, plan)
+			report.WritePlan(stdout, s.Name, plan)
 		}
 		if out != "" {
-			if err := savePlan(outs[s.Name], plan); err != nil {
+			if err := smimesync.WritePlanFile(outs[s.Name], plan); err != nil {
 				return fmt.Errorf("%s: %w", s.Name, err)
 			}
 			if !jsonOut {
-				fmt.Fprintf(stdout, "%s: plan saved to %s; review it, then apply exactly it with 'smimesync sync --plan %s'\n", s.Name, termSafe(outs[s.Name]), termSafe(out))
+				fmt.Fprintf(stdout, "%s: plan saved to %s; review it, then apply exactly it with 'smimesync sync --plan %s'\n", s.Name, termsafe.String(outs[s.Name]), termsafe.String(out))
 			}
 		}
-		if err := lookupsFailed(s.Name, plan); err != nil {
-			errs = append(errs, err)
+		if err := plan.LookupsFailed(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.Name, err))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// errLookupsFailed is wrapped by plan's error when recipient lookups
-// failed (a refused token, a sink that does not answer): the plan is
-// printed, but it is incomplete, and plan exits 1.
-var errLookupsFailed = errors.New("recipient lookups failed")
-
-// lookupsFailed returns an error wrapping errLookupsFailed when the sink
-// could not look some recipients up, naming the first.
-func lookupsFailed(sink string, p *smimesync.Plan) error {
-	var failed []*smimesync.Change
-	for _, c := range p.Changes {
-		if c.Action == smimesync.ActionSkip && c.Reason == smimesync.SkipError {
-			failed = append(failed, c)
-		}
-	}
-	if len(failed) == 0 {
-		return nil
-	}
-	first, _, _ := strings.Cut(failed[0].Error, "\n") // the Azure SDK's errors run to many lines
-	return fmt.Errorf("%s: %d of %d %w, so the plan is incomplete (first: %s: %s)",
-		sink, len(failed), len(p.Changes), errLookupsFailed, failed[0].User, strings.TrimSpace(first))
 }
 
 // cmdSync plans and applies.
@@ -164,9 +143,9 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		defer unlock()
 	}
-	prog := newProgress(stderr, nil)
+	prog := report.NewProgress(stderr, nil)
 	for _, s := range syncers {
-		s.Progress = prog.hook(s.Name)
+		s.Progress = prog.Hook(s.Name)
 	}
 	var errs []error
 	for _, s := range syncers {
@@ -175,7 +154,7 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			plan = s.PlanFull
 		}
 		pl, err := plan(ctx)
-		prog.clear()
+		prog.Clear()
 		if err != nil {
 			errs = append(errs, cfg.PassError(fmt.Errorf("%s: %w", s.Name, err)))
 			if e := cfg.saveReport(s.Name, "sync", nil, err, log); e != nil {
@@ -198,7 +177,7 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 					return err
 				}
 			} else {
-				printPlan(stdout, s.Name, pl)
+				report.WritePlan(stdout, s.Name, pl)
 				if guard != nil {
 					fmt.Fprintln(stdout, guard)
 				}
@@ -207,7 +186,7 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			continue
 		}
 		rep, err := s.Apply(ctx, pl)
-		prog.clear()
+		prog.Clear()
 		sinkErrs, werr := cfg.settleApply(s.Name, rep, err, jsonOut, stdout, log)
 		if werr != nil {
 			return werr
@@ -231,7 +210,7 @@ func (c *Config) settleApply(sink string, rep *smimesync.Report, err error, json
 				return nil, werr
 			}
 		} else {
-			printReport(stdout, sink, rep)
+			report.WriteSync(stdout, sink, rep)
 		}
 	}
 	if err != nil {
