@@ -29,12 +29,12 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer cfg.trace.Close()
-	log := cfg.logger(stderr)
-	src, err := cfg.source(log)
+	log := cfg.Logger(stderr)
+	src, err := cfg.BuildSource(log)
 	if err != nil {
 		return err
 	}
-	sinks, err := cfg.sinks(log)
+	sinks, err := cfg.BuildSinks(log)
 	if err != nil {
 		return err
 	}
@@ -45,7 +45,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		c.Note("state", "no state.path", "every run is a first run; set state.path to remember what was published")
 	}
 	for i, s := range sinks {
-		if st := cfg.store(s.name, i); cfg.State.Path != "" && st != nil {
+		if st := cfg.Store(s.Name, i); cfg.State.Path != "" && st != nil {
 			c.State(st)
 		}
 	}
@@ -55,7 +55,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}{{"policy.roots", cfg.Policy.Roots}, {"policy.intermediates", cfg.Policy.Intermediates}, {"policy.managed_cas", cfg.Policy.ManagedCAs}} {
 		for i, f := range l.files {
 			key := fmt.Sprintf("%s[%d]", l.key, i)
-			certs, err := cfg.readCerts(key, f)
+			certs, err := cfg.ReadCerts(key, f)
 			c.PolicyFile(key, f, certs, err)
 		}
 	}
@@ -69,7 +69,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	var named []check.Sink
 	for _, s := range sinks {
-		named = append(named, check.Sink{Name: s.name, Sink: s.sink})
+		named = append(named, check.Sink{Name: s.Name, Sink: s.Sink})
 	}
 	c.Sinks(ctx, named, o)
 

@@ -37,6 +37,7 @@ import (
 	"github.com/smimesync/go-smimesync/directory/ldapsource"
 	"github.com/smimesync/go-smimesync/internal/termsafe"
 	"github.com/smimesync/go-smimesync/smimesync"
+	"github.com/smimesync/go-smimesync/smimesync/config"
 )
 
 // Exit codes.
@@ -163,11 +164,11 @@ func exitCode(err error, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "smimesync:", termsafe.String(line))
 	}
 	var ue usageError
-	var ce *configError
+	var ce *config.Error
 	switch {
 	case errors.As(err, &ue), errors.As(err, &ce), errors.Is(err, ldapsource.ErrConfig):
 		// ldapsource.ErrConfig: a pass found a slip (a password variable
-		// not set) where no configError names it, as in the service.
+		// not set) where no config.Error names it, as in the service.
 		fmt.Fprintln(stderr, helpHint)
 		return exitUsage
 	case errors.Is(err, smimesync.ErrGuardTripped):

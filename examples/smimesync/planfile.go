@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 
 	"github.com/smimesync/go-smimesync/smimesync"
 	"github.com/smimesync/go-smimesync/smimesync/report"
@@ -35,24 +34,13 @@ func (c *Config) planPaths(flag, file string, syncers []service.Named, writes bo
 }
 
 // checkPlanPath refuses a plan file that is a file the configuration
-// uses, as checkPaths refuses two keys naming one file: plan --out over
-// the state, the report or the LDIF file would destroy it. A plan file
-// only read (sync --plan) may not be a file smimesync writes either.
+// uses (config.File.CheckFile), as loading refuses two keys naming one
+// file: plan --out over the state, the report or the LDIF file would
+// destroy it. A plan file only read (sync --plan) may not be a file
+// smimesync writes either.
 func (c *Config) checkPlanPath(flag, path string, writes bool) error {
-	abs, err := filepath.Abs(c.file)
-	if err != nil {
-		abs = c.file
-	}
-	real := resolvePath(path)
-	for _, p := range c.paths(abs) {
-		pr := resolvePath(p.path)
-		same := pr == real || sameFile(p.path, path)
-		switch {
-		case p.folder && (same || inside(real, pr)):
-			return usagef("%s %s lies inside the prune backup folder %s: it must hold nothing else smimesync uses", flag, path, p.describe())
-		case same && (writes || p.writes):
-			return usagef("%s %s is the same file as %s: one would overwrite the other", flag, path, p.describe())
-		}
+	if err := c.CheckFile(path, writes); err != nil {
+		return usagef("%s %v", flag, err)
 	}
 	return nil
 }

@@ -9,44 +9,21 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/smimesync/go-smimesync/smimesync"
 	"github.com/smimesync/go-smimesync/smimesync/report"
 	"github.com/smimesync/go-smimesync/smimesync/status"
 )
 
-// ReportConfig is the report key: where sync and run keep the report that
-// `smimesync report` reads.
-type ReportConfig struct {
-	// Path of the report file (JSON). Default: next to the state file,
-	// its name ending in .report.json (state.json gives
-	// state.report.json). With neither set, no report is kept.
-	Path string `yaml:"path"`
-}
-
 // defaultExpiryDays is how far ahead `smimesync report` looks for
 // certificates that are about to expire.
 const defaultExpiryDays = 30
-
-// reportPath is where the report is kept; "" when nowhere.
-func (c *Config) reportPath() string {
-	if c.Report.Path != "" {
-		return c.path(c.Report.Path)
-	}
-	if c.State.Path == "" {
-		return ""
-	}
-	p := c.path(c.State.Path)
-	return strings.TrimSuffix(p, filepath.Ext(p)) + ".report.json"
-}
 
 // saveReport merges one pass of one sink into the report file, if the
 // configuration keeps one (see report.Store.Record). sync calls it after
 // each Apply; rep is nil when planning failed.
 func (c *Config) saveReport(sink, command string, rep *smimesync.Report, passErr error, log *slog.Logger) error {
-	path := c.reportPath()
+	path := c.ReportPath()
 	if path == "" || (rep != nil && rep.DryRun) {
 		return nil
 	}
@@ -101,7 +78,7 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil {
 			return err
 		}
-		if path = cfg.reportPath(); path == "" {
+		if path = cfg.ReportPath(); path == "" {
 			return usagef("report: %s sets neither report.path nor state.path: no report is kept", *config)
 		}
 	}

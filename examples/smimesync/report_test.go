@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/smimesync/go-smimesync/smimesync"
+	"github.com/smimesync/go-smimesync/smimesync/config"
 	"github.com/smimesync/go-smimesync/smimesync/report"
 )
 
@@ -20,20 +21,6 @@ func change(id string, action smimesync.Action, outcome smimesync.Outcome, keep 
 		c.Keep = append(c.Keep, smimesync.Value{Attribute: k})
 	}
 	return c
-}
-
-func TestReportPath(t *testing.T) {
-	for _, tt := range []struct{ state, report, want string }{
-		{"state.json", "", "/etc/s/state.report.json"},
-		{"/var/lib/s/state", "", "/var/lib/s/state.report.json"},
-		{"state.json", "out/r.json", "/etc/s/out/r.json"},
-		{"", "", ""},
-	} {
-		c := &Config{State: StateConfig{Path: tt.state}, Report: ReportConfig{Path: tt.report}, dir: "/etc/s"}
-		if got := c.reportPath(); got != filepath.FromSlash(tt.want) {
-			t.Errorf("state %q report %q: %q, want %q", tt.state, tt.report, got, tt.want)
-		}
-	}
 }
 
 // TestReportCommand runs `run --once` then `report` on its report.
@@ -100,7 +87,7 @@ func TestReportCommand(t *testing.T) {
 // nothing; a configuration without state or report path keeps nothing.
 func TestSaveReport(t *testing.T) {
 	dir := t.TempDir()
-	c := &Config{State: StateConfig{Path: "state.json"}, dir: dir}
+	c := &Config{File: &config.File{State: config.State{Path: "state.json"}, Dir: dir}}
 	rep := &smimesync.Report{Plan: smimesync.Plan{Full: true, Changes: []*smimesync.Change{
 		change("a", smimesync.ActionAdd, smimesync.OutcomeWritten, "userCertificate"),
 	}}}
@@ -119,7 +106,7 @@ func TestSaveReport(t *testing.T) {
 	if err != nil || len(r.Sinks) != 1 || r.Sinks[0].LastPass.Command != "sync" || len(r.Sinks[0].Entries) != 1 {
 		t.Errorf("saved report: %+v, %v", r, err)
 	}
-	if err := (&Config{dir: dir}).saveReport("file", "sync", rep, nil, nil); err != nil {
+	if err := (&Config{File: &config.File{Dir: dir}}).saveReport("file", "sync", rep, nil, nil); err != nil {
 		t.Errorf("no report configured: %v, want nil", err)
 	}
 }

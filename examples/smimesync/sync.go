@@ -15,39 +15,6 @@ import (
 	"github.com/smimesync/go-smimesync/smimesync/service"
 )
 
-// syncers builds one Syncer per configured sink.
-func (c *Config) syncers(log *slog.Logger) ([]service.Named, error) {
-	src, err := c.source(log)
-	if err != nil {
-		return nil, err
-	}
-	pol, err := c.policy(log)
-	if err != nil {
-		return nil, err
-	}
-	sinks, err := c.sinks(log)
-	if err != nil {
-		return nil, err
-	}
-	var out []service.Named
-	for i, s := range sinks {
-		out = append(out, service.Named{Name: s.name, Syncer: &smimesync.Syncer{
-			Source:      src,
-			Sink:        s.sink,
-			Policy:      pol,
-			Now:         clock,
-			State:       c.state(s.name, i),
-			Logger:      log.With("sink", s.name),
-			Concurrency: c.Concurrency, // 0: the sink's preference
-			Guard:       smimesync.Guard{MaxRemovals: c.Guard.maxRemovals()},
-			Prune:       smimesync.Prune{Reasons: c.pruneReasons()},
-
-			RemoveDeparted: c.RemoveDeparted,
-		}})
-	}
-	return out, nil
-}
-
 func setup(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*Config, []service.Named, *slog.Logger, bool, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -61,8 +28,8 @@ func setup(name string, args []string, stderr io.Writer, extra func(*flag.FlagSe
 	if err != nil {
 		return nil, nil, nil, false, err
 	}
-	log := cfg.logger(stderr)
-	syncers, err := cfg.syncers(log)
+	log := cfg.Logger(stderr)
+	syncers, err := cfg.Syncers(log)
 	if err != nil {
 		cfg.trace.Close()
 		return nil, nil, nil, false, err
@@ -122,7 +89,7 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		plan, err := planFn(ctx)
 		if err != nil {
-			return cfg.passError(fmt.Errorf("%s: %w", s.Name, err))
+			return cfg.PassError(fmt.Errorf("%s: %w", s.Name, err))
 		}
 		if jsonOut {
 			if err := writeJSON(stdout, sinkDoc{Sink: s.Name, Plan: plan}); err != nil {
@@ -189,7 +156,7 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		pl, err := plan(ctx)
 		prog.Clear()
 		if err != nil {
-			errs = append(errs, cfg.passError(fmt.Errorf("%s: %w", s.Name, err)))
+			errs = append(errs, cfg.PassError(fmt.Errorf("%s: %w", s.Name, err)))
 			if e := cfg.saveReport(s.Name, "sync", nil, err, log); e != nil {
 				errs = append(errs, e)
 			}
