@@ -68,10 +68,11 @@ func (s *Syncer) plan(ctx context.Context, full bool) (_ *Plan, err error) {
 			return nil, fmt.Errorf("smimesync: preparing the sink: %w", err)
 		}
 	}
-	st, err := s.state().Load(ctx)
+	st, err := s.loadState(ctx)
 	if err != nil {
 		return nil, err
 	}
+	defer st.closeView()
 	plan.state = st
 	plan.origin = &planOrigin{Sink: identity(s.Sink), Source: identity(s.Source), StateGeneration: st.Generation}
 
@@ -117,7 +118,9 @@ func (s *Syncer) plan(ctx context.Context, full bool) (_ *Plan, err error) {
 		return nil, err
 	}
 	slices.SortFunc(changes, compareChanges)
-	markConflicts(changes, st, plan.Full)
+	if err := markConflicts(ctx, changes, st, plan.Full); err != nil {
+		return nil, err
+	}
 	plan.Changes = changes
 	plan.Summary = summarize(changes)
 	plan.Finished = s.now()
@@ -279,7 +282,12 @@ func (s *Syncer) decide(ctx context.Context, pol *Policy, st *Snapshot, e *direc
 		c.CurrentFrom = CurrentFromSink
 		have = fingerprints(cur)
 	case errors.Is(err, cloud.ErrUnreadable):
-		if p, ok := st.record(stateKey(e.Source, e.ID)); ok && p.Recipient == r.ID {
+		p, ok, err := st.lookup(ctx, stateKey(e.Source, e.ID))
+		if err != nil {
+			c.runWide = fmt.Errorf("reading the state: %w", err)
+			return c
+		}
+		if ok && p.Recipient == r.ID {
 			c.CurrentFrom = CurrentFromState
 			have = map[Fingerprint]string{}
 			for _, f := range p.UserCertificate {
@@ -353,7 +361,7 @@ func (s *Syncer) pruneReason(rs []Reason) bool {
 // markConflicts skips every change whose recipient is also the recipient
 // of another entry: in this plan or, when the plan is a delta, an entry of
 // an earlier run (in the state) that this read did not include.
-func markConflicts(changes []*Change, st *Snapshot, full bool) {
+func markConflicts(ctx context.Context, changes []*Change, st *Snapshot, full bool) error {
 	inPlan := make(map[string]bool, len(changes))
 	owners := map[string][]*Change{}
 	for _, c := range changes {
@@ -364,9 +372,17 @@ func markConflicts(changes []*Change, st *Snapshot, full bool) {
 	}
 	earlier := map[string]string{}
 	if !full {
-		for k, p := range st.Published {
-			if !inPlan[k] {
-				earlier[p.Recipient] = strings.ReplaceAll(k, "\x00", ":")
+		rids := make(map[string]bool, len(owners))
+		for rid := range owners {
+			rids[rid] = true
+		}
+		held, err := st.holders(ctx, rids)
+		if err != nil {
+			return fmt.Errorf("smimesync: reading the state: %w", err)
+		}
+		for rid, keys := range held {
+			if i := slices.IndexFunc(keys, func(k string) bool { return !inPlan[k] }); i >= 0 {
+				earlier[rid] = strings.ReplaceAll(keys[i], "\x00", ":")
 			}
 		}
 	}
@@ -391,6 +407,7 @@ func markConflicts(changes []*Change, st *Snapshot, full bool) {
 			c.Removes = nil
 		}
 	}
+	return nil
 }
 
 func summarize(changes []*Change) Summary {

@@ -156,7 +156,7 @@ func (p *Plan) WriteTo(w io.Writer) (int64, error) {
 	}
 	origin := *p.origin
 	if p.state != nil && !p.loaded {
-		sum, err := snapshotSHA256(p.state)
+		sum, err := p.state.stateSHA256(context.Background())
 		if err != nil {
 			return 0, err
 		}
@@ -575,7 +575,11 @@ func (s *Syncer) CheckPlan(ctx context.Context, plan *Plan) error {
 	if plan == nil || (plan.state == nil && !plan.loaded) {
 		return errors.New("smimesync: Apply needs a plan made by Plan or read by ReadPlan")
 	}
-	cur, err := s.state().Load(ctx)
+	load := s.state().Load
+	if !plan.loaded {
+		load = s.header // only its generation is compared
+	}
+	cur, err := load(ctx)
 	if err != nil {
 		return err
 	}

@@ -207,7 +207,7 @@ func recipientName(r *cloud.Recipient) string {
 // State records it ([Snapshot.LastFull]); zero when none was, or the state
 // predates the record. A service schedules its full passes from it.
 func (s *Syncer) LastFull(ctx context.Context) (time.Time, error) {
-	st, err := s.state().Load(ctx)
+	st, err := s.header(ctx)
 	if err != nil {
 		return time.Time{}, err
 	}
