@@ -86,6 +86,7 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 	if err != nil {
 		return rep, err
 	}
+	defer plan.closeApplied(s.logger())
 	a := s.newApplyRun(plan, rep)
 	cancelled := a.write(ctx)
 	a.settle(cancelled)
@@ -105,6 +106,9 @@ func (s *Syncer) admit(ctx context.Context, plan *Plan) (*Report, error) {
 	}
 	if plan.applied {
 		return nil, errors.New("smimesync: plan was already applied")
+	}
+	if err := plan.usable(); err != nil {
+		return nil, err
 	}
 	if err := s.validate(); err != nil {
 		return nil, err
@@ -364,7 +368,12 @@ func (a *applyRun) recordDeparture(ctx context.Context, c *Change, key string) {
 // so that no more writes start.
 func (a *applyRun) writeOne(ctx context.Context, stop context.CancelFunc, c *Change) {
 	s, key := a.s, stateKey(c.Source, c.ID)
-	err := s.Sink.Write(ctx, c.Recipient, c.desired)
+	// The values come back from the plan's temporary file whole, or the
+	// write fails with nothing sent.
+	vals, err := a.plan.values(c)
+	if err == nil {
+		err = s.Sink.Write(ctx, c.Recipient, vals)
+	}
 	var rerr error
 	pub := published(c, s.now())
 	if c.Action == ActionDepart {
@@ -408,12 +417,12 @@ func (a *applyRun) writeOne(ctx context.Context, stop context.CancelFunc, c *Cha
 		a.st.deletePublished(key)
 		delete(a.st.Departed, key)
 		a.log.Info("removed what was published for an entry that left the directory", "user", c.User,
-			"recipient", recipientName(c.Recipient), "removed", len(c.Removes), "left", c.desired.Len())
+			"recipient", recipientName(c.Recipient), "removed", len(c.Removes), "left", vals.Len())
 	case err == nil:
 		c.Outcome = OutcomeWritten
 		a.st.setPublished(key, pub)
 		a.log.Info("written", "user", c.User, "recipient", recipientName(c.Recipient), "action", c.Action,
-			"certificates", c.desired.Len())
+			"certificates", vals.Len())
 	case errors.Is(err, cloud.ErrNotWritable):
 		c.Outcome, c.Error = OutcomeNotWritable, err.Error()
 		a.log.Warn("not writable", "user", c.User, "recipient", recipientName(c.Recipient), "err", err)

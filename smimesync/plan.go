@@ -19,6 +19,9 @@ import (
 // recipient and what it carries, and returns what Apply would do. It writes
 // nothing, to the sink or to the state. The source is asked for the changes
 // since the saved cookie (a delta), or for everything when there is none.
+// The certificates the plan's writes send wait in a temporary file (in
+// os.TempDir; a disk that cannot take them fails the plan with [ErrSpill]):
+// Apply removes it; [Plan.Close] a plan that is not applied.
 func (s *Syncer) Plan(ctx context.Context) (*Plan, error) {
 	return s.plan(ctx, false)
 }
@@ -31,7 +34,7 @@ func (s *Syncer) PlanFull(ctx context.Context) (*Plan, error) {
 	return s.plan(ctx, true)
 }
 
-func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
+func (s *Syncer) plan(ctx context.Context, full bool) (_ *Plan, err error) {
 	if s.Source == nil || s.Sink == nil {
 		return nil, errors.New("smimesync: Syncer needs a Source and a Sink")
 	}
@@ -52,6 +55,12 @@ func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
 		ctx = b.BeginPass(ctx)
 	}
 	plan := &Plan{Started: s.now()}
+	sp := attachSpill(plan)
+	defer func() {
+		if err != nil {
+			_ = plan.Close()
+		}
+	}()
 	if p, ok := s.Sink.(cloud.Preparer); ok {
 		// Sign in on every pass, even one that will find nothing to do:
 		// a refused secret must not pass for a quiet directory.
@@ -71,11 +80,11 @@ func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
 	if full {
 		cookie = nil
 	}
-	changes, res, err := s.read(ctx, st, cookie)
+	changes, res, err := s.read(ctx, st, cookie, sp)
 	if errors.Is(err, directory.ErrStaleCookie) && cookie != nil {
 		log.Warn("the source refused its delta cookie; reading everything", "err", err)
 		cookie = nil
-		changes, res, err = s.read(ctx, st, nil)
+		changes, res, err = s.read(ctx, st, nil, sp)
 	}
 	if err != nil {
 		return nil, err
@@ -94,7 +103,7 @@ func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
 		pol := s.policy()
 		for _, k := range slices.Sorted(maps.Keys(st.Pending)) {
 			if e := st.Pending[k]; !seen[k] && e != nil {
-				c := s.planEntry(ctx, pol, st, e)
+				c := s.planEntry(ctx, pol, st, e, sp)
 				if c.runWide != nil {
 					return nil, fmt.Errorf("smimesync: %w", c.runWide)
 				}
@@ -130,7 +139,7 @@ func compareChanges(a, b *Change) int {
 
 // read streams the source through the policy and the sink's lookups, with
 // Concurrency workers.
-func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte) ([]*Change, directory.Result, error) {
+func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte, sp *spill) ([]*Change, directory.Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	entries := make(chan *directory.Entry)
@@ -144,7 +153,7 @@ func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte) ([]*Chan
 	for range s.concurrency() {
 		wg.Go(func() {
 			for e := range entries {
-				c := s.planEntry(ctx, pol, st, e)
+				c := s.planEntry(ctx, pol, st, e, sp)
 				mu.Lock()
 				if c.runWide != nil {
 					if runWide == nil {
@@ -187,9 +196,10 @@ func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte) ([]*Chan
 
 // planEntry evaluates one entry and compares it with its recipient. The
 // change keeps certificate bytes only where Apply needs them: the values of
-// a write, and the entry when it is to be pruned or planned again; a plan
-// of a large directory would hold them all otherwise.
-func (s *Syncer) planEntry(ctx context.Context, pol *Policy, st *Snapshot, e *directory.Entry) *Change {
+// a write (in the plan's temporary file, sp), and the entry when it is to
+// be pruned or planned again; a plan of a large directory would hold them
+// all otherwise.
+func (s *Syncer) planEntry(ctx context.Context, pol *Policy, st *Snapshot, e *directory.Entry, sp *spill) *Change {
 	c := s.decide(ctx, pol, st, e)
 	for _, v := range c.desired.UserCertificate {
 		c.desiredFP[0] = append(c.desiredFP[0], sha256.Sum256(v))
@@ -202,6 +212,11 @@ func (s *Syncer) planEntry(ctx context.Context, pol *Policy, st *Snapshot, e *di
 	}
 	if c.prune == nil && !c.pending() {
 		c.entry = nil
+	}
+	if c.runWide == nil {
+		if err := sp.keep(c); err != nil {
+			c.runWide = err
+		}
 	}
 	return c
 }
