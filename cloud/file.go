@@ -272,9 +272,16 @@ func (s *FileSink) load(ctx context.Context) (*fileDoc, error) {
 	if s.Path == "" {
 		return nil, errors.New("cloud: FileSink has no Path")
 	}
-	stamp, exists := s.stamp()
+	stamp, exists, missing := s.stampOrMissing()
 	if s.cache != nil && exists && stamp == s.cacheMod {
 		return s.cache, nil
+	}
+	if missing {
+		// Nothing to read (what read finds on a missing file), without
+		// trying to open it: a plan against a new file sink would do so
+		// twice per entry. Not cached: looked for again next time.
+		s.cache = nil
+		return &fileDoc{Recipients: map[string]*FileRecipient{}}, nil
 	}
 	doc, err := s.read()
 	if err != nil {
@@ -289,11 +296,18 @@ func (s *FileSink) load(ctx context.Context) (*fileDoc, error) {
 
 // stamp returns the file's size and modification time.
 func (s *FileSink) stamp() (fileStamp, bool) {
+	st, ok, _ := s.stampOrMissing()
+	return st, ok
+}
+
+// stampOrMissing is stamp, and whether the file does not exist (any other
+// failure to stat it is left to read to report).
+func (s *FileSink) stampOrMissing() (st fileStamp, ok, missing bool) {
 	fi, err := os.Stat(s.Path)
 	if err != nil {
-		return fileStamp{}, false
+		return fileStamp{}, false, errors.Is(err, fs.ErrNotExist)
 	}
-	return fileStamp{size: fi.Size(), mod: fi.ModTime()}, true
+	return fileStamp{size: fi.Size(), mod: fi.ModTime()}, true, false
 }
 
 // read parses the file.

@@ -407,3 +407,57 @@ func TestFileSinkContextAndConfig(t *testing.T) {
 		t.Error("Find(nil entry): no error")
 	}
 }
+
+// TestFileSinkMissingFile: a sink whose file does not exist yet finds
+// every recipient with nothing published, then sees the file once another
+// writer creates it; a path that cannot be read for another reason (its
+// folder is a file) is an error, not an empty sink.
+func TestFileSinkMissingFile(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sink.json")
+	s := &FileSink{Path: path}
+	e := &directory.Entry{DN: "CN=a", Mail: "a@example.com"}
+	for range 2 {
+		r, err := s.Find(ctx, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, err := s.Current(ctx, r); err != nil || len(c.UserCertificate)+len(c.UserSMIMECertificate) != 0 {
+			t.Fatalf("current %v, %v", c, err)
+		}
+	}
+	other := &FileSink{Path: path}
+	r, _ := other.Find(ctx, e)
+	if err := other.Write(ctx, r, Certificates{UserCertificate: [][]byte{[]byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.Current(ctx, r); err != nil || len(c.UserCertificate) != 1 {
+		t.Fatalf("after another writer: current %v, %v", c, err)
+	}
+	notDir := filepath.Join(dir, "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&FileSink{Path: filepath.Join(notDir, "sink.json")}).Find(ctx, e); err == nil {
+		t.Error("a sink under a regular file: no error")
+	}
+}
+
+// BenchmarkFileSinkMissingFile is a plan's lookups (Find, then Current)
+// against a file sink whose file does not exist yet: smimesync plan into
+// a new file.
+func BenchmarkFileSinkMissingFile(b *testing.B) {
+	ctx := context.Background()
+	s := &FileSink{Path: filepath.Join(b.TempDir(), "sink.json")}
+	e := &directory.Entry{DN: "CN=a", Mail: "a@example.com"}
+	for b.Loop() {
+		r, err := s.Find(ctx, e)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Current(ctx, r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

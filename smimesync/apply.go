@@ -79,10 +79,14 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 		return rep, fmt.Errorf("smimesync: nothing was written: %w", err)
 	}
 	defer unlock()
+	if plan != nil {
+		defer plan.state.closeView()
+	}
 	rep, err := s.admit(ctx, plan)
 	if err != nil {
 		return rep, err
 	}
+	defer plan.closeApplied(s.logger())
 	a := s.newApplyRun(plan, rep)
 	cancelled := a.write(ctx)
 	a.settle(cancelled)
@@ -105,6 +109,9 @@ func (s *Syncer) admit(ctx context.Context, plan *Plan) (*Report, error) {
 	if plan.applied {
 		return nil, errors.New("smimesync: plan was already applied")
 	}
+	if err := plan.usable(); err != nil {
+		return nil, err
+	}
 	if err := s.validate(); err != nil {
 		return nil, err
 	}
@@ -118,7 +125,7 @@ func (s *Syncer) admit(ctx context.Context, plan *Plan) (*Report, error) {
 	// A plan made before another Apply saved the state would write from
 	// stale knowledge and move the cookie back; a plan read from a file
 	// must also have been made with this sink and source.
-	cur, err := s.state().Load(ctx)
+	cur, err := s.currentState(ctx, plan)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +204,7 @@ func (a *applyRun) write(ctx context.Context) error {
 	stoppedEarly := false
 	for _, c := range a.rep.Changes {
 		a.mu.Lock()
-		a.record(c)
+		a.record(ctx, c)
 		if !c.Writes() {
 			a.settled(c)
 		}
@@ -280,7 +287,7 @@ func (a *applyRun) settled(c *Change) {
 // record brings the snapshot up to date for c before its write (if any):
 // whether it is to be planned again, what is published for it when it is
 // unchanged or gone, and a failed lookup. The caller holds a.mu.
-func (a *applyRun) record(c *Change) {
+func (a *applyRun) record(ctx context.Context, c *Change) {
 	st, key := a.st, stateKey(c.Source, c.ID)
 	if c.pending() {
 		if len(st.Pending) < MaxPending || st.Pending[key] != nil {
@@ -292,7 +299,7 @@ func (a *applyRun) record(c *Change) {
 		delete(st.Pending, key)
 	}
 	if c.Departed() {
-		a.recordDeparture(c, key)
+		a.recordDeparture(ctx, c, key)
 		return
 	}
 	if c.Action != ActionSkip || c.Reason != SkipError {
@@ -304,18 +311,22 @@ func (a *applyRun) record(c *Change) {
 	case c.Action == ActionSkip && (c.Reason == SkipDeleted || c.Reason == SkipNoRecipient):
 		// Gone, or no longer has a recipient: what was published
 		// for it no longer holds a recipient.
-		delete(st.Published, key)
+		st.deletePublished(key)
 	case c.Action == ActionUnchanged && c.Memoized:
 		// Taken on trust from its memo, which the record backs: it stands.
 	case c.Action == ActionUnchanged:
-		if p, ok := st.Published[key]; !ok || c.CurrentFrom == CurrentFromSink {
-			st.Published[key] = published(c, a.now)
-		} else {
+		p, ok, err := st.published(context.WithoutCancel(ctx), key)
+		switch {
+		case err != nil:
+			a.readFailed(c, err)
+		case !ok || c.CurrentFrom == CurrentFromSink:
+			st.setPublished(key, published(c, a.now))
+		default:
 			// Keep the names fresh (and fill them into a record written
 			// before they existed); the values and their time stay.
 			n := published(c, a.now)
 			p.User, p.Name, p.Kind = n.User, n.Name, n.Kind
-			st.Published[key] = p
+			st.setPublished(key, p)
 		}
 	case c.Action == ActionSkip && c.Reason == SkipError:
 		a.failed++
@@ -330,15 +341,19 @@ func (a *applyRun) record(c *Change) {
 // or is dropped now when the change says so (nothing left to remove, the
 // recipient gone or someone else's) or Departed is full. A failed read of
 // the recipient counts as a failed lookup. The caller holds a.mu.
-func (a *applyRun) recordDeparture(c *Change, key string) {
+func (a *applyRun) recordDeparture(ctx context.Context, c *Change, key string) {
 	if c.Error != "" {
 		a.failed++
 		c.Outcome = OutcomeFailed
 		a.rep.Errors = append(a.rep.Errors, fmt.Sprintf("%s (left the directory): %s", c.User, c.Error))
 	}
 	st := a.st
-	rec, ok := st.record(key) // the plan's row was made from it
-	delete(st.Published, key)
+	rec, ok, err := st.lookup(context.WithoutCancel(ctx), key) // the plan's row was made from it
+	if err != nil {
+		a.readFailed(c, err)
+		return
+	}
+	st.deletePublished(key)
 	delete(st.Pending, key)
 	switch {
 	case c.forget || !ok:
@@ -357,7 +372,12 @@ func (a *applyRun) recordDeparture(c *Change, key string) {
 // so that no more writes start.
 func (a *applyRun) writeOne(ctx context.Context, stop context.CancelFunc, c *Change) {
 	s, key := a.s, stateKey(c.Source, c.ID)
-	err := s.Sink.Write(ctx, c.Recipient, c.desired)
+	// The values come back from the plan's temporary file whole, or the
+	// write fails with nothing sent.
+	vals, err := a.plan.values(c)
+	if err == nil {
+		err = s.Sink.Write(ctx, c.Recipient, vals)
+	}
 	var rerr error
 	pub := published(c, s.now())
 	if c.Action == ActionDepart {
@@ -398,15 +418,15 @@ func (a *applyRun) writeOne(ctx context.Context, stop context.CancelFunc, c *Cha
 	switch {
 	case err == nil && c.Action == ActionDepart:
 		c.Outcome = OutcomeWritten
-		delete(a.st.Published, key)
+		a.st.deletePublished(key)
 		delete(a.st.Departed, key)
 		a.log.Info("removed what was published for an entry that left the directory", "user", c.User,
-			"recipient", recipientName(c.Recipient), "removed", len(c.Removes), "left", c.desired.Len())
+			"recipient", recipientName(c.Recipient), "removed", len(c.Removes), "left", vals.Len())
 	case err == nil:
 		c.Outcome = OutcomeWritten
-		a.st.Published[key] = pub
+		a.st.setPublished(key, pub)
 		a.log.Info("written", "user", c.User, "recipient", recipientName(c.Recipient), "action", c.Action,
-			"certificates", c.desired.Len())
+			"certificates", vals.Len())
 	case errors.Is(err, cloud.ErrNotWritable):
 		c.Outcome, c.Error = OutcomeNotWritable, err.Error()
 		a.log.Warn("not writable", "user", c.User, "recipient", recipientName(c.Recipient), "err", err)
@@ -448,7 +468,10 @@ func (a *applyRun) finish(ctx context.Context, cancelled error) {
 		a.s.prune(ctx, rep)
 	}
 	if a.plan.Full && cancelled == nil {
-		a.forgetUnseen()
+		if err := a.forgetUnseen(context.WithoutCancel(ctx)); err != nil {
+			a.failed++
+			rep.Errors = append(rep.Errors, "forgetting entries the full read did not return: "+err.Error())
+		}
 	}
 	st.LastRun = a.s.now()
 	if a.plan.Full && cancelled == nil {
@@ -466,15 +489,19 @@ func (a *applyRun) finish(ctx context.Context, cancelled error) {
 // hold their recipient against a newcomer. (An entry that left with
 // something published has a row, SkipDeparted or ActionDepart, and its
 // record moved to Snapshot.Departed when it was recorded.)
-func (a *applyRun) forgetUnseen() {
+func (a *applyRun) forgetUnseen(ctx context.Context) error {
 	seen := make(map[string]bool, len(a.rep.Changes))
 	for _, c := range a.rep.Changes {
 		seen[stateKey(c.Source, c.ID)] = true
 	}
-	for k := range a.st.Published {
+	err := a.st.eachPublished(ctx, func(k string, _ Published) error {
 		if !seen[k] {
-			delete(a.st.Published, k)
+			a.st.deletePublished(k)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	for k := range a.st.Pending {
 		if !seen[k] {
@@ -486,13 +513,14 @@ func (a *applyRun) forgetUnseen() {
 			delete(a.st.Departed, k)
 		}
 	}
+	return nil
 }
 
 // save saves the snapshot, even after a cancel (what was written must be
 // remembered), completes the report and returns Apply's result.
 func (a *applyRun) save(ctx context.Context, cancelled error) (*Report, error) {
 	s, rep := a.s, a.rep
-	if err := s.state().Save(context.WithoutCancel(ctx), a.st); err != nil {
+	if err := s.saveState(context.WithoutCancel(ctx), a.st); err != nil {
 		rep.Errors = append(rep.Errors, "saving state: "+err.Error())
 		rep.CookieAdvanced = false
 		rep.Summary = summarize(rep.Changes)

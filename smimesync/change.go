@@ -182,12 +182,16 @@ type Change struct {
 
 	desired cloud.Certificates
 	// desiredFP holds desired's fingerprints: desired itself is kept only
-	// for the changes Apply writes.
+	// for the changes Apply writes, and a planned change keeps it in the
+	// plan's temporary file instead, at spilled-1 (see spill.go; 0: not
+	// there).
 	desiredFP [2][]Fingerprint
+	spilled   int64
 	prune     map[string][][]byte
 	entry     *directory.Entry
 	// runWide is a sink failure that every other call would meet too
-	// (cloud.ErrUnavailable): the pass stops and reports it once.
+	// (cloud.ErrUnavailable), or the plan's temporary file refusing the
+	// values (ErrSpill): the pass stops and reports it once.
 	runWide error
 	// settled is set once Apply told OnChange about the change.
 	settled bool
@@ -260,7 +264,9 @@ type Summary struct {
 // Plan is what a Syncer intends to do. Make one with [Syncer.Plan], look at
 // it, then hand it to [Syncer.Apply]. A plan can be saved with
 // [Plan.WriteTo], reviewed, read back with [ReadPlan] and applied exactly,
-// in another process, as long as the state has not moved since.
+// in another process, as long as the state has not moved since. The
+// certificates its writes send wait in a temporary file, not in memory;
+// Apply removes it, and [Plan.Close] does for a plan not applied.
 type Plan struct {
 	// Changes holds one Change per entry read, and one per entry that
 	// left the directory with something published (SkipDeparted,
@@ -286,6 +292,9 @@ type Plan struct {
 	// origin.
 	origin *planOrigin
 	loaded bool
+	// spill holds the values of the plan's writes, outside the heap
+	// (see spill.go).
+	spill *spill
 }
 
 // Report is the outcome of [Syncer.Apply]: the plan's changes with their

@@ -19,16 +19,6 @@ import (
 // shown once, logged, and forgotten.
 const MaxDeparted = 10000
 
-// record returns the state's record of what was published for key: the
-// live one, else the one kept for an entry that left the directory.
-func (st *Snapshot) record(key string) (Published, bool) {
-	if p, ok := st.Published[key]; ok {
-		return p, true
-	}
-	p, ok := st.Departed[key]
-	return p, ok
-}
-
 // fingerprints returns every fingerprint of the record, sorted.
 func (p Published) fingerprints() []Fingerprint {
 	out := slices.Concat(p.UserCertificate, p.UserSMIMECertificate)
@@ -62,26 +52,36 @@ func (s *Syncer) departures(ctx context.Context, st *Snapshot, changes []*Change
 		k := stateKey(c.Source, c.ID)
 		seen[k] = true
 		if c.Action == ActionSkip && c.Reason == SkipDeleted {
-			if p, ok := st.record(k); ok && len(p.fingerprints()) > 0 {
+			p, ok, err := st.lookup(ctx, k)
+			if err != nil {
+				return nil, fmt.Errorf("smimesync: reading the state: %w", err)
+			}
+			if ok && len(p.fingerprints()) > 0 {
 				gone = append(gone, departure{key: k, rec: p, deleted: c})
 				continue
 			}
 		}
 		out = append(out, c)
 	}
-	add := func(recs map[string]Published, retried bool) {
-		for _, k := range slices.Sorted(maps.Keys(recs)) {
-			if p := recs[k]; !seen[k] && len(p.fingerprints()) > 0 {
-				seen[k] = true
-				gone = append(gone, departure{key: k, rec: p, retried: retried})
-			}
+	add := func(k string, p Published, retried bool) {
+		if !seen[k] && len(p.fingerprints()) > 0 {
+			seen[k] = true
+			gone = append(gone, departure{key: k, rec: p, retried: retried})
 		}
 	}
 	if full {
-		add(st.Published, false)
+		err := st.eachPublished(ctx, func(k string, p Published) error {
+			add(k, p, false)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("smimesync: reading the state: %w", err)
+		}
 	}
 	if full || s.RemoveDeparted {
-		add(st.Departed, !full)
+		for _, k := range slices.Sorted(maps.Keys(st.Departed)) {
+			add(k, st.Departed[k], !full)
+		}
 	}
 	if len(gone) == 0 {
 		return out, nil
@@ -96,10 +96,26 @@ func (s *Syncer) departures(ctx context.Context, st *Snapshot, changes []*Change
 		}
 	}
 	if !full {
-		for k, p := range st.Published {
-			if !seen[k] {
-				owners[p.Recipient] = cmp.Or(p.User, strings.ReplaceAll(k, "\x00", ":"))
+		// Entries this read did not include that hold a departed
+		// entry's recipient.
+		rids := map[string]bool{}
+		for _, d := range gone {
+			rids[d.rec.Recipient] = true
+		}
+		held, err := st.holders(ctx, rids)
+		if err != nil {
+			return nil, fmt.Errorf("smimesync: reading the state: %w", err)
+		}
+		for rid, keys := range held {
+			i := slices.IndexFunc(keys, func(k string) bool { return !seen[k] })
+			if i < 0 {
+				continue
 			}
+			p, _, err := st.published(ctx, keys[i])
+			if err != nil {
+				return nil, fmt.Errorf("smimesync: reading the state: %w", err)
+			}
+			owners[rid] = cmp.Or(p.User, strings.ReplaceAll(keys[i], "\x00", ":"))
 		}
 	}
 	rows := make([]*Change, len(gone))

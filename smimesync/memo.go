@@ -223,19 +223,19 @@ func hashBool(h hash.Hash, v bool) {
 
 // planOrMemo is planEntry, unless the entry matches its memo: it is then
 // counted unchanged without being judged or looked up.
-func (s *Syncer) planOrMemo(ctx context.Context, pol *Policy, st *Snapshot, e *directory.Entry, mp *memoPass) *Change {
+func (s *Syncer) planOrMemo(ctx context.Context, pol *Policy, st *Snapshot, e *directory.Entry, mp *memoPass, sp *spill) *Change {
 	if mp == nil || e.Deleted {
-		return s.planEntry(ctx, pol, st, e)
+		return s.planEntry(ctx, pol, st, e, sp)
 	}
 	key := stateKey(e.Source, e.ID)
 	sum := entryHash(e)
 	m, had := mp.memos[key]
 	if had {
-		if c := mp.hit(st, key, e, sum, m); c != nil {
+		if c := mp.hit(ctx, st, key, e, sum, m); c != nil {
 			return c
 		}
 	}
-	c := s.planEntry(ctx, pol, st, e)
+	c := s.planEntry(ctx, pol, st, e, sp)
 	c.hadMemo = had
 	if c.Recipient != nil && c.prune == nil && (c.Action == ActionUnchanged || c.Writes() || settledSkip(c)) {
 		c.memo = &Memo{Entry: sum, Settings: mp.settings, Recipient: c.Recipient.ID, RecipientName: c.Recipient.Name,
@@ -252,7 +252,7 @@ func (s *Syncer) planOrMemo(ctx context.Context, pol *Policy, st *Snapshot, e *d
 }
 
 // hit returns the row of an entry that matches its memo m, or nil.
-func (mp *memoPass) hit(st *Snapshot, key string, e *directory.Entry, sum [32]byte, m Memo) *Change {
+func (mp *memoPass) hit(ctx context.Context, st *Snapshot, key string, e *directory.Entry, sum [32]byte, m Memo) *Change {
 	if m.Entry != sum || m.Settings != mp.settings {
 		return nil
 	}
@@ -268,8 +268,12 @@ func (mp *memoPass) hit(st *Snapshot, key string, e *directory.Entry, sum [32]by
 	if m.Kept+m.DroppedValues > 0 {
 		c.MemoValues = &MemoValues{Kept: m.Kept, Dropped: m.DroppedValues, Reasons: m.Dropped}
 	}
-	p, published := st.Published[key]
-	_, known := st.record(key)
+	p, published, err := st.published(ctx, key)
+	if err != nil {
+		return nil // judged the usual way, which reports the error
+	}
+	_, departed := st.Departed[key]
+	known := published || departed
 	switch {
 	case st.Pending[key] != nil:
 		return nil // the state does not back the memo

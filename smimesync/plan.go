@@ -19,6 +19,9 @@ import (
 // recipient and what it carries, and returns what Apply would do. It writes
 // nothing, to the sink or to the state. The source is asked for the changes
 // since the saved cookie (a delta), or for everything when there is none.
+// The certificates the plan's writes send wait in a temporary file (in
+// os.TempDir; a disk that cannot take them fails the plan with [ErrSpill]):
+// Apply removes it; [Plan.Close] a plan that is not applied.
 func (s *Syncer) Plan(ctx context.Context) (*Plan, error) {
 	return s.plan(ctx, false)
 }
@@ -31,7 +34,7 @@ func (s *Syncer) PlanFull(ctx context.Context) (*Plan, error) {
 	return s.plan(ctx, true)
 }
 
-func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
+func (s *Syncer) plan(ctx context.Context, full bool) (_ *Plan, err error) {
 	if s.Source == nil || s.Sink == nil {
 		return nil, errors.New("smimesync: Syncer needs a Source and a Sink")
 	}
@@ -52,6 +55,12 @@ func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
 		ctx = b.BeginPass(ctx)
 	}
 	plan := &Plan{Started: s.now()}
+	sp := attachSpill(plan)
+	defer func() {
+		if err != nil {
+			_ = plan.Close()
+		}
+	}()
 	if p, ok := s.Sink.(cloud.Preparer); ok {
 		// Sign in on every pass, even one that will find nothing to do:
 		// a refused secret must not pass for a quiet directory.
@@ -59,10 +68,11 @@ func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
 			return nil, fmt.Errorf("smimesync: preparing the sink: %w", err)
 		}
 	}
-	st, err := s.state().Load(ctx)
+	st, err := s.loadState(ctx)
 	if err != nil {
 		return nil, err
 	}
+	defer st.closeView()
 	plan.state = st
 	plan.origin = &planOrigin{Sink: identity(s.Sink), Source: identity(s.Source), StateGeneration: st.Generation}
 
@@ -71,11 +81,11 @@ func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
 		cookie = nil
 	}
 	mp := s.beginMemo(ctx, s.policy())
-	changes, res, err := s.read(ctx, st, cookie, mp)
+	changes, res, err := s.read(ctx, st, cookie, mp, sp)
 	if errors.Is(err, directory.ErrStaleCookie) && cookie != nil {
 		log.Warn("the source refused its delta cookie; reading everything", "err", err)
 		cookie = nil
-		changes, res, err = s.read(ctx, st, nil, mp)
+		changes, res, err = s.read(ctx, st, nil, mp, sp)
 	}
 	if err != nil {
 		return nil, err
@@ -94,7 +104,7 @@ func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
 		pol := s.policy()
 		for _, k := range slices.Sorted(maps.Keys(st.Pending)) {
 			if e := st.Pending[k]; !seen[k] && e != nil {
-				c := s.planEntry(ctx, pol, st, e)
+				c := s.planEntry(ctx, pol, st, e, sp)
 				if c.runWide != nil {
 					return nil, fmt.Errorf("smimesync: %w", c.runWide)
 				}
@@ -109,7 +119,9 @@ func (s *Syncer) plan(ctx context.Context, full bool) (*Plan, error) {
 		return nil, err
 	}
 	slices.SortFunc(changes, compareChanges)
-	markConflicts(changes, st, plan.Full)
+	if err := markConflicts(ctx, changes, st, plan.Full); err != nil {
+		return nil, err
+	}
 	plan.Changes = changes
 	plan.Summary = summarize(changes)
 	plan.Finished = s.now()
@@ -128,7 +140,7 @@ func compareChanges(a, b *Change) int {
 
 // read streams the source through the policy and the sink's lookups, with
 // Concurrency workers.
-func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte, mp *memoPass) ([]*Change, directory.Result, error) {
+func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte, mp *memoPass, sp *spill) ([]*Change, directory.Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	entries := make(chan *directory.Entry)
@@ -142,7 +154,7 @@ func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte, mp *memo
 	for range s.concurrency() {
 		wg.Go(func() {
 			for e := range entries {
-				c := s.planOrMemo(ctx, pol, st, e, mp)
+				c := s.planOrMemo(ctx, pol, st, e, mp, sp)
 				mu.Lock()
 				if c.runWide != nil {
 					if runWide == nil {
@@ -185,9 +197,10 @@ func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte, mp *memo
 
 // planEntry evaluates one entry and compares it with its recipient. The
 // change keeps certificate bytes only where Apply needs them: the values of
-// a write, and the entry when it is to be pruned or planned again; a plan
-// of a large directory would hold them all otherwise.
-func (s *Syncer) planEntry(ctx context.Context, pol *Policy, st *Snapshot, e *directory.Entry) *Change {
+// a write (in the plan's temporary file, sp), and the entry when it is to
+// be pruned or planned again; a plan of a large directory would hold them
+// all otherwise.
+func (s *Syncer) planEntry(ctx context.Context, pol *Policy, st *Snapshot, e *directory.Entry, sp *spill) *Change {
 	c := s.decide(ctx, pol, st, e)
 	for _, v := range c.desired.UserCertificate {
 		c.desiredFP[0] = append(c.desiredFP[0], sha256.Sum256(v))
@@ -200,6 +213,11 @@ func (s *Syncer) planEntry(ctx context.Context, pol *Policy, st *Snapshot, e *di
 	}
 	if c.prune == nil && !c.pending() {
 		c.entry = nil
+	}
+	if c.runWide == nil {
+		if err := sp.keep(c); err != nil {
+			c.runWide = err
+		}
 	}
 	return c
 }
@@ -267,7 +285,12 @@ func (s *Syncer) decide(ctx context.Context, pol *Policy, st *Snapshot, e *direc
 		c.CurrentFrom = CurrentFromSink
 		have = fingerprints(cur)
 	case errors.Is(err, cloud.ErrUnreadable):
-		if p, ok := st.record(stateKey(e.Source, e.ID)); ok && p.Recipient == r.ID {
+		p, ok, err := st.lookup(ctx, stateKey(e.Source, e.ID))
+		if err != nil {
+			c.runWide = fmt.Errorf("reading the state: %w", err)
+			return c
+		}
+		if ok && p.Recipient == r.ID {
 			c.CurrentFrom = CurrentFromState
 			have = map[Fingerprint]string{}
 			for _, f := range p.UserCertificate {
@@ -341,7 +364,7 @@ func (s *Syncer) pruneReason(rs []Reason) bool {
 // markConflicts skips every change whose recipient is also the recipient
 // of another entry: in this plan or, when the plan is a delta, an entry of
 // an earlier run (in the state) that this read did not include.
-func markConflicts(changes []*Change, st *Snapshot, full bool) {
+func markConflicts(ctx context.Context, changes []*Change, st *Snapshot, full bool) error {
 	inPlan := make(map[string]bool, len(changes))
 	owners := map[string][]*Change{}
 	for _, c := range changes {
@@ -352,9 +375,17 @@ func markConflicts(changes []*Change, st *Snapshot, full bool) {
 	}
 	earlier := map[string]string{}
 	if !full {
-		for k, p := range st.Published {
-			if !inPlan[k] {
-				earlier[p.Recipient] = strings.ReplaceAll(k, "\x00", ":")
+		rids := make(map[string]bool, len(owners))
+		for rid := range owners {
+			rids[rid] = true
+		}
+		held, err := st.holders(ctx, rids)
+		if err != nil {
+			return fmt.Errorf("smimesync: reading the state: %w", err)
+		}
+		for rid, keys := range held {
+			if i := slices.IndexFunc(keys, func(k string) bool { return !inPlan[k] }); i >= 0 {
+				earlier[rid] = strings.ReplaceAll(keys[i], "\x00", ":")
 			}
 		}
 	}
@@ -379,6 +410,7 @@ func markConflicts(changes []*Change, st *Snapshot, full bool) {
 			c.Removes = nil
 		}
 	}
+	return nil
 }
 
 func summarize(changes []*Change) Summary {

@@ -151,9 +151,12 @@ func (p *Plan) WriteTo(w io.Writer) (int64, error) {
 	if p.applied {
 		return 0, errors.New("smimesync: the plan was applied; a plan is saved before it is applied")
 	}
+	if err := p.usable(); err != nil {
+		return 0, err
+	}
 	origin := *p.origin
 	if p.state != nil && !p.loaded {
-		sum, err := snapshotSHA256(p.state)
+		sum, err := p.state.stateSHA256(context.Background())
 		if err != nil {
 			return 0, err
 		}
@@ -182,7 +185,15 @@ func (p *Plan) WriteTo(w io.Writer) (int64, error) {
 	enc.SetIndent("    ", "  ")
 	for i, c := range p.Changes {
 		buf.Reset()
-		if err := enc.Encode(recordOf(c)); err != nil {
+		var vals cloud.Certificates
+		if c.Writes() {
+			v, err := p.values(c)
+			if err != nil {
+				return cw.n, fmt.Errorf("smimesync: saving the change of %s: %w", c.User, err)
+			}
+			vals = v
+		}
+		if err := enc.Encode(recordOf(c, vals)); err != nil {
 			return cw.n, fmt.Errorf("smimesync: encoding the change of %s: %w", c.User, err)
 		}
 		sep := ",\n    "
@@ -233,14 +244,15 @@ func snapshotSHA256(s *Snapshot) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// recordOf is c as a saved plan holds it.
-func recordOf(c *Change) changeRecord {
+// recordOf is c as a saved plan holds it, with vals, the values its write
+// sends.
+func recordOf(c *Change, vals cloud.Certificates) changeRecord {
 	r := changeRecord{Change: c}
 	a := &applyRecord{Entry: c.entry}
 	if len(c.desiredFP[0])+len(c.desiredFP[1]) > 0 {
 		a.Write = &planValues{
-			UserCertificate:      valuesOf(c.Keep, c.desiredFP[0], c.desired.UserCertificate),
-			UserSMIMECertificate: valuesOf(c.Keep, c.desiredFP[1], c.desired.UserSMIMECertificate),
+			UserCertificate:      valuesOf(c.Keep, c.desiredFP[0], vals.UserCertificate),
+			UserSMIMECertificate: valuesOf(c.Keep, c.desiredFP[1], vals.UserSMIMECertificate),
 		}
 	}
 	if uc, us := c.prune[cloud.AttrUserCertificate], c.prune[cloud.AttrUserSMIMECertificate]; len(uc)+len(us) > 0 {
@@ -306,7 +318,10 @@ func (t *tailHasher) Read(p []byte) (int, error) {
 // apply exactly: Apply refuses it (wrapping [ErrStalePlan]) when its
 // Syncer's sink or source is not the one the plan was made with, or when
 // the state is not the one it was made against (another Apply saved it,
-// or recorded writes, since). It reads the changes one at a time.
+// or recorded writes, since). It reads the changes one at a time, and
+// keeps the values of the plan's writes in a temporary file as
+// [Syncer.Plan] does (see [Plan.Close]); an error keeping them wraps
+// [ErrSpill], not ErrPlanFile.
 //
 // ReadPlan refuses, with an error wrapping [ErrPlanFile], anything else:
 // a file without the PlanFormat marker as its first member or of another
@@ -316,13 +331,26 @@ func (t *tailHasher) Read(p []byte) (int, error) {
 // it was written; see WriteTo).
 func ReadPlan(r io.Reader) (*Plan, error) {
 	p, err := readPlan(r)
+	if se, ok := errors.AsType[*spillError](err); ok {
+		// Not the file's fault: where its values were to be kept.
+		return nil, fmt.Errorf("smimesync: reading the plan: %w", se.err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrPlanFile, err)
 	}
 	return p, nil
 }
 
-func readPlan(r io.Reader) (*Plan, error) {
+func readPlan(r io.Reader) (_ *Plan, err error) {
+	// The values of its writes go to the plan's temporary file as they
+	// are read.
+	p := &Plan{}
+	sp := attachSpill(p)
+	defer func() {
+		if err != nil {
+			_ = p.Close()
+		}
+	}()
 	th := &tailHasher{r: r, h: sha256.New(), n: digestTrailerLen}
 	dec := json.NewDecoder(bufio.NewReaderSize(th, 64<<10))
 	dec.DisallowUnknownFields()
@@ -347,7 +375,7 @@ func readPlan(r io.Reader) (*Plan, error) {
 		switch key {
 		case "changes":
 			sawChange = true
-			if changes, err = readChanges(dec); err != nil {
+			if changes, err = readChanges(dec, sp); err != nil {
 				return nil, err
 			}
 			continue
@@ -426,7 +454,6 @@ func readPlan(r io.Reader) (*Plan, error) {
 		obj.Write(v)
 	}
 	obj.WriteByte('}')
-	p := &Plan{}
 	h := planHeader{Plan: p}
 	hd := json.NewDecoder(&obj)
 	hd.DisallowUnknownFields()
@@ -451,8 +478,9 @@ func summariesEqual(a, b Summary) bool {
 	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
 }
 
-// readChanges reads the "changes" array, one change at a time.
-func readChanges(dec *json.Decoder) ([]*Change, error) {
+// readChanges reads the "changes" array, one change at a time, and keeps
+// the values of its writes in sp.
+func readChanges(dec *json.Decoder, sp *spill) ([]*Change, error) {
 	if t, err := dec.Token(); err != nil || t != json.Delim('[') {
 		return nil, errors.New("changes: not an array")
 	}
@@ -468,6 +496,9 @@ func readChanges(dec *json.Decoder) ([]*Change, error) {
 		c := rec.Change
 		if err := c.restore(rec.Apply); err != nil {
 			return nil, fmt.Errorf("change %d (%s): %w", len(changes)+1, c.User, err)
+		}
+		if err := sp.keep(c); err != nil {
+			return nil, &spillError{fmt.Errorf("change %d (%s): %w", len(changes)+1, c.User, err)}
 		}
 		changes = append(changes, c)
 	}
@@ -544,7 +575,11 @@ func (s *Syncer) CheckPlan(ctx context.Context, plan *Plan) error {
 	if plan == nil || (plan.state == nil && !plan.loaded) {
 		return errors.New("smimesync: Apply needs a plan made by Plan or read by ReadPlan")
 	}
-	cur, err := s.state().Load(ctx)
+	load := s.state().Load
+	if !plan.loaded {
+		load = s.header // only its generation is compared
+	}
+	cur, err := load(ctx)
 	if err != nil {
 		return err
 	}

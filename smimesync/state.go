@@ -116,6 +116,11 @@ type Snapshot struct {
 	// they were made in, so that records already folded into a saved
 	// snapshot are not replayed over a newer one.
 	Generation uint64 `json:"generation,omitempty"`
+
+	// part is set on the snapshot of a pass over a RecordStore: the
+	// snapshot then holds the header only, and its records are read
+	// and changed through part (see statepass.go).
+	part *partial
 }
 
 // Published is what was last written to one recipient.
@@ -455,6 +460,11 @@ type MemoryState struct {
 func (m *MemoryState) Load(ctx context.Context) (*Snapshot, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.loadLocked()
+}
+
+// loadLocked is Load; the caller holds m.mu.
+func (m *MemoryState) loadLocked() (*Snapshot, error) {
 	if m.b == nil {
 		return newSnapshot(), nil
 	}

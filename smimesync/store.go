@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +32,12 @@ var (
 	bucketPublished = []byte("published")
 	bucketPending   = []byte("pending")
 	bucketDeparted  = []byte("departed")
+	// bucketHolders indexes bucketPublished by recipient: one empty
+	// record per published record, keyed holderKey(recipient, entry key),
+	// kept in the transactions that write bucketPublished (see
+	// putPublished). It answers "who else holds this recipient" without
+	// reading every record (StateView.Holders).
+	bucketHolders = []byte("holders")
 
 	keySnapshot = []byte("snapshot")
 	// keyImported is the SHA-256 of the JSON state file imported into the
@@ -38,6 +45,12 @@ var (
 	// renamed away) is not imported again, and another JSON state is
 	// refused rather than laid over the store.
 	keyImported = []byte("imported")
+	// keyHolders is the generation (8 bytes, big-endian) whose header was
+	// written together with a complete bucketHolders: every header write
+	// of this package writes it. A store whose header was saved by a
+	// release without the index (its generation differs) has its index
+	// rebuilt when it is opened.
+	keyHolders = []byte("holders")
 )
 
 // BoltState keeps the snapshot in an embedded transactional store (a
@@ -221,13 +234,14 @@ func (b *BoltState) init(db *bolt.DB) error {
 		if head == nil {
 			return fmt.Errorf("%w: %s is a bbolt file but not a smimesync state store (no %q record)", ErrStateUnreadable, b.Path, StateFormat)
 		}
-		if _, err := decodeStateFile(head); err != nil {
+		s, err := decodeStateFile(head)
+		if err != nil {
 			return fmt.Errorf("%w: %s: %v", ErrStateUnreadable, b.Path, err)
 		}
-		return nil
+		return b.mendHolders(db, s.Generation)
 	}
 	err := db.Update(func(tx *bolt.Tx) error {
-		for _, n := range [][]byte{bucketPublished, bucketPending, bucketDeparted} {
+		for _, n := range [][]byte{bucketPublished, bucketPending, bucketDeparted, bucketHolders} {
 			if _, err := tx.CreateBucketIfNotExists(n); err != nil {
 				return err
 			}
@@ -323,20 +337,33 @@ func (b *BoltState) Load(ctx context.Context) (*Snapshot, error) {
 
 // loadTx reads the snapshot in tx.
 func loadTx(tx *bolt.Tx) (*Snapshot, error) {
+	s, err := loadHeaderTx(tx)
+	if err != nil {
+		return nil, err
+	}
+	err = tx.Bucket(bucketPublished).ForEach(func(k, v []byte) error {
+		p, err := decodePublished(k, v)
+		s.Published[string(k)] = p
+		return err
+	})
+	return s, err
+}
+
+// decodePublished decodes the record of key k.
+func decodePublished(k, v []byte) (Published, error) {
+	var p Published
+	if err := json.Unmarshal(v, &p); err != nil {
+		return p, fmt.Errorf("%w: the record of %s: %v", ErrStateUnreadable, k, err)
+	}
+	return p, nil
+}
+
+// loadHeaderTx reads the snapshot in tx without its Published records:
+// the header, Pending and Departed.
+func loadHeaderTx(tx *bolt.Tx) (*Snapshot, error) {
 	s, err := decodeStateFile(tx.Bucket(bucketMeta).Get(keySnapshot))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrStateUnreadable, err)
-	}
-	err = tx.Bucket(bucketPublished).ForEach(func(k, v []byte) error {
-		var p Published
-		if err := json.Unmarshal(v, &p); err != nil {
-			return fmt.Errorf("%w: the record of %s: %v", ErrStateUnreadable, k, err)
-		}
-		s.Published[string(k)] = p
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
 	err = tx.Bucket(bucketPending).ForEach(func(k, v []byte) error {
 		e := new(directory.Entry)
@@ -381,7 +408,10 @@ func putHeader(tx *bolt.Tx, s *Snapshot, gen uint64) error {
 	if err != nil {
 		return err
 	}
-	return meta.Put(keySnapshot, raw)
+	if err := meta.Put(keySnapshot, raw); err != nil {
+		return err
+	}
+	return meta.Put(keyHolders, binary.BigEndian.AppendUint64(nil, gen))
 }
 
 // putSnapshot writes s whole, as generation gen: its header, and the
@@ -390,18 +420,33 @@ func putSnapshot(tx *bolt.Tx, s *Snapshot, gen uint64) error {
 	if err := putHeader(tx, s, gen); err != nil {
 		return err
 	}
-	if err := syncBucket(tx.Bucket(bucketPublished), s.Published); err != nil {
+	if err := syncBucket(tx.Bucket(bucketPublished), s.Published, publishedPutter(tx)); err != nil {
 		return err
 	}
-	if err := syncBucket(tx.Bucket(bucketPending), s.Pending); err != nil {
-		return err
-	}
-	return syncBucket(tx.Bucket(bucketDeparted), s.Departed)
+	return putBounded(tx, s)
 }
 
-// syncBucket makes bk hold exactly want's records, writing only those that
-// changed.
-func syncBucket[V any](bk *bolt.Bucket, want map[string]V) error {
+// putBounded makes the Pending and Departed buckets hold exactly s's.
+func putBounded(tx *bolt.Tx, s *Snapshot) error {
+	if err := syncBucket(tx.Bucket(bucketPending), s.Pending, bucketPutter(tx.Bucket(bucketPending))); err != nil {
+		return err
+	}
+	return syncBucket(tx.Bucket(bucketDeparted), s.Departed, bucketPutter(tx.Bucket(bucketDeparted)))
+}
+
+// bucketPutter puts raw as k's record in bk, or deletes k when raw is nil.
+func bucketPutter(bk *bolt.Bucket) func(k, raw []byte) error {
+	return func(k, raw []byte) error {
+		if raw == nil {
+			return bk.Delete(k)
+		}
+		return bk.Put(k, raw)
+	}
+}
+
+// syncBucket makes bk hold exactly want's records, writing (with put: a
+// nil record deletes) only those that changed.
+func syncBucket[V any](bk *bolt.Bucket, want map[string]V, put func(k, raw []byte) error) error {
 	enc := make(map[string][]byte, len(want))
 	for k, v := range want {
 		raw, err := json.Marshal(v)
@@ -425,12 +470,12 @@ func syncBucket[V any](bk *bolt.Bucket, want map[string]V) error {
 		return err
 	}
 	for _, k := range drop {
-		if err := bk.Delete(k); err != nil {
+		if err := put(k, nil); err != nil {
 			return err
 		}
 	}
 	for k, raw := range enc {
-		if err := bk.Put([]byte(k), raw); err != nil {
+		if err := put([]byte(k), raw); err != nil {
 			return err
 		}
 	}
@@ -473,10 +518,11 @@ func (b *BoltState) Record(ctx context.Context, id string, p Published) error {
 			if err := tx.Bucket(bucketDeparted).Delete([]byte(id)); err != nil {
 				return err
 			}
+			rec := raw
 			if p.forgets() {
-				return tx.Bucket(bucketPublished).Delete([]byte(id))
+				rec = nil
 			}
-			return tx.Bucket(bucketPublished).Put([]byte(id), raw)
+			return putPublished(tx, []byte(id), rec)
 		})
 	})
 	if err != nil {

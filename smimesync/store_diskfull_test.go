@@ -5,12 +5,14 @@ package smimesync_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 
 	"github.com/smimesync/go-smimesync/cloud/cloudtest"
 	"github.com/smimesync/go-smimesync/smimesync"
+	bolt "go.etcd.io/bbolt"
 )
 
 // TestBoltStateDiskFull is TestDiskFull for the store: the file system
@@ -33,7 +35,7 @@ func TestBoltStateDiskFull(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			dir := mountTmpfs(t, 256<<10)
+			dir := mountTmpfs(t, 512<<10)
 			st := &smimesync.BoltState{Path: filepath.Join(dir, "state.db")}
 			d := newDiskFullDirectory(t, tt.users)
 			sink := cloudtest.NewMemorySink()
@@ -50,9 +52,10 @@ func TestBoltStateDiskFull(t *testing.T) {
 			if rep, err := syncer(st).Run(ctx); err != nil || !rep.CookieAdvanced || rep.Summary.Written != tt.users {
 				t.Fatalf("first pass: %v, %+v", err, rep)
 			}
+			compactStore(t, st.Path)
 
 			d.renew(t)
-			freeSpace := fill(t, dir, 0)
+			freeSpace := fill(t, dir, 16<<10) // a few records fit, then the disk is full
 			mark := len(sink.Writes())
 			rep, err := syncer(st).Run(ctx)
 			if err == nil {
@@ -100,5 +103,34 @@ func TestBoltStateDiskFull(t *testing.T) {
 			d.recovers(ctx, t, syncer(st), sink, mark, unrecorded)
 			d.nothingValidRemoved(t, sink, "at the end")
 		})
+	}
+}
+
+// compactStore rewrites the store at path without free pages, in its own
+// folder (bbolt writes it as a sparse file): every page a later write
+// needs is then space the file system must find. How much of the file a
+// pass can reuse otherwise depends on the pages earlier passes freed, and
+// the full disk might not be met at all.
+func compactStore(t *testing.T, path string) {
+	t.Helper()
+	src, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := bolt.Open(path+".compact", 0o600, nil)
+	if err != nil {
+		src.Close()
+		t.Fatal(err)
+	}
+	err = bolt.Compact(dst, src, 0)
+	src.Close()
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".compact", path); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -309,6 +309,10 @@ func (boltNoSave) Save(context.Context, *smimesync.Snapshot) error {
 	return errors.New("killed before saving")
 }
 
+func (boltNoSave) SaveChanges(context.Context, *smimesync.Snapshot, map[string]smimesync.Published) error {
+	return errors.New("killed before saving")
+}
+
 func TestBoltStateRecordsWritesBeforeSaving(t *testing.T) {
 	ca := newTestCA(t, "CA")
 	var entries []*directory.Entry

@@ -202,15 +202,21 @@ func (s *Syncer) Run(ctx context.Context) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Apply closes the plan it applies; one it refuses is not kept.
+	defer plan.Close()
 	return s.Apply(ctx, plan)
 }
 
-// DryRun plans and returns the plan as a report, writing nothing.
+// DryRun plans and returns the plan as a report, writing nothing. The
+// report's plan is closed (see [Plan.Close]): to save or apply a plan, use
+// Plan.
 func (s *Syncer) DryRun(ctx context.Context) (*Report, error) {
 	plan, err := s.Plan(ctx)
 	if err != nil {
 		return nil, err
 	}
+	// Nothing is written: the values to write are not needed.
+	defer plan.Close()
 	return &Report{Plan: *plan, DryRun: true}, nil
 }
 
@@ -229,7 +235,7 @@ func recipientName(r *cloud.Recipient) string {
 // State records it ([Snapshot.LastFull]); zero when none was, or the state
 // predates the record. A service schedules its full passes from it.
 func (s *Syncer) LastFull(ctx context.Context) (time.Time, error) {
-	st, err := s.state().Load(ctx)
+	st, err := s.header(ctx)
 	if err != nil {
 		return time.Time{}, err
 	}

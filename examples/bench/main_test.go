@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -62,6 +63,29 @@ func checkRun(t *testing.T, r *Run, users int, passes []string, counted bool) {
 		t.Errorf("directory %+v, want %d users with certificates", r.Directory, users)
 	}
 	for _, p := range r.Passes {
+		if p.Name == "read" {
+			// The baseline: the source's Read alone, no state, no sink.
+			if !p.ReadOnly || p.Entries != users || p.Written != 0 || p.Requests != -1 || p.StateBytes != 0 || p.StateSeconds != 0 {
+				t.Errorf("read pass: %+v", p)
+			}
+			if p.WallSeconds <= 0 || p.Mallocs == 0 || (runtime.GOOS == "linux" && p.PeakRSSBytes < 1<<20) {
+				t.Errorf("read pass: wall %g s, %d allocations, peak RSS %d", p.WallSeconds, p.Mallocs, p.PeakRSSBytes)
+			}
+			continue
+		}
+		if p.ReadOnly {
+			t.Errorf("%s pass marked read-only", p.Name)
+		}
+		// Every pass loads and saves the state; each write is recorded.
+		if p.StateBytes == 0 || p.StateSeconds <= 0 || p.StateLoadSeconds <= 0 || p.StateSaveSeconds <= 0 || p.StateRecords < int64(p.Written) {
+			t.Errorf("%s pass: state %d bytes, %g s (load %g s, save %g s), %d records for %d written",
+				p.Name, p.StateBytes, p.StateSeconds, p.StateLoadSeconds, p.StateSaveSeconds, p.StateRecords, p.Written)
+		}
+		// The state's wall time is at least the load's and the save's
+		// (never in flight together), and at most the pass's.
+		if p.StateSeconds < p.StateLoadSeconds+p.StateSaveSeconds-1e-9 || p.StateSeconds > p.WallSeconds {
+			t.Errorf("%s pass: state %g s, load %g s, save %g s, wall %g s", p.Name, p.StateSeconds, p.StateLoadSeconds, p.StateSaveSeconds, p.WallSeconds)
+		}
 		switch {
 		case p.Name == "full" && p.Written == 0,
 			p.Name == "unchanged" && p.Written != 0,
@@ -102,6 +126,7 @@ func TestTinyRun(t *testing.T) {
 		counted bool
 	}{
 		{"exchange", []string{"-sink", "exchange", "-timescale", "1000"}, true},
+		{"exchange-filestate", []string{"-sink", "exchange", "-budget=false", "-state", "file"}, true},
 		{"exchange-never-read-back", []string{"-sink", "exchange", "-budget=false", "-read-back", "never"}, true},
 		{"memory", []string{"-sink", "memory"}, false},
 		{"file", []string{"-sink", "file"}, false},
@@ -118,7 +143,17 @@ func TestTinyRun(t *testing.T) {
 			if len(rep.Runs) != 1 {
 				t.Fatalf("%d runs, want 1", len(rep.Runs))
 			}
-			checkRun(t, rep.Runs[0], 50, []string{"full", "unchanged", "delta-10", "read-only"}, tt.counted)
+			checkRun(t, rep.Runs[0], 50, []string{"read", "full", "unchanged", "delta-10"}, tt.counted)
+			wantState, stateFile := "bolt", filepath.Join(dir, "state.db")
+			if tt.name == "exchange-filestate" {
+				wantState, stateFile = "file", filepath.Join(dir, "state.json")
+			}
+			if rep.Runs[0].State != wantState {
+				t.Errorf("state %q, want %q", rep.Runs[0].State, wantState)
+			}
+			if fi, err := os.Stat(stateFile); err != nil || fi.Size() > rep.Runs[0].Passes[3].StateBytes {
+				t.Errorf("state file %s: %v; the last pass measured %d bytes", stateFile, err, rep.Runs[0].Passes[3].StateBytes)
+			}
 			if rep.Runs[0].InProcess != (tt.name == "memory") {
 				t.Errorf("in process: %v", rep.Runs[0].InProcess)
 			}
@@ -126,7 +161,8 @@ func TestTinyRun(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, row := range []string{"| full | whole file; empty tenant | 50 |", "| unchanged |", "| delta-10 |", "Machine: "} {
+			for _, row := range []string{"| read | whole file, Read alone (no policy, sink or state) | 50 | – |", "| full | whole file; empty tenant | 50 |", "| unchanged |", "| delta-10 |", "Machine: ",
+				"| state s | state MiB |", "The unchanged pass took ", "× the time of reading the source alone", "state kept in a " + map[string]string{"bolt": "bbolt BoltState", "file": "JSON FileState"}[wantState]} {
 				if !bytes.Contains(md, []byte(row)) {
 					t.Errorf("table lacks %q:\n%s", row, md)
 				}
@@ -157,7 +193,7 @@ func TestSambaRun(t *testing.T) {
 	}
 	t.Logf("%s", out.String())
 	r := rep.Runs[0]
-	checkRun(t, r, 40, []string{"full", "unchanged", "delta-10", "full-reread"}, true)
+	checkRun(t, r, 40, []string{"read", "full", "unchanged", "delta-10", "full-reread"}, true)
 	for _, p := range r.Passes {
 		switch p.Name {
 		case "unchanged", "delta-10":
@@ -177,10 +213,110 @@ func TestSambaRun(t *testing.T) {
 	}
 }
 
+// TestSambaVsLdapsearch runs -vs-ldapsearch on 40 users of the machine's
+// Samba DC: each repetition times the whole plan and ldapsearch over the
+// same entries, and the summary is their minimum and median.
+func TestSambaVsLdapsearch(t *testing.T) {
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	prof := filepath.Join(dir, "cpu.out")
+	o, err := parseFlags([]string{"-source", "samba", "-users", "40", "-dir", dir, "-vs-ldapsearch", "3", "-cpuprofile", prof}, &errb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := measure(ctx, o, &out)
+	if errors.Is(err, errNoServer) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	c := rep.Runs[0].Comparison
+	if c == nil || len(c.Reps) != 3 || len(rep.Runs[0].Passes) != 0 {
+		t.Fatalf("comparison %+v, passes %v", c, rep.Runs[0].Passes)
+	}
+	var ratios []float64
+	for i, r := range c.Reps {
+		if r.PlanEntries != 40 || r.ReadEntries != 40 || r.LdapsearchEntries != 40 || r.PlanSeconds <= 0 || r.ReadSeconds <= 0 || r.LdapsearchSeconds <= 0 ||
+			r.Ratio != r.PlanSeconds/r.LdapsearchSeconds || r.ReadRatio != r.ReadSeconds/r.LdapsearchSeconds {
+			t.Errorf("repetition %d: %+v", i+1, r)
+		}
+		ratios = append(ratios, r.Ratio)
+	}
+	slices.Sort(ratios)
+	if c.RatioMin != ratios[0] || c.RatioMedian != ratios[1] || c.Concurrency != smimesync.DefaultConcurrency || !strings.HasPrefix(c.URL, "ldaps://") {
+		t.Errorf("comparison %+v", c)
+	}
+	if fi, err := os.Stat(prof); err != nil || fi.Size() == 0 {
+		t.Errorf("CPU profile: %v", err)
+	}
+	var md bytes.Buffer
+	if err := rep.WriteMarkdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| repetition | entries | plan s | read alone s | ldapsearch s | ratio | read ratio |", "Ratio = plan ÷ ldapsearch: minimum "} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md.String())
+		}
+	}
+}
+
+// TestTimedStateBusy: the state's wall time counts overlapping calls once.
+func TestTimedStateBusy(t *testing.T) {
+	ts := &timedState{st: &slowState{d: 50 * time.Millisecond}}
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for range 4 {
+		wg.Go(func() {
+			if err := ts.Record(context.Background(), "x", smimesync.Published{}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	wall := time.Since(t0)
+	o := ts.outcome()
+	if o.Records != 4 || o.Record < 4*50*time.Millisecond {
+		t.Errorf("%d records, %v in Record", o.Records, o.Record)
+	}
+	if o.Busy < 50*time.Millisecond || o.Busy > wall {
+		t.Errorf("busy %v; the calls overlapped within %v", o.Busy, wall)
+	}
+}
+
+// slowState is a recordingState whose every method takes d.
+type slowState struct{ d time.Duration }
+
+func (s *slowState) Load(context.Context) (*smimesync.Snapshot, error) {
+	time.Sleep(s.d)
+	return (&smimesync.MemoryState{}).Load(context.Background())
+}
+func (s *slowState) Save(context.Context, *smimesync.Snapshot) error { time.Sleep(s.d); return nil }
+func (s *slowState) Prepare(context.Context) error                   { time.Sleep(s.d); return nil }
+func (s *slowState) Record(context.Context, string, smimesync.Published) error {
+	time.Sleep(s.d)
+	return nil
+}
+
+func TestMinMedian(t *testing.T) {
+	for _, tt := range []struct {
+		in       []float64
+		lo, want float64
+	}{{nil, 0, 0}, {[]float64{3}, 3, 3}, {[]float64{5, 1, 3}, 1, 3}, {[]float64{4, 1, 3, 2}, 1, 2.5}} {
+		if lo, med := minMedian(tt.in); lo != tt.lo || med != tt.want {
+			t.Errorf("minMedian(%v) = %g, %g; want %g, %g", tt.in, lo, med, tt.lo, tt.want)
+		}
+	}
+}
+
 func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-source", "ldap"}, {"-sink", "s3"}, {"-timescale", "0"}, {"-read-back", "sometimes"},
-		{"-changes", "0"}, {"-users", "-1"}, {"extra"}, {"-nosuchflag"},
+		{"-changes", "0"}, {"-users", "-1"}, {"extra"}, {"-nosuchflag"}, {"-state", "sqlite"},
+		{"-vs-ldapsearch", "3"}, {"-source", "ldif,samba", "-vs-ldapsearch", "3"}, {"-source", "samba", "-vs-ldapsearch", "-1"},
+		{"-source", "samba", "-cpuprofile", "cpu.out"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(context.Background(), args, &out, &errb); code != 2 {
@@ -414,6 +550,48 @@ func TestPeakRSS(t *testing.T) {
 	n, why := peakRSS()
 	if n < 1<<20 {
 		t.Fatalf("peak RSS %d bytes (%s)", n, why)
+	}
+}
+
+// TestPeakRSSPerPass: a pass's peak RSS is its own, not the process's
+// since it started: memory the process touched and freed before the pass
+// does not count.
+func TestPeakRSSPerPass(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("VmHWM is Linux's")
+	}
+	if !resetPeakRSS() {
+		t.Skip("/proc/self/clear_refs refused")
+	}
+	g, err := NewGenerator(1, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lf, err := g.WriteLDIF(context.Background(), filepath.Join(t.TempDir(), "d.ldif"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const big = 512 << 20
+	b := make([]byte, big)
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	b = nil
+	if n, _ := peakRSS(); n < big {
+		t.Fatalf("peak RSS %d after touching %d bytes", n, big)
+	}
+	o, err := runInProcess(context.Background(), passSpec{Name: "read", ReadOnly: true, LDIF: lf.Path}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Summary.Entries != 20 {
+		t.Errorf("read %d entries", o.Summary.Entries)
+	}
+	if o.PeakRSS == 0 || o.PeakRSS > big/2 {
+		t.Errorf("pass peak RSS %d bytes (%s): the process's earlier %d bytes counted", o.PeakRSS, o.RSSFrom, big)
+	}
+	if !strings.Contains(o.RSSFrom, "clear_refs") {
+		t.Errorf("RSSFrom %q does not say how", o.RSSFrom)
 	}
 }
 

@@ -16,6 +16,8 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/smimesync/go-smimesync/cloud"
@@ -48,10 +50,14 @@ type passSpec struct {
 	LDAP *ldapSpec `json:"ldap,omitempty"`
 	// Sink says where to publish.
 	Sink sinkSpec `json:"sink"`
-	// State is the BoltState path kept between passes.
-	State string `json:"state"`
-	// ReadOnly reads the source and nothing else: no policy, no sink, no
-	// state (the floor a pass over an unchanged directory stands on).
+	// State is the path of the state kept between passes; StateKind says
+	// what keeps it: bolt (smimesync.BoltState, what the example binary
+	// uses) or file (smimesync.FileState, JSON and its journal).
+	State     string `json:"state"`
+	StateKind string `json:"stateKind,omitempty"`
+	// ReadOnly makes the pass read the source alone: Source.Read with a
+	// callback that counts the entries, no policy, no sink, no state (the
+	// baseline a pass over an unchanged directory compares with).
 	ReadOnly bool `json:"readOnly,omitempty"`
 	// Concurrency is the Syncer's (0: the sink's preference, else the
 	// Syncer's default).
@@ -114,6 +120,9 @@ type passOutcome struct {
 	// measured.
 	PeakRSS uint64 `json:"peakRSS"`
 	RSSFrom string `json:"rssFrom"`
+	// State measures the state over the pass (zero for a read-only
+	// pass).
+	State stateOutcome `json:"state"`
 	// SinkRequests, SinkRetries and SinkThrottled are the sink's own
 	// counters, when it keeps them.
 	SinkRequests  int64 `json:"sinkRequests"`
@@ -128,8 +137,147 @@ type passOutcome struct {
 // sinkCounters reads a sink's own counters.
 type sinkCounters func() (requests, retries, throttled int64)
 
-// runPass runs one pass: Plan (or PlanFull), then Apply, and measures it.
-// sink, when not nil, is used instead of one built from spec.Sink.
+// stateOutcome is what the state cost a pass.
+type stateOutcome struct {
+	// Busy is the wall time during which at least one of the State's
+	// methods was running: the pass's time in the state.
+	Busy time.Duration `json:"busy"`
+	// Load, Save, Prepare and Record are the time spent in each of the
+	// State's methods; Record is summed over the calls, which Apply makes
+	// from several workers at once (waiting for each other when the
+	// state serializes them), so it can exceed Busy and the apply's wall
+	// time.
+	Load    time.Duration `json:"load"`
+	Save    time.Duration `json:"save"`
+	Prepare time.Duration `json:"prepare"`
+	Record  time.Duration `json:"record"`
+	// Records is the number of Record calls.
+	Records int64 `json:"records"`
+	// Bytes is the size of the state's files after the pass (the bbolt
+	// file; or the JSON file and its journal).
+	Bytes int64 `json:"bytes"`
+}
+
+// recordingState is a State that records each write and prepares for
+// them: what FileState and BoltState are, and what Apply looks for.
+type recordingState interface {
+	smimesync.Recorder
+	smimesync.Preparer
+}
+
+// timedState wraps a State and measures the time spent in its methods. It
+// is a Recorder and a Preparer, as both states the benchmark uses are, so
+// that Apply treats it as it treats them.
+type timedState struct {
+	st                          recordingState
+	load, save, prepare, record atomic.Int64 // nanoseconds, summed
+	records                     atomic.Int64
+
+	mu       sync.Mutex
+	inFlight int
+	since    time.Time     // when inFlight last went from 0 to 1
+	busy     time.Duration // the union of the calls' intervals
+}
+
+// enter notes a call's start; the function it returns notes its end and
+// adds its duration to d.
+func (t *timedState) enter(d *atomic.Int64) func() {
+	t0 := time.Now()
+	t.mu.Lock()
+	if t.inFlight == 0 {
+		t.since = t0
+	}
+	t.inFlight++
+	t.mu.Unlock()
+	return func() {
+		t1 := time.Now()
+		d.Add(int64(t1.Sub(t0)))
+		t.mu.Lock()
+		if t.inFlight--; t.inFlight == 0 {
+			t.busy += t1.Sub(t.since)
+		}
+		t.mu.Unlock()
+	}
+}
+
+// Load times the wrapped Load.
+func (t *timedState) Load(ctx context.Context) (*smimesync.Snapshot, error) {
+	defer t.enter(&t.load)()
+	return t.st.Load(ctx)
+}
+
+// Save times the wrapped Save.
+func (t *timedState) Save(ctx context.Context, s *smimesync.Snapshot) error {
+	defer t.enter(&t.save)()
+	return t.st.Save(ctx, s)
+}
+
+// Prepare times the wrapped Prepare.
+func (t *timedState) Prepare(ctx context.Context) error {
+	defer t.enter(&t.prepare)()
+	return t.st.Prepare(ctx)
+}
+
+// Record times the wrapped Record.
+func (t *timedState) Record(ctx context.Context, id string, p smimesync.Published) error {
+	defer t.enter(&t.record)()
+	t.records.Add(1)
+	return t.st.Record(ctx, id, p)
+}
+
+func (t *timedState) outcome() stateOutcome {
+	t.mu.Lock()
+	busy := t.busy
+	t.mu.Unlock()
+	return stateOutcome{
+		Busy: busy,
+		Load: time.Duration(t.load.Load()), Save: time.Duration(t.save.Load()),
+		Prepare: time.Duration(t.prepare.Load()), Record: time.Duration(t.record.Load()),
+		Records: t.records.Load(),
+	}
+}
+
+// State kinds (-state).
+const (
+	stateBolt = "bolt"
+	stateFile = "file"
+)
+
+// buildState returns the state of a pass.
+func buildState(spec passSpec) (recordingState, error) {
+	switch spec.StateKind {
+	case stateBolt, "":
+		return &smimesync.BoltState{Path: spec.State}, nil
+	case stateFile:
+		return smimesync.FileState(spec.State), nil
+	}
+	return nil, fmt.Errorf("bench: pass %s: unknown state %q (want bolt or file)", spec.Name, spec.StateKind)
+}
+
+// stateBytes is the size of the state's files at path.
+func stateBytes(kind, path string) (int64, error) {
+	paths := []string{path}
+	if kind == stateFile {
+		paths = append(paths, path+".journal")
+	}
+	var n int64
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		n += fi.Size()
+	}
+	return n, nil
+}
+
+// runPass runs one pass: Plan (or PlanFull), then Apply, and measures it;
+// or, for a read-only pass, the source's Read alone. sink, when not nil,
+// is used instead of one built from spec.Sink. The peak RSS is the
+// process's VmHWM, reset (when the kernel lets us) just before the pass.
 func runPass(ctx context.Context, spec passSpec, sink cloud.Sink) (*passOutcome, error) {
 	src, closeSrc, err := buildSource(spec)
 	if err != nil {
@@ -137,7 +285,7 @@ func runPass(ctx context.Context, spec passSpec, sink cloud.Sink) (*passOutcome,
 	}
 	defer closeSrc()
 	if spec.ReadOnly {
-		return readOnly(ctx, spec, src)
+		return readPass(ctx, spec, src)
 	}
 	var counters sinkCounters
 	if sink == nil {
@@ -145,16 +293,19 @@ func runPass(ctx context.Context, spec passSpec, sink cloud.Sink) (*passOutcome,
 			return nil, err
 		}
 	}
+	st, err := buildState(spec)
+	if err != nil {
+		return nil, err
+	}
+	ts := &timedState{st: st}
 	s := &smimesync.Syncer{
 		Source:      src,
 		Sink:        sink,
 		Policy:      &smimesync.Policy{Now: refClock},
-		State:       &smimesync.BoltState{Path: spec.State},
+		State:       ts,
 		Concurrency: spec.Concurrency,
 	}
-	runtime.GC()
-	var m0, m1 runtime.MemStats
-	runtime.ReadMemStats(&m0)
+	m0, reset := startMeasure()
 	t0 := time.Now()
 	var plan *smimesync.Plan
 	if spec.Full {
@@ -169,18 +320,15 @@ func runPass(ctx context.Context, spec passSpec, sink cloud.Sink) (*passOutcome,
 	plan.Force = spec.Force
 	rep, aerr := s.Apply(ctx, plan)
 	t2 := time.Now()
-	runtime.ReadMemStats(&m1)
+	out := &passOutcome{Plan: t1.Sub(t0), Apply: t2.Sub(t1)}
+	endMeasure(out, m0, reset)
 	if rep == nil {
 		return nil, fmt.Errorf("%s pass: %w", spec.Name, aerr)
 	}
-	out := &passOutcome{
-		Summary:    rep.Summary,
-		Full:       rep.Full,
-		Plan:       t1.Sub(t0),
-		Apply:      t2.Sub(t1),
-		Mallocs:    m1.Mallocs - m0.Mallocs,
-		AllocBytes: m1.TotalAlloc - m0.TotalAlloc,
-		Errors:     rep.Errors,
+	out.Summary, out.Full, out.Errors = rep.Summary, rep.Full, rep.Errors
+	out.State = ts.outcome()
+	if out.State.Bytes, err = stateBytes(spec.StateKind, spec.State); err != nil {
+		return nil, fmt.Errorf("%s pass: measuring the state: %w", spec.Name, err)
 	}
 	if aerr != nil && len(out.Errors) == 0 {
 		out.Errors = []string{aerr.Error()}
@@ -191,21 +339,43 @@ func runPass(ctx context.Context, spec passSpec, sink cloud.Sink) (*passOutcome,
 	return out, nil
 }
 
-// readOnly reads every entry of src and counts them, measured as runPass
-// measures a plan.
-func readOnly(ctx context.Context, spec passSpec, src directory.Source) (*passOutcome, error) {
-	runtime.GC()
-	var m0, m1 runtime.MemStats
-	runtime.ReadMemStats(&m0)
+// readPass reads the source alone, counting the entries.
+func readPass(ctx context.Context, spec passSpec, src directory.Source) (*passOutcome, error) {
+	m0, reset := startMeasure()
 	t0 := time.Now()
 	n := 0
-	if _, err := src.Read(ctx, directory.Pass{}, func(*directory.Entry) error { n++; return nil }); err != nil {
+	res, err := src.Read(ctx, directory.Pass{}, func(*directory.Entry) error { n++; return nil })
+	if err != nil {
 		return nil, fmt.Errorf("%s pass: %w", spec.Name, err)
 	}
-	t1 := time.Now()
+	out := &passOutcome{Plan: time.Since(t0), Full: res.Full}
+	endMeasure(out, m0, reset)
+	out.Summary.Entries = n
+	return out, nil
+}
+
+// startMeasure collects the garbage, resets the peak RSS and reads the
+// allocation counters at the start of a pass.
+func startMeasure() (runtime.MemStats, bool) {
+	reset := resetPeakRSS()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m, reset
+}
+
+// endMeasure fills out's allocations and peak RSS at the end of a pass.
+func endMeasure(out *passOutcome, m0 runtime.MemStats, reset bool) {
+	var m1 runtime.MemStats
 	runtime.ReadMemStats(&m1)
-	return &passOutcome{Summary: smimesync.Summary{Entries: n}, Full: true, Plan: t1.Sub(t0),
-		Mallocs: m1.Mallocs - m0.Mallocs, AllocBytes: m1.TotalAlloc - m0.TotalAlloc}, nil
+	out.Mallocs, out.AllocBytes = m1.Mallocs-m0.Mallocs, m1.TotalAlloc-m0.TotalAlloc
+	out.PeakRSS, out.RSSFrom = peakRSS()
+	switch {
+	case out.PeakRSS == 0:
+	case reset:
+		out.RSSFrom = "VmHWM reset through /proc/self/clear_refs just before the pass"
+	default:
+		out.RSSFrom = "VmHWM since the process started (/proc/self/clear_refs refused)"
+	}
 }
 
 func buildSource(spec passSpec) (directory.Source, func(), error) {
@@ -324,10 +494,7 @@ func childMain(stdin io.Reader, stdout io.Writer) int {
 		out.Error = err.Error()
 	} else {
 		out = o
-		out.PeakRSS, out.RSSFrom = peakRSS()
-		if out.PeakRSS > 0 {
-			out.RSSFrom = "VmHWM of the pass's own process"
-		}
+		out.RSSFrom += ", in the pass's own process"
 	}
 	if err := json.NewEncoder(stdout).Encode(out); err != nil {
 		return 1
@@ -372,24 +539,14 @@ func runChild(ctx context.Context, spec passSpec, stderr io.Writer) (*passOutcom
 	return &o, nil
 }
 
-// runInProcess runs spec in this process with sink. The peak RSS is this
-// process's VmHWM, reset before the pass through /proc/self/clear_refs
-// when the kernel lets us; it then includes the emulators and whatever
-// else this process holds.
+// runInProcess runs spec in this process with sink. The peak RSS then
+// includes the emulators and whatever else this process holds.
 func runInProcess(ctx context.Context, spec passSpec, sink cloud.Sink) (*passOutcome, error) {
-	reset := resetPeakRSS()
 	o, err := runPass(ctx, spec, sink)
 	if err != nil {
 		return nil, err
 	}
-	o.PeakRSS, o.RSSFrom = peakRSS()
-	if o.PeakRSS > 0 {
-		if reset {
-			o.RSSFrom = "VmHWM of the benchmark's process (reset before the pass; includes the sink and the benchmark's own memory)"
-		} else {
-			o.RSSFrom = "VmHWM of the benchmark's process since it started (/proc/self/clear_refs refused)"
-		}
-	}
+	o.RSSFrom += ", in the benchmark's process (includes the sink and the benchmark)"
 	return o, nil
 }
 

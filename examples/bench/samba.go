@@ -169,6 +169,18 @@ func sambaRun(ctx context.Context, tb *benchTB, o *options, users int, dir strin
 		original[i] = e
 		srv.SetCertificates(tb, srv.UserDN(ou, sambaSpec(g, i, e)), e.UserCertificate)
 	}
+	if o.VsLdapsearch > 0 {
+		run.SetupSeconds = time.Since(t0).Seconds()
+		run.SetupNote = fmt.Sprintf("reused the seeded %s", ou)
+		if seeded {
+			run.SetupNote = fmt.Sprintf("seeded Samba (%s)", ou)
+		}
+		run.Comparison, err = compareLdapsearch(ctx, o, srv, ou, dir, tb.log)
+		if err != nil {
+			return nil, err
+		}
+		return run, nil
+	}
 	ten, err := newTenant(o.Sink, g, o.tenantConfig(dir))
 	if err != nil {
 		return nil, err
@@ -186,6 +198,7 @@ func sambaRun(ctx context.Context, tb *benchTB, o *options, users int, dir strin
 		return "", &ldapSpec{URL: srv.URL, CAFile: srv.CAFile, BindDN: srv.AdminDN, Password: srv.AdminPassword, BaseDN: ou}
 	}
 	run.Passes, err = runPasses(ctx, o, ten, dir, []pass{
+		{name: "read", read: "paged LDAP search, Read alone (no policy, sink or state)", readOnly: true, source: source},
 		{name: "full", read: "paged LDAP search; empty tenant", want: -1, force: true, source: source},
 		{name: "unchanged", read: "DirSync delta; nothing changed", want: 0, source: source},
 		{name: fmt.Sprintf("delta-%d", len(changed)), read: fmt.Sprintf("DirSync delta; %d users changed", len(changed)),

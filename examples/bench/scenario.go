@@ -31,6 +31,9 @@ type Run struct {
 	ReadBack string `json:"readBack,omitempty"`
 	// InProcess is true when the passes ran in the benchmark's process.
 	InProcess bool `json:"inProcess"`
+	// State is what kept the state between passes: bolt
+	// (smimesync.BoltState) or file (smimesync.FileState).
+	State string `json:"state,omitempty"`
 	// Directory counts what the generator made; LDIFBytes is the LDIF
 	// file's size (ldif only).
 	Directory DirStats `json:"directory"`
@@ -42,6 +45,8 @@ type Run struct {
 	SetupNote    string  `json:"setupNote"`
 	// Passes are the passes, in order.
 	Passes []PassResult `json:"passes"`
+	// Comparison replaces the passes with -vs-ldapsearch.
+	Comparison *Comparison `json:"comparison,omitempty"`
 }
 
 // PassResult is one pass's measurements.
@@ -58,9 +63,6 @@ type PassResult struct {
 	Written   int `json:"written"`
 	Unchanged int `json:"unchanged"`
 	Skipped   int `json:"skipped"`
-	// Memoized counts the entries taken on trust from their memo
-	// (smimesync.Summary.Memoized).
-	Memoized int `json:"memoized"`
 	// WallSeconds is Plan plus Apply; PlanSeconds and ApplySeconds split
 	// it.
 	WallSeconds  float64 `json:"wallSeconds"`
@@ -88,13 +90,29 @@ type PassResult struct {
 	// window's worth.
 	ServiceSeconds float64 `json:"serviceSeconds,omitempty"`
 	BoundSeconds   float64 `json:"boundSeconds,omitempty"`
+	// ReadOnly marks the pass that read the source alone (no policy, no
+	// sink, no state): the baseline of the others.
+	ReadOnly bool `json:"readOnly,omitempty"`
+	// StateSeconds is the wall time during which one of the State's
+	// methods (load, save, prepare, record) was running.
+	// StateLoadSeconds, StateSaveSeconds and StateRecordSeconds (prepare
+	// included) are the time spent in each, the records summed over
+	// Apply's workers (so they can add up to more than StateSeconds),
+	// and StateRecords counts the records. StateBytes is the size of the
+	// state's files after the pass.
+	StateSeconds       float64 `json:"stateSeconds"`
+	StateLoadSeconds   float64 `json:"stateLoadSeconds"`
+	StateSaveSeconds   float64 `json:"stateSaveSeconds"`
+	StateRecordSeconds float64 `json:"stateRecordSeconds"`
+	StateRecords       int64   `json:"stateRecords"`
+	StateBytes         int64   `json:"stateBytes"`
 }
 
 // pass is one pass of a scenario.
 type pass struct {
 	name, read string
 	// full ignores the delta cookie; force overrides the mass-change
-	// guard; readOnly only reads the source (see passSpec.ReadOnly).
+	// guard; readOnly reads the source alone.
 	full, force, readOnly bool
 	// want is the number of recipients the pass must write; -1: at
 	// least one.
@@ -106,10 +124,13 @@ type pass struct {
 }
 
 // runPasses runs the passes in order against the tenant, with one state
-// file kept between them, and checks that each wrote what it should.
+// kept between them, and checks that each wrote what it should.
 func runPasses(ctx context.Context, o *options, ten tenant, dir string, passes []pass, log io.Writer) ([]PassResult, error) {
-	state := filepath.Join(dir, "state.db")
-	for _, p := range []string{state} {
+	state := filepath.Join(dir, "state.json")
+	if o.State == stateBolt {
+		state = filepath.Join(dir, "state.db")
+	}
+	for _, p := range []string{state, state + ".journal"} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}
@@ -121,7 +142,8 @@ func runPasses(ctx context.Context, o *options, ten tenant, dir string, passes [
 				return nil, fmt.Errorf("bench: preparing the %s pass: %w", p.name, err)
 			}
 		}
-		spec := passSpec{Name: p.name, Full: p.full, Force: p.force, State: state, Sink: ten.spec(), Concurrency: o.Concurrency, ReadOnly: p.readOnly}
+		spec := passSpec{Name: p.name, Full: p.full, Force: p.force, ReadOnly: p.readOnly, State: state, StateKind: o.State,
+			Sink: ten.spec(), Concurrency: o.Concurrency}
 		spec.LDIF, spec.LDAP = p.source()
 		ten.resetCounters()
 		var (
@@ -142,13 +164,17 @@ func runPasses(ctx context.Context, o *options, ten tenant, dir string, passes [
 		req, thr, counted := ten.counters()
 		r := passResult(p, res, req, thr, counted, o)
 		switch {
+		case p.readOnly && r.Entries == 0:
+			return nil, fmt.Errorf("bench: the %s pass read nothing", p.name)
+		case p.readOnly:
 		case p.want < 0 && r.Written == 0:
 			return nil, fmt.Errorf("bench: the %s pass wrote nothing", p.name)
 		case p.want >= 0 && r.Written != p.want:
 			return nil, fmt.Errorf("bench: the %s pass wrote %d recipients, want %d", p.name, r.Written, p.want)
 		}
-		fmt.Fprintf(log, "bench: %s pass: %d entries, %d written, %d memoized, %.1f s (plan %.1f s, apply %.1f s), peak RSS %.0f MiB\n",
-			p.name, r.Entries, r.Written, r.Memoized, r.WallSeconds, r.PlanSeconds, r.ApplySeconds, float64(r.PeakRSSBytes)/(1<<20))
+		fmt.Fprintf(log, "bench: %s pass: %d entries, %d written, %.1f s (plan %.1f s, apply %.1f s, state %.2f s), peak RSS %.0f MiB, state %.1f MiB, load average %.2f\n",
+			p.name, r.Entries, r.Written, r.WallSeconds, r.PlanSeconds, r.ApplySeconds, r.StateSeconds, float64(r.PeakRSSBytes)/(1<<20),
+			float64(r.StateBytes)/(1<<20), loadAverage())
 		out = append(out, r)
 	}
 	return out, nil
@@ -165,7 +191,6 @@ func passResult(p pass, res *passOutcome, requests, throttled int, counted bool,
 		Written:      s.Written,
 		Unchanged:    s.Unchanged,
 		Skipped:      s.Skip,
-		Memoized:     s.Memoized,
 		PlanSeconds:  res.Plan.Seconds(),
 		ApplySeconds: res.Apply.Seconds(),
 		WallSeconds:  (res.Plan + res.Apply).Seconds(),
@@ -174,11 +199,19 @@ func passResult(p pass, res *passOutcome, requests, throttled int, counted bool,
 		Mallocs:      res.Mallocs,
 		AllocBytes:   res.AllocBytes,
 		Requests:     -1,
+		ReadOnly:     p.readOnly,
+
+		StateSeconds:       res.State.Busy.Seconds(),
+		StateLoadSeconds:   res.State.Load.Seconds(),
+		StateSaveSeconds:   res.State.Save.Seconds(),
+		StateRecordSeconds: (res.State.Record + res.State.Prepare).Seconds(),
+		StateRecords:       res.State.Records,
+		StateBytes:         res.State.Bytes,
 	}
 	if r.WallSeconds > 0 {
 		r.UsersPerSecond = float64(r.Entries) / r.WallSeconds
 	}
-	if counted {
+	if counted && !p.readOnly {
 		r.Requests, r.Throttled = requests, throttled
 		if r.Written > 0 {
 			r.RequestsPerChanged = float64(requests) / float64(r.Written)
@@ -213,7 +246,7 @@ func lowerBound(n int) float64 {
 // newRun starts a Run's description from the options.
 func newRun(o *options, source string, g *Generator) *Run {
 	r := &Run{Source: source, Sink: o.Sink, Users: g.Users, Seed: g.Seed, TimeScale: o.TimeScale, Budget: o.Budget,
-		InProcess: o.InProcess || o.Sink == "memory"}
+		InProcess: o.InProcess || o.Sink == "memory", State: o.State}
 	if o.Sink == "exchange" {
 		r.ReadBack = o.ReadBack
 	}
@@ -255,6 +288,7 @@ func ldifScenario(ctx context.Context, o *options, users int, dir string, log io
 	source := func() (string, *ldapSpec) { return current, nil }
 	changedPath := filepath.Join(dir, "directory-changed.ldif")
 	run.Passes, err = runPasses(ctx, o, ten, dir, []pass{
+		{name: "read", read: "whole file, Read alone (no policy, sink or state)", readOnly: true, source: source},
 		{name: "full", read: "whole file; empty tenant", want: -1, force: true, source: source},
 		{name: "unchanged", read: "whole file (LDIF has no deltas); nothing changed", want: 0, source: source},
 		{name: fmt.Sprintf("delta-%d", len(changed)), read: fmt.Sprintf("whole file (LDIF has no deltas); %d users changed", len(changed)),
@@ -265,7 +299,6 @@ func ldifScenario(ctx context.Context, o *options, users int, dir string, log io
 				current = changedPath
 				return nil
 			}},
-		{name: "read-only", read: "whole file, nothing else: no policy, no sink, no state", want: 0, readOnly: true, source: source},
 	}, log)
 	if err != nil {
 		return nil, err

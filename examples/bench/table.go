@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -131,6 +132,10 @@ func (run *Run) writeMarkdown(w io.Writer) {
 		fmt.Fprintf(w, "; LDIF file %.0f MB", float64(run.LDIFBytes)/1e6)
 	}
 	fmt.Fprintf(w, ". Set-up: %s, %.1f s.\n\n", run.SetupNote, run.SetupSeconds)
+	if run.Comparison != nil {
+		run.Comparison.writeMarkdown(w)
+		return
+	}
 	switch run.Sink {
 	case "exchange", "graph":
 		if run.Budget {
@@ -150,13 +155,22 @@ func (run *Run) writeMarkdown(w io.Writer) {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w)
 	}
-	if run.InProcess {
-		fmt.Fprintf(w, "Passes ran in the benchmark's process: peak RSS includes the sink and the benchmark.\n\n")
-	} else {
-		fmt.Fprintf(w, "Each pass ran in a process of its own (state kept in a BoltState between them): peak RSS is that process's VmHWM.\n\n")
+	state := "a bbolt BoltState"
+	if run.State == stateFile {
+		state = "a JSON FileState"
 	}
-	fmt.Fprintln(w, "| pass | source reads | entries | written | wall s | plan s | apply s | users/s | peak RSS MiB | allocs | alloc MiB | requests | req/changed | 429s | service s | bound s |")
-	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	if run.InProcess {
+		fmt.Fprintf(w, "Passes ran in the benchmark's process (state kept in %s between them): peak RSS is its VmHWM, reset through /proc/self/clear_refs just before each pass, and includes the sink and the benchmark.", state)
+	} else {
+		fmt.Fprintf(w, "Each pass ran in a process of its own (state kept in %s between them): peak RSS is that process's VmHWM, reset through /proc/self/clear_refs just before the pass.", state)
+	}
+	fmt.Fprintf(w, " State s is the wall time during which one of the State's methods (load, save, a write's record) was running; state MiB the size of its files after the pass.")
+	if base, p, ok := run.readRatio(); ok {
+		fmt.Fprintf(w, " The %s pass took %.2f× the time of reading the source alone (%.2f s against %.2f s).", p.Name, p.WallSeconds/base.WallSeconds, p.WallSeconds, base.WallSeconds)
+	}
+	fmt.Fprintf(w, "\n\n")
+	fmt.Fprintln(w, "| pass | source reads | entries | written | wall s | plan s | apply s | users/s | peak RSS MiB | allocs | alloc MiB | state s | state MiB | requests | req/changed | 429s | service s | bound s |")
+	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, p := range run.Passes {
 		req, perChanged, thr := "–", "–", "–"
 		if p.Requests >= 0 {
@@ -172,12 +186,33 @@ func (run *Run) writeMarkdown(w io.Writer) {
 		if p.BoundSeconds > 0 {
 			service, bound = thousands(p.ServiceSeconds), thousands(p.BoundSeconds)
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-			p.Name, p.Read, thousands(float64(p.Entries)), thousands(float64(p.Written)), p.WallSeconds, p.PlanSeconds, p.ApplySeconds,
+		written, apply, stateS, stateMiB := thousands(float64(p.Written)), fmt.Sprintf("%.2f", p.ApplySeconds), fmt.Sprintf("%.2f", p.StateSeconds), fmt.Sprintf("%.1f", float64(p.StateBytes)/(1<<20))
+		if p.ReadOnly {
+			written, apply, stateS, stateMiB = "–", "–", "–", "–"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			p.Name, p.Read, thousands(float64(p.Entries)), written, p.WallSeconds, p.PlanSeconds, apply,
 			thousands(p.UsersPerSecond), thousands(float64(p.PeakRSSBytes)/(1<<20)), thousands(float64(p.Mallocs)), thousands(float64(p.AllocBytes)/(1<<20)),
-			req, perChanged, thr, service, bound)
+			stateS, stateMiB, req, perChanged, thr, service, bound)
 	}
 	fmt.Fprintln(w)
+}
+
+// readRatio returns the read-alone pass and the last pass that read as
+// many entries and wrote nothing (the unchanged LDIF pass, Samba's full
+// re-read), whose times the table compares.
+func (run *Run) readRatio() (base, p PassResult, ok bool) {
+	i := slices.IndexFunc(run.Passes, func(p PassResult) bool { return p.ReadOnly })
+	if i < 0 || run.Passes[i].WallSeconds <= 0 {
+		return base, p, false
+	}
+	base = run.Passes[i]
+	for _, q := range run.Passes {
+		if !q.ReadOnly && q.Written == 0 && q.Entries == base.Entries {
+			p, ok = q, true
+		}
+	}
+	return base, p, ok
 }
 
 func sinkName(s string) string {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/smimesync/go-smimesync/cloud/exchange"
 	"github.com/smimesync/go-smimesync/smimesync/check"
 )
 
@@ -30,12 +29,12 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer cfg.trace.Close()
-	log := cfg.logger(stderr)
-	src, err := cfg.source(log)
+	log := cfg.Logger(stderr)
+	src, err := cfg.BuildSource(log)
 	if err != nil {
 		return err
 	}
-	sinks, err := cfg.sinks(log)
+	sinks, err := cfg.BuildSinks(log)
 	if err != nil {
 		return err
 	}
@@ -46,7 +45,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		c.Note("state", "no state.path", "every run is a first run; set state.path to remember what was published")
 	}
 	for i, s := range sinks {
-		if st := cfg.store(s.name, i); cfg.State.Path != "" && st != nil {
+		if st := cfg.Store(s.Name, i); cfg.State.Path != "" && st != nil {
 			c.State(st)
 		}
 	}
@@ -56,88 +55,35 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}{{"policy.roots", cfg.Policy.Roots}, {"policy.intermediates", cfg.Policy.Intermediates}, {"policy.managed_cas", cfg.Policy.ManagedCAs}} {
 		for i, f := range l.files {
 			key := fmt.Sprintf("%s[%d]", l.key, i)
-			certs, err := cfg.readCerts(key, f)
+			certs, err := cfg.ReadCerts(key, f)
 			c.PolicyFile(key, f, certs, err)
 		}
 	}
 	c.Part = check.PartDirectory
 	c.Source(ctx, "", src)
-	probed := false
-	for _, s := range sinks {
-		c.Part = s.name
-		switch sk := s.sink.(type) {
-		case *exchange.Sink:
-			configured := ""
-			if x := cfg.Sink.Exchange; x != nil {
-				if ep, err := x.ResolvedEndpoints(); err == nil {
-					configured = ep.Exchange
-				}
-			}
-			if c.Exchange(ctx, sk, configured) && *probe != "" {
-				c.Part = check.PartProbe
-				c.Probe(ctx, sk, *probe)
-				probed = true
-			}
-		case check.CloudProber:
-			c.Cloud(ctx, s.name, sk, graphRoles)
-		default:
-			c.OK("sink", s.name+": nothing to check beyond the state")
+	o := check.SinkOptions{GraphRoles: graphRoles, Probe: *probe}
+	if x := cfg.Sink.Exchange; x != nil {
+		if ep, err := x.ResolvedEndpoints(); err == nil {
+			o.ExchangeEndpoint = ep.Exchange
 		}
 	}
-	if *probe != "" && !probed {
-		c.Part = check.PartProbe
-		c.Fail("probe "+*probe, "not run: the probe needs a working exchange sink (the graph sink cannot read certificates back)",
-			"configure sink.exchange and fix what is marked ✗ above, then run check --probe again")
+	var named []check.Sink
+	for _, s := range sinks {
+		named = append(named, check.Sink{Name: s.Name, Sink: s.Sink})
 	}
+	c.Sinks(ctx, named, o)
 
 	failed := c.Failed()
 	if *jsonOut {
-		if err := writeJSON(stdout, c.Report()); err != nil {
-			return err
-		}
+		err = writeJSON(stdout, c.Report())
 	} else {
-		printChecks(stdout, c.Results)
+		err = c.Report().WriteText(stdout)
+	}
+	if err != nil {
+		return err
 	}
 	if failed > 0 {
 		return fmt.Errorf("check: %d of %d checks failed: %w", failed, len(c.Results), errChecksFailed)
 	}
 	return nil
-}
-
-// printChecks prints the items grouped by part.
-func printChecks(w io.Writer, items []check.Result) {
-	part := ""
-	for _, it := range items {
-		if it.Part != part {
-			part = it.Part
-			fmt.Fprintln(w, termSafe(partTitle(part)))
-		}
-		mark := "✓"
-		if !it.OK {
-			mark = "✗"
-		}
-		line := "  " + mark + " " + it.Check
-		if it.Detail != "" {
-			line += ": " + it.Detail
-		}
-		fmt.Fprintln(w, termSafe(line))
-		if it.Fix != "" {
-			fmt.Fprintln(w, termSafe("      fix: "+it.Fix))
-		}
-		if it.Note != "" {
-			fmt.Fprintln(w, termSafe("      note: "+it.Note))
-		}
-	}
-}
-
-func partTitle(part string) string {
-	switch part {
-	case "config":
-		return "Configuration and state"
-	case "directory":
-		return "Directory"
-	case "probe":
-		return "Probe (writes)"
-	}
-	return "Sink " + part
 }

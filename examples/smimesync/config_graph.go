@@ -9,22 +9,19 @@ import (
 	"github.com/smimesync/go-smimesync/cloud"
 	"github.com/smimesync/go-smimesync/cloud/azauth"
 	"github.com/smimesync/go-smimesync/cloud/graph"
+	"github.com/smimesync/go-smimesync/smimesync/config"
 )
-
-// GraphConfig is sink.graph: the Graph sink's own settings, and optionally
-// a tenant, application and sign-in of its own.
-type GraphConfig struct {
-	Auth azauth.Config `yaml:",inline"`
-	Sink graph.Config  `yaml:",inline"`
-}
 
 // graphBuilt says whether this binary can publish to Graph.
 const graphBuilt = true
 
-// newGraphSink builds the Graph sink; its errors are mapped to the keys of
-// sink.graph by the caller.
-func newGraphSink(g *GraphConfig, auth azauth.Config, hc *http.Client, log *slog.Logger) (cloud.Sink, error) {
-	cfg := g.Sink
+// graphSink builds the Graph sink of sink.graph (a config.GraphSinkFunc);
+// the configuration maps its errors to the keys of sink.graph.
+func graphSink(keys config.GraphKeys, auth azauth.Config, hc *http.Client, log *slog.Logger) (cloud.Sink, error) {
+	var cfg graph.Config
+	if err := keys.Decode(&cfg); err != nil {
+		return nil, err
+	}
 	var opts []azauth.Option
 	if hc != nil {
 		opts = append(opts, azauth.WithHTTPClient(hc))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/smimesync/go-smimesync/cloud/exchange/exchangetest"
 	"github.com/smimesync/go-smimesync/directory/ldapsource/ldaptest"
+	"github.com/smimesync/go-smimesync/smimesync/config"
 )
 
 // These tests are written against the binary's run function and the
@@ -191,7 +192,7 @@ func withKey(doc map[string]any, path string, value any) map[string]any {
 // silently ignored: GuardConfig's own UnmarshalYAML escaped the check.)
 func TestConfigTypoInEverySection(t *testing.T) {
 	var paths []string
-	sections(reflect.TypeFor[Config](), "", &paths)
+	sections(reflect.TypeFor[config.File](), "", &paths)
 	if len(paths) < 20 {
 		t.Fatalf("only %d sections found: %v", len(paths), paths)
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/smimesync/go-smimesync/internal/demo"
 )
@@ -47,12 +46,9 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	config := filepath.Join(*dir, demo.ConfigFile)
 
 	if !*jsonOut {
-		fmt.Fprintf(stdout, "smimesync demo: %d directory users made at run time in %s\n\n", len(d.Entries), *dir)
-		for _, st := range d.Stories {
-			fmt.Fprintf(stdout, "  %s\n", st)
+		if err := d.WriteIntro(stdout, *dir); err != nil {
+			return err
 		}
-		fmt.Fprintln(stdout)
-		fmt.Fprintf(stdout, "  users.ldif (the directory), published.json (the tenant), smimesync.yaml:\n\n%s\n", indent(demo.Config))
 		fmt.Fprintf(stdout, "$ smimesync plan --config %s\n\n", config)
 	}
 	planArgs := []string{"--config", config}
@@ -82,12 +78,4 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	return nil
-}
-
-func indent(s string) string {
-	var b strings.Builder
-	for _, line := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
-		b.WriteString("    " + line + "\n")
-	}
-	return b.String()
 }

@@ -35,7 +35,9 @@ import (
 	"syscall"
 
 	"github.com/smimesync/go-smimesync/directory/ldapsource"
+	"github.com/smimesync/go-smimesync/internal/termsafe"
 	"github.com/smimesync/go-smimesync/smimesync"
+	"github.com/smimesync/go-smimesync/smimesync/config"
 )
 
 // Exit codes.
@@ -159,14 +161,14 @@ func exitCode(err error, stderr io.Writer) int {
 		return exitOK
 	}
 	for line := range strings.SplitSeq(err.Error(), "\n") {
-		fmt.Fprintln(stderr, "smimesync:", termSafe(line))
+		fmt.Fprintln(stderr, "smimesync:", termsafe.String(line))
 	}
 	var ue usageError
-	var ce *configError
+	var ce *config.Error
 	switch {
 	case errors.As(err, &ue), errors.As(err, &ce), errors.Is(err, ldapsource.ErrConfig):
 		// ldapsource.ErrConfig: a pass found a slip (a password variable
-		// not set) where no configError names it, as in the service.
+		// not set) where no config.Error names it, as in the service.
 		fmt.Fprintln(stderr, helpHint)
 		return exitUsage
 	case errors.Is(err, smimesync.ErrGuardTripped):

@@ -6,8 +6,8 @@ import "net/http"
 // credential) should be given: nil, meaning each one's default, unless
 // `smimesync run` set c.metrics or --trace set c.trace, in which case a
 // client whose transport counts the traffic (see instrument) and records
-// it (see httplog.Log.Transport). Sink builders use it as
-// `HTTPClient: c.httpClient()`.
+// it (see httplog.Log.Transport). startTrace and run set it as
+// c.HTTPClient, which the sinks are built with.
 func (c *Config) httpClient() *http.Client {
 	if c.metrics == nil && c.trace == nil {
 		return nil

@@ -212,14 +212,14 @@ func keptByPolicy(t *testing.T, cfgPath string) tenantState {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := cfg.source(discardLogger)
+	src, err := cfg.BuildSource(discardLogger)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c, ok := src.(io.Closer); ok {
 		defer c.Close()
 	}
-	pol, err := cfg.policy(discardLogger)
+	pol, err := cfg.BuildPolicy(discardLogger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +299,7 @@ func converges(t *testing.T, cfgPath string, exo *exchangetest.Server, users int
 	if err != nil {
 		t.Fatal(err)
 	}
-	syncers, err := cfg.syncers(discardLogger)
+	syncers, err := cfg.Syncers(discardLogger)
 	if err != nil {
 		t.Fatal(err)
 	}

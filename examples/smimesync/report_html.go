@@ -40,13 +40,13 @@ func (c *Config) publishedFunc() status.PublishedFunc {
 	if c.State.Path == "" {
 		return nil
 	}
-	sinks, err := c.sinks(slog.New(slog.DiscardHandler))
+	sinks, err := c.BuildSinks(slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil
 	}
 	states := map[string]smimesync.State{}
 	for i, s := range sinks {
-		states[s.name] = c.state(s.name, i)
+		states[s.Name] = c.Store(s.Name, i)
 	}
 	return func(ctx context.Context, sink string) (map[string]smimesync.Published, error) {
 		st, ok := states[sink]

@@ -38,7 +38,7 @@ func TestSampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the sample does not load: %v", err)
 	}
-	syncers, err := cfg.syncers(cfg.logger(&strings.Builder{}))
+	syncers, err := cfg.Syncers(cfg.Logger(&strings.Builder{}))
 	if err != nil {
 		t.Fatalf("the sample does not build: %v", err)
 	}
@@ -52,7 +52,7 @@ func TestSampleConfig(t *testing.T) {
 	t.Setenv("SMIMESYNC_CLIENT_SECRET", "")
 	cfg, err = loadConfig(path)
 	if err == nil {
-		_, err = cfg.syncers(cfg.logger(&strings.Builder{}))
+		_, err = cfg.Syncers(cfg.Logger(&strings.Builder{}))
 	}
 	if err == nil || !strings.Contains(err.Error(), "SMIMESYNC_CLIENT_SECRET") {
 		t.Errorf("without its client secret the sample builds: %v", err)

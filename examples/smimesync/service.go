@@ -6,10 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/smimesync/go-smimesync/smimesync"
@@ -19,89 +16,10 @@ import (
 	"github.com/smimesync/go-smimesync/smimesync/status"
 )
 
-// Service defaults (the library's, but for where run listens and how long
-// a stop waits for the writes in flight).
-const (
-	defaultInterval      = service.DefaultInterval
-	defaultFullEvery     = service.DefaultFullEvery
-	defaultListen        = "127.0.0.1:9464"
-	defaultShutdownGrace = 10 * time.Second
-)
-
 // reportSaveEvery: a delta pass of run that changed nothing and failed
 // nothing rewrites the report file only when the last write is older than
 // this (report.Store.QuietSaveEvery).
 const reportSaveEvery = 15 * time.Minute
-
-// ServiceConfig is the service key: how `smimesync run` paces its passes,
-// where it serves /healthz and /metrics, and how it stops.
-type ServiceConfig struct {
-	// Interval between the end of one pass and the start of the next
-	// (Go duration, default 60s).
-	Interval time.Duration `yaml:"interval"`
-	// FullEvery: a full pass (the saved delta cookie ignored) runs when
-	// the last one is older than this (default 24h). The first pass of a
-	// service that has no record of a full pass is full.
-	FullEvery time.Duration `yaml:"full_every"`
-	// Listen is the address of the HTTP server for /healthz, /metrics
-	// and the status page / (default 127.0.0.1:9464); an empty string
-	// turns it off.
-	Listen *string `yaml:"listen"`
-	// ShutdownGrace: on SIGTERM or SIGINT (or a Windows service stop),
-	// the writes of the pass in flight get this long to finish before
-	// they are abandoned (default 10s). Planning stops at once. Either
-	// way the state is saved.
-	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
-	// LogFile, when set, receives the logs instead of standard error
-	// (appended, mode 0600). A Windows service has no standard error: it
-	// logs to <state file>.log unless this says otherwise.
-	LogFile string `yaml:"log_file"`
-}
-
-func (s ServiceConfig) check() error {
-	switch {
-	case s.Interval < 0:
-		return errors.New("service.interval must not be negative")
-	case s.FullEvery < 0:
-		return errors.New("service.full_every must not be negative")
-	case s.ShutdownGrace < 0:
-		return errors.New("service.shutdown_grace must not be negative")
-	}
-	if s.Listen != nil && *s.Listen != "" {
-		if _, _, err := net.SplitHostPort(*s.Listen); err != nil {
-			return fmt.Errorf("service.listen: %v", err)
-		}
-	}
-	return nil
-}
-
-func (s ServiceConfig) interval() time.Duration {
-	if s.Interval == 0 {
-		return defaultInterval
-	}
-	return s.Interval
-}
-
-func (s ServiceConfig) fullEvery() time.Duration {
-	if s.FullEvery == 0 {
-		return defaultFullEvery
-	}
-	return s.FullEvery
-}
-
-func (s ServiceConfig) listen() string {
-	if s.Listen == nil {
-		return defaultListen
-	}
-	return *s.Listen
-}
-
-func (s ServiceConfig) shutdownGrace() time.Duration {
-	if s.ShutdownGrace == 0 {
-		return defaultShutdownGrace
-	}
-	return s.ShutdownGrace
-}
 
 // cmdRun is `smimesync run`: the service (package smimesync/service),
 // with its metrics (smimesync/metrics) and report (smimesync/report).
@@ -126,14 +44,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if cfg.Log.Level == "" {
 		cfg.Log.Level = "info"
 	}
-	prog := newProgress(stderr, nil)
-	logw := prog.writer(stderr)
-	logFile := cfg.path(cfg.Service.LogFile)
-	if logFile == "" && svcMode {
-		p := cfg.path(cfg.State.Path)
-		logFile = strings.TrimSuffix(p, filepath.Ext(p)) + ".log"
-	}
-	if logFile != "" {
+	prog := report.NewProgress(stderr, nil)
+	logw := prog.Writer(stderr)
+	if logFile := cfg.LogFile(svcMode); logFile != "" {
 		f, err := os.OpenFile(logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 		if err != nil {
 			return fmt.Errorf("run: opening the log file: %w", err)
@@ -141,7 +54,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		defer f.Close()
 		logw = f
 	}
-	log := cfg.logger(logw)
+	log := cfg.Logger(logw)
 	if svcMode {
 		// Under the Service Control Manager: to the Event Log as well.
 		var closeEvents func()
@@ -152,14 +65,13 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	// The metrics exist before the sinks, so that the sinks' HTTP
 	// clients count into them (Config.httpClient).
 	cfg.metrics = metrics.New()
-	syncers, err := cfg.syncers(log)
+	cfg.HTTPClient = cfg.httpClient()
+	syncers, err := cfg.Syncers(log)
 	if err != nil {
 		return err
 	}
-	grace := cfg.Service.shutdownGrace()
 	for _, s := range syncers {
-		s.Progress = prog.hook(s.Name)
-		s.WriteGrace = grace
+		s.Progress = prog.Hook(s.Name)
 	}
 	// One instance per state: locked before the report is touched.
 	unlock, err := lockStates(syncers)
@@ -168,19 +80,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer unlock()
 
-	svc := &service.Service{
-		Syncers:   syncers,
-		Interval:  cfg.Service.interval(),
-		FullEvery: cfg.Service.fullEvery(),
-		Listen:    cfg.Service.listen(),
-		Logger:    log,
-		Now:       clock,
-	}
+	svc := cfg.BuildService(syncers, log)
 	// The status page (GET / beside /healthz and /metrics) shows the
 	// report store and the recent passes; the passes are recorded
 	// through it, under the lock the page reads them with.
 	page := &status.Status{Service: svc, Published: status.StatePublished(syncers), Command: "run", Logger: log, Now: clock}
-	if path := cfg.reportPath(); path != "" {
+	if path := cfg.ReportPath(); path != "" {
 		if store, err := report.Open(path, log); err != nil {
 			log.Error("the report cannot be kept", "err", err)
 		} else {
@@ -196,7 +101,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	svc.Status = page.Handler()
 	svc.OnPass = func(r service.PassResult) {
-		prog.clear()
+		prog.Clear()
 		if err := page.Record(r); err != nil {
 			log.Error("saving the report", "err", err)
 		}
@@ -215,7 +120,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return nil
 	}
 	if svcMode {
-		return runWindowsService(ctx, log, grace+5*time.Second, runSvc)
+		return runWindowsService(ctx, log, cfg.Service.Grace()+5*time.Second, runSvc)
 	}
 	return runSvc(ctx)
 }

@@ -488,65 +488,14 @@ func TestInstrument(t *testing.T) {
 	}
 }
 
-// TestProgressPiped: when standard error is not a terminal (a buffer, a
-// pipe), nothing is drawn, and log lines pass through untouched.
+// TestProgressPiped: when standard error is not a terminal (here a
+// buffer), run --once with quiet logs prints nothing at all (the progress
+// line itself is package report's, tested there).
 func TestProgressPiped(t *testing.T) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	defer w.Close()
-	var buf bytes.Buffer
-	for name, out := range map[string]io.Writer{"buffer": &buf, "pipe": w} {
-		p := newProgress(out, nil)
-		if p.hook("file") != nil {
-			t.Errorf("%s: a progress hook on a non-terminal", name)
-		}
-		if p.writer(out) != out {
-			t.Errorf("%s: log writer wrapped on a non-terminal", name)
-		}
-		p.clear()
-	}
-	w.Close()
-	got, _ := io.ReadAll(r)
-	if len(got) != 0 || buf.Len() != 0 {
-		t.Errorf("progress wrote %q / %q to a non-terminal", got, buf.String())
-	}
-
-	// The whole command: run --once with a buffer as standard error and
-	// quiet logs prints nothing at all.
 	cfg := writeConfig(t, basicConfig+"log: {level: error}\n")
 	code, stdout, stderr := runCLI(t, "run", "--once", "--config", cfg)
 	if code != exitOK || stdout != "" || stderr != "" {
 		t.Errorf("run --once piped: exit %d, stdout %q, stderr %q; want 0 and nothing", code, stdout, stderr)
-	}
-}
-
-// TestProgressTerminal draws on a fake terminal: one line, rewritten in
-// place, cleared at the end, and erased around log lines.
-func TestProgressTerminal(t *testing.T) {
-	var buf bytes.Buffer
-	p := newProgress(&buf, func(io.Writer) bool { return true })
-	hook := p.hook("file")
-	if hook == nil {
-		t.Fatal("no hook on a terminal")
-	}
-	hook(smimesync.Progress{Stage: "plan", Done: 1})
-	hook(smimesync.Progress{Stage: "plan", Done: 2}) // within 100 ms: not drawn
-	log := p.writer(&buf)
-	fmt.Fprint(log, "level=INFO msg=hello\n")
-	hook(smimesync.Progress{Stage: "apply", Done: 2, Total: 2})
-	p.clear()
-	p.clear() // nothing more to clear
-
-	const clr = "\r\x1b[K"
-	want := clr + "file: planning, 1 entry read" +
-		clr + "level=INFO msg=hello\n" + clr + "file: planning, 1 entry read" +
-		clr + "file: applying, 2 of 2 writes (100%)" +
-		clr
-	if got := buf.String(); got != want {
-		t.Errorf("terminal output\n got %q\nwant %q", got, want)
 	}
 }
 

@@ -32,7 +32,7 @@ func TestSyncerConcurrencyFromTheSink(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			syncers, err := cfg.syncers(cfg.logger(&strings.Builder{}))
+			syncers, err := cfg.Syncers(cfg.Logger(&strings.Builder{}))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -8,44 +8,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 
+	"github.com/smimesync/go-smimesync/internal/termsafe"
 	"github.com/smimesync/go-smimesync/smimesync"
+	"github.com/smimesync/go-smimesync/smimesync/report"
 	"github.com/smimesync/go-smimesync/smimesync/service"
 )
-
-// syncers builds one Syncer per configured sink.
-func (c *Config) syncers(log *slog.Logger) ([]service.Named, error) {
-	src, err := c.source(log)
-	if err != nil {
-		return nil, err
-	}
-	pol, err := c.policy(log)
-	if err != nil {
-		return nil, err
-	}
-	sinks, err := c.sinks(log)
-	if err != nil {
-		return nil, err
-	}
-	var out []service.Named
-	for i, s := range sinks {
-		out = append(out, service.Named{Name: s.name, Syncer: &smimesync.Syncer{
-			Source:      src,
-			Sink:        s.sink,
-			Policy:      pol,
-			Now:         clock,
-			State:       c.state(s.name, i),
-			Logger:      log.With("sink", s.name),
-			Concurrency: c.Concurrency, // 0: the sink's preference
-			Guard:       smimesync.Guard{MaxRemovals: c.Guard.maxRemovals()},
-			Prune:       smimesync.Prune{Reasons: c.pruneReasons()},
-
-			RemoveDeparted: c.RemoveDeparted,
-		}})
-	}
-	return out, nil
-}
 
 func setup(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*Config, []service.Named, *slog.Logger, bool, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
@@ -60,8 +28,8 @@ func setup(name string, args []string, stderr io.Writer, extra func(*flag.FlagSe
 	if err != nil {
 		return nil, nil, nil, false, err
 	}
-	log := cfg.logger(stderr)
-	syncers, err := cfg.syncers(log)
+	log := cfg.Logger(stderr)
+	syncers, err := cfg.Syncers(log)
 	if err != nil {
 		cfg.trace.Close()
 		return nil, nil, nil, false, err
@@ -121,50 +89,28 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		plan, err := planFn(ctx)
 		if err != nil {
-			return cfg.passError(fmt.Errorf("%s: %w", s.Name, err))
+			return cfg.PassError(fmt.Errorf("%s: %w", s.Name, err))
 		}
 		if jsonOut {
 			if err := writeJSON(stdout, sinkDoc{Sink: s.Name, Plan: plan}); err != nil {
 				return err
 			}
 		} else {
-			printPlan(stdout, s.Name, plan)
+			report.WritePlan(stdout, s.Name, plan)
 		}
 		if out != "" {
-			if err := savePlan(outs[s.Name], plan); err != nil {
+			if err := smimesync.WritePlanFile(outs[s.Name], plan); err != nil {
 				return fmt.Errorf("%s: %w", s.Name, err)
 			}
 			if !jsonOut {
-				fmt.Fprintf(stdout, "%s: plan saved to %s; review it, then apply exactly it with 'smimesync sync --plan %s'\n", s.Name, termSafe(outs[s.Name]), termSafe(out))
+				fmt.Fprintf(stdout, "%s: plan saved to %s; review it, then apply exactly it with 'smimesync sync --plan %s'\n", s.Name, termsafe.String(outs[s.Name]), termsafe.String(out))
 			}
 		}
-		if err := lookupsFailed(s.Name, plan); err != nil {
-			errs = append(errs, err)
+		if err := plan.LookupsFailed(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.Name, err))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// errLookupsFailed is wrapped by plan's error when recipient lookups
-// failed (a refused token, a sink that does not answer): the plan is
-// printed, but it is incomplete, and plan exits 1.
-var errLookupsFailed = errors.New("recipient lookups failed")
-
-// lookupsFailed returns an error wrapping errLookupsFailed when the sink
-// could not look some recipients up, naming the first.
-func lookupsFailed(sink string, p *smimesync.Plan) error {
-	var failed []*smimesync.Change
-	for _, c := range p.Changes {
-		if c.Action == smimesync.ActionSkip && c.Reason == smimesync.SkipError {
-			failed = append(failed, c)
-		}
-	}
-	if len(failed) == 0 {
-		return nil
-	}
-	first, _, _ := strings.Cut(failed[0].Error, "\n") // the Azure SDK's errors run to many lines
-	return fmt.Errorf("%s: %d of %d %w, so the plan is incomplete (first: %s: %s)",
-		sink, len(failed), len(p.Changes), errLookupsFailed, failed[0].User, strings.TrimSpace(first))
 }
 
 // cmdSync plans and applies.
@@ -197,9 +143,9 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		defer unlock()
 	}
-	prog := newProgress(stderr, nil)
+	prog := report.NewProgress(stderr, nil)
 	for _, s := range syncers {
-		s.Progress = prog.hook(s.Name)
+		s.Progress = prog.Hook(s.Name)
 	}
 	var errs []error
 	for _, s := range syncers {
@@ -208,9 +154,9 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			plan = s.PlanFull
 		}
 		pl, err := plan(ctx)
-		prog.clear()
+		prog.Clear()
 		if err != nil {
-			errs = append(errs, cfg.passError(fmt.Errorf("%s: %w", s.Name, err)))
+			errs = append(errs, cfg.PassError(fmt.Errorf("%s: %w", s.Name, err)))
 			if e := cfg.saveReport(s.Name, "sync", nil, err, log); e != nil {
 				errs = append(errs, e)
 			}
@@ -231,7 +177,7 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 					return err
 				}
 			} else {
-				printPlan(stdout, s.Name, pl)
+				report.WritePlan(stdout, s.Name, pl)
 				if guard != nil {
 					fmt.Fprintln(stdout, guard)
 				}
@@ -240,7 +186,7 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			continue
 		}
 		rep, err := s.Apply(ctx, pl)
-		prog.clear()
+		prog.Clear()
 		sinkErrs, werr := cfg.settleApply(s.Name, rep, err, jsonOut, stdout, log)
 		if werr != nil {
 			return werr
@@ -264,7 +210,7 @@ func (c *Config) settleApply(sink string, rep *smimesync.Report, err error, json
 				return nil, werr
 			}
 		} else {
-			printReport(stdout, sink, rep)
+			report.WriteSync(stdout, sink, rep)
 		}
 	}
 	if err != nil {

@@ -12,7 +12,8 @@ func traceFlag(fs *flag.FlagSet) *string {
 }
 
 // startTrace opens the trace file path names (nothing when it is empty)
-// for the sinks c builds from now on; the caller defers c.trace.close().
+// for the sinks c builds from now on (c.HTTPClient); the caller defers
+// c.trace.Close().
 func (c *Config) startTrace(path string) error {
 	if path == "" {
 		return nil
@@ -22,5 +23,6 @@ func (c *Config) startTrace(path string) error {
 		return usagef("--trace: %v", err)
 	}
 	c.trace = t
+	c.HTTPClient = c.httpClient()
 	return nil
 }

@@ -3,8 +3,10 @@ package demo
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,5 +40,29 @@ func TestWrite(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, ConfigFile)); err != nil || string(b) != Config {
 		t.Errorf("config %q: %v", b, err)
+	}
+}
+
+// TestWriteIntro: the count, one line per story, and every line of the
+// configuration indented by four spaces.
+func TestWriteIntro(t *testing.T) {
+	d, err := New(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := d.WriteIntro(&b, "/tmp/demo"); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("smimesync demo: %d directory users made at run time in /tmp/demo\n\n", len(d.Entries))
+	for _, st := range d.Stories {
+		want += "  " + st + "\n"
+	}
+	want += "\n  users.ldif (the directory), published.json (the tenant), smimesync.yaml:\n\n"
+	for _, line := range strings.Split(strings.TrimSuffix(Config, "\n"), "\n") {
+		want += "    " + line + "\n"
+	}
+	if got := b.String(); got != want+"\n" {
+		t.Errorf("got\n%s\nwant\n%s", got, want+"\n")
 	}
 }

@@ -1,7 +1,8 @@
 // Package check tries each part of a smimesync setup (state, policy files,
 // directory sources, cloud sinks) and says, for each, whether it works and,
-// when not, what to do. The results are data ([Result]); printing them is
-// the caller's. Checks write nothing, except [Checker.Probe].
+// when not, what to do. The results are data ([Result]), printed as JSON
+// or as text ([Report.WriteText]). Checks write nothing, except
+// [Checker.Probe].
 package check
 
 import (

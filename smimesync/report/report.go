@@ -9,6 +9,12 @@
 // The file's layout is [Version] 2 (snake_case keys); a version 1 file is
 // upgraded as it is read. A file at the path that is not a report is never
 // replaced ([ErrNotReport]).
+//
+// It also writes what a sync program shows people, as `smimesync` prints
+// it, with text from the directory or the cloud escaped for a terminal: a
+// plan ([WritePlan]), what a sync did ([WriteSync]), the summary as text
+// or CSV ([Summary.WriteText], [Summary.WriteCSV]), and a status line
+// while Syncers run ([Progress]).
 package report
 
 import (

@@ -1,4 +1,4 @@
-package main
+package report
 
 import (
 	"fmt"
@@ -9,17 +9,20 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/smimesync/go-smimesync/internal/termsafe"
 	"github.com/smimesync/go-smimesync/smimesync"
 )
 
 // progressEvery is how often the status line is redrawn at most.
 const progressEvery = 100 * time.Millisecond
 
-// progress draws a single updating status line ("file: planning, 1234
-// entries read") on a terminal while sync and run plan and apply. When
-// the output is not a terminal (piped, redirected, a service's journal) it
-// draws nothing at all.
-type progress struct {
+// A Progress draws a single updating status line ("file: planning, 1234
+// entries read") on a terminal while Syncers plan and apply, from their
+// [smimesync.Syncer.Progress] callbacks (see Hook). When the output is not
+// a terminal (piped, redirected, a service's journal) it draws nothing at
+// all. A nil *Progress draws nothing either. Its methods may be called
+// from several goroutines.
+type Progress struct {
 	w  io.Writer
 	on bool
 
@@ -28,13 +31,14 @@ type progress struct {
 	drawn time.Time // when it was drawn
 }
 
-// newProgress draws on w when isTerminal(w); nil isTerminal is
-// terminalWriter.
-func newProgress(w io.Writer, isTerminal func(io.Writer) bool) *progress {
+// NewProgress returns a Progress that draws on w when isTerminal(w)
+// says w is a terminal. A nil isTerminal asks whether w is an *os.File
+// that is a terminal.
+func NewProgress(w io.Writer, isTerminal func(io.Writer) bool) *Progress {
 	if isTerminal == nil {
 		isTerminal = terminalWriter
 	}
-	return &progress{w: w, on: isTerminal(w)}
+	return &Progress{w: w, on: isTerminal(w)}
 }
 
 // terminalWriter reports whether w is a file that is a terminal.
@@ -43,13 +47,15 @@ func terminalWriter(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// hook returns the Syncer.Progress callback for one sink, or nil when
-// nothing is drawn (so the Syncer does not even call it).
-func (p *progress) hook(sink string) func(smimesync.Progress) {
+// Hook returns the [smimesync.Syncer.Progress] callback for the Syncer
+// of sink, or nil when nothing is drawn (so that the Syncer does not even
+// call it). The line is redrawn at most every 100 ms, except for the
+// first entry and the last write.
+func (p *Progress) Hook(sink string) func(smimesync.Progress) {
 	if p == nil || !p.on {
 		return nil
 	}
-	sink = termSafe(sink)
+	sink = termsafe.String(sink)
 	return func(pr smimesync.Progress) {
 		var line string
 		last := false
@@ -67,7 +73,7 @@ func (p *progress) hook(sink string) func(smimesync.Progress) {
 }
 
 // set shows line, at most every progressEvery unless force.
-func (p *progress) set(line string, force bool) {
+func (p *Progress) set(line string, force bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := time.Now()
@@ -79,13 +85,13 @@ func (p *progress) set(line string, force bool) {
 }
 
 // draw writes the current line over the old one. Callers hold p.mu.
-func (p *progress) draw() {
+func (p *Progress) draw() {
 	// \r goes back to the start of the line, ESC[K erases to its end.
 	fmt.Fprintf(p.w, "\r\x1b[K%s", p.shown)
 }
 
-// clear removes the status line, at the end of a pass.
-func (p *progress) clear() {
+// Clear removes the status line, at the end of a pass.
+func (p *Progress) Clear() {
 	if p == nil || !p.on {
 		return
 	}
@@ -97,10 +103,10 @@ func (p *progress) clear() {
 	}
 }
 
-// writer returns w wrapped so that log lines written to the same terminal
+// Writer returns w wrapped so that log lines written to the same terminal
 // do not run into the status line: it is erased before each write and
-// drawn again after. When nothing is drawn, writer returns w itself.
-func (p *progress) writer(w io.Writer) io.Writer {
+// drawn again after. When nothing is drawn, Writer returns w itself.
+func (p *Progress) Writer(w io.Writer) io.Writer {
 	if p == nil || !p.on {
 		return w
 	}
@@ -108,7 +114,7 @@ func (p *progress) writer(w io.Writer) io.Writer {
 }
 
 type progressWriter struct {
-	p *progress
+	p *Progress
 	w io.Writer
 }
 

@@ -1,6 +1,4 @@
-//go:build !graph
-
-package main
+package config
 
 import (
 	"go/ast"
@@ -13,9 +11,10 @@ import (
 	"testing"
 )
 
-// TestGraphKeysMirror checks that the default build's sink.graph keys
-// (graphKeys) are graph.Config's, read from its source, so that a typo is
-// refused and a real key accepted in both builds.
+// TestGraphKeysMirror checks that the sink.graph keys this package reads
+// (GraphKeys) are graph.Config's, read from its source (this package may
+// not import cloud/graph), so that a typo is refused, a real key accepted,
+// and GraphKeys.Decode fills every key of a graph.Config.
 func TestGraphKeysMirror(t *testing.T) {
 	f, err := parser.ParseFile(token.NewFileSet(), "../../cloud/graph/config.go", nil, 0)
 	if err != nil {
@@ -64,10 +63,10 @@ func TestGraphKeysMirror(t *testing.T) {
 		}
 		return out
 	}
-	got := mirror(reflect.TypeFor[graphKeys](), "")
+	got := mirror(reflect.TypeFor[GraphKeys](), "")
 	slices.Sort(want)
 	slices.Sort(got)
 	if !slices.Equal(got, want) || len(want) < 10 {
-		t.Errorf("graphKeys has keys\n%v\ngraph.Config has\n%v", got, want)
+		t.Errorf("GraphKeys has keys\n%v\ngraph.Config has\n%v", got, want)
 	}
 }

@@ -1,8 +1,8 @@
-package main
+package config
 
 import (
 	"bytes"
-	"io"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -19,7 +19,7 @@ func revocationPolicy(t *testing.T, yamlRevocation string) (*smimesync.Policy, s
 		return nil, "", err
 	}
 	var logs bytes.Buffer
-	p, err := cfg.policy(slog.New(slog.NewTextHandler(&logs, nil)))
+	p, err := cfg.BuildPolicy(slog.New(slog.NewTextHandler(&logs, nil)))
 	return p, logs.String(), err
 }
 
@@ -54,22 +54,14 @@ func TestRevocationConfigRefused(t *testing.T) {
 		_, _, err := revocationPolicy(t, yaml)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want it to say %q", yaml, err, want)
-		} else if code := exitCode(err, io.Discard); code != exitUsage {
-			t.Errorf("%s: error %v exits %d, want %d", yaml, err, code, exitUsage)
+		} else if ce := (*Error)(nil); !errors.As(err, &ce) {
+			t.Errorf("%s: error %v is a %T, want an *Error", yaml, err, err)
 		}
 	}
 }
 
-// parseConfig decodes and checks a configuration as loadConfig does, from
+// parseConfig decodes and checks a configuration as Load does, from
 // memory, with paths relative to the current folder.
-func parseConfig(b []byte) (*Config, error) {
-	cfg, err := decodeConfig(b, "test.yaml")
-	if err != nil {
-		return nil, err
-	}
-	cfg.dir = "."
-	if err := cfg.check(); err != nil {
-		return nil, err
-	}
-	return cfg, nil
+func parseConfig(b []byte) (*File, error) {
+	return Parse(b, "test.yaml")
 }

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"errors"
@@ -19,31 +19,53 @@ import (
 	"github.com/smimesync/go-smimesync/smimesync"
 )
 
-// configError is a slip in the configuration file: the command exits 2.
-// It names the file, the line and the key's YAML path
-// ("source.ldap.bind.password_env"), never a Go type.
-type configError struct {
-	file string
-	line int    // 0 when unknown
-	key  string // YAML path; empty for the file as a whole
-	msg  string
-	err  error // the cause, when there is one
+// Error is a slip in the configuration file. It names the file, the line
+// and the key's YAML path ("source.ldap.bind.password_env"), never a Go
+// type:
+//
+//	smimesync.yaml:12: sink.exchange.page_size: 5000 is out of range: use 0 (the default, 1000) or 1 to 1000
+//
+// A program that reads its configuration with this package treats every
+// *Error as a usage error (examples/smimesync exits 2).
+type Error struct {
+	// File is the configuration file as named to Load or Parse; empty
+	// when the error is not about one file's content.
+	File string
+	// Line is the line of the key, or of its nearest ancestor the file
+	// holds; 0 when unknown.
+	Line int
+	// Key is the YAML path of the key ("sources[1].ldap.url"); empty for
+	// the file as a whole.
+	Key string
+	// Msg says what is wrong with it.
+	Msg string
+	// Err is the cause, when there is one (an *ldapsource.ConfigError, a
+	// *yaml.TypeError's message, an I/O error).
+	Err error
 }
 
-func (e *configError) Error() string {
+// Error is "file:line: key: msg", leaving out what is unknown.
+func (e *Error) Error() string {
 	var b strings.Builder
-	b.WriteString(e.file)
-	if e.line > 0 {
-		b.WriteString(":" + strconv.Itoa(e.line))
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteString(":" + strconv.Itoa(e.Line))
 	}
-	if e.key != "" {
-		b.WriteString(": " + e.key)
+	if e.Key != "" {
+		if b.Len() > 0 {
+			b.WriteString(": ")
+		}
+		b.WriteString(e.Key)
 	}
-	b.WriteString(": " + e.msg)
+	if b.Len() > 0 {
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
 	return b.String()
 }
 
-func (e *configError) Unwrap() error { return e.err }
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
 
 // Bounds of the numeric keys that are not left to the libraries.
 const (
@@ -69,16 +91,16 @@ var numericBounds = map[string]struct {
 	"guard.max_removals":             {-1, 1 << 62, "-1 (the guard off) or 1 or more"},
 }
 
-// decodeConfig decodes b strictly (every section refuses unknown keys) and
+// decode decodes b strictly (every section refuses unknown keys) and
 // keeps its node tree, so that later errors can name a key's line.
-func decodeConfig(b []byte, file string) (*Config, error) {
-	cfg := &Config{file: file, stores: &stateStores{}}
+func decode(b []byte, file string) (*File, error) {
+	cfg := &File{name: file, stores: &stateStores{}}
 	var root yaml.Node
 	if err := yaml.Unmarshal(b, &root); err != nil {
 		return nil, syntaxError(file, err)
 	}
 	if len(root.Content) == 0 {
-		return nil, &configError{file: file, msg: "empty configuration"}
+		return nil, &Error{File: file, Msg: "empty configuration"}
 	}
 	cfg.root = root.Content[0]
 	// The decoder's strict mode does not reach into a type's own
@@ -103,10 +125,10 @@ func decodeConfig(b []byte, file string) (*Config, error) {
 var lineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
 func syntaxError(file string, err error) error {
-	e := &configError{file: file, msg: strings.TrimPrefix(err.Error(), "yaml: "), err: err}
+	e := &Error{File: file, Msg: strings.TrimPrefix(err.Error(), "yaml: "), Err: err}
 	if m := lineRE.FindStringSubmatch(err.Error()); m != nil {
-		e.line, _ = strconv.Atoi(m[1])
-		e.msg = m[2]
+		e.Line, _ = strconv.Atoi(m[1])
+		e.Msg = m[2]
 	}
 	return e
 }
@@ -116,39 +138,39 @@ var (
 	cannotRE       = regexp.MustCompile("^cannot unmarshal (!!\\w+)(?: `(.*)`)? into")
 )
 
-// typeError turns one message of a yaml.TypeError into a configError
+// typeError turns one message of a yaml.TypeError into an *Error
 // naming the YAML path.
-func (c *Config) typeError(m string) error {
-	e := &configError{file: c.file, msg: m}
+func (c *File) typeError(m string) error {
+	e := &Error{File: c.name, Msg: m}
 	lm := lineRE.FindStringSubmatch(m)
 	if lm == nil {
 		return e
 	}
-	e.line, _ = strconv.Atoi(lm[1])
-	e.msg = lm[2]
+	e.Line, _ = strconv.Atoi(lm[1])
+	e.Msg = lm[2]
 	if fm := unknownFieldRE.FindStringSubmatch(lm[2]); fm != nil {
-		if p, ok := findKey(c.root, "", func(k, _ *yaml.Node) bool { return k.Line == e.line && k.Value == fm[1] }); ok {
-			e.key = p
-			e.msg = "unknown key"
+		if p, ok := findKey(c.root, "", func(k, _ *yaml.Node) bool { return k.Line == e.Line && k.Value == fm[1] }); ok {
+			e.Key = p
+			e.Msg = "unknown key"
 			if known := knownKeys(parentPath(p)); len(known) > 0 {
-				e.msg += " (known here: " + strings.Join(known, ", ") + ")"
+				e.Msg += " (known here: " + strings.Join(known, ", ") + ")"
 			}
 		}
 		return e
 	}
 	if cm := cannotRE.FindStringSubmatch(lm[2]); cm != nil {
 		p, ok := findKey(c.root, "", func(_, v *yaml.Node) bool {
-			return v.Line == e.line && (cm[2] == "" || v.Kind == yaml.ScalarNode && v.Value == cm[2])
+			return v.Line == e.Line && (cm[2] == "" || v.Kind == yaml.ScalarNode && v.Value == cm[2])
 		})
 		if ok {
-			e.key = p
+			e.Key = p
 			got := strings.TrimPrefix(cm[1], "!!")
 			if cm[2] != "" {
 				got = strconv.Quote(cm[2])
 			} else {
 				got = "a " + map[string]string{"seq": "list", "map": "mapping"}[got]
 			}
-			e.msg = got + " is not " + describe(typeAt(p))
+			e.Msg = got + " is not " + describe(typeAt(p))
 		}
 	}
 	return e
@@ -253,7 +275,7 @@ func parentPath(p string) string {
 
 // line returns the line of the key at path, or of its nearest ancestor
 // that the file holds; 0 when none.
-func (c *Config) line(path string) int {
+func (c *File) line(path string) int {
 	n, line := c.root, 0
 	if n != nil {
 		line = n.Line
@@ -283,13 +305,13 @@ func (c *Config) line(path string) int {
 	return line
 }
 
-// errorf returns a configError for the key at path.
-func (c *Config) errorf(path, format string, args ...any) error {
-	return &configError{file: c.file, line: c.line(path), key: path, msg: fmt.Sprintf(format, args...)}
+// errorf returns an *Error for the key at path.
+func (c *File) errorf(path, format string, args ...any) error {
+	return &Error{File: c.name, Line: c.line(path), Key: path, Msg: fmt.Sprintf(format, args...)}
 }
 
 // sourceKey is the YAML path of the i-th source.
-func (c *Config) sourceKey(i int) string {
+func (c *File) sourceKey(i int) string {
 	if c.Source != nil {
 		return "source"
 	}
@@ -297,9 +319,9 @@ func (c *Config) sourceKey(i int) string {
 }
 
 // sectionError maps a library's configuration errors, found in err, to
-// configErrors under the section at prefix (source.ldap, sink.exchange):
-// each names its key and line. Other errors are returned as they are.
-func (c *Config) sectionError(prefix string, err error) error {
+// *Errors under the section at prefix (source.ldap, sink.exchange):
+// each names its key and line. Any other error names the section.
+func (c *File) sectionError(prefix string, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -313,19 +335,19 @@ func (c *Config) sectionError(prefix string, err error) error {
 	var le *ldapsource.ConfigError
 	if errors.As(err, &le) {
 		key := joinPath(prefix, le.Field)
-		return &configError{file: c.file, line: c.line(key), key: key, msg: le.Reason, err: err}
+		return &Error{File: c.name, Line: c.line(key), Key: key, Msg: le.Reason, Err: err}
 	}
 	var xe *exchange.ConfigError
 	if errors.As(err, &xe) {
 		key := joinPath(prefix, xe.Field)
-		return &configError{file: c.file, line: c.line(key), key: key, msg: xe.Reason, err: err}
+		return &Error{File: c.name, Line: c.line(key), Key: key, Msg: xe.Reason, Err: err}
 	}
 	var ae *azauth.ConfigError
 	if errors.As(err, &ae) {
 		key := joinPath(prefix, ae.Field)
-		return &configError{file: c.file, line: c.line(key), key: key, msg: ae.Reason, err: err}
+		return &Error{File: c.name, Line: c.line(key), Key: key, Msg: ae.Reason, Err: err}
 	}
-	return &configError{file: c.file, line: c.line(prefix), key: prefix, msg: err.Error(), err: err}
+	return &Error{File: c.name, Line: c.line(prefix), Key: prefix, Msg: err.Error(), Err: err}
 }
 
 // isLeafConfigError reports whether err is itself a library's
@@ -335,11 +357,11 @@ func isLeafConfigError(err error) bool {
 	return ok
 }
 
-// passError maps an error of a pass that a configuration slip caused (a
-// password variable that is not set, a base DN outside the server's
-// naming contexts) to a configError naming the key; other errors are
-// returned as they are.
-func (c *Config) passError(err error) error {
+// PassError maps an error of a pass (Syncer.Plan) that a configuration
+// slip caused (a password variable that is not set, a base DN outside the
+// server's naming contexts: an ldapsource.ConfigError) to an *Error naming
+// the key and its line; other errors are returned as they are.
+func (c *File) PassError(err error) error {
 	var le *ldapsource.ConfigError
 	if err == nil || !errors.As(err, &le) {
 		return err
@@ -347,15 +369,15 @@ func (c *Config) passError(err error) error {
 	i := 0
 	var se *directory.SourceError
 	if errors.As(err, &se) {
-		i = slices.IndexFunc(c.Sources, func(s SourceConfig) bool { return s.Name == se.Source })
+		i = slices.IndexFunc(c.Sources, func(s Source) bool { return s.Name == se.Source })
 	}
 	key := joinPath(c.sourceKey(max(i, 0)), "ldap."+le.Field)
-	return &configError{file: c.file, line: c.line(key), key: key, msg: le.Reason, err: err}
+	return &Error{File: c.name, Line: c.line(key), Key: key, Msg: le.Reason, Err: err}
 }
 
 // checkNumbers refuses negative integers and durations anywhere in the
 // configuration, and values outside numericBounds.
-func (c *Config) checkNumbers() error {
+func (c *File) checkNumbers() error {
 	var errs []error
 	walkNumbers(reflect.ValueOf(c).Elem(), "", func(path string, v int64) {
 		b, bounded := numericBounds[stripIndexes(path)]
@@ -461,7 +483,7 @@ func fieldsOf(t reflect.Type) map[string]reflect.Type {
 // typeAt returns the Go type the key at path decodes into; nil when the
 // configuration has no such key.
 func typeAt(path string) reflect.Type {
-	t := reflect.TypeFor[Config]()
+	t := reflect.TypeFor[File]()
 	for _, seg := range splitPath(path) {
 		for t.Kind() == reflect.Pointer {
 			t = t.Elem()

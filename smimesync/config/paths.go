@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"cmp"
@@ -46,7 +46,7 @@ func (p configPath) self() string {
 // to one file are caught when the file exists. Names are compared as they
 // are spelled: on a case-insensitive file system (Windows, macOS) two
 // spellings of one name are not caught unless the file exists.
-func (c *Config) checkPaths(configFile string) error {
+func (c *File) checkPaths(configFile string) error {
 	ps := c.paths(configFile)
 	for i := range ps {
 		ps[i].real = resolvePath(ps[i].path)
@@ -64,7 +64,7 @@ func (c *Config) checkPaths(configFile string) error {
 
 // collide returns an error when a and b (a first in the file) may not
 // coexist.
-func (c *Config) collide(a, b configPath) error {
+func (c *File) collide(a, b configPath) error {
 	same := a.real == b.real || sameFile(a.path, b.path)
 	switch {
 	case a.folder && b.folder:
@@ -82,7 +82,7 @@ func (c *Config) collide(a, b configPath) error {
 }
 
 // paths lists the files the configuration names or implies, absolute.
-func (c *Config) paths(configFile string) []configPath {
+func (c *File) paths(configFile string) []configPath {
 	var ps []configPath
 	add := func(key, label, p string, writes, folder bool) {
 		if p != "" {
@@ -125,7 +125,7 @@ func (c *Config) paths(configFile string) []configPath {
 		add("sink.file.path", "", f.Path, true, false)
 	}
 	for i, name := range c.sinkNames() {
-		st := c.store(name, i)
+		st := c.Store(name, i)
 		if st == nil {
 			continue
 		}
@@ -145,22 +145,21 @@ func (c *Config) paths(configFile string) []configPath {
 	if c.Report.Path != "" {
 		add("report.path", "", c.Report.Path, true, false)
 	} else {
-		add("state.path", "the report beside state.path", c.reportPath(), true, false)
+		add("state.path", "the report beside state.path", c.ReportPath(), true, false)
 	}
 	switch {
 	case c.Service.LogFile != "":
 		add("service.log_file", "", c.Service.LogFile, true, false)
 	case runtime.GOOS == "windows" && c.State.Path != "":
-		// A Windows service logs beside the state (see cmdRun).
-		p := c.path(c.State.Path)
-		add("state.path", "the Windows service's log beside state.path", strings.TrimSuffix(p, filepath.Ext(p))+".log", true, false)
+		// A Windows service logs beside the state (see File.LogFile).
+		add("state.path", "the Windows service's log beside state.path", c.LogFile(true), true, false)
 	}
 	return ps
 }
 
 // sinkNames lists the configured sinks' names, in the order sinks builds
-// them (their states are named by position: see Config.state).
-func (c *Config) sinkNames() []string {
+// them (their states are named by position: see File.Store).
+func (c *File) sinkNames() []string {
 	if c.Sink.File != nil {
 		return []string{"file"}
 	}
@@ -208,6 +207,32 @@ func sameFile(a, b string) bool {
 	}
 	fb, err := os.Stat(b)
 	return err == nil && os.SameFile(fa, fb)
+}
+
+// CheckFile refuses a file the program would use beside those the
+// configuration names (a plan file) when it is one of them: a file written
+// (writes) may not be any file the configuration uses, and a file only
+// read may not be one that smimesync writes; neither may lie inside a
+// prune backup folder. It compares as checkPaths does (symbolic links
+// resolved, hard links caught). The error is an *Error naming path and
+// the file it collides with, but no key.
+func (c *File) CheckFile(path string, writes bool) error {
+	abs, err := filepath.Abs(c.name)
+	if err != nil {
+		abs = c.name
+	}
+	real := resolvePath(path)
+	for _, p := range c.paths(abs) {
+		pr := resolvePath(p.path)
+		same := pr == real || sameFile(p.path, path)
+		switch {
+		case p.folder && (same || inside(real, pr)):
+			return &Error{Msg: fmt.Sprintf("%s lies inside the prune backup folder %s: it must hold nothing else smimesync uses", path, p.describe())}
+		case same && (writes || p.writes):
+			return &Error{Msg: fmt.Sprintf("%s is the same file as %s: one would overwrite the other", path, p.describe())}
+		}
+	}
+	return nil
 }
 
 // inside reports whether p lies strictly inside folder dir.

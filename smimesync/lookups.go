@@ -1,0 +1,33 @@
+package smimesync
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrLookupsFailed is wrapped by [Plan.LookupsFailed]'s error: the sink
+// could not look some recipients up (a refused token, a sink that does
+// not answer), so the plan is incomplete.
+var ErrLookupsFailed = errors.New("recipient lookups failed")
+
+// LookupsFailed returns an error wrapping [ErrLookupsFailed] when the sink
+// could not look some of the plan's recipients up (changes skipped with
+// SkipError), counting them and naming the first with the first line of
+// its error; nil when every lookup succeeded. The plan is still whole for
+// the other entries; a program that prints it should say it is incomplete
+// (`smimesync plan` exits 1).
+func (p *Plan) LookupsFailed() error {
+	var failed []*Change
+	for _, c := range p.Changes {
+		if c.Action == ActionSkip && c.Reason == SkipError {
+			failed = append(failed, c)
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	first, _, _ := strings.Cut(failed[0].Error, "\n") // the Azure SDK's errors run to many lines
+	return fmt.Errorf("%d of %d %w, so the plan is incomplete (first: %s: %s)",
+		len(failed), len(p.Changes), ErrLookupsFailed, failed[0].User, strings.TrimSpace(first))
+}

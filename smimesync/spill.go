@@ -1,0 +1,346 @@
+package smimesync
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/smimesync/go-smimesync/cloud"
+)
+
+// ErrSpill is wrapped by the error of a plan whose values to write could
+// not be kept in its temporary file (the plan fails: the disk under
+// os.TempDir, TMPDIR on Unix, is full or not writable), and by the error of
+// a write whose values could not be read back from it (that write fails
+// and nothing is sent for it; the rest of the Apply goes on).
+var ErrSpill = errors.New("the plan's temporary file of values to write")
+
+// errPlanClosed is the error of using a plan after [Plan.Close].
+var errPlanClosed = errors.New("smimesync: the plan was closed")
+
+// spill is a plan's memory outside the heap, so that a plan of a large
+// directory does not grow with it:
+//
+//   - the values each write sends are appended to a temporary file, one
+//     record per change, and read back (checked against the change's
+//     fingerprints) by Apply's write and by Plan.WriteTo;
+//   - the strings and reason lists that many rows repeat (issuers, drop
+//     reasons, notes) are shared.
+//
+// The file is made on the first write that has values, in os.TempDir. On
+// Unix it is unlinked at once: nothing is left behind even if the process
+// is killed. Where a file cannot be unlinked while open (Windows) it is
+// removed by close. close runs when Apply finishes, on Plan.Close, and
+// when the garbage collector finds the plan unreachable.
+//
+// A record is the length of its body (4 bytes, big-endian), then the body:
+// the number of userCertificate values and of userSMIMECertificate values
+// (uvarints), then each value as its length (uvarint) and its bytes.
+type spill struct {
+	mu     sync.Mutex
+	f      *os.File
+	name   string // the file's path while it has one: removed by close
+	size   int64
+	closed bool
+
+	// The shared strings and lists, by content.
+	strs    map[string]string
+	reasons map[string][]Reason
+	notes   map[string][]string
+}
+
+// attachSpill gives p a spill, closed by the garbage collector when p is
+// dropped without Apply or Close.
+func attachSpill(p *Plan) *spill {
+	sp := &spill{}
+	p.spill = sp
+	runtime.AddCleanup(p, func(sp *spill) { _ = sp.close() }, sp)
+	return sp
+}
+
+// Close removes the plan's temporary file: the values its writes send
+// (see [ErrSpill]). Apply closes the plan it applies once it has written;
+// call Close for a plan that is looked at, or saved with [Plan.WriteTo],
+// and not applied (a dry run). A plan dropped without either is closed
+// when the garbage collector finds it unreachable. A closed plan can no
+// longer be applied or saved. Close may be called more than once.
+func (p *Plan) Close() error {
+	if p == nil || p.spill == nil {
+		return nil
+	}
+	return p.spill.close()
+}
+
+// closeApplied closes a plan Apply has applied; a failure is only logged:
+// the writes are done.
+func (p *Plan) closeApplied(log *slog.Logger) {
+	if err := p.Close(); err != nil {
+		log.Warn("removing the plan's temporary file", "err", err)
+	}
+}
+
+// usable says why p can no longer be applied or saved: it was closed.
+func (p *Plan) usable() error {
+	if p.spill != nil && p.spill.isClosed() {
+		return errPlanClosed
+	}
+	return nil
+}
+
+// values returns what c's write sends: read back from the plan's
+// temporary file when it was kept there.
+func (p *Plan) values(c *Change) (cloud.Certificates, error) {
+	if c.spilled == 0 {
+		return c.desired, nil
+	}
+	if p.spill == nil {
+		return cloud.Certificates{}, fmt.Errorf("%w: the plan has none", ErrSpill)
+	}
+	return p.spill.load(c)
+}
+
+func (sp *spill) isClosed() bool {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return sp.closed
+}
+
+func (sp *spill) close() error {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if sp.closed {
+		return nil
+	}
+	sp.closed = true
+	sp.strs, sp.reasons, sp.notes = nil, nil, nil
+	if sp.f == nil {
+		return nil
+	}
+	err := sp.f.Close()
+	if sp.name != "" {
+		if rerr := os.Remove(sp.name); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			err = errors.Join(err, rerr)
+		}
+		sp.name = ""
+	}
+	if err != nil {
+		return fmt.Errorf("smimesync: %w: %w", ErrSpill, err)
+	}
+	return nil
+}
+
+// keep makes a planned change small: it shares the strings its values
+// repeat, trims its lists to their length, and moves the values its write
+// sends (c.desired) to the file. It fails only when the file cannot take
+// them.
+func (sp *spill) keep(c *Change) error {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if sp.closed {
+		return errPlanClosed
+	}
+	c.Keep, c.Drop = sp.compact(c.Keep, c.Drop)
+	if n0, n1 := len(c.desiredFP[0]), len(c.desiredFP[1]); n0+n1 > 0 {
+		fps := make([]Fingerprint, 0, n0+n1)
+		fps = append(fps, c.desiredFP[0]...)
+		fps = append(fps, c.desiredFP[1]...)
+		c.desiredFP = [2][]Fingerprint{fps[:n0:n0], fps[n0:]}
+	}
+	if c.desired.Len() == 0 {
+		return nil
+	}
+	off, err := sp.append(c.desired)
+	if err != nil {
+		return err
+	}
+	c.spilled, c.desired = off+1, cloud.Certificates{}
+	return nil
+}
+
+// append writes one record at the end of the file, making the file on
+// first use. The caller holds sp.mu.
+func (sp *spill) append(vals cloud.Certificates) (int64, error) {
+	if sp.f == nil {
+		f, err := os.CreateTemp("", "smimesync-plan-*.tmp")
+		if err != nil {
+			return 0, fmt.Errorf("%w: %w (set TMPDIR to a folder with room)", ErrSpill, err)
+		}
+		sp.f, sp.name = f, f.Name()
+		if os.Remove(sp.name) == nil {
+			sp.name = "" // unlinked while open (Unix): nothing to remove later
+		}
+	}
+	body := binary.AppendUvarint(nil, uint64(len(vals.UserCertificate)))
+	body = binary.AppendUvarint(body, uint64(len(vals.UserSMIMECertificate)))
+	for _, vs := range [][][]byte{vals.UserCertificate, vals.UserSMIMECertificate} {
+		for _, v := range vs {
+			body = binary.AppendUvarint(body, uint64(len(v)))
+			body = append(body, v...)
+		}
+	}
+	if len(body) > 1<<31 {
+		return 0, fmt.Errorf("%w: %d bytes of values for one recipient", ErrSpill, len(body))
+	}
+	rec := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(body)), uint32(len(body)))
+	rec = append(rec, body...)
+	off := sp.size
+	if _, err := sp.f.WriteAt(rec, off); err != nil {
+		return 0, fmt.Errorf("%w: %w (set TMPDIR to a folder with room)", ErrSpill, err)
+	}
+	sp.size += int64(len(rec))
+	return off, nil
+}
+
+// load reads c's values back and checks them against c's fingerprints:
+// all of them, or an error.
+func (sp *spill) load(c *Change) (cloud.Certificates, error) {
+	sp.mu.Lock()
+	f, closed := sp.f, sp.closed
+	sp.mu.Unlock()
+	fail := func(format string, a ...any) (cloud.Certificates, error) {
+		return cloud.Certificates{}, fmt.Errorf("%w: reading back: "+format, append([]any{ErrSpill}, a...)...)
+	}
+	switch {
+	case closed:
+		return fail("%w", errPlanClosed)
+	case f == nil:
+		return fail("no file")
+	}
+	off := c.spilled - 1
+	var head [4]byte
+	if _, err := f.ReadAt(head[:], off); err != nil {
+		return fail("at %d: %w", off, unexpectedEOF(err))
+	}
+	body := make([]byte, binary.BigEndian.Uint32(head[:]))
+	if _, err := f.ReadAt(body, off+4); err != nil {
+		return fail("at %d: %w", off, unexpectedEOF(err))
+	}
+	var (
+		out  cloud.Certificates
+		lens [2]uint64
+		rest = body
+	)
+	for i := range lens {
+		n, k := binary.Uvarint(rest)
+		if k <= 0 {
+			return fail("at %d: damaged record", off)
+		}
+		lens[i], rest = n, rest[k:]
+	}
+	if lens[0] != uint64(len(c.desiredFP[0])) || lens[1] != uint64(len(c.desiredFP[1])) {
+		return fail("at %d: %d+%d values, the plan has %d+%d", off, lens[0], lens[1], len(c.desiredFP[0]), len(c.desiredFP[1]))
+	}
+	for i, dst := range []*[][]byte{&out.UserCertificate, &out.UserSMIMECertificate} {
+		for j := range lens[i] {
+			n, k := binary.Uvarint(rest)
+			if k <= 0 || n > uint64(len(rest)-k) {
+				return fail("at %d: damaged record", off)
+			}
+			v := rest[k : k+int(n) : k+int(n)]
+			rest = rest[k+int(n):]
+			if sha256.Sum256(v) != c.desiredFP[i][j] {
+				return fail("at %d: value %s does not match its fingerprint", off, c.desiredFP[i][j])
+			}
+			*dst = append(*dst, v)
+		}
+	}
+	if len(rest) != 0 {
+		return fail("at %d: damaged record", off)
+	}
+	return out, nil
+}
+
+// spillError marks, among ReadPlan's errors, the spill's: the file read
+// is not at fault.
+type spillError struct{ err error }
+
+func (e *spillError) Error() string { return e.err.Error() }
+func (e *spillError) Unwrap() error { return e.err }
+
+func unexpectedEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// compact puts keep and drop into one allocation of their exact length,
+// with the issuers, reasons and notes that other rows share. A nil list
+// stays nil. The caller holds sp.mu.
+func (sp *spill) compact(keep, drop []Value) ([]Value, []Value) {
+	all := make([]Value, 0, len(keep)+len(drop))
+	all = append(all, keep...)
+	all = append(all, drop...)
+	for i := range all {
+		v := &all[i]
+		v.Issuer = sp.str(v.Issuer)
+		v.Reasons = sp.reasonList(v.Reasons)
+		v.Notes = sp.noteList(v.Notes)
+	}
+	k := len(keep)
+	nk, nd := all[:k:k], all[k:]
+	if keep == nil {
+		nk = nil
+	}
+	if drop == nil {
+		nd = nil
+	}
+	return nk, nd
+}
+
+func (sp *spill) str(s string) string {
+	if s == "" {
+		return ""
+	}
+	if t, ok := sp.strs[s]; ok {
+		return t
+	}
+	if sp.strs == nil {
+		sp.strs = map[string]string{}
+	}
+	sp.strs[s] = s
+	return s
+}
+
+func (sp *spill) reasonList(rs []Reason) []Reason {
+	if len(rs) == 0 {
+		return rs
+	}
+	var b strings.Builder
+	for _, r := range rs {
+		b.WriteString(string(r))
+		b.WriteByte(0)
+	}
+	if t, ok := sp.reasons[b.String()]; ok {
+		return t
+	}
+	if sp.reasons == nil {
+		sp.reasons = map[string][]Reason{}
+	}
+	rs = rs[:len(rs):len(rs)] // an append makes a copy, never changes the shared list
+	sp.reasons[b.String()] = rs
+	return rs
+}
+
+func (sp *spill) noteList(ns []string) []string {
+	if len(ns) == 0 {
+		return ns
+	}
+	key := strings.Join(ns, "\x00")
+	if t, ok := sp.notes[key]; ok {
+		return t
+	}
+	if sp.notes == nil {
+		sp.notes = map[string][]string{}
+	}
+	ns = ns[:len(ns):len(ns)]
+	sp.notes[key] = ns
+	return ns
+}

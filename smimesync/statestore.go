@@ -1,0 +1,410 @@
+package smimesync
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// A RecordStore is a [State] that keeps one record per directory entry and
+// can be read and saved a part at a time, so that a pass costs what it
+// touches, not what the directory holds: a delta pass reads the header
+// (cookie, times, generation, Pending and Departed, which MaxPending and
+// MaxDeparted bound), looks up the few records its changes need, and saves
+// the header with the records that changed. [BoltState] and [MemoryState]
+// are RecordStores; [FileState] is not (its file is one JSON document).
+//
+// When its State is a RecordStore, the Syncer uses it instead of Load and
+// Save: Plan reads through a [StateView], Apply saves with SaveChanges
+// (the cookie still only when a pass ends well), and a full pass goes
+// through the records with EachPublished rather than holding them in a
+// map. Load and Save still work whole, for programs that read or write the
+// snapshot themselves, and Apply of a plan read by [ReadPlan] uses them.
+//
+// A State that wraps a RecordStore (by embedding it) and changes how it
+// saves must change SaveChanges as well as Save: the Syncer calls only
+// SaveChanges on a RecordStore.
+type RecordStore interface {
+	State
+	// View opens the saved state for reading, until the view's Close.
+	// Reads through it see what is saved at the time of each read
+	// (records a [Recorder] notes included).
+	View(ctx context.Context) (StateView, error)
+	// SaveChanges saves, atomically, as the next generation
+	// (head.Generation+1, which it sets in head on success, as Save
+	// does): head's header (version, cookie, times), its Pending and
+	// Departed whole, and the Published records of changes, one per key;
+	// a Published whose Recipient is empty removes its key, as for
+	// [Recorder.Record]. Records not in changes stay as they are;
+	// head.Published is not read.
+	SaveChanges(ctx context.Context, head *Snapshot, changes map[string]Published) error
+}
+
+// A StateView reads a [RecordStore]'s saved state a part at a time. It is
+// safe for concurrent use.
+type StateView interface {
+	// Header returns the saved snapshot without its Published records
+	// (Published is empty, not nil): version, cookie, times, generation,
+	// Pending and Departed.
+	Header(ctx context.Context) (*Snapshot, error)
+	// Published returns the saved record of key, and whether there is one.
+	Published(ctx context.Context, key string) (Published, bool, error)
+	// EachPublished calls fn for every saved record, in the byte order of
+	// the keys, and stops at fn's first error, which it returns. fn must
+	// not write to the store.
+	EachPublished(ctx context.Context, fn func(key string, p Published) error) error
+	// Holders returns, in key order, the keys whose saved record names
+	// the recipient.
+	Holders(ctx context.Context, recipient string) ([]string, error)
+	// Close ends the view; it must be called once.
+	Close() error
+}
+
+var (
+	_ RecordStore = (*BoltState)(nil)
+	_ RecordStore = (*MemoryState)(nil)
+)
+
+// --- BoltState ---
+
+// holderKey is the key of bucketHolders for the record of key naming
+// recipient: the first 8 bytes of the recipient's SHA-256, then the key.
+// (Holders checks each key against its record, so that two recipients
+// sharing 8 bytes of hash are told apart; the short prefix keeps the
+// index small.)
+func holderKey(recipient string, key []byte) []byte {
+	sum := sha256.Sum256([]byte(recipient))
+	return append(sum[:8:8], key...)
+}
+
+// holderPrefix is the prefix of recipient's keys in bucketHolders.
+func holderPrefix(recipient string) []byte { return holderKey(recipient, nil) }
+
+// recipientOf is the Recipient of a stored record ("" when it cannot be
+// decoded: such a record has no index entry to remove).
+func recipientOf(raw []byte) string {
+	var r struct {
+		Recipient string `json:"recipient"`
+	}
+	json.Unmarshal(raw, &r)
+	return r.Recipient
+}
+
+// putPublished puts raw as the Published record of key (nil deletes it),
+// and keeps bucketHolders in step, in tx.
+func putPublished(tx *bolt.Tx, key, raw []byte) error {
+	pub, idx := tx.Bucket(bucketPublished), tx.Bucket(bucketHolders)
+	old := pub.Get(key)
+	was, now := "", ""
+	if old != nil {
+		was = recipientOf(old)
+	}
+	if raw != nil {
+		now = recipientOf(raw)
+	}
+	if old != nil && (raw == nil || was != now) {
+		if err := idx.Delete(holderKey(was, key)); err != nil {
+			return err
+		}
+	}
+	if raw == nil {
+		return pub.Delete(key)
+	}
+	if old == nil || was != now {
+		// A record of the same recipient (a renewal) has its entry.
+		if err := idx.Put(holderKey(now, key), []byte{}); err != nil {
+			return err
+		}
+	}
+	return pub.Put(key, raw)
+}
+
+// publishedPutter is putPublished in tx, for syncBucket.
+func publishedPutter(tx *bolt.Tx) func(k, raw []byte) error {
+	return func(k, raw []byte) error { return putPublished(tx, k, raw) }
+}
+
+// mendHolders rebuilds bucketHolders when it is missing or was not written
+// with the header of generation gen (a release without the index saved
+// the store since).
+func (b *BoltState) mendHolders(db *bolt.DB, gen uint64) error {
+	fresh := false
+	db.View(func(tx *bolt.Tx) error {
+		m := tx.Bucket(bucketMeta).Get(keyHolders)
+		fresh = tx.Bucket(bucketHolders) != nil && len(m) == 8 && binary.BigEndian.Uint64(m) == gen
+		return nil
+	})
+	if fresh {
+		return nil
+	}
+	err := db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketHolders) != nil {
+			if err := tx.DeleteBucket(bucketHolders); err != nil {
+				return err
+			}
+		}
+		idx, err := tx.CreateBucket(bucketHolders)
+		if err != nil {
+			return err
+		}
+		err = tx.Bucket(bucketPublished).ForEach(func(k, v []byte) error {
+			return idx.Put(holderKey(recipientOf(v), k), []byte{})
+		})
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(keyHolders, binary.BigEndian.AppendUint64(nil, gen))
+	})
+	if err != nil {
+		return fmt.Errorf("%w: indexing the state store %s: %w", ErrStateUnwritable, b.Path, err)
+	}
+	return nil
+}
+
+// View opens the store (it stays open, and its file locked, until the
+// view's Close) and returns a view of it. Each read is a read transaction
+// of its own.
+func (b *BoltState) View(ctx context.Context) (StateView, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	db, err := b.acquire()
+	if err != nil {
+		return nil, err
+	}
+	return &boltView{b: b, db: db}, nil
+}
+
+// boltView is a BoltState's StateView.
+type boltView struct {
+	b    *BoltState
+	db   *bolt.DB
+	once sync.Once
+}
+
+func (v *boltView) Header(ctx context.Context) (*Snapshot, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var s *Snapshot
+	err := v.db.View(func(tx *bolt.Tx) (err error) {
+		s, err = loadHeaderTx(tx)
+		return err
+	})
+	return s, err
+}
+
+func (v *boltView) Published(ctx context.Context, key string) (p Published, ok bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return p, false, err
+	}
+	err = v.db.View(func(tx *bolt.Tx) error {
+		raw := tx.Bucket(bucketPublished).Get([]byte(key))
+		if raw == nil {
+			return nil
+		}
+		ok = true
+		p, err = decodePublished([]byte(key), raw)
+		return err
+	})
+	return p, ok, err
+}
+
+func (v *boltView) EachPublished(ctx context.Context, fn func(key string, p Published) error) error {
+	return v.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketPublished).Cursor()
+		for k, raw := c.First(); k != nil; k, raw = c.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			p, err := decodePublished(k, raw)
+			if err != nil {
+				return err
+			}
+			if err := fn(string(k), p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Holders reads the index, and checks each key it gives against the
+// record itself: an index entry left behind by a write the index missed
+// names no holder.
+func (v *boltView) Holders(ctx context.Context, recipient string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var keys []string
+	err := v.db.View(func(tx *bolt.Tx) error {
+		pub := tx.Bucket(bucketPublished)
+		prefix := holderPrefix(recipient)
+		c := tx.Bucket(bucketHolders).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			key := k[len(prefix):]
+			if raw := pub.Get(key); raw != nil && recipientOf(raw) == recipient {
+				keys = append(keys, string(key))
+			}
+		}
+		return nil
+	})
+	return keys, err
+}
+
+func (v *boltView) Close() error {
+	err := errors.New("smimesync: the state view was closed already")
+	v.once.Do(func() { err = v.b.release() })
+	return err
+}
+
+// SaveChanges writes, in one transaction, the header as the next
+// generation, Pending and Departed, and the records in changes (with
+// their index entries).
+func (b *BoltState) SaveChanges(ctx context.Context, head *Snapshot, changes map[string]Published) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	next := head.Generation + 1
+	enc := make(map[string][]byte, len(changes))
+	for k, p := range changes {
+		if p.forgets() {
+			enc[k] = nil
+			continue
+		}
+		raw, err := json.Marshal(p)
+		if err != nil {
+			return err
+		}
+		enc[k] = raw
+	}
+	err := b.with(func(db *bolt.DB) error {
+		return db.Update(func(tx *bolt.Tx) error {
+			if err := putHeader(tx, head, next); err != nil {
+				return err
+			}
+			if err := putBounded(tx, head); err != nil {
+				return err
+			}
+			pub := tx.Bucket(bucketPublished)
+			for _, k := range slices.Sorted(maps.Keys(enc)) {
+				raw := enc[k]
+				if old := pub.Get([]byte(k)); (raw == nil && old == nil) || (raw != nil && bytes.Equal(old, raw)) {
+					continue // as saved: a Record wrote it
+				}
+				if err := putPublished(tx, []byte(k), raw); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		if errors.Is(err, ErrLocked) {
+			return err
+		}
+		return fmt.Errorf("%w: saving %s: %w", ErrStateUnwritable, b.Path, err)
+	}
+	head.Generation = next
+	return nil
+}
+
+// --- MemoryState ---
+
+// View returns a view of the saved snapshot. A MemoryState keeps its
+// snapshot encoded whole, so each read decodes it: the view is for the
+// Syncer's sake (one code path for every RecordStore), not for speed.
+func (m *MemoryState) View(ctx context.Context) (StateView, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return memoryView{m}, nil
+}
+
+// SaveChanges lays head and changes over the saved snapshot.
+func (m *MemoryState) SaveChanges(ctx context.Context, head *Snapshot, changes map[string]Published) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur, err := m.loadLocked()
+	if err != nil {
+		return err
+	}
+	next := *head
+	next.part = nil
+	next.Generation++
+	next.Published = cur.Published
+	for k, p := range changes {
+		if p.forgets() {
+			delete(next.Published, k)
+		} else {
+			next.Published[k] = p
+		}
+	}
+	b, err := json.Marshal(&next)
+	if err != nil {
+		return err
+	}
+	m.b = b
+	head.Generation = next.Generation
+	return nil
+}
+
+// memoryView is a MemoryState's StateView.
+type memoryView struct{ m *MemoryState }
+
+func (v memoryView) Header(ctx context.Context) (*Snapshot, error) {
+	s, err := v.m.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.Published = map[string]Published{}
+	return s, nil
+}
+
+func (v memoryView) Published(ctx context.Context, key string) (Published, bool, error) {
+	s, err := v.m.Load(ctx)
+	if err != nil {
+		return Published{}, false, err
+	}
+	p, ok := s.Published[key]
+	return p, ok, nil
+}
+
+func (v memoryView) EachPublished(ctx context.Context, fn func(key string, p Published) error) error {
+	s, err := v.m.Load(ctx)
+	if err != nil {
+		return err
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Published)) {
+		if err := fn(k, s.Published[k]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (v memoryView) Holders(ctx context.Context, recipient string) ([]string, error) {
+	s, err := v.m.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var keys []string
+	for k, p := range s.Published {
+		if p.Recipient == recipient {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys, nil
+}
+
+func (memoryView) Close() error { return nil }
