@@ -91,7 +91,9 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 	cancelled := a.write(ctx)
 	a.settle(cancelled)
 	a.finish(ctx, cancelled)
-	return a.save(ctx, cancelled)
+	rep, err = a.save(ctx, cancelled)
+	s.rememberEntries(ctx, rep)
+	return rep, err
 }
 
 // admit is Apply's check before anything is written: the plan is one Plan
@@ -310,6 +312,8 @@ func (a *applyRun) record(ctx context.Context, c *Change) {
 		// Gone, or no longer has a recipient: what was published
 		// for it no longer holds a recipient.
 		st.deletePublished(key)
+	case c.Action == ActionUnchanged && c.Memoized:
+		// Taken on trust from its memo, which the record backs: it stands.
 	case c.Action == ActionUnchanged:
 		p, ok, err := st.published(context.WithoutCancel(ctx), key)
 		switch {

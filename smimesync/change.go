@@ -167,6 +167,18 @@ type Change struct {
 	// Retried is true when the entry did not come from this read of the
 	// directory but from the state: an earlier pass skipped it.
 	Retried bool `json:"retried,omitempty"`
+	// Memoized is true when the entry matched its [Memo] (see
+	// Syncer.Reverify): its row (unchanged, or skipped as SkipReadOnly or
+	// SkipCurrentUnknown) was repeated without its certificates being
+	// judged or its recipient looked up, so Keep and Drop are empty and say
+	// nothing about its values (the last row that judged it does), and
+	// CurrentFrom is empty.
+	Memoized bool `json:"memoized,omitempty"`
+	// MemoValues, on a Memoized row, counts the entry's values as the row
+	// that last judged it did; Summary counts them in KeptValues,
+	// DroppedValues and Dropped. Nil on other rows, and when it judged no
+	// value.
+	MemoValues *MemoValues `json:"memo_values,omitempty"`
 
 	desired cloud.Certificates
 	// desiredFP holds desired's fingerprints: desired itself is kept only
@@ -186,6 +198,12 @@ type Change struct {
 	// forget says that the record of a departed entry (SkipDeparted) is
 	// dropped rather than kept in Snapshot.Departed.
 	forget bool
+	// memo is the memo to save once Apply settles the change (memo.go);
+	// hadMemo says the entry had one, which did not match; recheckBy is
+	// the next validity boundary of the entry's certificates.
+	memo      *Memo
+	hadMemo   bool
+	recheckBy time.Time
 }
 
 // Writes reports whether applying the change writes to the sink.
@@ -227,6 +245,10 @@ type Summary struct {
 	// Retried counts entries planned again from the state because an
 	// earlier pass skipped them (no recipient yet, a conflict, an error).
 	Retried int `json:"retried"`
+	// Memoized counts the entries taken on trust from their memo
+	// (Change.Memoized; also in Unchanged or Skip). Their values count in
+	// KeptValues, DroppedValues and Dropped as the memo remembers them.
+	Memoized int `json:"memoized"`
 	// KeptValues and DroppedValues count attribute values; Dropped
 	// breaks the drops down by reason.
 	KeptValues    int            `json:"kept_values"`

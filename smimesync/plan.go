@@ -80,11 +80,12 @@ func (s *Syncer) plan(ctx context.Context, full bool) (_ *Plan, err error) {
 	if full {
 		cookie = nil
 	}
-	changes, res, err := s.read(ctx, st, cookie, sp)
+	mp := s.beginMemo(ctx, s.policy())
+	changes, res, err := s.read(ctx, st, cookie, mp, sp)
 	if errors.Is(err, directory.ErrStaleCookie) && cookie != nil {
 		log.Warn("the source refused its delta cookie; reading everything", "err", err)
 		cookie = nil
-		changes, res, err = s.read(ctx, st, nil, sp)
+		changes, res, err = s.read(ctx, st, nil, mp, sp)
 	}
 	if err != nil {
 		return nil, err
@@ -126,7 +127,7 @@ func (s *Syncer) plan(ctx context.Context, full bool) (_ *Plan, err error) {
 	plan.Finished = s.now()
 	log.Info("plan", "entries", plan.Summary.Entries, "add", plan.Summary.Add, "replace", plan.Summary.Replace,
 		"remove", plan.Summary.Remove, "unchanged", plan.Summary.Unchanged, "skip", plan.Summary.Skip,
-		"departed", plan.Summary.Departed, "retried", plan.Summary.Retried, "full", plan.Full, "duration", plan.Finished.Sub(plan.Started))
+		"departed", plan.Summary.Departed, "retried", plan.Summary.Retried, "memoized", plan.Summary.Memoized, "full", plan.Full, "duration", plan.Finished.Sub(plan.Started))
 	return plan, nil
 }
 
@@ -139,7 +140,7 @@ func compareChanges(a, b *Change) int {
 
 // read streams the source through the policy and the sink's lookups, with
 // Concurrency workers.
-func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte, sp *spill) ([]*Change, directory.Result, error) {
+func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte, mp *memoPass, sp *spill) ([]*Change, directory.Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	entries := make(chan *directory.Entry)
@@ -153,7 +154,7 @@ func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte, sp *spil
 	for range s.concurrency() {
 		wg.Go(func() {
 			for e := range entries {
-				c := s.planEntry(ctx, pol, st, e, sp)
+				c := s.planOrMemo(ctx, pol, st, e, mp, sp)
 				mu.Lock()
 				if c.runWide != nil {
 					if runWide == nil {
@@ -229,7 +230,9 @@ func (s *Syncer) decide(ctx context.Context, pol *Policy, st *Snapshot, e *direc
 		c.Action, c.Reason = ActionSkip, SkipDeleted
 		return c
 	}
+	now := pol.now() // before Evaluate's: no boundary slips between them
 	v := pol.Evaluate(ctx, e)
+	c.recheckBy = nextBoundary(v, now)
 	for _, d := range v.Decisions() {
 		val := valueOf(&d)
 		if d.Keep {
@@ -444,8 +447,14 @@ func summarize(changes []*Change) Summary {
 		if c.Retried {
 			s.Retried++
 		}
+		if c.Memoized {
+			s.Memoized++
+		}
 		s.KeptValues += len(c.Keep)
 		s.DroppedValues += len(c.Drop)
+		if c.MemoValues != nil {
+			s.countMemo(c.MemoValues)
+		}
 		for _, d := range c.Drop {
 			if s.Dropped == nil {
 				s.Dropped = map[Reason]int{}

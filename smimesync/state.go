@@ -451,8 +451,9 @@ func (f FileState) Save(ctx context.Context, s *Snapshot) error {
 // embed the Syncer and keep state elsewhere. The zero value is empty and
 // ready to use.
 type MemoryState struct {
-	mu sync.Mutex
-	b  []byte
+	mu    sync.Mutex
+	b     []byte
+	memos memoTable // a MemoryState is a MemoState (memo.go)
 }
 
 // Load returns a copy of the saved snapshot.

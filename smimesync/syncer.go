@@ -40,6 +40,9 @@ func (s *Syncer) validate() error {
 	if s.Concurrency < 0 || s.Concurrency > MaxConcurrency {
 		return fmt.Errorf("%w: Concurrency %d: use 0 (DefaultConcurrency) or 1 to %d", ErrInvalidConfig, s.Concurrency, MaxConcurrency)
 	}
+	if s.Reverify < ReverifyEveryPass {
+		return fmt.Errorf("%w: Reverify %v: use ReverifyEveryPass (-1), 0 (DefaultReverify) or a positive duration", ErrInvalidConfig, s.Reverify)
+	}
 	if s.Guard.MaxRemovals < GuardOff {
 		return fmt.Errorf("%w: Guard.MaxRemovals %d: use GuardOff (-1), 0 (DefaultMaxRemovals) or 1 or more", ErrInvalidConfig, s.Guard.MaxRemovals)
 	}
@@ -107,6 +110,31 @@ type Syncer struct {
 	// Apply's context ends: see [Syncer.Apply]. 0 abandons them at once.
 	// A service sets it so that a stop does not cut a write in half.
 	WriteGrace time.Duration
+	// Reverify bounds how long an entry that matches its [Memo] is taken
+	// on trust: when the State is a [MemoState], a pass repeats an entry's
+	// settled row (unchanged, or skipped for a reason only the recipient
+	// can change) without judging its certificates or calling the sink
+	// (Change.Memoized) when the entry, the settings and the state's record
+	// are those of the memo, no certificate of it became valid or expired
+	// since, and the entry was verified (judged, and its recipient read
+	// back or written) less than Reverify ago: each entry's own share of it,
+	// between half and all of it, so that verifications spread over the
+	// passes. What someone changes on a recipient by hand is therefore seen
+	// within Reverify. 0 means DefaultReverify (24 hours);
+	// ReverifyEveryPass turns memos off. Any other negative value
+	// is refused (ErrInvalidConfig).
+	Reverify time.Duration
+	// PolicyVersion names the version of what the Syncer cannot
+	// fingerprint in its Policy: a Check hook, a Revocation checker, Roots
+	// and Intermediates (everything else, ManagedCAs included, is
+	// fingerprinted, and a change to it invalidates every memo). With any
+	// of those set and PolicyVersion empty, no entry is memoized: every
+	// pass judges every entry. Set it only when the caller changes it
+	// whenever any of them decides differently (the hook's code, the
+	// roots' content); a Revocation checker is then asked again about an
+	// entry only when the entry is judged again: at least every Reverify,
+	// which bounds how late a revocation is seen.
+	PolicyVersion string
 
 	memState MemoryState
 	mu       sync.Mutex // serialises Apply

@@ -106,6 +106,12 @@ type Entry struct {
 	Error     string               `json:"error,omitempty"`
 	Keep      []smimesync.Value    `json:"keep"`
 	Drop      []smimesync.Value    `json:"drop"`
+	// Unjudged is true when the last pass took the entry on trust from
+	// its memo (smimesync.Change.Memoized) and no earlier pass's word on
+	// its values was at hand: Keep and Drop then say nothing (the entry is
+	// not counted as having no usable certificate). When an earlier word
+	// was at hand, Keep and Drop are that word's.
+	Unjudged bool `json:"unjudged,omitempty"`
 	// Seen is when the pass that last read the entry finished.
 	Seen time.Time `json:"seen"`
 }
@@ -312,11 +318,25 @@ func (s *Sink) merge(command string, rep *smimesync.Report, passErr error, now t
 		// is gone.
 		s.Complete = true
 	}
+	var earlier map[string]*Entry // for memoized rows: the last word on their values
 	for _, c := range rep.Changes {
 		e := &Entry{
 			ID: c.ID, User: c.User, DN: c.DN, Source: c.Source,
 			Action: c.Action, Reason: c.Reason, Detail: c.Detail, Outcome: c.Outcome, Error: c.Error,
 			Keep: c.Keep, Drop: c.Drop, Seen: s.LastPass.Finished,
+		}
+		if c.Memoized {
+			if earlier == nil {
+				earlier = make(map[string]*Entry, len(s.Entries))
+				for _, p := range s.Entries {
+					earlier[p.key()] = p
+				}
+			}
+			if p, ok := earlier[e.key()]; ok && !p.Unjudged {
+				e.Keep, e.Drop = p.Keep, p.Drop
+			} else {
+				e.Unjudged = true
+			}
 		}
 		if c.Recipient != nil {
 			e.Recipient = cmp.Or(c.Recipient.Name, c.Recipient.ID)
@@ -541,7 +561,7 @@ func Summarize(r *File, path string, now time.Time, withinDays int) *Summary {
 				ss.Users--
 				continue
 			}
-			if len(e.Keep) == 0 {
+			if len(e.Keep) == 0 && !e.Unjudged {
 				why := "no certificate in the directory"
 				if len(e.Drop) > 0 {
 					why = "all dropped: " + DropSummary(e.Drop)

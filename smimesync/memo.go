@@ -1,0 +1,429 @@
+package smimesync
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"hash"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/smimesync/go-smimesync/cloud"
+	"github.com/smimesync/go-smimesync/directory"
+)
+
+// DefaultReverify is how often, at most, an entry that matches its [Memo]
+// is taken on trust before it is judged again and its recipient read back
+// (see [Syncer.Reverify]).
+const DefaultReverify = 24 * time.Hour
+
+// ReverifyEveryPass, as [Syncer.Reverify], turns memos off: every pass
+// judges every entry and reads every recipient back, and no memo is read
+// or saved.
+const ReverifyEveryPass time.Duration = -1
+
+// A Memo is what a [MemoState] remembers of one directory entry whose last
+// pass settled it: the recipient carried what the policy keeps (unchanged),
+// a write of it was acknowledged and the state saved, or it is left alone
+// for a reason only the recipient can change (Skip: SkipReadOnly, or
+// SkipCurrentUnknown). A later pass that reads the same entry (the same
+// Entry hash) under the same settings (the same Settings fingerprint),
+// before RecheckBy, within the Syncer's Reverify of Verified, and finds the
+// state as the memo left it (for an unchanged entry, the record of the same
+// Recipient; for SkipCurrentUnknown, no record) repeats the row without judging its
+// certificates or calling the sink: unchanged, or the same skip; the row
+// has Memoized set.
+type Memo struct {
+	// Entry is the SHA-256 of the whole entry (every field of
+	// directory.Entry, in a fixed order, each value length-prefixed).
+	Entry [32]byte
+	// Settings fingerprints every setting that changes a verdict or a
+	// lookup: the Policy's (see Syncer.PolicyVersion for what cannot be
+	// fingerprinted), Prune.Reasons and the sink's identity.
+	Settings [32]byte
+	// Recipient is the recipient's ID; RecipientName and RecipientKind
+	// are its Name and Kind (cloud.Recipient).
+	Recipient     string
+	RecipientName string
+	RecipientKind string
+	// Skip is the reason of a settled skip (SkipReadOnly, with the sink's
+	// Detail, or SkipCurrentUnknown); empty for an entry its recipient
+	// carries.
+	Skip   SkipReason
+	Detail string
+	// Kept and DroppedValues count the entry's values the policy kept
+	// and dropped, and Dropped lists the reasons of the dropped ones (one
+	// item per reason per value): a memoized row counts in the Summary
+	// as the row that judged it did.
+	Kept, DroppedValues int
+	Dropped             []Reason
+	// RecheckBy is the earliest validity boundary (a notBefore or
+	// notAfter) of the entry's certificates that had not passed when the
+	// entry was judged: the verdict may change then. Zero when none lies
+	// ahead.
+	RecheckBy time.Time
+	// Verified is when the entry was last judged and its recipient read
+	// (or written).
+	Verified time.Time
+}
+
+// A MemoState is a [State] that also keeps [Memo]s, one per directory entry
+// (keyed as Snapshot.Published is), so that a pass over an unchanged
+// directory costs little more than reading it. [BoltState] and
+// [MemoryState] are MemoStates; a Syncer whose State is not one judges
+// every entry on every pass.
+//
+// LoadMemos returns every memo (an empty map when there is none).
+// SaveMemos stores put and deletes drop, atomically: after a crash either
+// all of it is saved or none. The Syncer calls it at the end of Apply,
+// after the snapshot was saved, with memos only for entries whose outcome
+// is settled; a memo lost (never saved) only costs the next pass a lookup.
+type MemoState interface {
+	State
+	LoadMemos(ctx context.Context) (map[string]Memo, error)
+	SaveMemos(ctx context.Context, put map[string]Memo, drop []string) error
+}
+
+// memoVersion changes whenever what a Memo's hashes cover changes: every
+// memo of an older version then simply fails to match.
+const memoVersion = "smimesync-memo-1"
+
+// memoPass is one plan's view of the memos.
+type memoPass struct {
+	memos    map[string]Memo
+	settings [32]byte
+	now      time.Time // the Syncer's clock: Verified and Reverify
+	polNow   time.Time // the Policy's clock: RecheckBy
+	reverify time.Duration
+}
+
+// reverify is the Syncer's Reverify, with its default.
+func (s *Syncer) reverify() time.Duration {
+	if s.Reverify == 0 {
+		return DefaultReverify
+	}
+	return s.Reverify
+}
+
+// beginMemo loads the memos for a plan: nil when the State keeps none or
+// the policy cannot be fingerprinted (see Syncer.PolicyVersion), or memos
+// are off (ReverifyEveryPass). A State
+// that fails to load them is logged, and the pass judges every entry.
+func (s *Syncer) beginMemo(ctx context.Context, pol *Policy) *memoPass {
+	ms, ok := s.state().(MemoState)
+	if !ok {
+		return nil
+	}
+	log := s.logger()
+	if !s.memoizable(pol) {
+		log.Debug("entries are not memoized: the policy has a Check hook, a Revocation checker, Roots or Intermediates, and the Syncer no PolicyVersion")
+		return nil
+	}
+	if s.reverify() < 0 {
+		return nil
+	}
+	mp := &memoPass{settings: s.memoSettings(pol), now: s.now(), polNow: pol.now(), reverify: s.reverify()}
+	m, err := ms.LoadMemos(ctx)
+	if err != nil {
+		log.Warn("the entry memos cannot be read; every entry is judged", "err", err)
+		m = nil
+	}
+	mp.memos = m
+	return mp
+}
+
+// memoizable reports whether the verdicts of pol are fingerprinted by
+// memoSettings: what a func, a checker or a CertPool decides cannot be
+// hashed, so a Policy with any of them needs the caller's PolicyVersion.
+func (s *Syncer) memoizable(pol *Policy) bool {
+	opaque := pol.Check != nil || pol.Revocation != nil || pol.Roots != nil || pol.Intermediates != nil
+	return !opaque || s.PolicyVersion != ""
+}
+
+// memoSettings fingerprints every setting that changes a verdict, a
+// lookup or what Apply does with an entry's row.
+func (s *Syncer) memoSettings(pol *Policy) [32]byte {
+	h := sha256.New()
+	hashString(h, memoVersion)
+	hashString(h, identity(s.Sink))
+	hashString(h, s.PolicyVersion)
+	hashInt(h, pol.maxValues())
+	for _, b := range []bool{pol.DropUnmanaged, pol.RequireEncryption, pol.RequireValidSignature,
+		pol.Roots != nil, pol.Intermediates != nil, pol.Check != nil, pol.Revocation != nil} {
+		hashBool(h, b)
+	}
+	hashInt(h, len(pol.ManagedCAs))
+	for _, ca := range pol.ManagedCAs {
+		if ca == nil {
+			hashBytes(h, nil)
+			continue
+		}
+		hashBytes(h, ca.Raw)
+	}
+	rs := slices.Clone(s.Prune.Reasons)
+	slices.Sort(rs)
+	hashInt(h, len(rs))
+	for _, r := range rs {
+		hashString(h, string(r))
+	}
+	return [32]byte(h.Sum(nil))
+}
+
+// entryHash hashes every field of e, in a fixed order, each value
+// length-prefixed: whatever the policy or the sink's lookup reads of the
+// entry is in it.
+func entryHash(e *directory.Entry) [32]byte {
+	h := sha256.New()
+	hashString(h, e.ID)
+	hashString(h, e.DN)
+	hashString(h, e.UserPrincipalName)
+	hashString(h, e.Mail)
+	hashString(h, e.Source)
+	hashBool(h, e.Deleted)
+	hashInt(h, len(e.ProxyAddresses))
+	for _, p := range e.ProxyAddresses {
+		hashString(h, p)
+	}
+	for _, vals := range [][][]byte{e.UserCertificate, e.UserSMIMECertificate} {
+		hashInt(h, len(vals))
+		for _, v := range vals {
+			hashBytes(h, v)
+		}
+	}
+	return [32]byte(h.Sum(nil))
+}
+
+func hashBytes(h hash.Hash, b []byte) {
+	hashInt(h, len(b))
+	h.Write(b)
+}
+
+func hashString(h hash.Hash, s string) {
+	hashInt(h, len(s))
+	h.Write([]byte(s))
+}
+
+func hashInt(h hash.Hash, n int) {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(n))
+	h.Write(b[:])
+}
+
+func hashBool(h hash.Hash, v bool) {
+	if v {
+		h.Write([]byte{1})
+	} else {
+		h.Write([]byte{0})
+	}
+}
+
+// planOrMemo is planEntry, unless the entry matches its memo: it is then
+// counted unchanged without being judged or looked up.
+func (s *Syncer) planOrMemo(ctx context.Context, pol *Policy, st *Snapshot, e *directory.Entry, mp *memoPass, sp *spill) *Change {
+	if mp == nil || e.Deleted {
+		return s.planEntry(ctx, pol, st, e, sp)
+	}
+	key := stateKey(e.Source, e.ID)
+	sum := entryHash(e)
+	m, had := mp.memos[key]
+	if had {
+		if c := mp.hit(ctx, st, key, e, sum, m); c != nil {
+			return c
+		}
+	}
+	c := s.planEntry(ctx, pol, st, e, sp)
+	c.hadMemo = had
+	if c.Recipient != nil && c.prune == nil && (c.Action == ActionUnchanged || c.Writes() || settledSkip(c)) {
+		c.memo = &Memo{Entry: sum, Settings: mp.settings, Recipient: c.Recipient.ID, RecipientName: c.Recipient.Name,
+			RecipientKind: c.Recipient.Kind, RecheckBy: c.recheckBy, Verified: mp.now}
+		if c.Action == ActionSkip {
+			c.memo.Skip, c.memo.Detail = c.Reason, c.Detail
+		}
+		c.memo.Kept, c.memo.DroppedValues = len(c.Keep), len(c.Drop)
+		for _, d := range c.Drop {
+			c.memo.Dropped = append(c.memo.Dropped, d.Reasons...)
+		}
+	}
+	return c
+}
+
+// hit returns the row of an entry that matches its memo m, or nil.
+func (mp *memoPass) hit(ctx context.Context, st *Snapshot, key string, e *directory.Entry, sum [32]byte, m Memo) *Change {
+	if m.Entry != sum || m.Settings != mp.settings {
+		return nil
+	}
+	if !m.RecheckBy.IsZero() && !mp.polNow.Before(m.RecheckBy) {
+		return nil // a certificate became valid or expired since
+	}
+	if mp.now.Before(m.Verified) || !mp.now.Before(m.Verified.Add(reverifyAfter(mp.reverify, sum))) {
+		return nil // verified too long ago (or the clock went back)
+	}
+	c := &Change{ID: e.ID, User: userName(e), DN: e.DN, Source: e.Source, Keep: []Value{}, Drop: []Value{},
+		Recipient: &cloud.Recipient{ID: m.Recipient, Name: cmp.Or(m.RecipientName, m.Recipient), Kind: m.RecipientKind},
+		Action:    ActionUnchanged, Memoized: true}
+	if m.Kept+m.DroppedValues > 0 {
+		c.MemoValues = &MemoValues{Kept: m.Kept, Dropped: m.DroppedValues, Reasons: m.Dropped}
+	}
+	p, published, err := st.published(ctx, key)
+	if err != nil {
+		return nil // judged the usual way, which reports the error
+	}
+	_, departed := st.Departed[key]
+	known := published || departed
+	switch {
+	case st.Pending[key] != nil:
+		return nil // the state does not back the memo
+	case m.Skip == "" && (!published || p.Recipient != m.Recipient):
+		return nil
+	case m.Skip == SkipCurrentUnknown && known:
+		return nil // a skip for want of knowledge, with knowledge now
+	case m.Skip != "":
+		c.Action, c.Reason, c.Detail = ActionSkip, m.Skip, m.Detail
+	}
+	return c
+}
+
+// settledSkip reports whether c is a skip that only the recipient can
+// change: a read-only recipient, or one whose set cannot be read and gets
+// nothing.
+func settledSkip(c *Change) bool {
+	return c.Action == ActionSkip && (c.Reason == SkipReadOnly || c.Reason == SkipCurrentUnknown)
+}
+
+// reverifyAfter is how long after its verification an entry is taken on
+// trust: between half of reverify and all of it, chosen by the entry's
+// hash, so that the entries of a directory first synced in one pass are
+// verified again over the hours that follow rather than all in one pass.
+func reverifyAfter(reverify time.Duration, sum [32]byte) time.Duration {
+	frac := float64(binary.BigEndian.Uint64(sum[:8])>>11) / (1 << 53) // [0, 1)
+	return reverify - time.Duration(frac*float64(reverify/2))
+}
+
+// nextBoundary is the earliest notBefore or notAfter, not before now, of
+// the certificates behind v's decisions (a blob's CA certificates
+// included: chain validation reads them); zero when there is none.
+func nextBoundary(v *Verdict, now time.Time) time.Time {
+	var next time.Time
+	see := func(t time.Time) {
+		if !t.Before(now) && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	cert := func(c *Certificate) {
+		if c != nil {
+			see(c.NotBefore)
+			see(c.NotAfter)
+		}
+	}
+	for _, d := range v.Decisions() {
+		cert(d.Certificate)
+		if d.Blob != nil {
+			for _, c := range d.Blob.Certificates {
+				cert(c)
+			}
+		}
+	}
+	return next
+}
+
+// settledMemo reports whether c's outcome may be remembered: the recipient
+// carried what the policy keeps, or the write was acknowledged.
+func (c *Change) settledMemo() bool {
+	switch {
+	case c.memo == nil:
+		return false
+	case c.Action == ActionUnchanged, settledSkip(c):
+		return true
+	default:
+		return c.Writes() && c.Action != ActionDepart && c.Outcome == OutcomeWritten
+	}
+}
+
+// rememberEntries saves, after Apply saved the state, a memo for every
+// entry of the report whose outcome is settled, and drops the memo of
+// every other entry that had one. A failure is logged: it costs the next
+// pass lookups, never a skipped write.
+func (s *Syncer) rememberEntries(ctx context.Context, rep *Report) {
+	ms, ok := s.state().(MemoState)
+	if !ok || rep == nil || !rep.StateSaved {
+		return
+	}
+	put := map[string]Memo{}
+	var drop []string
+	for _, c := range rep.Changes {
+		key := stateKey(c.Source, c.ID)
+		switch {
+		case c.Memoized && (c.Action == ActionUnchanged || settledSkip(c)):
+			// Its memo stands.
+		case c.settledMemo():
+			put[key] = *c.memo
+		case c.hadMemo || c.Memoized || c.Departed() || c.Action == ActionSkip && c.Reason == SkipDeleted:
+			drop = append(drop, key)
+		}
+	}
+	if len(put) == 0 && len(drop) == 0 {
+		return
+	}
+	if err := ms.SaveMemos(context.WithoutCancel(ctx), put, drop); err != nil {
+		s.logger().Warn("the entry memos cannot be saved; the next pass judges these entries again", "entries", len(put)+len(drop), "err", err)
+	}
+}
+
+// memoTable is MemoryState's memos.
+type memoTable struct {
+	mu sync.Mutex
+	m  map[string]Memo
+}
+
+// LoadMemos returns a copy of the memos.
+func (m *MemoryState) LoadMemos(ctx context.Context) (map[string]Memo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.memos.mu.Lock()
+	defer m.memos.mu.Unlock()
+	return maps.Clone(m.memos.m), nil
+}
+
+// SaveMemos stores put and deletes drop.
+func (m *MemoryState) SaveMemos(ctx context.Context, put map[string]Memo, drop []string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("smimesync: saving memos: %w", err)
+	}
+	m.memos.mu.Lock()
+	defer m.memos.mu.Unlock()
+	if m.memos.m == nil {
+		m.memos.m = map[string]Memo{}
+	}
+	for _, k := range drop {
+		delete(m.memos.m, k)
+	}
+	maps.Copy(m.memos.m, put)
+	return nil
+}
+
+// MemoValues counts the values of a memoized entry as the row that last
+// judged it did (see Change.MemoValues).
+type MemoValues struct {
+	// Kept and Dropped count the values kept and dropped; Reasons lists
+	// the reasons of the dropped ones (one item per reason per value).
+	Kept    int      `json:"kept"`
+	Dropped int      `json:"dropped"`
+	Reasons []Reason `json:"reasons,omitempty"`
+}
+
+// countMemo adds the values a memoized row remembers.
+func (s *Summary) countMemo(m *MemoValues) {
+	s.KeptValues += m.Kept
+	s.DroppedValues += m.Dropped
+	for _, r := range m.Reasons {
+		if s.Dropped == nil {
+			s.Dropped = map[Reason]int{}
+		}
+		s.Dropped[r]++
+	}
+}
