@@ -71,6 +71,8 @@ func buildBenchStore(b *testing.B, path string, n int) *smimesync.BoltState {
 //   - store-serial: the same, each Record its own commit (writes
 //     acknowledged one after the other): 10 more synced commits, a cost
 //     of the disk's sync latency, not of N.
+//   - open: opening the store (a command opens it every run), reading the
+//     header, closing it.
 //   - run: Syncer.Run of a 10-entry delta (10 renewals written to an
 //     in-memory sink), the state included: the whole pass.
 //
@@ -102,6 +104,22 @@ func BenchmarkBoltStateDelta(b *testing.B) {
 			b.ReportMetric(float64(fi.Size()), "store-bytes")
 		})
 	}
+
+	b.Run(fmt.Sprintf("open/N=%d", n), func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			v, err := st.View(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := v.Header(ctx); err != nil {
+				b.Fatal(err)
+			}
+			if err := v.Close(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 
 	b.Run(fmt.Sprintf("run/N=%d", n), func(b *testing.B) {
 		ca := newTestCA(b, "CA")

@@ -534,19 +534,28 @@ func (b *BoltState) Record(ctx context.Context, id string, p Published) error {
 	return nil
 }
 
-// Prepare opens the store and commits an empty transaction, so that a
-// store that cannot be written (an unwritable folder, a store that is a
-// symbolic link, a full disk) fails before Apply's first write.
+// prepareRoom is the free space above which Prepare trusts a store it
+// opened for writing to take the pass's first commits: far more than one
+// commit writes (the freelist of a store of a million records is about
+// 150 KB of it).
+const prepareRoom = 64 << 20
+
+// Prepare makes sure the store can record writes before Apply's first
+// one: it opens the store (refusing a symbolic link at Path, and a file
+// or a folder it cannot open for writing: a store opens read-write), and
+// then, when the file system is mounted writable and has prepareRoom free
+// (Linux, which tells), it is done; otherwise (less room, a system that
+// does not tell) it commits a transaction, which fails on a full disk.
+// The store open for an Apply (its Lock) thus costs no commit here.
 func (b *BoltState) Prepare(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	err := b.with(func(db *bolt.DB) error {
-		return db.Update(func(tx *bolt.Tx) error {
-			// Rewrite the header as it is: the commit then writes and syncs.
-			m := tx.Bucket(bucketMeta)
-			return m.Put(keySnapshot, bytes.Clone(m.Get(keySnapshot)))
-		})
+		if roomToWrite(filepath.Dir(b.Path), prepareRoom) {
+			return nil
+		}
+		return b.prepareCommit(db)
 	})
 	if err != nil {
 		if errors.Is(err, ErrLocked) {
@@ -555,4 +564,14 @@ func (b *BoltState) Prepare(ctx context.Context) error {
 		return fmt.Errorf("%w: it cannot record writes: %w", ErrStateUnwritable, err)
 	}
 	return nil
+}
+
+// prepareCommit commits a transaction that rewrites the header as it is:
+// the commit writes pages and syncs, and so fails where a Record's would
+// (a full disk, a file system gone read-only).
+func (b *BoltState) prepareCommit(db *bolt.DB) error {
+	return db.Update(func(tx *bolt.Tx) error {
+		m := tx.Bucket(bucketMeta)
+		return m.Put(keySnapshot, bytes.Clone(m.Get(keySnapshot)))
+	})
 }

@@ -196,8 +196,21 @@ func (s *Syncer) now() time.Time {
 	return time.Now()
 }
 
-// Run plans and applies in one go.
+// Run plans and applies in one go. When the State is a [RecordStore] and
+// a [Locker] (a [BoltState]: its lock is the open store, which Plan opens
+// too), Run holds its lock from the plan through the apply, so that the
+// store is opened once; the error of a lock held elsewhere wraps
+// [ErrLocked], as Plan's would.
 func (s *Syncer) Run(ctx context.Context) (*Report, error) {
+	if _, ok := s.State.(RecordStore); ok {
+		if _, ok := s.State.(Locker); ok {
+			unlock, err := s.Lock()
+			if err != nil {
+				return nil, err
+			}
+			defer unlock()
+		}
+	}
 	plan, err := s.Plan(ctx)
 	if err != nil {
 		return nil, err
