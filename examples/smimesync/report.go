@@ -12,7 +12,6 @@ import (
 
 	"github.com/smimesync/go-smimesync/smimesync"
 	"github.com/smimesync/go-smimesync/smimesync/report"
-	"github.com/smimesync/go-smimesync/smimesync/status"
 )
 
 // defaultExpiryDays is how far ahead `smimesync report` looks for
@@ -32,14 +31,6 @@ func (c *Config) saveReport(sink, command string, rep *smimesync.Report, passErr
 		return err
 	}
 	return store.Record(sink, command, rep, passErr, clock())
-}
-
-// flushStatus writes what the service's last passes left in the report
-// store (through the status page, which holds its lock).
-func flushStatus(page *status.Status, log *slog.Logger) {
-	if err := page.Flush(); err != nil {
-		log.Error("saving the report", "err", err)
-	}
 }
 
 // cmdReport prints what the saved report says: who has no usable
