@@ -27,7 +27,7 @@ import (
 
 func main() {
 	ldif := flag.String("ldif", "users.ldif", "the directory export to read (LDIF)")
-	dir := flag.String("dir", ".", "folder of the state (state.json) and of what is published (published.json)")
+	dir := flag.String("dir", ".", "folder of the state (state.db) and of what is published (published.json)")
 	listen := flag.String("listen", "127.0.0.1:9464", "address of /healthz and /metrics")
 	interval := flag.Duration("interval", time.Minute, "pause between passes")
 	flag.Parse()
@@ -46,7 +46,7 @@ func run(ctx context.Context, ldif, dir, listen string, interval time.Duration, 
 		Syncers: []service.Named{{Name: "file", Syncer: &smimesync.Syncer{
 			Source:     &directory.LDIFFile{Path: ldif},
 			Sink:       &cloud.FileSink{Path: filepath.Join(dir, "published.json")},
-			State:      smimesync.FileState(filepath.Join(dir, "state.json")), // locked by the service
+			State:      &smimesync.BoltState{Path: filepath.Join(dir, "state.db")}, // locked by the service
 			Logger:     log,
 			WriteGrace: 10 * time.Second, // a stop lets the writes in flight finish
 		}}},

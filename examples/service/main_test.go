@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -116,9 +117,18 @@ func TestServiceExample(t *testing.T) {
 		t.Fatalf("run after a stop: %v", err)
 	}
 	done <- nil // for the deferred wait
-	unlock, err := smimesync.FileState(filepath.Join(dir, "state.json")).Lock()
+	state := &smimesync.BoltState{Path: filepath.Join(dir, "state.db")}
+	unlock, err := state.Lock()
 	if err != nil {
 		t.Fatalf("the lock is held after run returned: %v", err)
 	}
-	unlock()
+	defer unlock()
+	// The state is the store: it remembers what was published.
+	snap, err := state.Load(context.Background())
+	if err != nil || len(snap.Published) == 0 {
+		t.Errorf("the state in state.db: %v, %v", snap, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state.json")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a state.json beside the store: %v", err)
+	}
 }

@@ -7,40 +7,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 
-	"github.com/smimesync/go-smimesync/smimesync"
 	"github.com/smimesync/go-smimesync/smimesync/report"
-	"github.com/smimesync/go-smimesync/smimesync/status"
 )
 
 // defaultExpiryDays is how far ahead `smimesync report` looks for
 // certificates that are about to expire.
 const defaultExpiryDays = 30
-
-// saveReport merges one pass of one sink into the report file, if the
-// configuration keeps one (see report.Store.Record). sync calls it after
-// each Apply; rep is nil when planning failed.
-func (c *Config) saveReport(sink, command string, rep *smimesync.Report, passErr error, log *slog.Logger) error {
-	path := c.ReportPath()
-	if path == "" || (rep != nil && rep.DryRun) {
-		return nil
-	}
-	store, err := report.Open(path, log)
-	if err != nil {
-		return err
-	}
-	return store.Record(sink, command, rep, passErr, clock())
-}
-
-// flushStatus writes what the service's last passes left in the report
-// store (through the status page, which holds its lock).
-func flushStatus(page *status.Status, log *slog.Logger) {
-	if err := page.Flush(); err != nil {
-		log.Error("saving the report", "err", err)
-	}
-}
 
 // cmdReport prints what the saved report says: who has no usable
 // certificate, whose certificates expire soon, what was dropped and why,

@@ -2,26 +2,13 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/smimesync/go-smimesync/smimesync"
-	"github.com/smimesync/go-smimesync/smimesync/config"
 	"github.com/smimesync/go-smimesync/smimesync/report"
 )
-
-// change makes a Change for the merge tests.
-func change(id string, action smimesync.Action, outcome smimesync.Outcome, keep ...string) *smimesync.Change {
-	c := &smimesync.Change{ID: id, User: id + "@example.com", Action: action, Outcome: outcome, Keep: []smimesync.Value{}, Drop: []smimesync.Value{}}
-	for _, k := range keep {
-		c.Keep = append(c.Keep, smimesync.Value{Attribute: k})
-	}
-	return c
-}
 
 // TestReportCommand runs `run --once` then `report` on its report.
 func TestReportCommand(t *testing.T) {
@@ -80,33 +67,5 @@ func TestReportCommand(t *testing.T) {
 		if code, _, stderr := runCLI(t, args...); code != exitUsage {
 			t.Errorf("%s: exit %d, want %d (%s)", name, code, exitUsage, stderr)
 		}
-	}
-}
-
-// TestSaveReport: what sync calls after each Apply. A dry run saves
-// nothing; a configuration without state or report path keeps nothing.
-func TestSaveReport(t *testing.T) {
-	dir := t.TempDir()
-	c := &Config{File: &config.File{State: config.State{Path: "state.json"}, Dir: dir}}
-	rep := &smimesync.Report{Plan: smimesync.Plan{Full: true, Changes: []*smimesync.Change{
-		change("a", smimesync.ActionAdd, smimesync.OutcomeWritten, "userCertificate"),
-	}}}
-	path := filepath.Join(dir, "state.report.json")
-
-	if err := c.saveReport("file", "sync", &smimesync.Report{DryRun: true}, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("a dry run saved a report: %v", err)
-	}
-	if err := c.saveReport("file", "sync", rep, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	r, err := report.Load(path)
-	if err != nil || len(r.Sinks) != 1 || r.Sinks[0].LastPass.Command != "sync" || len(r.Sinks[0].Entries) != 1 {
-		t.Errorf("saved report: %+v, %v", r, err)
-	}
-	if err := (&Config{File: &config.File{Dir: dir}}).saveReport("file", "sync", rep, nil, nil); err != nil {
-		t.Errorf("no report configured: %v, want nil", err)
 	}
 }

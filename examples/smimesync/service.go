@@ -81,34 +81,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer unlock()
 
 	svc := cfg.BuildService(syncers, log)
+	svc.OnPass = func(service.PassResult) { prog.Clear() }
 	// The status page (GET / beside /healthz and /metrics) shows the
-	// report store and the recent passes; the passes are recorded
-	// through it, under the lock the page reads them with.
-	page := &status.Status{Service: svc, Published: status.StatePublished(syncers), Command: "run", Logger: log, Now: clock}
-	if path := cfg.ReportPath(); path != "" {
-		if store, err := report.Open(path, log); err != nil {
-			log.Error("the report cannot be kept", "err", err)
-		} else {
-			store.QuietSaveEvery = reportSaveEvery
-			page.Report = store
-			defer flushStatus(page, log)
-		}
-	}
-	if page.Report != nil {
-		for _, s := range syncers {
-			cfg.metrics.SetExpiring(s.Name, clock(), page.RecipientsExpiring)
-		}
-	}
-	svc.Status = page.Handler()
-	svc.OnPass = func(r service.PassResult) {
-		prog.Clear()
-		if err := page.Record(r); err != nil {
-			log.Error("saving the report", "err", err)
-		}
-		if page.Report != nil && !r.Abandoned {
-			cfg.metrics.SetExpiring(r.Sink, r.Finished, page.RecipientsExpiring)
-		}
-	}
+	// report and the recent passes, and records each pass in the report.
+	page := &status.Status{Command: "run", Logger: log, Now: clock}
+	flush := page.Attach(svc, status.AttachOptions{ReportPath: cfg.ReportPath(), QuietSaveEvery: reportSaveEvery, Metrics: cfg.metrics})
+	defer flush()
 	cfg.metrics.Instrument(svc)
 	if *once {
 		return svc.Once(ctx)

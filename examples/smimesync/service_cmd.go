@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -83,32 +84,32 @@ func parseServiceArgs(args []string) (serviceArgs, error) {
 		return serviceArgs{}, usagef("service install: --config: %v", err)
 	}
 	sa.Config = abs
-	switch pwless := winsvc.IsPasswordless(sa.Account); {
-	case pwless && sa.PasswordEnv != "":
-		return serviceArgs{}, usagef("service install: --account %s logs on without a password: drop --password-env", sa.Account)
-	case !pwless && sa.PasswordEnv == "":
-		return serviceArgs{}, usagef(`service install: --account %s needs its password in the variable --password-env names (or use a gMSA, DOMAIN\name$, or the default NT SERVICE\smimesync)`, sa.Account)
+	if err := winsvc.CheckLogon(sa.Account, sa.PasswordEnv); err != nil {
+		return serviceArgs{}, logonUsage(sa, err)
 	}
 	return sa, nil
 }
 
+// logonUsage says what winsvc.CheckLogon or Spec.SetLogon refused, in
+// terms of --account and --password-env.
+func logonUsage(sa serviceArgs, err error) error {
+	switch {
+	case errors.Is(err, winsvc.ErrPasswordNotNeeded):
+		return usagef("service install: --account %s logs on without a password: drop --password-env", sa.Account)
+	case errors.Is(err, winsvc.ErrPasswordNeeded):
+		return usagef(`service install: --account %s needs its password in the variable --password-env names (or use a gMSA, DOMAIN\name$, or the default NT SERVICE\smimesync)`, sa.Account)
+	}
+	return usagef("service install: --password-env %s: the variable is not set", sa.PasswordEnv)
+}
+
 // installSpec is the service `service install` registers for sa: this
-// binary, `run --config CONFIG`, the account, the default recovery.
+// binary, `run --config CONFIG`, the logon (winsvc.Spec.SetLogon), the
+// default recovery.
 func installSpec(sa serviceArgs, exe string, getenv func(string) string) (winsvc.Spec, error) {
-	spec := winsvc.Spec{
-		Name: windowsServiceName, DisplayName: windowsServiceDisplayName, Description: windowsServiceDescription,
-		Exe: exe, Args: []string{"run", "--config", sa.Config},
-		Account:  sa.Account,
-		Recovery: winsvc.DefaultRecovery(),
-	}
-	if strings.EqualFold(sa.Account, "LocalSystem") {
-		spec.Account = ""
-	}
-	if sa.PasswordEnv != "" {
-		spec.Password = getenv(sa.PasswordEnv)
-		if spec.Password == "" {
-			return winsvc.Spec{}, usagef("service install: --password-env %s: the variable is not set", sa.PasswordEnv)
-		}
+	spec := winsvc.Spec{Name: windowsServiceName, DisplayName: windowsServiceDisplayName, Description: windowsServiceDescription,
+		Exe: exe, Args: []string{"run", "--config", sa.Config}, Recovery: winsvc.DefaultRecovery()}
+	if err := spec.SetLogon(sa.Account, sa.PasswordEnv, getenv); err != nil {
+		return winsvc.Spec{}, logonUsage(sa, err)
 	}
 	return spec, nil
 }
@@ -155,8 +156,7 @@ func runServiceCommand(sa serviceArgs, m winsvc.Manager, stdout io.Writer, execu
 		}
 		account := cmp.Or(spec.Account, "LocalSystem")
 		fmt.Fprintf(stdout, "installed service %s (automatic, delayed start) as %s: %s run --config %s\n", spec.Name, account, spec.Exe, sa.Config)
-		fmt.Fprintf(stdout, "on failure: restart after %s; failure count reset after %s; logs in the Event Log (Application, source %s)\n",
-			formatDelays(spec.Recovery.Restarts), spec.Recovery.ResetAfter, spec.Name)
+		fmt.Fprintf(stdout, "on failure: %s; logs in the Event Log (Application, source %s)\n", spec.Recovery, spec.Name)
 		fmt.Fprintf(stdout, "start it with: smimesync service start\n")
 	case "uninstall":
 		if err := m.Uninstall(windowsServiceName, serviceStopWait); err != nil {
@@ -175,13 +175,4 @@ func runServiceCommand(sa serviceArgs, m winsvc.Manager, stdout io.Writer, execu
 		fmt.Fprintf(stdout, "service %s is stopped\n", windowsServiceName)
 	}
 	return nil
-}
-
-// formatDelays is "1m0s, then 5m0s, then 15m0s".
-func formatDelays(ds []time.Duration) string {
-	var s []string
-	for _, d := range ds {
-		s = append(s, d.String())
-	}
-	return strings.Join(s, ", then ")
 }

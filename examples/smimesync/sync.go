@@ -157,7 +157,7 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		prog.Clear()
 		if err != nil {
 			errs = append(errs, cfg.PassError(fmt.Errorf("%s: %w", s.Name, err)))
-			if e := cfg.saveReport(s.Name, "sync", nil, err, log); e != nil {
+			if e := cfg.SaveReport(s.Name, "sync", nil, err, log); e != nil {
 				errs = append(errs, e)
 			}
 			continue
@@ -201,7 +201,7 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // the sink, and werr when standard output itself failed (the command
 // stops).
 func (c *Config) settleApply(sink string, rep *smimesync.Report, err error, jsonOut bool, stdout io.Writer, log *slog.Logger) (errs []error, werr error) {
-	if e := c.saveReport(sink, "sync", rep, err, log); e != nil {
+	if e := c.SaveReport(sink, "sync", rep, err, log); e != nil {
 		errs = append(errs, e)
 	}
 	if rep != nil {

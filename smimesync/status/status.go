@@ -96,7 +96,8 @@ func StatePublished(syncers []service.Named) PublishedFunc {
 // every pass through it (from the Service's OnPass hook): it keeps the
 // recent passes, and it records the pass in the report Store under the
 // lock the page reads it with (a report.Store is not safe for concurrent
-// use). Its Handler may be served while passes run.
+// use). Its Handler may be served while passes run. [Status.Attach] does
+// all of that for a Service in one call.
 type Status struct {
 	// Service, when not nil, gives the page its health (Service.Health)
 	// and the order of its sinks.
