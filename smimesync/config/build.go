@@ -2,7 +2,9 @@ package config
 
 import (
 	"cmp"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"log/slog"
@@ -35,6 +37,10 @@ func (c *File) Syncers(log *slog.Logger) ([]service.Named, error) {
 	if err != nil {
 		return nil, err
 	}
+	version, err := c.policyVersion()
+	if err != nil {
+		return nil, err
+	}
 	sinks, err := c.BuildSinks(log)
 	if err != nil {
 		return nil, err
@@ -61,6 +67,7 @@ func (c *File) Syncers(log *slog.Logger) ([]service.Named, error) {
 			Prune:       smimesync.Prune{Reasons: prune},
 
 			RemoveDeparted: c.RemoveDeparted,
+			PolicyVersion:  version,
 		}})
 	}
 	return out, nil
@@ -226,6 +233,35 @@ func (c *File) BuildPolicy(log *slog.Logger) (*smimesync.Policy, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// policyVersion is the Syncers' PolicyVersion: the SHA-256 of the files
+// policy.roots and policy.intermediates name, in order, so that a pass
+// over unchanged entries skips them (smimesync.Memo) and a change to a
+// trust anchor's file judges every entry again. With
+// policy.revocation it is empty, and every pass judges every entry: a
+// revocation is then seen at the next pass, not after Syncer.Reverify.
+// (A CA certificate of those files that expires is seen when the entries
+// are next judged: at the latest after Syncer.Reverify.)
+func (c *File) policyVersion() (string, error) {
+	if c.Policy.Revocation != nil || len(c.Policy.Roots)+len(c.Policy.Intermediates) == 0 {
+		return "", nil
+	}
+	h := sha256.New()
+	for _, k := range []struct {
+		key   string
+		files []string
+	}{{"policy.roots", c.Policy.Roots}, {"policy.intermediates", c.Policy.Intermediates}} {
+		for i, f := range k.files {
+			b, err := os.ReadFile(c.path(f))
+			if err != nil {
+				return "", c.errorf(fmt.Sprintf("%s[%d]", k.key, i), "%v", err)
+			}
+			fmt.Fprintf(h, "%s[%d] %d\n", k.key, i, len(b))
+			h.Write(b)
+		}
+	}
+	return "files:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func (c *File) pool(key string, files []string) (*x509.CertPool, error) {
