@@ -7,9 +7,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash"
+	"log/slog"
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/smimesync/go-smimesync/cloud"
@@ -77,14 +79,18 @@ type Memo struct {
 // [MemoryState] are MemoStates; a Syncer whose State is not one judges
 // every entry on every pass.
 //
-// LoadMemos returns every memo (an empty map when there is none).
+// LookupMemo returns the memo of one entry (false when there is none; a
+// memo it cannot read is no memo, not an error). The Syncer asks for each
+// entry as the source delivers it, from several workers at once, so that
+// a pass holds no more memos in memory than it has workers, and a delta
+// pass reads only the memos of the entries it sees.
 // SaveMemos stores put and deletes drop, atomically: after a crash either
 // all of it is saved or none. The Syncer calls it at the end of Apply,
 // after the snapshot was saved, with memos only for entries whose outcome
 // is settled; a memo lost (never saved) only costs the next pass a lookup.
 type MemoState interface {
 	State
-	LoadMemos(ctx context.Context) (map[string]Memo, error)
+	LookupMemo(ctx context.Context, key string) (Memo, bool, error)
 	SaveMemos(ctx context.Context, put map[string]Memo, drop []string) error
 }
 
@@ -94,7 +100,9 @@ const memoVersion = "smimesync-memo-1"
 
 // memoPass is one plan's view of the memos.
 type memoPass struct {
-	memos    map[string]Memo
+	ms       MemoState
+	log      *slog.Logger
+	failed   atomic.Bool // a lookup failed: logged once
 	settings [32]byte
 	now      time.Time // the Syncer's clock: Verified and Reverify
 	polNow   time.Time // the Policy's clock: RecheckBy
@@ -126,14 +134,7 @@ func (s *Syncer) beginMemo(ctx context.Context, pol *Policy) *memoPass {
 	if s.reverify() < 0 {
 		return nil
 	}
-	mp := &memoPass{settings: s.memoSettings(pol), now: s.now(), polNow: pol.now(), reverify: s.reverify()}
-	m, err := ms.LoadMemos(ctx)
-	if err != nil {
-		log.Warn("the entry memos cannot be read; every entry is judged", "err", err)
-		m = nil
-	}
-	mp.memos = m
-	return mp
+	return &memoPass{ms: ms, log: log, settings: s.memoSettings(pol), now: s.now(), polNow: pol.now(), reverify: s.reverify()}
 }
 
 // memoizable reports whether the verdicts of pol are fingerprinted by
@@ -229,7 +230,14 @@ func (s *Syncer) planOrMemo(ctx context.Context, pol *Policy, st *Snapshot, e *d
 	}
 	key := stateKey(e.Source, e.ID)
 	sum := entryHash(e)
-	m, had := mp.memos[key]
+	m, had, err := mp.ms.LookupMemo(ctx, key)
+	if err != nil {
+		// Judged as if it had none; logged once a pass.
+		if !mp.failed.Swap(true) {
+			mp.log.Warn("an entry memo cannot be read; such entries are judged again", "entry", key, "err", err)
+		}
+		had = false
+	}
 	if had {
 		if c := mp.hit(ctx, st, key, e, sum, m); c != nil {
 			return c
@@ -379,14 +387,15 @@ type memoTable struct {
 	m  map[string]Memo
 }
 
-// LoadMemos returns a copy of the memos.
-func (m *MemoryState) LoadMemos(ctx context.Context) (map[string]Memo, error) {
+// LookupMemo returns the memo of key.
+func (m *MemoryState) LookupMemo(ctx context.Context, key string) (Memo, bool, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return Memo{}, false, err
 	}
 	m.memos.mu.Lock()
 	defer m.memos.mu.Unlock()
-	return maps.Clone(m.memos.m), nil
+	memo, ok := m.memos.m[key]
+	return memo, ok, nil
 }
 
 // SaveMemos stores put and deletes drop.

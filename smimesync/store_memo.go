@@ -118,31 +118,39 @@ func decodeMemo(b []byte) (Memo, error) {
 	return m, nil
 }
 
-// LoadMemos reads every memo. A record it cannot read is left out (its
-// entry is judged again, and its memo rewritten); it is not an error.
-func (b *BoltState) LoadMemos(ctx context.Context) (map[string]Memo, error) {
+// LookupMemo reads the memo of key. A record it cannot read is no memo
+// (its entry is judged again, and its memo rewritten); it is not an error.
+// During a pass the store is open already (the pass's view holds it), so
+// a lookup is one read transaction, not an open.
+func (b *BoltState) LookupMemo(ctx context.Context, key string) (Memo, bool, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return Memo{}, false, err
 	}
-	out := map[string]Memo{}
+	var (
+		m  Memo
+		ok bool
+	)
 	err := b.with(func(db *bolt.DB) error {
 		return db.View(func(tx *bolt.Tx) error {
 			bk := tx.Bucket(bucketMemo)
 			if bk == nil {
 				return nil
 			}
-			return bk.ForEach(func(k, v []byte) error {
-				if m, err := decodeMemo(v); err == nil {
-					out[string(k)] = m
-				}
+			raw := bk.Get([]byte(key))
+			if raw == nil {
 				return nil
-			})
+			}
+			var err error
+			if m, err = decodeMemo(raw); err == nil {
+				ok = true
+			}
+			return nil
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("smimesync: reading the memos of %s: %w", b.Path, err)
+		return Memo{}, false, fmt.Errorf("smimesync: reading the memo of %s in %s: %w", key, b.Path, err)
 	}
-	return out, nil
+	return m, ok, nil
 }
 
 // SaveMemos stores put and deletes drop in one transaction of its own,
