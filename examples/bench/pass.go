@@ -225,6 +225,94 @@ func (t *timedState) Record(ctx context.Context, id string, p smimesync.Publishe
 	return t.st.Record(ctx, id, p)
 }
 
+// timedStore is a timedState over a store that also reads records one at
+// a time (smimesync.RecordStore), keeps memos (smimesync.MemoState) and
+// locks (smimesync.Locker): a BoltState. It forwards those, so that the
+// Syncer takes the same paths as over the bare store; the view's reads,
+// SaveChanges and the memos' reads and saves are timed as load, save and
+// (memos) load and save too.
+type timedStore struct {
+	*timedState
+	store storeState
+}
+
+// storeState is what timedStore wraps.
+type storeState interface {
+	recordingState
+	smimesync.RecordStore
+	smimesync.MemoState
+	smimesync.Locker
+}
+
+// wrapState returns the timed wrapper of st that has st's methods.
+func wrapState(st recordingState) (smimesync.State, *timedState) {
+	ts := &timedState{st: st}
+	if s, ok := st.(storeState); ok {
+		return &timedStore{timedState: ts, store: s}, ts
+	}
+	return ts, ts
+}
+
+// View opens the store's view; its reads are timed as loads.
+func (t *timedStore) View(ctx context.Context) (smimesync.StateView, error) {
+	done := t.enter(&t.load)
+	v, err := t.store.View(ctx)
+	done()
+	if err != nil {
+		return nil, err
+	}
+	return &timedView{v: v, t: t.timedState}, nil
+}
+
+// SaveChanges times the store's SaveChanges as a save.
+func (t *timedStore) SaveChanges(ctx context.Context, head *smimesync.Snapshot, changes map[string]smimesync.Published) error {
+	defer t.enter(&t.save)()
+	return t.store.SaveChanges(ctx, head, changes)
+}
+
+// LookupMemo times a memo's read as a load.
+func (t *timedStore) LookupMemo(ctx context.Context, key string) (smimesync.Memo, bool, error) {
+	defer t.enter(&t.load)()
+	return t.store.LookupMemo(ctx, key)
+}
+
+// SaveMemos times the memos' save as a save.
+func (t *timedStore) SaveMemos(ctx context.Context, put map[string]smimesync.Memo, drop []string) error {
+	defer t.enter(&t.save)()
+	return t.store.SaveMemos(ctx, put, drop)
+}
+
+// Lock locks the store (not timed: it is the instance lock).
+func (t *timedStore) Lock() (func() error, error) { return t.store.Lock() }
+
+// timedView times a store view's reads as loads.
+type timedView struct {
+	v smimesync.StateView
+	t *timedState
+}
+
+func (v *timedView) Header(ctx context.Context) (*smimesync.Snapshot, error) {
+	defer v.t.enter(&v.t.load)()
+	return v.v.Header(ctx)
+}
+
+func (v *timedView) Published(ctx context.Context, key string) (smimesync.Published, bool, error) {
+	defer v.t.enter(&v.t.load)()
+	return v.v.Published(ctx, key)
+}
+
+func (v *timedView) EachPublished(ctx context.Context, fn func(key string, p smimesync.Published) error) error {
+	defer v.t.enter(&v.t.load)()
+	return v.v.EachPublished(ctx, fn)
+}
+
+func (v *timedView) Holders(ctx context.Context, recipient string) ([]string, error) {
+	defer v.t.enter(&v.t.load)()
+	return v.v.Holders(ctx, recipient)
+}
+
+func (v *timedView) Close() error { return v.v.Close() }
+
 func (t *timedState) outcome() stateOutcome {
 	t.mu.Lock()
 	busy := t.busy
@@ -297,12 +385,12 @@ func runPass(ctx context.Context, spec passSpec, sink cloud.Sink) (*passOutcome,
 	if err != nil {
 		return nil, err
 	}
-	ts := &timedState{st: st}
+	state, ts := wrapState(st)
 	s := &smimesync.Syncer{
 		Source:      src,
 		Sink:        sink,
 		Policy:      &smimesync.Policy{Now: refClock},
-		State:       ts,
+		State:       state,
 		Concurrency: spec.Concurrency,
 	}
 	m0, reset := startMeasure()

@@ -63,6 +63,9 @@ type PassResult struct {
 	Written   int `json:"written"`
 	Unchanged int `json:"unchanged"`
 	Skipped   int `json:"skipped"`
+	// Memoized counts the entries taken on trust from their memo
+	// (smimesync.Summary.Memoized): not judged again, not looked up.
+	Memoized int `json:"memoized"`
 	// WallSeconds is Plan plus Apply; PlanSeconds and ApplySeconds split
 	// it.
 	WallSeconds  float64 `json:"wallSeconds"`
@@ -172,8 +175,8 @@ func runPasses(ctx context.Context, o *options, ten tenant, dir string, passes [
 		case p.want >= 0 && r.Written != p.want:
 			return nil, fmt.Errorf("bench: the %s pass wrote %d recipients, want %d", p.name, r.Written, p.want)
 		}
-		fmt.Fprintf(log, "bench: %s pass: %d entries, %d written, %.1f s (plan %.1f s, apply %.1f s, state %.2f s), peak RSS %.0f MiB, state %.1f MiB, load average %.2f\n",
-			p.name, r.Entries, r.Written, r.WallSeconds, r.PlanSeconds, r.ApplySeconds, r.StateSeconds, float64(r.PeakRSSBytes)/(1<<20),
+		fmt.Fprintf(log, "bench: %s pass: %d entries, %d written, %d memoized, %.1f s (plan %.1f s, apply %.1f s, state %.2f s), peak RSS %.0f MiB, state %.1f MiB, load average %.2f\n",
+			p.name, r.Entries, r.Written, r.Memoized, r.WallSeconds, r.PlanSeconds, r.ApplySeconds, r.StateSeconds, float64(r.PeakRSSBytes)/(1<<20),
 			float64(r.StateBytes)/(1<<20), loadAverage())
 		out = append(out, r)
 	}
@@ -191,6 +194,7 @@ func passResult(p pass, res *passOutcome, requests, throttled int, counted bool,
 		Written:      s.Written,
 		Unchanged:    s.Unchanged,
 		Skipped:      s.Skip,
+		Memoized:     s.Memoized,
 		PlanSeconds:  res.Plan.Seconds(),
 		ApplySeconds: res.Apply.Seconds(),
 		WallSeconds:  (res.Plan + res.Apply).Seconds(),
