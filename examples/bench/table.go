@@ -169,8 +169,8 @@ func (run *Run) writeMarkdown(w io.Writer) {
 		fmt.Fprintf(w, " The %s pass took %.2f× the time of reading the source alone (%.2f s against %.2f s).", p.Name, p.WallSeconds/base.WallSeconds, p.WallSeconds, base.WallSeconds)
 	}
 	fmt.Fprintf(w, "\n\n")
-	fmt.Fprintln(w, "| pass | source reads | entries | written | wall s | plan s | apply s | users/s | peak RSS MiB | allocs | alloc MiB | state s | state MiB | requests | req/changed | 429s | service s | bound s |")
-	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	fmt.Fprintln(w, "| pass | source reads | entries | written | memoized | wall s | plan s | apply s | users/s | peak RSS MiB | allocs | alloc MiB | state s | state MiB | requests | req/changed | 429s | service s | bound s |")
+	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, p := range run.Passes {
 		req, perChanged, thr := "–", "–", "–"
 		if p.Requests >= 0 {
@@ -186,12 +186,13 @@ func (run *Run) writeMarkdown(w io.Writer) {
 		if p.BoundSeconds > 0 {
 			service, bound = thousands(p.ServiceSeconds), thousands(p.BoundSeconds)
 		}
+		memo := thousands(float64(p.Memoized))
 		written, apply, stateS, stateMiB := thousands(float64(p.Written)), fmt.Sprintf("%.2f", p.ApplySeconds), fmt.Sprintf("%.2f", p.StateSeconds), fmt.Sprintf("%.1f", float64(p.StateBytes)/(1<<20))
 		if p.ReadOnly {
-			written, apply, stateS, stateMiB = "–", "–", "–", "–"
+			written, apply, stateS, stateMiB, memo = "–", "–", "–", "–", "–"
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-			p.Name, p.Read, thousands(float64(p.Entries)), written, p.WallSeconds, p.PlanSeconds, apply,
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			p.Name, p.Read, thousands(float64(p.Entries)), written, memo, p.WallSeconds, p.PlanSeconds, apply,
 			thousands(p.UsersPerSecond), thousands(float64(p.PeakRSSBytes)/(1<<20)), thousands(float64(p.Mallocs)), thousands(float64(p.AllocBytes)/(1<<20)),
 			stateS, stateMiB, req, perChanged, thr, service, bound)
 	}
