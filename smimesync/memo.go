@@ -1,6 +1,7 @@
 package smimesync
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -36,7 +37,7 @@ const ReverifyEveryPass time.Duration = -1
 // Entry hash) under the same settings (the same Settings fingerprint),
 // before RecheckBy, within the Syncer's Reverify of Verified, and finds the
 // state as the memo left it (for an unchanged entry, the record of the same
-// Recipient; for SkipCurrentUnknown, no record) repeats the row without judging its
+// Recipient holding the same values; for SkipCurrentUnknown, no record) repeats the row without judging its
 // certificates or calling the sink: unchanged, or the same skip; the row
 // has Memoized set.
 type Memo struct {
@@ -47,6 +48,14 @@ type Memo struct {
 	// lookup: the Policy's (see Syncer.PolicyVersion for what cannot be
 	// fingerprinted), Prune.Reasons and the sink's identity.
 	Settings [32]byte
+	// Values is the SHA-256 of the fingerprints the entry's record in the
+	// state was to hold once the memo's pass was applied (each
+	// attribute's, sorted; see Published). A memo of an entry its
+	// recipient carries stands only while the record holds those values:
+	// a write the memo did not see (a crash between the state's save and
+	// the memos', a saved plan applied) changes the record, and retires
+	// the memo. Zero for a settled skip.
+	Values [32]byte
 	// Recipient is the recipient's ID; RecipientName and RecipientKind
 	// are its Name and Kind (cloud.Recipient).
 	Recipient     string
@@ -96,7 +105,7 @@ type MemoState interface {
 
 // memoVersion changes whenever what a Memo's hashes cover changes: every
 // memo of an older version then simply fails to match.
-const memoVersion = "smimesync-memo-1"
+const memoVersion = "smimesync-memo-2"
 
 // memoPass is one plan's view of the memos.
 type memoPass struct {
@@ -250,6 +259,8 @@ func (s *Syncer) planOrMemo(ctx context.Context, pol *Policy, st *Snapshot, e *d
 			RecipientKind: c.Recipient.Kind, RecheckBy: c.recheckBy, Verified: mp.now}
 		if c.Action == ActionSkip {
 			c.memo.Skip, c.memo.Detail = c.Reason, c.Detail
+		} else {
+			c.memo.Values = valuesHash(c.desiredFP[0], c.desiredFP[1])
 		}
 		c.memo.Kept, c.memo.DroppedValues = len(c.Keep), len(c.Drop)
 		for _, d := range c.Drop {
@@ -285,8 +296,9 @@ func (mp *memoPass) hit(ctx context.Context, st *Snapshot, key string, e *direct
 	switch {
 	case st.Pending[key] != nil:
 		return nil // the state does not back the memo
-	case m.Skip == "" && (!published || p.Recipient != m.Recipient):
-		return nil
+	case m.Skip == "" && (!published || p.Recipient != m.Recipient ||
+		valuesHash(p.UserCertificate, p.UserSMIMECertificate) != m.Values):
+		return nil // the record is not the one the memo was made with
 	case m.Skip == SkipCurrentUnknown && known:
 		return nil // a skip for want of knowledge, with knowledge now
 	case m.Skip != "":
@@ -435,4 +447,18 @@ func (s *Summary) countMemo(m *MemoValues) {
 		}
 		s.Dropped[r]++
 	}
+}
+
+// valuesHash is a Memo's Values: the SHA-256 of a record's fingerprints,
+// each attribute's sorted, the two told apart.
+func valuesHash(userCertificate, userSMIMECertificate []Fingerprint) [32]byte {
+	h := sha256.New()
+	for i, fps := range [][]Fingerprint{userCertificate, userSMIMECertificate} {
+		sorted := slices.SortedFunc(slices.Values(fps), func(a, b Fingerprint) int { return bytes.Compare(a[:], b[:]) })
+		h.Write([]byte{byte(i), byte(len(sorted) >> 8), byte(len(sorted))})
+		for _, f := range sorted {
+			h.Write(f[:])
+		}
+	}
+	return [32]byte(h.Sum(nil))
 }

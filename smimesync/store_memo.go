@@ -16,7 +16,7 @@ import (
 var bucketMemo = []byte("memo")
 
 // memoRecordVersion is the first byte of a memo record.
-const memoRecordVersion = 1
+const memoRecordVersion = 2
 
 // encodeMemo lays a memo out as: the version byte, Entry, Settings,
 // RecheckBy and Verified as Unix seconds (big-endian int64, rounded down:
@@ -35,6 +35,7 @@ func encodeMemo(m Memo) []byte {
 	b = append(b, memoRecordVersion)
 	b = append(b, m.Entry[:]...)
 	b = append(b, m.Settings[:]...)
+	b = append(b, m.Values[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(memoTime(m.RecheckBy)))
 	b = binary.BigEndian.AppendUint64(b, uint64(memoTime(m.Verified)))
 	for _, s := range strs {
@@ -52,7 +53,7 @@ func encodeMemo(m Memo) []byte {
 }
 
 // memoHead is the length of a memo record's fixed part.
-const memoHead = 1 + 32 + 32 + 8 + 8
+const memoHead = 1 + 32 + 32 + 32 + 8 + 8
 
 const memoZeroTime = -1 << 63
 
@@ -80,8 +81,9 @@ func decodeMemo(b []byte) (Memo, error) {
 	var m Memo
 	copy(m.Entry[:], b[1:33])
 	copy(m.Settings[:], b[33:65])
-	m.RecheckBy = memoTimeOf(int64(binary.BigEndian.Uint64(b[65:73])))
-	m.Verified = memoTimeOf(int64(binary.BigEndian.Uint64(b[73:81])))
+	copy(m.Values[:], b[65:97])
+	m.RecheckBy = memoTimeOf(int64(binary.BigEndian.Uint64(b[97:105])))
+	m.Verified = memoTimeOf(int64(binary.BigEndian.Uint64(b[105:113])))
 	rest := b[memoHead:]
 	bad := false
 	num := func() int {
