@@ -133,7 +133,12 @@ var digestTrailerLen = len(digestTrailer(make([]byte, sha256.Size)))
 // subjects, issuers and expiry dates, so that the file can be reviewed as
 // it is), the write-back's values, the source's new delta cookie, and what
 // the plan was made against (the sink, the source, and the state's
-// generation and SHA-256). It ends with "sha256": the SHA-256 of every
+// generation and SHA-256). Over a [RecordStore], the state's SHA-256 is
+// computed here, from the saved records, and only while they are still
+// those the plan read: WriteTo refuses (wrapping [ErrStalePlan]) when the
+// state was saved, or writes were recorded in it, since the plan was made
+// (see [StateView]'s Header), so that the file never vouches for a state
+// the plan did not read. It ends with "sha256": the SHA-256 of every
 // byte before that member. ReadPlan checks it, so a plan changed after it
 // was written (by hand or by a damaged disk) is refused. That is a check
 // of integrity, not of authenticity: anyone who can write the file can
@@ -566,9 +571,10 @@ func (c *Change) restore(a *applyRecord) error {
 
 // CheckPlan returns the error Apply would return because plan is stale
 // (wrapping [ErrStalePlan]), or nil: for a plan made by Plan, another
-// Apply saved the state since; for a plan read by [ReadPlan], the state is
-// not the one it was made against, or the Syncer's sink or source is not
-// the one it was made with. A program that applies several plans checks
+// Apply saved the state since (or, over a [RecordStore] of this package,
+// recorded writes in it: see [StateView]); for a plan read by
+// [ReadPlan], the state is not the one it was made against, or the
+// Syncer's sink or source is not the one it was made with. A program that applies several plans checks
 // them all first, holding the locks ([Syncer.Lock]), so that none is
 // applied unless all can be.
 func (s *Syncer) CheckPlan(ctx context.Context, plan *Plan) error {
@@ -577,7 +583,7 @@ func (s *Syncer) CheckPlan(ctx context.Context, plan *Plan) error {
 	}
 	load := s.state().Load
 	if !plan.loaded {
-		load = s.header // only its generation is compared
+		load = s.header // only its generation and count of writes are compared
 	}
 	cur, err := load(ctx)
 	if err != nil {
@@ -590,7 +596,13 @@ func (s *Syncer) CheckPlan(ctx context.Context, plan *Plan) error {
 func (s *Syncer) checkFresh(plan *Plan, cur *Snapshot) error {
 	if !plan.loaded {
 		// A plan made before another Apply saved the state would write
-		// from stale knowledge and move the cookie back.
+		// from stale knowledge and move the cookie back. Over a
+		// RecordStore, so would one made before an Apply that died
+		// recorded writes (the count of writes moved, not the
+		// generation).
+		if plan.state.part != nil {
+			return plan.state.freshAgainst(cur)
+		}
 		if cur.Generation != plan.state.Generation {
 			return fmt.Errorf("%w: the state was saved again after this plan was made (generation %d, plan %d); plan again", ErrStalePlan, cur.Generation, plan.state.Generation)
 		}

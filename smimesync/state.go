@@ -121,6 +121,12 @@ type Snapshot struct {
 	// snapshot then holds the header only, and its records are read
 	// and changed through part (see statepass.go).
 	part *partial
+	// writes is, in a header a StateView of this package returned, the
+	// store's count of the writes saved to it (each Record, Save and
+	// SaveChanges counts one): a plan made over a RecordStore is stale
+	// when it moved, even at the same generation (see keyWrites). 0 from
+	// Load, and from a StateView of another package.
+	writes uint64
 }
 
 // Published is what was last written to one recipient.
@@ -451,9 +457,17 @@ func (f FileState) Save(ctx context.Context, s *Snapshot) error {
 // embed the Syncer and keep state elsewhere. The zero value is empty and
 // ready to use.
 type MemoryState struct {
-	mu    sync.Mutex
-	b     []byte
-	memos memoTable // a MemoryState is a MemoState (memo.go)
+	mu sync.Mutex
+	b  []byte
+	// saves counts Save and SaveChanges: a StateView header's count of
+	// writes (Snapshot.writes).
+	saves uint64
+	// dec is b decoded once for the views (see memoryDecoded), built on
+	// the first read after a save; nil until then.
+	dec *memoryDecoded
+	// decodes counts the decodings of b whole, for the tests.
+	decodes int
+	memos   memoTable // a MemoryState is a MemoState (memo.go)
 }
 
 // Load returns a copy of the saved snapshot.
@@ -469,6 +483,7 @@ func (m *MemoryState) loadLocked() (*Snapshot, error) {
 		return newSnapshot(), nil
 	}
 	s := new(Snapshot)
+	m.decodes++
 	if err := json.Unmarshal(m.b, s); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrStateUnreadable, err)
 	}
@@ -487,10 +502,17 @@ func (m *MemoryState) Save(ctx context.Context, s *Snapshot) error {
 		return err
 	}
 	m.mu.Lock()
-	m.b = b
+	m.setLocked(b)
 	m.mu.Unlock()
 	s.Generation = next.Generation
 	return nil
+}
+
+// setLocked makes b the saved snapshot; the caller holds m.mu.
+func (m *MemoryState) setLocked(b []byte) {
+	m.b = b
+	m.saves++
+	m.dec = nil
 }
 
 func newSnapshot() *Snapshot {

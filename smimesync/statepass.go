@@ -229,9 +229,11 @@ func (st *Snapshot) holders(ctx context.Context, rids map[string]bool) (map[stri
 }
 
 // stateSHA256 is snapshotSHA256 of the whole state st stands for. Over a
-// RecordStore it reads the saved records (the plan's header must still be
-// the saved one's generation) and hashes the bytes snapshotSHA256 would
-// hash, without holding them all.
+// RecordStore it reads the saved records and hashes the bytes
+// snapshotSHA256 would hash, without holding them all. The records it
+// reads must be those the plan read: the saved header must still be of
+// the plan's generation and count of writes (see Snapshot.writes), before
+// the records are read and after; else the error wraps ErrStalePlan.
 func (st *Snapshot) stateSHA256(ctx context.Context) (string, error) {
 	if st.part == nil {
 		return snapshotSHA256(st)
@@ -241,12 +243,8 @@ func (st *Snapshot) stateSHA256(ctx context.Context) (string, error) {
 		return "", err
 	}
 	defer v.Close()
-	cur, err := v.Header(ctx)
-	if err != nil {
+	if err := st.sameAsSaved(ctx, v); err != nil {
 		return "", err
-	}
-	if cur.Generation != st.Generation {
-		return "", fmt.Errorf("%w: the state was saved again after this plan was made (generation %d, plan %d); plan again", ErrStalePlan, cur.Generation, st.Generation)
 	}
 	head := *st
 	head.part, head.Published = nil, map[string]Published{}
@@ -284,9 +282,36 @@ func (st *Snapshot) stateSHA256(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("smimesync: fingerprinting the state: %w", err)
 	}
+	// A Record of this process may have come between the two reads.
+	if err := st.sameAsSaved(ctx, v); err != nil {
+		return "", err
+	}
 	h.Write(raw[i:])
 	h.Write([]byte{'\n'})
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// sameAsSaved returns nil when the header v reads is of st's generation
+// and count of writes, else an error wrapping ErrStalePlan.
+func (st *Snapshot) sameAsSaved(ctx context.Context, v StateView) error {
+	cur, err := v.Header(ctx)
+	if err != nil {
+		return err
+	}
+	return st.freshAgainst(cur)
+}
+
+// freshAgainst returns nil when cur, the saved header, is of the
+// generation and count of writes of st, a plan's state over a
+// RecordStore; else an error wrapping ErrStalePlan.
+func (st *Snapshot) freshAgainst(cur *Snapshot) error {
+	if cur.Generation != st.Generation {
+		return fmt.Errorf("%w: the state was saved again after this plan was made (generation %d, plan %d); plan again", ErrStalePlan, cur.Generation, st.Generation)
+	}
+	if cur.writes != st.writes {
+		return fmt.Errorf("%w: writes were recorded in the state after this plan was made (by an apply that did not save: generation %d, writes %d, plan %d); plan again", ErrStalePlan, cur.Generation, cur.writes, st.writes)
+	}
+	return nil
 }
 
 // currentState is the saved state an Apply checks its plan against (and,

@@ -11,6 +11,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -54,7 +55,15 @@ type RecordStore interface {
 type StateView interface {
 	// Header returns the saved snapshot without its Published records
 	// (Published is empty, not nil): version, cookie, times, generation,
-	// Pending and Departed.
+	// Pending and Departed. The views of [BoltState] and [MemoryState]
+	// also note in it, unexported, the store's count of writes (every
+	// Record, Save and SaveChanges), read with the header: Apply,
+	// [Syncer.CheckPlan] and [Plan.WriteTo] refuse a plan ([ErrStalePlan])
+	// when it moved since the plan, so that a write recorded (by an apply
+	// that died before saving) after a plan was made, at the same
+	// generation, is not taken for the state the plan read. A view of
+	// another package cannot note it: a plan over it is checked by the
+	// generation alone.
 	Header(ctx context.Context) (*Snapshot, error)
 	// Published returns the saved record of key, and whether there is one.
 	Published(ctx context.Context, key string) (Published, bool, error)
@@ -198,6 +207,9 @@ func (v *boltView) Header(ctx context.Context) (*Snapshot, error) {
 	var s *Snapshot
 	err := v.db.View(func(tx *bolt.Tx) (err error) {
 		s, err = loadHeaderTx(tx)
+		if err == nil {
+			s.writes = writesTx(tx)
+		}
 		return err
 	})
 	return s, err
@@ -321,27 +333,37 @@ func (b *BoltState) SaveChanges(ctx context.Context, head *Snapshot, changes map
 // --- MemoryState ---
 
 // View returns a view of the saved snapshot. A MemoryState keeps its
-// snapshot encoded whole, so each read decodes it: the view is for the
-// Syncer's sake (one code path for every RecordStore), not for speed.
+// snapshot encoded whole; its views decode it once per saved version (on
+// the first read after a Save or SaveChanges), with an index of the keys
+// in order and of the holders of each recipient, so that a pass's reads
+// cost what they read. What a view returns is a copy: changing it changes
+// neither the saved snapshot nor what the next read returns.
 func (m *MemoryState) View(ctx context.Context) (StateView, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return memoryView{m}, nil
+	return &memoryView{m: m}, nil
 }
 
 // SaveChanges lays head and changes over the saved snapshot.
 func (m *MemoryState) SaveChanges(ctx context.Context, head *Snapshot, changes map[string]Published) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	cur, err := m.loadLocked()
-	if err != nil {
-		return err
+	var pub map[string]Published
+	if m.dec != nil {
+		// A view decoded it: no need to again. (m.dec is never changed.)
+		pub = maps.Clone(m.dec.pub)
+	} else {
+		cur, err := m.loadLocked()
+		if err != nil {
+			return err
+		}
+		pub = cur.Published
 	}
 	next := *head
-	next.part = nil
+	next.part, next.writes = nil, 0
 	next.Generation++
-	next.Published = cur.Published
+	next.Published = pub
 	for k, p := range changes {
 		if p.forgets() {
 			delete(next.Published, k)
@@ -353,58 +375,117 @@ func (m *MemoryState) SaveChanges(ctx context.Context, head *Snapshot, changes m
 	if err != nil {
 		return err
 	}
-	m.b = b
+	m.setLocked(b)
 	head.Generation = next.Generation
 	return nil
 }
 
-// memoryView is a MemoryState's StateView.
-type memoryView struct{ m *MemoryState }
+// memoryDecoded is a MemoryState's saved snapshot decoded for its views.
+// It is not changed once built (a save drops it, and the next read builds
+// another), so the views read it outside the MemoryState's lock, and hand
+// out copies of what it holds.
+type memoryDecoded struct {
+	// saves is the MemoryState's count of saves when it was built.
+	saves uint64
+	// head is the snapshot without its Published records, as JSON.
+	head []byte
+	pub  map[string]Published
+	// keys are pub's, in order; holders pub's by recipient, in order.
+	keys    []string
+	holders map[string][]string
+}
 
-func (v memoryView) Header(ctx context.Context) (*Snapshot, error) {
-	s, err := v.m.Load(ctx)
+// decoded returns the saved snapshot decoded, decoding it if it was saved
+// since the last time.
+func (m *MemoryState) decoded(ctx context.Context) (*memoryDecoded, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.dec != nil {
+		return m.dec, nil
+	}
+	s, err := m.loadLocked()
 	if err != nil {
 		return nil, err
 	}
+	d := &memoryDecoded{saves: m.saves, pub: s.Published, keys: slices.Sorted(maps.Keys(s.Published)), holders: map[string][]string{}}
+	for _, k := range d.keys {
+		r := s.Published[k].Recipient
+		d.holders[r] = append(d.holders[r], k)
+	}
 	s.Published = map[string]Published{}
+	if d.head, err = json.Marshal(s); err != nil {
+		return nil, fmt.Errorf("smimesync: encoding the state's header: %w", err)
+	}
+	m.dec = d
+	return d, nil
+}
+
+// clone returns p with slices of its own.
+func (p Published) clone() Published {
+	p.UserCertificate = slices.Clone(p.UserCertificate)
+	p.UserSMIMECertificate = slices.Clone(p.UserSMIMECertificate)
+	return p
+}
+
+// memoryView is a MemoryState's StateView.
+type memoryView struct {
+	m      *MemoryState
+	closed atomic.Bool
+}
+
+func (v *memoryView) Header(ctx context.Context) (*Snapshot, error) {
+	d, err := v.m.decoded(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s := new(Snapshot)
+	if err := json.Unmarshal(d.head, s); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrStateUnreadable, err)
+	}
+	s.Published = map[string]Published{}
+	s.writes = d.saves
 	return s, nil
 }
 
-func (v memoryView) Published(ctx context.Context, key string) (Published, bool, error) {
-	s, err := v.m.Load(ctx)
+func (v *memoryView) Published(ctx context.Context, key string) (Published, bool, error) {
+	d, err := v.m.decoded(ctx)
 	if err != nil {
 		return Published{}, false, err
 	}
-	p, ok := s.Published[key]
-	return p, ok, nil
+	p, ok := d.pub[key]
+	return p.clone(), ok, nil
 }
 
-func (v memoryView) EachPublished(ctx context.Context, fn func(key string, p Published) error) error {
-	s, err := v.m.Load(ctx)
+func (v *memoryView) EachPublished(ctx context.Context, fn func(key string, p Published) error) error {
+	d, err := v.m.decoded(ctx)
 	if err != nil {
 		return err
 	}
-	for _, k := range slices.Sorted(maps.Keys(s.Published)) {
-		if err := fn(k, s.Published[k]); err != nil {
+	for _, k := range d.keys {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(k, d.pub[k].clone()); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (v memoryView) Holders(ctx context.Context, recipient string) ([]string, error) {
-	s, err := v.m.Load(ctx)
+func (v *memoryView) Holders(ctx context.Context, recipient string) ([]string, error) {
+	d, err := v.m.decoded(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var keys []string
-	for k, p := range s.Published {
-		if p.Recipient == recipient {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	return keys, nil
+	return slices.Clone(d.holders[recipient]), nil
 }
 
-func (memoryView) Close() error { return nil }
+func (v *memoryView) Close() error {
+	if v.closed.Swap(true) {
+		return errors.New("smimesync: the state view was closed already")
+	}
+	return nil
+}

@@ -45,7 +45,9 @@ func TestBoltStateView(t *testing.T) {
 	want := sampleSnapshot()
 	want.Generation = base.Generation
 	want.Published = map[string]smimesync.Published{}
-	if !reflect.DeepEqual(head, want) {
+	// (Header also notes the store's count of writes: see
+	// planfile_state_test.go.)
+	if !reflect.DeepEqual(smimesync.WithoutWrites(head), want) {
 		t.Errorf("Header:\n got %+v\nwant %+v", head, want)
 	}
 	if p, ok, err := v.Published(ctx, "a"); err != nil || !ok || !reflect.DeepEqual(p, base.Published["a"]) {

@@ -51,6 +51,16 @@ var (
 	// release without the index (its generation differs) has its index
 	// rebuilt when it is opened.
 	keyHolders = []byte("holders")
+	// keyWrites counts (8 bytes, big-endian) the transactions that
+	// changed the saved state: every Record, Save and SaveChanges (and an
+	// import) adds one in the transaction it commits. The generation
+	// counts saves only; a Record leaves it as it is. A plan reads the
+	// count with the header (boltView.Header), and a plan file is written
+	// (or a plan applied) only while it has not moved: the state the plan
+	// file's SHA-256 vouches for is then the one the plan read, without
+	// the plan reading every record. A store written before the count
+	// existed reads as 0 until its next write.
+	keyWrites = []byte("writes")
 )
 
 // BoltState keeps the snapshot in an embedded transactional store (a
@@ -394,7 +404,7 @@ func loadHeaderTx(tx *bolt.Tx) (*Snapshot, error) {
 }
 
 // putHeader writes the snapshot's header (everything but its maps), as
-// generation gen.
+// generation gen, and counts a write (keyWrites).
 func putHeader(tx *bolt.Tx, s *Snapshot, gen uint64) error {
 	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
 	if err != nil {
@@ -411,7 +421,24 @@ func putHeader(tx *bolt.Tx, s *Snapshot, gen uint64) error {
 	if err := meta.Put(keySnapshot, raw); err != nil {
 		return err
 	}
+	if err := bumpWrites(tx); err != nil {
+		return err
+	}
 	return meta.Put(keyHolders, binary.BigEndian.AppendUint64(nil, gen))
+}
+
+// writesTx is the store's count of writes (keyWrites) in tx: 0 when it
+// has none.
+func writesTx(tx *bolt.Tx) uint64 {
+	if m := tx.Bucket(bucketMeta).Get(keyWrites); len(m) == 8 {
+		return binary.BigEndian.Uint64(m)
+	}
+	return 0
+}
+
+// bumpWrites adds one to the store's count of writes, in tx.
+func bumpWrites(tx *bolt.Tx) error {
+	return tx.Bucket(bucketMeta).Put(keyWrites, binary.BigEndian.AppendUint64(nil, writesTx(tx)+1))
 }
 
 // putSnapshot writes s whole, as generation gen: its header, and the
@@ -504,7 +531,10 @@ func (b *BoltState) Save(ctx context.Context, s *Snapshot) error {
 
 // Record notes one acknowledged write in its own transaction, synced
 // before it returns (concurrent records are committed together: bbolt's
-// Batch). A Published whose Recipient is empty forgets id.
+// Batch). A Published whose Recipient is empty forgets id. It does not
+// change the generation, but it counts in the store's count of writes, so
+// that a plan made before it is refused ([ErrStalePlan]) by Apply,
+// CheckPlan and Plan.WriteTo.
 func (b *BoltState) Record(ctx context.Context, id string, p Published) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -516,6 +546,11 @@ func (b *BoltState) Record(ctx context.Context, id string, p Published) error {
 	err = b.with(func(db *bolt.DB) error {
 		return db.Batch(func(tx *bolt.Tx) error {
 			if err := tx.Bucket(bucketDeparted).Delete([]byte(id)); err != nil {
+				return err
+			}
+			// The generation stays: the count of writes tells a plan
+			// that this write came after it.
+			if err := bumpWrites(tx); err != nil {
 				return err
 			}
 			rec := raw
