@@ -494,10 +494,8 @@ func (a *applyRun) forgetUnseen(ctx context.Context) error {
 	for _, c := range a.rep.Changes {
 		seen[stateKey(c.Source, c.ID)] = true
 	}
-	err := a.st.eachPublished(ctx, func(k string, _ Published) error {
-		if !seen[k] {
-			a.st.deletePublished(k)
-		}
+	err := a.st.eachPublished(ctx, func(k string) bool { return seen[k] }, func(k string, _ Published) error {
+		a.st.deletePublished(k)
 		return nil
 	})
 	if err != nil {

@@ -70,7 +70,8 @@ func (s *Syncer) departures(ctx context.Context, st *Snapshot, changes []*Change
 		}
 	}
 	if full {
-		err := st.eachPublished(ctx, func(k string, p Published) error {
+		// The records of entries this read returned are not even decoded.
+		err := st.eachPublished(ctx, func(k string) bool { return seen[k] }, func(k string, p Published) error {
 			add(k, p, false)
 			return nil
 		})

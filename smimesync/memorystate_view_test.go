@@ -42,7 +42,7 @@ func TestMemoryStateViewDecodesOncePerSave(t *testing.T) {
 		}
 	}
 	var seen int
-	if err := v.EachPublished(ctx, func(string, smimesync.Published) error { seen++; return nil }); err != nil || seen != n {
+	if err := v.EachPublished(ctx, nil, func(string, smimesync.Published) error { seen++; return nil }); err != nil || seen != n {
 		t.Fatalf("EachPublished saw %d records, %v", seen, err)
 	}
 	if _, err := v.Header(ctx); err != nil {
@@ -127,7 +127,7 @@ func TestMemoryStateViewReturnsCopies(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.UserCertificate[0][0] ^= 0xff
-	v.EachPublished(ctx, func(_ string, p smimesync.Published) error {
+	v.EachPublished(ctx, nil, func(_ string, p smimesync.Published) error {
 		p.UserSMIMECertificate = append(p.UserSMIMECertificate[:0], smimesync.Fingerprint{7})
 		return nil
 	})

@@ -136,13 +136,18 @@ func (st *Snapshot) deletePublished(key string) {
 	st.part.over[key] = Published{}
 }
 
-// eachPublished calls fn for every record: in key order for a whole
-// snapshot; over a RecordStore, the saved ones in key order (as this
-// Apply changed them), then those this Apply added. fn may change the
-// records (setPublished, deletePublished).
-func (st *Snapshot) eachPublished(ctx context.Context, fn func(key string, p Published) error) error {
+// eachPublished calls fn for every record whose key skip (when not nil)
+// does not report: in key order for a whole snapshot; over a RecordStore,
+// the saved ones in key order (as this Apply changed them), then those
+// this Apply added. A skipped record of a store is not decoded. fn may
+// change the records (setPublished, deletePublished).
+func (st *Snapshot) eachPublished(ctx context.Context, skip func(key string) bool, fn func(key string, p Published) error) error {
+	skipped := func(k string) bool { return skip != nil && skip(k) }
 	if st.part == nil {
 		for _, k := range slices.Sorted(maps.Keys(st.Published)) {
+			if skipped(k) {
+				continue
+			}
 			if p, ok := st.Published[k]; ok {
 				if err := fn(k, p); err != nil {
 					return err
@@ -152,7 +157,13 @@ func (st *Snapshot) eachPublished(ctx context.Context, fn func(key string, p Pub
 		return nil
 	}
 	over := maps.Clone(st.part.over)
-	err := st.part.view.EachPublished(ctx, func(k string, p Published) error {
+	err := st.part.view.EachPublished(ctx, func(k string) bool {
+		if skipped(k) {
+			delete(over, k) // its override is skipped with it
+			return true
+		}
+		return false
+	}, func(k string, p Published) error {
 		if o, ok := over[k]; ok {
 			delete(over, k)
 			if o.forgets() {
@@ -166,7 +177,7 @@ func (st *Snapshot) eachPublished(ctx context.Context, fn func(key string, p Pub
 		return err
 	}
 	for _, k := range slices.Sorted(maps.Keys(over)) {
-		if p := over[k]; !p.forgets() {
+		if p := over[k]; !p.forgets() && !skipped(k) {
 			if err := fn(k, p); err != nil {
 				return err
 			}
@@ -261,7 +272,7 @@ func (st *Snapshot) stateSHA256(ctx context.Context) (string, error) {
 	h := sha256.New()
 	h.Write(raw[:i])
 	first := true
-	err = v.EachPublished(ctx, func(k string, p Published) error {
+	err = v.EachPublished(ctx, nil, func(k string, p Published) error {
 		kb, err := json.Marshal(k)
 		if err != nil {
 			return err

@@ -69,8 +69,11 @@ type StateView interface {
 	Published(ctx context.Context, key string) (Published, bool, error)
 	// EachPublished calls fn for every saved record, in the byte order of
 	// the keys, and stops at fn's first error, which it returns. fn must
-	// not write to the store.
-	EachPublished(ctx context.Context, fn func(key string, p Published) error) error
+	// not write to the store. When skip is not nil, the records of the
+	// keys it reports true for are passed over, not decoded: a full pass
+	// walks the records only for those of the entries the directory no
+	// longer holds.
+	EachPublished(ctx context.Context, skip func(key string) bool, fn func(key string, p Published) error) error
 	// Holders returns, in key order, the keys whose saved record names
 	// the recipient.
 	Holders(ctx context.Context, recipient string) ([]string, error)
@@ -231,12 +234,15 @@ func (v *boltView) Published(ctx context.Context, key string) (p Published, ok b
 	return p, ok, err
 }
 
-func (v *boltView) EachPublished(ctx context.Context, fn func(key string, p Published) error) error {
+func (v *boltView) EachPublished(ctx context.Context, skip func(key string) bool, fn func(key string, p Published) error) error {
 	return v.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketPublished).Cursor()
 		for k, raw := c.First(); k != nil; k, raw = c.Next() {
 			if err := ctx.Err(); err != nil {
 				return err
+			}
+			if skip != nil && skip(string(k)) {
+				continue
 			}
 			p, err := decodePublished(k, raw)
 			if err != nil {
@@ -459,7 +465,7 @@ func (v *memoryView) Published(ctx context.Context, key string) (Published, bool
 	return p.clone(), ok, nil
 }
 
-func (v *memoryView) EachPublished(ctx context.Context, fn func(key string, p Published) error) error {
+func (v *memoryView) EachPublished(ctx context.Context, skip func(key string) bool, fn func(key string, p Published) error) error {
 	d, err := v.m.decoded(ctx)
 	if err != nil {
 		return err
@@ -467,6 +473,9 @@ func (v *memoryView) EachPublished(ctx context.Context, fn func(key string, p Pu
 	for _, k := range d.keys {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if skip != nil && skip(k) {
+			continue
 		}
 		if err := fn(k, d.pub[k].clone()); err != nil {
 			return err

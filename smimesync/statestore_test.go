@@ -80,11 +80,11 @@ func TestBoltStateView(t *testing.T) {
 		t.Errorf("Holders(rb) after b moved = %q", got)
 	}
 	var keys []string
-	if err := v.EachPublished(ctx, func(k string, _ smimesync.Published) error { keys = append(keys, k); return nil }); err != nil || !slices.Equal(keys, []string{"b", "c"}) {
+	if err := v.EachPublished(ctx, nil, func(k string, _ smimesync.Published) error { keys = append(keys, k); return nil }); err != nil || !slices.Equal(keys, []string{"b", "c"}) {
 		t.Errorf("EachPublished: %q, %v", keys, err)
 	}
 	stop := errors.New("stop")
-	if err := v.EachPublished(ctx, func(string, smimesync.Published) error { return stop }); err != stop {
+	if err := v.EachPublished(ctx, nil, func(string, smimesync.Published) error { return stop }); err != stop {
 		t.Errorf("EachPublished did not return fn's error: %v", err)
 	}
 
@@ -186,11 +186,11 @@ type strictView struct {
 	full bool
 }
 
-func (v strictView) EachPublished(ctx context.Context, fn func(string, smimesync.Published) error) error {
+func (v strictView) EachPublished(ctx context.Context, skip func(string) bool, fn func(string, smimesync.Published) error) error {
 	if !v.full {
 		return errors.New("EachPublished: a delta pass went through every record")
 	}
-	return v.StateView.EachPublished(ctx, fn)
+	return v.StateView.EachPublished(ctx, skip, fn)
 }
 
 // TestDeltaPassReadsOnlyWhatItTouches: over a RecordStore, a delta pass
@@ -395,5 +395,63 @@ func TestBoltStatePlanFile(t *testing.T) {
 		if recordBetween != errors.Is(err, smimesync.ErrStalePlan) || !recordBetween && err != nil {
 			t.Errorf("record between %v: Apply of the plan file: %v", recordBetween, err)
 		}
+	}
+}
+
+// handingStore is a BoltState that counts the records its views' walks
+// hand out (EachPublished's fn calls).
+type handingStore struct {
+	*smimesync.BoltState
+	handed *int
+}
+
+func (s handingStore) View(ctx context.Context) (smimesync.StateView, error) {
+	v, err := s.BoltState.View(ctx)
+	return handingView{v, s.handed}, err
+}
+
+type handingView struct {
+	smimesync.StateView
+	handed *int
+}
+
+func (v handingView) EachPublished(ctx context.Context, skip func(string) bool, fn func(string, smimesync.Published) error) error {
+	return v.StateView.EachPublished(ctx, skip, func(k string, p smimesync.Published) error {
+		*v.handed++
+		return fn(k, p)
+	})
+}
+
+// TestFullPassWalksOnlyTheUnseen: a full pass goes through the store's
+// records for the entries the directory no longer holds (departures,
+// forgetting), not the records of the entries it read: those are not
+// even decoded.
+func TestFullPassWalksOnlyTheUnseen(t *testing.T) {
+	ca := newTestCA(t, "CA")
+	alice := user(1, "alice", ca.issue(t, leaf{email: "alice@example.com"}))
+	bob := user(2, "bob", ca.issue(t, leaf{email: "bob@example.com"}))
+	carol := user(3, "carol", ca.issue(t, leaf{email: "carol@example.com"}))
+	src := &deltaSource{first: []*directory.Entry{alice, bob, carol}}
+	sink := cloudtest.NewMemorySink()
+	var handed int
+	st := handingStore{&smimesync.BoltState{Path: filepath.Join(t.TempDir(), "state.db")}, &handed}
+	if rep := applyPass(t, newSyncer(src, sink, st), true); rep.Summary.Written != 3 {
+		t.Fatalf("first pass: %+v", rep.Summary)
+	}
+	handed = 0
+	if rep := applyPass(t, newSyncer(src, sink, st), true); rep.Summary.Unchanged != 3 {
+		t.Fatalf("second pass: %+v", rep.Summary)
+	}
+	if handed != 0 {
+		t.Errorf("a full pass that read every entry was handed %d records by its walks, want 0", handed)
+	}
+	handed = 0
+	src.first = []*directory.Entry{alice, bob}
+	rep := applyPass(t, newSyncer(src, sink, st), true)
+	if c := rowOf(rep.Changes, carol.ID); c == nil || !c.Departed() {
+		t.Fatalf("carol out of the full read: %v", actionsOf(rep.Changes))
+	}
+	if handed != 1 {
+		t.Errorf("a full pass without carol was handed %d records by its walks, want 1 (carol's)", handed)
 	}
 }

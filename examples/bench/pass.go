@@ -301,9 +301,9 @@ func (v *timedView) Published(ctx context.Context, key string) (smimesync.Publis
 	return v.v.Published(ctx, key)
 }
 
-func (v *timedView) EachPublished(ctx context.Context, fn func(key string, p smimesync.Published) error) error {
+func (v *timedView) EachPublished(ctx context.Context, skip func(key string) bool, fn func(key string, p smimesync.Published) error) error {
 	defer v.t.enter(&v.t.load)()
-	return v.v.EachPublished(ctx, fn)
+	return v.v.EachPublished(ctx, skip, fn)
 }
 
 func (v *timedView) Holders(ctx context.Context, recipient string) ([]string, error) {
