@@ -327,10 +327,7 @@ func (b *BoltState) SaveChanges(ctx context.Context, head *Snapshot, changes map
 		})
 	})
 	if err != nil {
-		if errors.Is(err, ErrLocked) {
-			return err
-		}
-		return fmt.Errorf("%w: saving %s: %w", ErrStateUnwritable, b.Path, err)
+		return unwritable(err, "saving "+b.Path)
 	}
 	head.Generation = next
 	return nil

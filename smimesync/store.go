@@ -509,6 +509,17 @@ func syncBucket[V any](bk *bolt.Bucket, want map[string]V, put func(k, raw []byt
 	return nil
 }
 
+// unwritable is err, a failed write of the store, as the State's methods
+// return it: an error wrapping ErrLocked as it is (another process has the
+// store), anything else wrapping ErrStateUnwritable after what was being
+// done.
+func unwritable(err error, doing string) error {
+	if errors.Is(err, ErrLocked) {
+		return err
+	}
+	return fmt.Errorf("%w: %s: %w", ErrStateUnwritable, doing, err)
+}
+
 // Save writes the snapshot, in one transaction, as the next generation:
 // its header (the cookie among it) and the records that changed.
 func (b *BoltState) Save(ctx context.Context, s *Snapshot) error {
@@ -520,10 +531,7 @@ func (b *BoltState) Save(ctx context.Context, s *Snapshot) error {
 		return db.Update(func(tx *bolt.Tx) error { return putSnapshot(tx, s, next) })
 	})
 	if err != nil {
-		if errors.Is(err, ErrLocked) {
-			return err
-		}
-		return fmt.Errorf("%w: saving %s: %w", ErrStateUnwritable, b.Path, err)
+		return unwritable(err, "saving "+b.Path)
 	}
 	s.Generation = next
 	return nil
@@ -561,10 +569,7 @@ func (b *BoltState) Record(ctx context.Context, id string, p Published) error {
 		})
 	})
 	if err != nil {
-		if errors.Is(err, ErrLocked) {
-			return err
-		}
-		return fmt.Errorf("%w: recording a write in %s: %w", ErrStateUnwritable, b.Path, err)
+		return unwritable(err, "recording a write in "+b.Path)
 	}
 	return nil
 }
@@ -593,10 +598,7 @@ func (b *BoltState) Prepare(ctx context.Context) error {
 		return b.prepareCommit(db)
 	})
 	if err != nil {
-		if errors.Is(err, ErrLocked) {
-			return err
-		}
-		return fmt.Errorf("%w: it cannot record writes: %w", ErrStateUnwritable, err)
+		return unwritable(err, "it cannot record writes")
 	}
 	return nil
 }

@@ -181,10 +181,7 @@ func (b *BoltState) SaveMemos(ctx context.Context, put map[string]Memo, drop []s
 		})
 	})
 	if err != nil {
-		if errors.Is(err, ErrLocked) {
-			return err
-		}
-		return fmt.Errorf("%w: saving the memos in %s: %w", ErrStateUnwritable, b.Path, err)
+		return unwritable(err, "saving the memos in "+b.Path)
 	}
 	return nil
 }
