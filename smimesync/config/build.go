@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
+	"hash"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -33,11 +34,7 @@ func (c *File) Syncers(log *slog.Logger) ([]service.Named, error) {
 	if err != nil {
 		return nil, err
 	}
-	pol, err := c.BuildPolicy(log)
-	if err != nil {
-		return nil, err
-	}
-	version, err := c.policyVersion()
+	pol, version, err := c.buildPolicy(log)
 	if err != nil {
 		return nil, err
 	}
@@ -204,6 +201,20 @@ func (c *File) resolveAuthPaths(a *azauth.Config) {
 // and building the revocation checker of policy.revocation. A file that
 // cannot be read or holds no certificate is an *Error naming its key.
 func (c *File) BuildPolicy(log *slog.Logger) (*smimesync.Policy, error) {
+	p, _, err := c.buildPolicy(log)
+	return p, err
+}
+
+// buildPolicy is BuildPolicy, and the Syncers' PolicyVersion: with
+// policy.roots or policy.intermediates (and no policy.revocation), the
+// SHA-256 of their certificates, in the order read, so that a pass over
+// unchanged entries skips them (smimesync.Memo) and a change of a trust
+// anchor judges every entry again. With policy.revocation it is empty,
+// and every pass judges every entry: a revocation is then seen at the
+// next pass, not after Syncer.Reverify. (A CA certificate of those files
+// that expires is seen when the entries are next judged: at the latest
+// after Syncer.Reverify.)
+func (c *File) buildPolicy(log *slog.Logger) (*smimesync.Policy, string, error) {
 	p := &smimesync.Policy{
 		Now:                   c.now(),
 		MaxValues:             c.Policy.MaxValues,
@@ -212,59 +223,36 @@ func (c *File) BuildPolicy(log *slog.Logger) (*smimesync.Policy, error) {
 		RequireValidSignature: c.Policy.RequireValidSignature,
 	}
 	var err error
+	anchors := sha256.New()
 	if len(c.Policy.Roots) > 0 {
-		if p.Roots, err = c.pool("policy.roots", c.Policy.Roots); err != nil {
-			return nil, err
+		if p.Roots, err = c.pool("policy.roots", c.Policy.Roots, anchors); err != nil {
+			return nil, "", err
 		}
 	}
 	if len(c.Policy.Intermediates) > 0 {
-		if p.Intermediates, err = c.pool("policy.intermediates", c.Policy.Intermediates); err != nil {
-			return nil, err
+		if p.Intermediates, err = c.pool("policy.intermediates", c.Policy.Intermediates, anchors); err != nil {
+			return nil, "", err
 		}
 	}
 	for i, f := range c.Policy.ManagedCAs {
 		certs, err := c.ReadCerts(fmt.Sprintf("policy.managed_cas[%d]", i), f)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		p.ManagedCAs = append(p.ManagedCAs, certs...)
 	}
 	if err := c.revocation(p, log); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return p, nil
+	if c.Policy.Revocation != nil || p.Roots == nil && p.Intermediates == nil {
+		return p, "", nil
+	}
+	return p, "certs:" + hex.EncodeToString(anchors.Sum(nil)), nil
 }
 
-// policyVersion is the Syncers' PolicyVersion: the SHA-256 of the files
-// policy.roots and policy.intermediates name, in order, so that a pass
-// over unchanged entries skips them (smimesync.Memo) and a change to a
-// trust anchor's file judges every entry again. With
-// policy.revocation it is empty, and every pass judges every entry: a
-// revocation is then seen at the next pass, not after Syncer.Reverify.
-// (A CA certificate of those files that expires is seen when the entries
-// are next judged: at the latest after Syncer.Reverify.)
-func (c *File) policyVersion() (string, error) {
-	if c.Policy.Revocation != nil || len(c.Policy.Roots)+len(c.Policy.Intermediates) == 0 {
-		return "", nil
-	}
-	h := sha256.New()
-	for _, k := range []struct {
-		key   string
-		files []string
-	}{{"policy.roots", c.Policy.Roots}, {"policy.intermediates", c.Policy.Intermediates}} {
-		for i, f := range k.files {
-			b, err := os.ReadFile(c.path(f))
-			if err != nil {
-				return "", c.errorf(fmt.Sprintf("%s[%d]", k.key, i), "%v", err)
-			}
-			fmt.Fprintf(h, "%s[%d] %d\n", k.key, i, len(b))
-			h.Write(b)
-		}
-	}
-	return "files:" + hex.EncodeToString(h.Sum(nil)), nil
-}
-
-func (c *File) pool(key string, files []string) (*x509.CertPool, error) {
+// pool reads the certificates of files (the key's list) into a pool, and
+// writes each one's DER to version.
+func (c *File) pool(key string, files []string, version hash.Hash) (*x509.CertPool, error) {
 	pool := x509.NewCertPool()
 	for i, f := range files {
 		certs, err := c.ReadCerts(fmt.Sprintf("%s[%d]", key, i), f)
@@ -273,6 +261,8 @@ func (c *File) pool(key string, files []string) (*x509.CertPool, error) {
 		}
 		for _, cert := range certs {
 			pool.AddCert(cert)
+			fmt.Fprintf(version, "%s %d\n", key, len(cert.Raw))
+			version.Write(cert.Raw)
 		}
 	}
 	return pool, nil

@@ -12,7 +12,7 @@ import (
 
 // TestPolicyVersion: with trust anchors from files (and no revocation
 // checking) the Syncers get a PolicyVersion, so that unchanged entries
-// are memoized; it follows the files' content, and revocation checking
+// are memoized; it follows the certificates the files hold, and revocation checking
 // turns it off.
 func TestPolicyVersion(t *testing.T) {
 	ca, err := testpki.New("Version Root", testpki.Clock(testclock.Now))
