@@ -485,16 +485,18 @@ func (a *applyRun) finish(ctx context.Context, cancelled error) {
 }
 
 // forgetUnseen drops from the snapshot the entries a full read did not
-// return and the plan has no row for: they are out of scope, and must not
-// hold their recipient against a newcomer. (An entry that left with
-// something published has a row, SkipDeparted or ActionDepart, and its
-// record moved to Snapshot.Departed when it was recorded.)
+// return (the plan has no row for them, and did not count them as
+// unlisted): they are out of scope, and must not hold their recipient
+// against a newcomer. (An entry that left with something published has a
+// row, SkipDeparted or ActionDepart, and its record moved to
+// Snapshot.Departed when it was recorded.)
 func (a *applyRun) forgetUnseen(ctx context.Context) error {
-	seen := make(map[string]bool, len(a.rep.Changes))
+	rows := make(map[string]bool, len(a.rep.Changes))
 	for _, c := range a.rep.Changes {
-		seen[stateKey(c.Source, c.ID)] = true
+		rows[stateKey(c.Source, c.ID)] = true
 	}
-	err := a.st.eachPublished(ctx, func(k string) bool { return seen[k] }, func(k string, _ Published) error {
+	seen := func(k string) bool { return a.plan.seen(rows, k) }
+	err := a.st.eachPublished(ctx, seen, func(k string, _ Published) error {
 		a.st.deletePublished(k)
 		return nil
 	})
@@ -502,12 +504,12 @@ func (a *applyRun) forgetUnseen(ctx context.Context) error {
 		return err
 	}
 	for k := range a.st.Pending {
-		if !seen[k] {
+		if !seen(k) {
 			delete(a.st.Pending, k)
 		}
 	}
 	for k := range a.st.Departed {
-		if !seen[k] {
+		if !seen(k) {
 			delete(a.st.Departed, k)
 		}
 	}
@@ -521,7 +523,7 @@ func (a *applyRun) save(ctx context.Context, cancelled error) (*Report, error) {
 	if err := s.saveState(context.WithoutCancel(ctx), a.st); err != nil {
 		rep.Errors = append(rep.Errors, "saving state: "+err.Error())
 		rep.CookieAdvanced = false
-		rep.Summary = summarize(rep.Changes)
+		rep.Summary = rep.summarize()
 		rep.Finished = s.now()
 		if !errors.Is(err, ErrStateUnwritable) {
 			err = fmt.Errorf("%w: %w", ErrStateUnwritable, err)
@@ -529,7 +531,7 @@ func (a *applyRun) save(ctx context.Context, cancelled error) (*Report, error) {
 		return rep, fmt.Errorf("smimesync: saving state: %w", err)
 	}
 	rep.StateSaved = true
-	rep.Summary = summarize(rep.Changes)
+	rep.Summary = rep.summarize()
 	rep.Finished = s.now()
 	a.log.Info("applied", "written", rep.Summary.Written, "failed", rep.Summary.Failed,
 		"notWritable", rep.Summary.NotWritable, "cookieAdvanced", rep.CookieAdvanced)

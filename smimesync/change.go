@@ -168,8 +168,9 @@ type Change struct {
 	// directory but from the state: an earlier pass skipped it.
 	Retried bool `json:"retried,omitempty"`
 	// Memoized is true when the entry matched its [Memo] (see
-	// Syncer.Reverify): its row (unchanged, or skipped as SkipReadOnly or
-	// SkipCurrentUnknown) was repeated without its certificates being
+	// Syncer.Reverify): its row (skipped as SkipReadOnly or
+	// SkipCurrentUnknown; an unchanged one has no row but is counted, see
+	// [Plan.Unlisted]) was repeated without its certificates being
 	// judged or its recipient looked up, so Keep and Drop are empty and say
 	// nothing about its values (the last row that judged it does), and
 	// CurrentFrom is empty.
@@ -246,7 +247,8 @@ type Summary struct {
 	// earlier pass skipped them (no recipient yet, a conflict, an error).
 	Retried int `json:"retried"`
 	// Memoized counts the entries taken on trust from their memo
-	// (Change.Memoized; also in Unchanged or Skip). Their values count in
+	// (Change.Memoized, and the unlisted entries, see [Plan.Unlisted];
+	// also in Unchanged or Skip). Their values count in
 	// KeptValues, DroppedValues and Dropped as the memo remembers them.
 	Memoized int `json:"memoized"`
 	// KeptValues and DroppedValues count attribute values; Dropped
@@ -268,12 +270,13 @@ type Summary struct {
 // certificates its writes send wait in a temporary file, not in memory;
 // Apply removes it, and [Plan.Close] does for a plan not applied.
 type Plan struct {
-	// Changes holds one Change per entry read, and one per entry that
-	// left the directory with something published (SkipDeparted,
-	// ActionDepart), sorted by User, then ID, then Source (a report keeps
-	// the plan's order).
+	// Changes holds one Change per entry read, but for the entries found
+	// unchanged on their [Memo], which are only counted (see
+	// [Plan.Unlisted]), and one per entry that left the directory with
+	// something published (SkipDeparted, ActionDepart), sorted by User,
+	// then ID, then Source (a report keeps the plan's order).
 	Changes []*Change `json:"changes"`
-	// Summary counts them.
+	// Summary counts them, and the unlisted entries.
 	Summary Summary `json:"summary"`
 	// Full is true when the source read every entry in scope.
 	Full bool `json:"full"`
@@ -295,6 +298,9 @@ type Plan struct {
 	// spill holds the values of the plan's writes, outside the heap
 	// (see spill.go).
 	spill *spill
+	// unlisted is what the plan keeps of the entries it only counts
+	// (unlisted.go).
+	unlisted *unlisted
 }
 
 // Report is the outcome of [Syncer.Apply]: the plan's changes with their

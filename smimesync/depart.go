@@ -44,7 +44,7 @@ type departure struct {
 // in place of the deletions. A record with no fingerprint (nothing was
 // published) is no departure: a deletion stays SkipDeleted, and a full
 // pass forgets it as before.
-func (s *Syncer) departures(ctx context.Context, st *Snapshot, changes []*Change, full bool) ([]*Change, error) {
+func (s *Syncer) departures(ctx context.Context, st *Snapshot, changes []*Change, full bool, u *unlisted) ([]*Change, error) {
 	seen := make(map[string]bool, len(changes))
 	var gone []departure
 	out := changes[:0]
@@ -64,14 +64,14 @@ func (s *Syncer) departures(ctx context.Context, st *Snapshot, changes []*Change
 		out = append(out, c)
 	}
 	add := func(k string, p Published, retried bool) {
-		if !seen[k] && len(p.fingerprints()) > 0 {
+		if !seen[k] && !u.has(k) && len(p.fingerprints()) > 0 {
 			seen[k] = true
 			gone = append(gone, departure{key: k, rec: p, retried: retried})
 		}
 	}
 	if full {
 		// The records of entries this read returned are not even decoded.
-		err := st.eachPublished(ctx, func(k string) bool { return seen[k] }, func(k string, p Published) error {
+		err := st.eachPublished(ctx, func(k string) bool { return seen[k] || u.has(k) }, func(k string, p Published) error {
 			add(k, p, false)
 			return nil
 		})
@@ -96,9 +96,10 @@ func (s *Syncer) departures(ctx context.Context, st *Snapshot, changes []*Change
 			owners[c.Recipient.ID] = c.User
 		}
 	}
-	if !full {
-		// Entries this read did not include that hold a departed
-		// entry's recipient.
+	if !full || u.len() > 0 {
+		// Entries that hold a departed entry's recipient in the state
+		// and have no row: those this read only counted (unchanged on
+		// their memo) and, on a delta, those it did not include.
 		rids := map[string]bool{}
 		for _, d := range gone {
 			rids[d.rec.Recipient] = true
@@ -108,7 +109,7 @@ func (s *Syncer) departures(ctx context.Context, st *Snapshot, changes []*Change
 			return nil, fmt.Errorf("smimesync: reading the state: %w", err)
 		}
 		for rid, keys := range held {
-			i := slices.IndexFunc(keys, func(k string) bool { return !seen[k] })
+			i := slices.IndexFunc(keys, func(k string) bool { return u.has(k) || (!full && !seen[k]) })
 			if i < 0 {
 				continue
 			}

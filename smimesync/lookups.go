@@ -29,5 +29,5 @@ func (p *Plan) LookupsFailed() error {
 	}
 	first, _, _ := strings.Cut(failed[0].Error, "\n") // the Azure SDK's errors run to many lines
 	return fmt.Errorf("%d of %d %w, so the plan is incomplete (first: %s: %s)",
-		len(failed), len(p.Changes), ErrLookupsFailed, failed[0].User, strings.TrimSpace(first))
+		len(failed), len(p.Changes)+p.unlisted.len(), ErrLookupsFailed, failed[0].User, strings.TrimSpace(first))
 }

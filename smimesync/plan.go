@@ -81,15 +81,18 @@ func (s *Syncer) plan(ctx context.Context, full bool) (_ *Plan, err error) {
 		cookie = nil
 	}
 	mp := s.beginMemo(ctx, s.policy())
-	changes, res, err := s.read(ctx, st, cookie, mp, sp)
+	plan.unlisted = &unlisted{}
+	changes, res, err := s.read(ctx, st, cookie, mp, sp, plan.unlisted)
 	if errors.Is(err, directory.ErrStaleCookie) && cookie != nil {
 		log.Warn("the source refused its delta cookie; reading everything", "err", err)
 		cookie = nil
-		changes, res, err = s.read(ctx, st, nil, mp, sp)
+		plan.unlisted = &unlisted{}
+		changes, res, err = s.read(ctx, st, nil, mp, sp, plan.unlisted)
 	}
 	if err != nil {
 		return nil, err
 	}
+	plan.unlisted.seal()
 	plan.cookie = res.Cookie
 	plan.Full = res.Full || cookie == nil
 
@@ -103,7 +106,7 @@ func (s *Syncer) plan(ctx context.Context, full bool) (_ *Plan, err error) {
 		}
 		pol := s.policy()
 		for _, k := range slices.Sorted(maps.Keys(st.Pending)) {
-			if e := st.Pending[k]; !seen[k] && e != nil {
+			if e := st.Pending[k]; !plan.seen(seen, k) && e != nil {
 				c := s.planEntry(ctx, pol, st, e, sp)
 				if c.runWide != nil {
 					return nil, fmt.Errorf("smimesync: %w", c.runWide)
@@ -114,16 +117,16 @@ func (s *Syncer) plan(ctx context.Context, full bool) (_ *Plan, err error) {
 		}
 	}
 
-	changes, err = s.departures(ctx, st, changes, plan.Full)
+	changes, err = s.departures(ctx, st, changes, plan.Full, plan.unlisted)
 	if err != nil {
 		return nil, err
 	}
 	slices.SortFunc(changes, compareChanges)
-	if err := markConflicts(ctx, changes, st, plan.Full); err != nil {
+	if err := markConflicts(ctx, changes, st, plan.Full, plan.unlisted); err != nil {
 		return nil, err
 	}
 	plan.Changes = changes
-	plan.Summary = summarize(changes)
+	plan.Summary = plan.summarize()
 	plan.Finished = s.now()
 	log.Info("plan", "entries", plan.Summary.Entries, "add", plan.Summary.Add, "replace", plan.Summary.Replace,
 		"remove", plan.Summary.Remove, "unchanged", plan.Summary.Unchanged, "skip", plan.Summary.Skip,
@@ -139,14 +142,16 @@ func compareChanges(a, b *Change) int {
 }
 
 // read streams the source through the policy and the sink's lookups, with
-// Concurrency workers.
-func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte, mp *memoPass, sp *spill) ([]*Change, directory.Result, error) {
+// Concurrency workers. The entries found unchanged on their memo are only
+// counted, in u; it returns the rows of the others.
+func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte, mp *memoPass, sp *spill, u *unlisted) ([]*Change, directory.Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	entries := make(chan *directory.Entry)
 	var (
 		mu      sync.Mutex
 		changes []*Change
+		done    int
 		wg      sync.WaitGroup
 	)
 	var runWide error // the first failure that every other lookup would meet too
@@ -155,6 +160,10 @@ func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte, mp *memo
 		wg.Go(func() {
 			for e := range entries {
 				c := s.planOrMemo(ctx, pol, st, e, mp, sp)
+				quiet := c.runWide == nil && unlistable(st, c)
+				if quiet {
+					u.add(c)
+				}
 				mu.Lock()
 				if c.runWide != nil {
 					if runWide == nil {
@@ -164,9 +173,12 @@ func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte, mp *memo
 					mu.Unlock()
 					continue
 				}
-				changes = append(changes, c)
+				if !quiet {
+					changes = append(changes, c)
+				}
+				done++
 				if s.Progress != nil {
-					s.Progress(Progress{Stage: StagePlan, Done: len(changes)})
+					s.Progress(Progress{Stage: StagePlan, Done: done})
 				}
 				mu.Unlock()
 			}
@@ -193,6 +205,17 @@ func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte, mp *memo
 		return nil, res, err
 	}
 	return changes, res, nil
+}
+
+// unlistable reports whether c, a row of an entry read, is only counted
+// (see [Plan.Unlisted]): unchanged on its memo, with no departure of the
+// same key on record.
+func unlistable(st *Snapshot, c *Change) bool {
+	if !c.Memoized || c.Action != ActionUnchanged {
+		return false
+	}
+	_, departed := st.Departed[stateKey(c.Source, c.ID)]
+	return !departed
 }
 
 // planEntry evaluates one entry and compares it with its recipient. The
@@ -362,9 +385,12 @@ func (s *Syncer) pruneReason(rs []Reason) bool {
 }
 
 // markConflicts skips every change whose recipient is also the recipient
-// of another entry: in this plan or, when the plan is a delta, an entry of
-// an earlier run (in the state) that this read did not include.
-func markConflicts(ctx context.Context, changes []*Change, st *Snapshot, full bool) error {
+// of another entry: in this plan, an entry it read and only counted (u:
+// unchanged on its memo, which its record in the state backs) or, when the
+// plan is a delta, an entry of an earlier run (in the state) that this
+// read did not include. An unlisted entry keeps its recipient and what it
+// carries: it is the newcomer that is skipped.
+func markConflicts(ctx context.Context, changes []*Change, st *Snapshot, full bool, u *unlisted) error {
 	inPlan := make(map[string]bool, len(changes))
 	owners := map[string][]*Change{}
 	for _, c := range changes {
@@ -374,7 +400,7 @@ func markConflicts(ctx context.Context, changes []*Change, st *Snapshot, full bo
 		}
 	}
 	earlier := map[string]string{}
-	if !full {
+	if (!full || u.len() > 0) && len(owners) > 0 {
 		rids := make(map[string]bool, len(owners))
 		for rid := range owners {
 			rids[rid] = true
@@ -383,8 +409,9 @@ func markConflicts(ctx context.Context, changes []*Change, st *Snapshot, full bo
 		if err != nil {
 			return fmt.Errorf("smimesync: reading the state: %w", err)
 		}
+		other := func(k string) bool { return !inPlan[k] && (!full || u.has(k)) }
 		for rid, keys := range held {
-			if i := slices.IndexFunc(keys, func(k string) bool { return !inPlan[k] }); i >= 0 {
+			if i := slices.IndexFunc(keys, other); i >= 0 {
 				earlier[rid] = strings.ReplaceAll(keys[i], "\x00", ":")
 			}
 		}

@@ -78,6 +78,17 @@ type planHeader struct {
 	// Changes hides Plan.Changes: they follow the header one at a time.
 	Changes []struct{} `json:"changes,omitempty"`
 	Cookie  []byte     `json:"cookie,omitempty"`
+	// Unlisted is the entries the plan only counted ([Plan.Unlisted]).
+	Unlisted *planUnlisted `json:"unlisted,omitempty"`
+}
+
+// planUnlisted is a saved plan's unlisted entries: their keys (16 bytes
+// each, sorted, end to end; base64 in the file) and their share of the
+// summary. Apply needs the keys: a full read's plan must not forget the
+// records of entries it read but has no row for.
+type planUnlisted struct {
+	Keys   []byte  `json:"keys"`
+	Counts Summary `json:"counts"`
 }
 
 // changeRecord is one change of a saved plan: every exported member of
@@ -176,7 +187,11 @@ func (p *Plan) WriteTo(w io.Writer) (int64, error) {
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(planHeader{Format: PlanFormat, Version: PlanVersion, Origin: origin, Plan: p, Cookie: p.cookie}); err != nil {
+	hdr := planHeader{Format: PlanFormat, Version: PlanVersion, Origin: origin, Plan: p, Cookie: p.cookie}
+	if n := p.unlisted.len(); n > 0 {
+		hdr.Unlisted = &planUnlisted{Keys: p.unlisted.bytes(), Counts: p.unlisted.counts}
+	}
+	if err := enc.Encode(hdr); err != nil {
 		return 0, fmt.Errorf("smimesync: encoding the plan: %w", err)
 	}
 	head := bytes.TrimSuffix(bytes.TrimRight(buf.Bytes(), "\n"), []byte("}"))
@@ -466,7 +481,15 @@ func readPlan(r io.Reader) (_ *Plan, err error) {
 		return nil, err
 	}
 	p.Changes = changes
-	if got := summarize(changes); !summariesEqual(got, p.Summary) {
+	if u := h.Unlisted; u != nil {
+		if p.unlisted, err = unlistedFrom(u.Keys, u.Counts); err != nil {
+			return nil, err
+		}
+		if c := u.Counts; c.Entries != p.unlisted.len() || c.Unchanged != c.Entries || c.Memoized != c.Entries {
+			return nil, errors.New("the unlisted entries' counts do not count their keys")
+		}
+	}
+	if got := p.summarize(); !summariesEqual(got, p.Summary) {
 		return nil, errors.New("its summary does not count its changes")
 	}
 	p.cookie = h.Cookie

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/smimesync/go-smimesync/cloud/azauth/azauthtest"
@@ -99,9 +100,10 @@ func TestExchangeEndToEnd(t *testing.T) {
 	if n := exo.Writes("bob@smime.example"); n != 0 {
 		t.Errorf("the synced recipient was written %d times", n)
 	}
-	// Again: the state stands in for the undecodable read-back.
+	// Again: alice is unchanged (on her memo, which the state's record of
+	// the write backs, not on the undecodable read-back), so only counted.
 	code, stdout, _ = runCLI(t, "sync", "--config", cfg)
-	if code != exitOK || !regexp.MustCompile(`alice@smime.example +unchanged`).MatchString(stdout) {
+	if code != exitOK || !strings.Contains(stdout, "2 entries: 0 add, 0 replace, 0 remove, 1 unchanged, 1 skipped") {
 		t.Errorf("second sync exit %d:\n%s", code, stdout)
 	}
 	if n := exo.Writes("alice@smime.example"); n != 1 {

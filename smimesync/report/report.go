@@ -309,13 +309,20 @@ func (s *Sink) merge(command string, rep *smimesync.Report, passErr error, now t
 	}
 
 	byKey := make(map[string]*Entry, len(s.Entries))
-	if !rep.Full {
-		for _, e := range s.Entries {
+	for _, e := range s.Entries {
+		switch {
+		case rep.Unlisted(e.Source, e.ID):
+			// Read, and unchanged on its memo: no row, the earlier
+			// word stands.
+			e.Seen = s.LastPass.Finished
+			byKey[e.key()] = e
+		case !rep.Full:
 			byKey[e.key()] = e
 		}
-	} else {
-		// A full read names every entry in scope: what it does not name
-		// is gone.
+	}
+	if rep.Full {
+		// A full read names every entry in scope, with a row or as
+		// unlisted: what it does not name is gone.
 		s.Complete = true
 	}
 	var earlier map[string]*Entry // for memoized rows: the last word on their values

@@ -1,0 +1,154 @@
+package smimesync
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"slices"
+	"sync"
+)
+
+// unlisted is what a plan keeps of the entries it only counts: those read
+// unchanged on their memo (Change.Memoized with ActionUnchanged), which
+// are most of a quiet directory. Each would be a row of about a kilobyte;
+// here it is 16 bytes, the first half of the SHA-256 of its state key
+// (enough for the plan's questions: was this entry read, and is it one of
+// those), and its share of the Summary.
+//
+// A plan made on a million-user directory that nothing changed then holds
+// 16 MB for them instead of a gigabyte of rows.
+type unlisted struct {
+	mu     sync.Mutex
+	keys   []keyHash // sorted by seal
+	sealed bool
+	// counts is their share of the plan's Summary: Entries, Unchanged,
+	// Memoized and their remembered values (MemoValues).
+	counts Summary
+}
+
+// keyHash is an unlisted entry's key: the first 16 bytes of the SHA-256 of
+// its state key. Two of a million entries share one with a probability
+// below 10⁻²⁶.
+type keyHash [16]byte
+
+func hashKey(key string) keyHash {
+	s := sha256.Sum256([]byte(key))
+	return keyHash(s[:16])
+}
+
+// add counts c, a memoized unchanged row, instead of keeping it.
+func (u *unlisted) add(c *Change) {
+	h := hashKey(stateKey(c.Source, c.ID))
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.keys = append(u.keys, h)
+	u.counts.Entries++
+	u.counts.Unchanged++
+	u.counts.Memoized++
+	if c.MemoValues != nil {
+		u.counts.countMemo(c.MemoValues)
+	}
+}
+
+// seal sorts the keys for has; the plan calls it once the read is done.
+func (u *unlisted) seal() {
+	if u == nil {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	slices.SortFunc(u.keys, func(a, b keyHash) int { return bytes.Compare(a[:], b[:]) })
+	u.keys = slices.Clip(u.keys)
+	u.sealed = true
+}
+
+// has reports whether the entry of state key key was read and only
+// counted. It is false before seal.
+func (u *unlisted) has(key string) bool {
+	if u == nil || !u.sealed || len(u.keys) == 0 {
+		return false
+	}
+	h := hashKey(key)
+	_, ok := slices.BinarySearchFunc(u.keys, h, func(a, b keyHash) int { return bytes.Compare(a[:], b[:]) })
+	return ok
+}
+
+// len is how many entries were only counted.
+func (u *unlisted) len() int {
+	if u == nil {
+		return 0
+	}
+	return len(u.keys)
+}
+
+// bytes is the sorted keys, end to end, as a plan file keeps them.
+func (u *unlisted) bytes() []byte {
+	if u == nil {
+		return nil
+	}
+	b := make([]byte, 0, len(u.keys)*len(keyHash{}))
+	for _, k := range u.keys {
+		b = append(b, k[:]...)
+	}
+	return b
+}
+
+// errUnlistedKeys is a plan file's list of unlisted entries that is not a
+// whole number of sorted, distinct keys.
+var errUnlistedKeys = errors.New("the unlisted entries' keys are damaged")
+
+// unlistedFrom is the unlisted entries a plan file saved: keys as bytes
+// wrote them, counts their share of the Summary.
+func unlistedFrom(b []byte, counts Summary) (*unlisted, error) {
+	n := len(keyHash{})
+	if len(b)%n != 0 {
+		return nil, errUnlistedKeys
+	}
+	u := &unlisted{keys: make([]keyHash, 0, len(b)/n), sealed: true, counts: counts}
+	for i := 0; i < len(b); i += n {
+		k := keyHash(b[i : i+n])
+		if l := len(u.keys); l > 0 && bytes.Compare(u.keys[l-1][:], k[:]) >= 0 {
+			return nil, errUnlistedKeys
+		}
+		u.keys = append(u.keys, k)
+	}
+	return u, nil
+}
+
+// Unlisted reports whether the plan read the entry of this source and ID
+// and found it unchanged on its [Memo] (see [Syncer.Reverify]): such an
+// entry has no row in Changes, only its share of the Summary (Entries,
+// Unchanged, Memoized, and the values its memo remembers). Most entries
+// of a quiet directory are unlisted, which keeps a plan of a million
+// entries small. A report that keeps the latest word on every entry keeps
+// its earlier word on an unlisted one.
+func (p *Plan) Unlisted(source, id string) bool {
+	return p != nil && p.unlisted.has(stateKey(source, id))
+}
+
+// seen reports whether the plan read the entry of state key key: it has a
+// row (inRows) or is unlisted.
+func (p *Plan) seen(inRows map[string]bool, key string) bool {
+	return inRows[key] || p.unlisted.has(key)
+}
+
+// summarize counts the plan's rows and the unlisted entries.
+func (p *Plan) summarize() Summary {
+	s := summarize(p.Changes)
+	if p.unlisted == nil {
+		return s
+	}
+	c := &p.unlisted.counts
+	s.Entries += c.Entries
+	s.Unchanged += c.Unchanged
+	s.Memoized += c.Memoized
+	s.KeptValues += c.KeptValues
+	s.DroppedValues += c.DroppedValues
+	for r, n := range c.Dropped {
+		if s.Dropped == nil {
+			s.Dropped = map[Reason]int{}
+		}
+		s.Dropped[r] += n
+	}
+	return s
+}
