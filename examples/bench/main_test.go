@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -71,6 +73,7 @@ func checkRun(t *testing.T, r *Run, users int, passes []string, counted bool) {
 			if p.WallSeconds <= 0 || p.Mallocs == 0 || (runtime.GOOS == "linux" && p.PeakRSSBytes < 1<<20) {
 				t.Errorf("read pass: wall %g s, %d allocations, peak RSS %d", p.WallSeconds, p.Mallocs, p.PeakRSSBytes)
 			}
+			checkMemory(t, p)
 			continue
 		}
 		if p.ReadOnly {
@@ -104,6 +107,7 @@ func checkRun(t *testing.T, r *Run, users int, passes []string, counted bool) {
 		if runtime.GOOS == "linux" && p.PeakRSSBytes < 1<<20 {
 			t.Errorf("%s pass: peak RSS %d bytes (%s)", p.Name, p.PeakRSSBytes, p.RSSFrom)
 		}
+		checkMemory(t, p)
 		if counted != (p.Requests >= 0) {
 			t.Errorf("%s pass: requests %d; counted: %v", p.Name, p.Requests, counted)
 		}
@@ -114,6 +118,31 @@ func checkRun(t *testing.T, r *Run, users int, passes []string, counted bool) {
 		if r.Sink == "exchange" && p.Requests < p.Written {
 			t.Errorf("%s pass: %d requests to Exchange for %d writes", p.Name, p.Requests, p.Written)
 		}
+	}
+}
+
+// checkMemory asserts that a pass's sampled memory is there and sane: a
+// Go heap, and on Linux an anonymous RSS of at least 1 MiB and a
+// file-backed RSS at the sampled peak, each of which the peak RSS (VmHWM,
+// which counts both) covers. (Not their sum: the highest anonymous RSS
+// and the highest RSS may be sampled at different times.)
+func checkMemory(t *testing.T, p PassResult) {
+	t.Helper()
+	if p.PeakHeapBytes == 0 || !strings.Contains(p.SampledFrom, heapMetric) {
+		t.Errorf("%s pass: heap %d bytes (%s)", p.Name, p.PeakHeapBytes, p.SampledFrom)
+	}
+	if runtime.GOOS != "linux" {
+		return
+	}
+	// VmHWM is read after the last sample; 1 MiB of slack for the
+	// kernel's per-CPU counters.
+	if p.PeakAnonRSSBytes < 1<<20 || p.PeakAnonRSSBytes > p.PeakRSSBytes+1<<20 ||
+		p.FileRSSAtPeakBytes == 0 || p.FileRSSAtPeakBytes > p.PeakRSSBytes+1<<20 {
+		t.Errorf("%s pass: anon RSS %d bytes, file RSS %d bytes at the sampled peak, peak RSS %d bytes (%s)",
+			p.Name, p.PeakAnonRSSBytes, p.FileRSSAtPeakBytes, p.PeakRSSBytes, p.SampledFrom)
+	}
+	if !strings.Contains(p.SampledFrom, "RssAnon") || !strings.Contains(p.SampledFrom, " samples)") {
+		t.Errorf("%s pass: sampled from %q", p.Name, p.SampledFrom)
 	}
 }
 
@@ -169,15 +198,56 @@ func TestTinyRun(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, row := range []string{"| read | whole file, Read alone (no policy, sink or state) | 50 | – |", "| full | whole file; empty tenant | 50 |", "| unchanged |", "| delta-10 |", "Machine: ",
-				"| state s | state MiB |", "The unchanged pass took ", "× the time of reading the source alone", "state kept in a " + map[string]string{"bolt": "bbolt BoltState", "file": "JSON FileState"}[wantState]} {
+				"| state s | state MiB |", "| peak RSS MiB | anon RSS MiB | heap MiB | allocs |", "anon RSS does not", "The unchanged pass took ", "× the time of reading the source alone", "state kept in a " + map[string]string{"bolt": "bbolt BoltState", "file": "JSON FileState"}[wantState]} {
 				if !bytes.Contains(md, []byte(row)) {
 					t.Errorf("table lacks %q:\n%s", row, md)
 				}
+			}
+			if runtime.GOOS == "linux" {
+				checkMemoryColumns(t, md)
 			}
 			if tt.counted && !bytes.Contains(md, []byte("scaled ×1000")) && !bytes.Contains(md, []byte("Write budget off")) {
 				t.Errorf("table does not say how the emulator's clock runs:\n%s", md)
 			}
 		})
+	}
+}
+
+// checkMemoryColumns asserts that every pass's row of a table gives a
+// number of MiB for peak RSS, anon RSS and heap, with the anon RSS no
+// higher than the peak RSS.
+func checkMemoryColumns(t *testing.T, md []byte) {
+	t.Helper()
+	var head []string
+	rows := 0
+	for line := range strings.SplitSeq(string(md), "\n") {
+		cells := strings.Split(line, " | ")
+		switch {
+		case !strings.HasPrefix(line, "| "):
+		case head == nil:
+			head = cells
+		case strings.HasPrefix(line, "|---"):
+		default:
+			rows++
+			mib := map[string]int{}
+			for _, col := range []string{"peak RSS MiB", "anon RSS MiB", "heap MiB"} {
+				i := slices.Index(head, col)
+				if i < 0 || i >= len(cells) {
+					t.Fatalf("no column %q in %q", col, line)
+				}
+				n, err := strconv.Atoi(strings.ReplaceAll(cells[i], ",", ""))
+				if err != nil || n < 1 {
+					t.Errorf("%s %q in %q", col, cells[i], line)
+				}
+				mib[col] = n
+			}
+			if mib["anon RSS MiB"] > mib["peak RSS MiB"]+1 {
+				t.Errorf("anon RSS above peak RSS in %q", line)
+			}
+		}
+	}
+	if rows != 4 {
+		t.Errorf("%d rows of passes, want 4:\n%s", rows, md)
 	}
 }
 
@@ -599,6 +669,109 @@ func TestPeakRSSPerPass(t *testing.T) {
 	}
 	if !strings.Contains(o.RSSFrom, "clear_refs") {
 		t.Errorf("RSSFrom %q does not say how", o.RSSFrom)
+	}
+}
+
+// TestPeakAnonRSSPerPass: the sampled anonymous RSS and heap catch memory
+// allocated and freed in the middle of a measured section, which the RSS
+// at its end does not show.
+func TestPeakAnonRSSPerPass(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("RssAnon is Linux's")
+	}
+	m := startMeasure()
+	defer m.stop()
+	const big = 64 << 20
+	b := make([]byte, big)
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	// Hold it until the sampler has read it twice (whenever the machine
+	// lets its goroutine run).
+	deadline := time.Now().Add(30 * time.Second)
+	for n := m.sampler.samples.Load(); m.sampler.samples.Load() < n+2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the sampler took %d samples in 30 s", m.sampler.samples.Load()-n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	runtime.KeepAlive(b)
+	b = nil
+	runtime.GC()
+	debug.FreeOSMemory()
+	out := &passOutcome{}
+	m.end(out)
+	if out.PeakAnonRSS < 48<<20 || out.PeakHeap < 48<<20 {
+		t.Errorf("peak anon RSS %d bytes, heap %d bytes, over %d bytes allocated and touched (%s)", out.PeakAnonRSS, out.PeakHeap, big, out.SampledFrom)
+	}
+	s := startSampler(time.Hour) // one sample: the RSS now
+	now := s.stop()
+	if now.Anon == 0 || now.Anon > out.PeakAnonRSS-32<<20 {
+		t.Errorf("anon RSS %d bytes at the end, peak %d bytes: the %d bytes were not freed, or the peak is the end's", now.Anon, out.PeakAnonRSS, big)
+	}
+	if out.PeakRSS < out.PeakAnonRSS {
+		t.Errorf("peak RSS %d bytes, below the anon RSS %d", out.PeakRSS, out.PeakAnonRSS)
+	}
+}
+
+// TestSamplerStops: stop ends the sampler's goroutine, takes a last
+// sample, and may be called again.
+func TestSamplerStops(t *testing.T) {
+	var ss []*memSampler
+	for range 20 {
+		ss = append(ss, startSampler(time.Millisecond))
+	}
+	for _, s := range ss {
+		n := s.samples.Load()
+		p := s.stop()
+		if p.Samples <= n || p.Heap == 0 {
+			t.Errorf("stop took no last sample: %d samples before, %+v after", n, p)
+		}
+		if q := s.stop(); q != p {
+			t.Errorf("a second stop: %+v, then %+v", p, q)
+		}
+	}
+	// A goroutine that has closed done may still be on its way out.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		buf := make([]byte, 1<<20)
+		stacks := string(buf[:runtime.Stack(buf, true)])
+		if !strings.Contains(stacks, "(*memSampler).run") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a sampler's goroutine runs after stop:\n%s", stacks)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestSampleAllocatesNothing: sampling does not add to the pass's
+// allocation counters.
+func TestSampleAllocatesNothing(t *testing.T) {
+	s := startSampler(time.Hour)
+	defer s.stop()
+	if n := testing.AllocsPerRun(100, s.sample); n != 0 {
+		t.Errorf("a sample allocates %g times", n)
+	}
+}
+
+func TestStatusKB(t *testing.T) {
+	const status = "Name:\tbench\nVmHWM:\t  900 kB\nVmRSS:\t  800 kB\nRssAnon:\t  300 kB\nRssFile:\t  500 kB\nRssShmem:\t 0 kB\nThreads:\t5\n"
+	if rss, anon, file := statusKB([]byte(status)); rss != 800<<10 || anon != 300<<10 || file != 500<<10 {
+		t.Errorf("statusKB = %d, %d, %d", rss, anon, file)
+	}
+	if rss, anon, file := statusKB([]byte("VmRSS:\t 8x kB\nRssAnon: 12 MB\nRssFile:")); rss != 0 || anon != 0 || file != 0 {
+		t.Errorf("statusKB of garbage = %d, %d, %d", rss, anon, file)
+	}
+}
+
+// BenchmarkSample measures one sample of a pass's memory: what the
+// sampler costs every sampleEvery.
+func BenchmarkSample(b *testing.B) {
+	s := startSampler(time.Hour)
+	defer s.stop()
+	for b.Loop() {
+		s.sample()
 	}
 }
 

@@ -117,9 +117,21 @@ type passOutcome struct {
 	Mallocs    uint64 `json:"mallocs"`
 	AllocBytes uint64 `json:"allocBytes"`
 	// PeakRSS is VmHWM in bytes (0 when unknown); RSSFrom says how it was
-	// measured.
+	// measured. It includes the file-backed pages the pass touched: the
+	// program's code, and the pages of the bbolt state file's memory map
+	// (page cache, which the kernel can reclaim).
 	PeakRSS uint64 `json:"peakRSS"`
 	RSSFrom string `json:"rssFrom"`
+	// PeakAnonRSS is the highest RssAnon sampled during the pass: the
+	// process's own memory, without the pages of mapped files (0 when
+	// unknown). FileRSSAtPeak is RssFile when the sampled VmRSS was
+	// highest. PeakHeap is the highest size of the Go heap's objects
+	// (runtime/metrics heapMetric). SampledFrom says how they were
+	// measured.
+	PeakAnonRSS   uint64 `json:"peakAnonRSS"`
+	FileRSSAtPeak uint64 `json:"fileRSSAtPeak"`
+	PeakHeap      uint64 `json:"peakHeap"`
+	SampledFrom   string `json:"sampledFrom"`
 	// State measures the state over the pass (zero for a read-only
 	// pass).
 	State stateOutcome `json:"state"`
@@ -365,7 +377,8 @@ func stateBytes(kind, path string) (int64, error) {
 // runPass runs one pass: Plan (or PlanFull), then Apply, and measures it;
 // or, for a read-only pass, the source's Read alone. sink, when not nil,
 // is used instead of one built from spec.Sink. The peak RSS is the
-// process's VmHWM, reset (when the kernel lets us) just before the pass.
+// process's VmHWM, reset (when the kernel lets us) just before the pass;
+// the peaks of anonymous RSS and of the Go heap are sampled during it.
 func runPass(ctx context.Context, spec passSpec, sink cloud.Sink) (*passOutcome, error) {
 	src, closeSrc, err := buildSource(spec)
 	if err != nil {
@@ -393,7 +406,8 @@ func runPass(ctx context.Context, spec passSpec, sink cloud.Sink) (*passOutcome,
 		State:       state,
 		Concurrency: spec.Concurrency,
 	}
-	m0, reset := startMeasure()
+	m := startMeasure()
+	defer m.stop()
 	t0 := time.Now()
 	var plan *smimesync.Plan
 	if spec.Full {
@@ -409,7 +423,7 @@ func runPass(ctx context.Context, spec passSpec, sink cloud.Sink) (*passOutcome,
 	rep, aerr := s.Apply(ctx, plan)
 	t2 := time.Now()
 	out := &passOutcome{Plan: t1.Sub(t0), Apply: t2.Sub(t1)}
-	endMeasure(out, m0, reset)
+	m.end(out)
 	if rep == nil {
 		return nil, fmt.Errorf("%s pass: %w", spec.Name, aerr)
 	}
@@ -429,7 +443,8 @@ func runPass(ctx context.Context, spec passSpec, sink cloud.Sink) (*passOutcome,
 
 // readPass reads the source alone, counting the entries.
 func readPass(ctx context.Context, spec passSpec, src directory.Source) (*passOutcome, error) {
-	m0, reset := startMeasure()
+	m := startMeasure()
+	defer m.stop()
 	t0 := time.Now()
 	n := 0
 	res, err := src.Read(ctx, directory.Pass{}, func(*directory.Entry) error { n++; return nil })
@@ -437,33 +452,49 @@ func readPass(ctx context.Context, spec passSpec, src directory.Source) (*passOu
 		return nil, fmt.Errorf("%s pass: %w", spec.Name, err)
 	}
 	out := &passOutcome{Plan: time.Since(t0), Full: res.Full}
-	endMeasure(out, m0, reset)
+	m.end(out)
 	out.Summary.Entries = n
 	return out, nil
 }
 
-// startMeasure collects the garbage, resets the peak RSS and reads the
-// allocation counters at the start of a pass.
-func startMeasure() (runtime.MemStats, bool) {
-	reset := resetPeakRSS()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m, reset
+// measurement measures a pass's memory, from startMeasure to end.
+type measurement struct {
+	m0      runtime.MemStats
+	reset   bool
+	sampler *memSampler
 }
 
-// endMeasure fills out's allocations and peak RSS at the end of a pass.
-func endMeasure(out *passOutcome, m0 runtime.MemStats, reset bool) {
+// startMeasure collects the garbage, resets the peak RSS, starts sampling
+// the memory and reads the allocation counters at the start of a pass.
+// The caller defers stop, so that the sampler ends with the pass whatever
+// happens.
+func startMeasure() *measurement {
+	m := &measurement{reset: resetPeakRSS()}
+	m.sampler = startSampler(sampleEvery)
+	runtime.ReadMemStats(&m.m0)
+	return m
+}
+
+// stop stops the sampler and returns its peaks; end calls it, and so may
+// a deferred call after it.
+func (m *measurement) stop() memPeaks { return m.sampler.stop() }
+
+// end fills out's allocations and memory peaks at the end of a pass.
+func (m *measurement) end(out *passOutcome) {
+	peaks := m.stop()
 	var m1 runtime.MemStats
 	runtime.ReadMemStats(&m1)
-	out.Mallocs, out.AllocBytes = m1.Mallocs-m0.Mallocs, m1.TotalAlloc-m0.TotalAlloc
+	out.Mallocs, out.AllocBytes = m1.Mallocs-m.m0.Mallocs, m1.TotalAlloc-m.m0.TotalAlloc
 	out.PeakRSS, out.RSSFrom = peakRSS()
 	switch {
 	case out.PeakRSS == 0:
-	case reset:
+	case m.reset:
 		out.RSSFrom = "VmHWM reset through /proc/self/clear_refs just before the pass"
 	default:
 		out.RSSFrom = "VmHWM since the process started (/proc/self/clear_refs refused)"
 	}
+	out.PeakAnonRSS, out.FileRSSAtPeak, out.PeakHeap = peaks.Anon, peaks.FileAtPeak, peaks.Heap
+	out.SampledFrom = peaks.from()
 }
 
 func buildSource(spec passSpec) (directory.Source, func(), error) {

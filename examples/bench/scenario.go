@@ -74,9 +74,21 @@ type PassResult struct {
 	// UsersPerSecond is Entries / WallSeconds.
 	UsersPerSecond float64 `json:"usersPerSecond"`
 	// PeakRSSBytes is the peak resident set size; RSSFrom says how it was
-	// measured.
+	// measured. It includes the file-backed pages the pass touched, among
+	// them the pages of the bbolt state file's memory map.
 	PeakRSSBytes uint64 `json:"peakRSSBytes"`
 	RSSFrom      string `json:"rssFrom"`
+	// PeakAnonRSSBytes is the highest anonymous RSS sampled during the
+	// pass (RssAnon: the process's own memory, without mapped files; 0
+	// when unknown), FileRSSAtPeakBytes the file-backed RSS (RssFile) when
+	// the sampled RSS was highest, PeakHeapBytes the highest size of the
+	// Go heap's objects (runtime/metrics
+	// /memory/classes/heap/objects:bytes). SampledFrom says how they were
+	// measured.
+	PeakAnonRSSBytes   uint64 `json:"peakAnonRSSBytes"`
+	FileRSSAtPeakBytes uint64 `json:"fileRSSAtPeakBytes"`
+	PeakHeapBytes      uint64 `json:"peakHeapBytes"`
+	SampledFrom        string `json:"sampledFrom,omitempty"`
 	// Mallocs and AllocBytes are the heap allocations of the pass.
 	Mallocs    uint64 `json:"mallocs"`
 	AllocBytes uint64 `json:"allocBytes"`
@@ -175,8 +187,9 @@ func runPasses(ctx context.Context, o *options, ten tenant, dir string, passes [
 		case p.want >= 0 && r.Written != p.want:
 			return nil, fmt.Errorf("bench: the %s pass wrote %d recipients, want %d", p.name, r.Written, p.want)
 		}
-		fmt.Fprintf(log, "bench: %s pass: %d entries, %d written, %d memoized, %.1f s (plan %.1f s, apply %.1f s, state %.2f s), peak RSS %.0f MiB, state %.1f MiB, load average %.2f\n",
+		fmt.Fprintf(log, "bench: %s pass: %d entries, %d written, %d memoized, %.1f s (plan %.1f s, apply %.1f s, state %.2f s), peak RSS %.0f MiB (anon %.0f MiB, heap %.0f MiB; file %.0f MiB at the sampled peak), state %.1f MiB, load average %.2f\n",
 			p.name, r.Entries, r.Written, r.Memoized, r.WallSeconds, r.PlanSeconds, r.ApplySeconds, r.StateSeconds, float64(r.PeakRSSBytes)/(1<<20),
+			float64(r.PeakAnonRSSBytes)/(1<<20), float64(r.PeakHeapBytes)/(1<<20), float64(r.FileRSSAtPeakBytes)/(1<<20),
 			float64(r.StateBytes)/(1<<20), loadAverage())
 		out = append(out, r)
 	}
@@ -200,10 +213,16 @@ func passResult(p pass, res *passOutcome, requests, throttled int, counted bool,
 		WallSeconds:  (res.Plan + res.Apply).Seconds(),
 		PeakRSSBytes: res.PeakRSS,
 		RSSFrom:      res.RSSFrom,
-		Mallocs:      res.Mallocs,
-		AllocBytes:   res.AllocBytes,
-		Requests:     -1,
-		ReadOnly:     p.readOnly,
+		SampledFrom:  res.SampledFrom,
+
+		PeakAnonRSSBytes:   res.PeakAnonRSS,
+		FileRSSAtPeakBytes: res.FileRSSAtPeak,
+		PeakHeapBytes:      res.PeakHeap,
+
+		Mallocs:    res.Mallocs,
+		AllocBytes: res.AllocBytes,
+		Requests:   -1,
+		ReadOnly:   p.readOnly,
 
 		StateSeconds:       res.State.Busy.Seconds(),
 		StateLoadSeconds:   res.State.Load.Seconds(),

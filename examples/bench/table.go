@@ -164,13 +164,23 @@ func (run *Run) writeMarkdown(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "Each pass ran in a process of its own (state kept in %s between them): peak RSS is that process's VmHWM, reset through /proc/self/clear_refs just before the pass.", state)
 	}
+	mapped := "the program's code"
+	if run.State != stateFile {
+		mapped += " and the pages of the state file that bbolt maps into memory (page cache, which the kernel can reclaim)"
+	}
+	own := "the process's own memory (Go heap, stacks, runtime)"
+	if run.InProcess {
+		own = "the process's own memory (Go heap, stacks, runtime; the sink's and the benchmark's included)"
+	}
+	fmt.Fprintf(w, " Peak RSS includes the file-backed pages the pass touched: %s; anon RSS does not. Anon RSS is the highest RssAnon of /proc/self/status, sampled every %d ms during the pass and at its end: %s. Heap MiB is the highest size of the Go heap's objects (runtime/metrics %s: live, and dead not yet collected), sampled likewise.",
+		mapped, sampleEvery.Milliseconds(), own, heapMetric)
 	fmt.Fprintf(w, " State s is the wall time during which one of the State's methods (load, save, a write's record) was running; state MiB the size of its files after the pass.")
 	if base, p, ok := run.readRatio(); ok {
 		fmt.Fprintf(w, " The %s pass took %.2f× the time of reading the source alone (%.2f s against %.2f s).", p.Name, p.WallSeconds/base.WallSeconds, p.WallSeconds, base.WallSeconds)
 	}
 	fmt.Fprintf(w, "\n\n")
-	fmt.Fprintln(w, "| pass | source reads | entries | written | memoized | wall s | plan s | apply s | users/s | peak RSS MiB | allocs | alloc MiB | state s | state MiB | requests | req/changed | 429s | service s | bound s |")
-	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	fmt.Fprintln(w, "| pass | source reads | entries | written | memoized | wall s | plan s | apply s | users/s | peak RSS MiB | anon RSS MiB | heap MiB | allocs | alloc MiB | state s | state MiB | requests | req/changed | 429s | service s | bound s |")
+	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, p := range run.Passes {
 		req, perChanged, thr := "–", "–", "–"
 		if p.Requests >= 0 {
@@ -191,9 +201,10 @@ func (run *Run) writeMarkdown(w io.Writer) {
 		if p.ReadOnly {
 			written, apply, stateS, stateMiB, memo = "–", "–", "–", "–", "–"
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %.2f | %.2f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 			p.Name, p.Read, thousands(float64(p.Entries)), written, memo, p.WallSeconds, p.PlanSeconds, apply,
-			thousands(p.UsersPerSecond), thousands(float64(p.PeakRSSBytes)/(1<<20)), thousands(float64(p.Mallocs)), thousands(float64(p.AllocBytes)/(1<<20)),
+			thousands(p.UsersPerSecond), thousands(float64(p.PeakRSSBytes)/(1<<20)), mebibytes(p.PeakAnonRSSBytes), mebibytes(p.PeakHeapBytes),
+			thousands(float64(p.Mallocs)), thousands(float64(p.AllocBytes)/(1<<20)),
 			stateS, stateMiB, req, perChanged, thr, service, bound)
 	}
 	fmt.Fprintln(w)
@@ -228,6 +239,15 @@ func sinkName(s string) string {
 		return "memory sink"
 	}
 	return s
+}
+
+// mebibytes formats n bytes as whole MiB with comma separators, or "–"
+// when n is 0 (unknown: not measured, or a report from before it was).
+func mebibytes(n uint64) string {
+	if n == 0 {
+		return "–"
+	}
+	return thousands(float64(n) / (1 << 20))
 }
 
 // thousands formats x rounded to an integer with comma separators.
