@@ -73,7 +73,7 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 		}
 		var rep *Report
 		if plan != nil {
-			rep = &Report{Plan: *plan, Errors: []string{"locking the state: " + err.Error()}}
+			rep = &Report{Plan: *plan, Errors: []string{"locking the state: " + err.Error()}, keep: plan}
 		}
 		s.logger().Error("the state cannot be locked; nothing was written", "err", err)
 		return rep, fmt.Errorf("smimesync: nothing was written: %w", err)
@@ -89,7 +89,6 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 	defer plan.closeApplied(s.logger())
 	a := s.newApplyRun(plan, rep)
 	cancelled := a.write(ctx)
-	a.settle(cancelled)
 	a.finish(ctx, cancelled)
 	rep, err = a.save(ctx, cancelled)
 	s.rememberEntries(ctx, rep)
@@ -116,7 +115,7 @@ func (s *Syncer) admit(ctx context.Context, plan *Plan) (*Report, error) {
 		return nil, err
 	}
 	log := s.logger()
-	rep := &Report{Plan: *plan}
+	rep := &Report{Plan: *plan, keep: plan}
 	if err := s.checkGuard(plan); err != nil {
 		rep.Errors = append(rep.Errors, err.Error())
 		log.Warn("guard tripped", "losing", err.Losing, "pruning", err.Pruning, "max", err.Max)
@@ -148,6 +147,10 @@ func (s *Syncer) admit(ctx context.Context, plan *Plan) (*Report, error) {
 		}
 	}
 	plan.applied = true
+	// The report's rows are the plan's with their outcomes, in a
+	// temporary file of its own (the plan's is removed when Apply ends).
+	rep.keep = nil
+	rep.Plan.rows = newReportRows(attachReportSpill(rep))
 	return rep, nil
 }
 
@@ -168,6 +171,9 @@ type applyRun struct {
 	failed    int
 	attempts  int
 	recordErr error
+	// reportErr is the first failure to keep the report's rows (its
+	// temporary file): the report is incomplete, and counted as failed.
+	reportErr error
 	// unavailable is the first write failure that every other write
 	// would meet too (cloud.ErrUnavailable): no more writes start, and
 	// the run reports it once.
@@ -187,13 +193,26 @@ func (s *Syncer) newApplyRun(plan *Plan, rep *Report) *applyRun {
 	return a
 }
 
+// applyWindow is how many rows Apply holds at a time: it records them,
+// starts their writes (at most Concurrency at once), and hands them to the
+// report once every write among them has finished, in the plan's order.
+const applyWindow = 512
+
+// overFlush is how many records an Apply changes in memory before it
+// saves them with the state's header as it stands (a RecordStore): the
+// changes of a pass over a large directory are not held to its end. (A
+// write acknowledged and recorded by a Recorder is not held at all.)
+const overFlush = 16384
+
 // write goes through the changes in the plan's order: it records in the
 // snapshot what each change that writes nothing means (record), and starts
 // a write worker for each change that writes, at most Concurrency at a
-// time. It stops starting writes when ctx ends or a write cannot be
-// recorded, and returns, when every write started has finished, why it
-// stopped early (the error that kept a write from being recorded, or
-// ctx's error), or nil.
+// time; the rows go to the report, in the plan's order, as their windows
+// finish. It stops starting writes when ctx ends or a write cannot be
+// recorded; the rows from there on are reported, each write among them
+// failed as not attempted (settle). It returns, when every write started
+// has finished, why it stopped early (the error that kept a write from
+// being recorded, or ctx's error), or nil.
 func (a *applyRun) write(ctx context.Context) error {
 	loop, stop := context.WithCancel(ctx)
 	defer stop()
@@ -202,30 +221,82 @@ func (a *applyRun) write(ctx context.Context) error {
 	sem := make(chan struct{}, a.s.concurrency())
 	var wg sync.WaitGroup
 	stoppedEarly := false
-	for _, c := range a.rep.Changes {
+	window := make([]*Change, 0, applyWindow)
+	flush := func() {
+		wg.Wait()
+		for _, c := range window {
+			a.emit(c)
+		}
+		clear(window)
+		window = window[:0]
+		a.flushOver(ctx)
+	}
+	var left []*Change // the rows from where the writes stopped
+	for c, err := range a.plan.Rows() {
+		if err != nil {
+			a.mu.Lock()
+			if a.recordErr == nil {
+				a.recordErr = err
+				a.rep.Errors = append(a.rep.Errors, "reading the plan: "+err.Error())
+			}
+			a.mu.Unlock()
+			stop()
+			stoppedEarly = true
+			break
+		}
+		if stoppedEarly {
+			left = append(left, c)
+			if len(left) >= applyWindow {
+				a.settle(left, a.cancelled(writes, loop, ctx, true))
+				clear(left)
+				left = left[:0]
+			}
+			continue
+		}
 		a.mu.Lock()
 		a.record(ctx, c)
 		if !c.Writes() {
 			a.settled(c)
 		}
 		a.mu.Unlock()
-		if !c.Writes() {
-			continue
+		window = append(window, c)
+		if c.Writes() {
+			select {
+			case sem <- struct{}{}:
+			case <-loop.Done():
+			}
+			if loop.Err() != nil {
+				// This write and every row after it are left.
+				stoppedEarly = true
+				window = window[:len(window)-1]
+				flush()
+				left = append(left, c)
+				continue
+			}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				a.writeOne(writes, stop, c)
+			})
 		}
-		select {
-		case sem <- struct{}{}:
-		case <-loop.Done():
+		if len(window) == cap(window) {
+			flush()
 		}
-		if loop.Err() != nil {
-			stoppedEarly = true
-			break
-		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			a.writeOne(writes, stop, c)
-		})
 	}
-	wg.Wait()
+	flush()
+	cancelled := a.cancelled(writes, loop, ctx, stoppedEarly)
+	if cancelled != nil {
+		a.settle(left, cancelled)
+		a.rep.Errors = append(a.rep.Errors, "apply cancelled: "+cancelled.Error())
+	}
+	return cancelled
+}
+
+// cancelled is why the writes stopped early, once every write started has
+// finished: a failure every write would meet, a write that could not be
+// recorded, or ctx's end; nil when they did not.
+func (a *applyRun) cancelled(writes, loop, ctx context.Context, stoppedEarly bool) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	if a.unavailable != nil {
 		return a.unavailable
 	}
@@ -239,6 +310,36 @@ func (a *applyRun) write(ctx context.Context) error {
 		return ctx.Err()
 	}
 	return nil
+}
+
+// emit hands a row, settled, to the report.
+func (a *applyRun) emit(c *Change) {
+	if err := a.rep.rows.add(c); err != nil {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.reportErr == nil {
+			a.reportErr = err
+			a.failed++
+			a.rep.Errors = append(a.rep.Errors, "keeping the report's rows: "+err.Error())
+		}
+	}
+}
+
+// flushOver saves the records this Apply changed so far, with the header
+// as it stands, once there are overFlush of them (over a RecordStore). A
+// failure is logged; the records stay for the save at the end.
+func (a *applyRun) flushOver(ctx context.Context) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := a.st
+	if st.part == nil || len(st.part.over) < overFlush {
+		return
+	}
+	if err := st.part.store.SaveChanges(context.WithoutCancel(ctx), st, st.part.over); err != nil {
+		a.log.Warn("saving the records changed so far; they wait for the end of the apply", "records", len(st.part.over), "err", err)
+		return
+	}
+	st.part.over = nil
 }
 
 // writeContext is the context of the writes: loop itself without a
@@ -424,7 +525,11 @@ func (a *applyRun) writeOne(ctx context.Context, stop context.CancelFunc, c *Cha
 			"recipient", recipientName(c.Recipient), "removed", len(c.Removes), "left", vals.Len())
 	case err == nil:
 		c.Outcome = OutcomeWritten
-		a.st.setPublished(key, pub)
+		if a.recorder == nil || rerr != nil || a.st.part == nil {
+			// Over a RecordStore, a write recorded is saved already:
+			// nothing to hold for the save at the end.
+			a.st.setPublished(key, pub)
+		}
 		a.log.Info("written", "user", c.User, "recipient", recipientName(c.Recipient), "action", c.Action,
 			"certificates", vals.Len())
 	case errors.Is(err, cloud.ErrNotWritable):
@@ -438,24 +543,23 @@ func (a *applyRun) writeOne(ctx context.Context, stop context.CancelFunc, c *Cha
 	}
 }
 
-// settle marks every write that was not attempted as failed when the
-// writes stopped early (cancelled is why).
-func (a *applyRun) settle(cancelled error) {
-	if cancelled == nil {
-		return
-	}
+// settle reports the rows the writes did not reach once they stopped
+// early (cancelled is why): each write among them failed, not attempted.
+func (a *applyRun) settle(left []*Change, cancelled error) {
 	why := "not attempted: " + cancelled.Error()
 	if a.unavailable != nil {
 		why = "not attempted: the sink cannot be used (see the run's error)"
 	}
-	for _, c := range a.rep.Changes {
+	for _, c := range left {
+		a.mu.Lock()
 		if c.Writes() && c.Outcome == "" {
 			c.Outcome, c.Error = OutcomeFailed, why
 			a.failed++
 		}
-		a.settled(c) // and the changes the stopped loop did not reach
+		a.settled(c)
+		a.mu.Unlock()
+		a.emit(c)
 	}
-	a.rep.Errors = append(a.rep.Errors, "apply cancelled: "+cancelled.Error())
 }
 
 // finish does what follows a complete, successful set of writes: the
@@ -464,6 +568,11 @@ func (a *applyRun) settle(cancelled error) {
 // leaves the cookie where it was, so that the next pass tries again.
 func (a *applyRun) finish(ctx context.Context, cancelled error) {
 	rep, st := a.rep, a.st
+	if err := rep.rows.flush(); err != nil && a.reportErr == nil {
+		a.reportErr = err
+		a.failed++
+		rep.Errors = append(rep.Errors, "keeping the report's rows: "+err.Error())
+	}
 	if a.failed == 0 && cancelled == nil {
 		a.s.prune(ctx, rep)
 	}
@@ -491,11 +600,7 @@ func (a *applyRun) finish(ctx context.Context, cancelled error) {
 // row, SkipDeparted or ActionDepart, and its record moved to
 // Snapshot.Departed when it was recorded.)
 func (a *applyRun) forgetUnseen(ctx context.Context) error {
-	rows := make(map[string]bool, len(a.rep.Changes))
-	for _, c := range a.rep.Changes {
-		rows[stateKey(c.Source, c.ID)] = true
-	}
-	seen := func(k string) bool { return a.plan.seen(rows, k) }
+	seen := a.plan.seen
 	err := a.st.eachPublished(ctx, seen, func(k string, _ Published) error {
 		a.st.deletePublished(k)
 		return nil
@@ -550,7 +655,11 @@ func (s *Syncer) prune(ctx context.Context, rep *Report) {
 	if !ok || len(s.Prune.Reasons) == 0 {
 		return
 	}
-	for _, c := range rep.Changes {
+	for c, err := range rep.Rows() {
+		if err != nil {
+			rep.Errors = append(rep.Errors, "pruning: "+err.Error())
+			return
+		}
 		if c.entry == nil {
 			continue
 		}

@@ -266,17 +266,23 @@ type Summary struct {
 // Plan is what a Syncer intends to do. Make one with [Syncer.Plan], look at
 // it, then hand it to [Syncer.Apply]. A plan can be saved with
 // [Plan.WriteTo], reviewed, read back with [ReadPlan] and applied exactly,
-// in another process, as long as the state has not moved since. The
-// certificates its writes send wait in a temporary file, not in memory;
-// Apply removes it, and [Plan.Close] does for a plan not applied.
+// in another process, as long as the state has not moved since. Its rows
+// ([Plan.Rows]) and the certificates its writes send wait in a temporary
+// file, not in memory: a plan of a million entries holds a few megabytes
+// of them (see rows.go). Apply removes the file, and [Plan.Close] does for
+// a plan not applied.
 type Plan struct {
-	// Changes holds one Change per entry read, but for the entries found
+	// Changes is the rows of a plan or report made by hand (for a
+	// renderer, a test); nil in those a Syncer makes, whose rows wait in
+	// the plan's temporary file. Read the rows of either with [Plan.Rows].
+	//
+	// A plan has one row per entry read, but for the entries found
 	// unchanged on their [Memo], which are only counted (see
 	// [Plan.Unlisted]), and one per entry that left the directory with
 	// something published (SkipDeparted, ActionDepart), sorted by User,
 	// then ID, then Source (a report keeps the plan's order).
 	Changes []*Change `json:"changes"`
-	// Summary counts them, and the unlisted entries.
+	// Summary counts the rows, and the unlisted entries.
 	Summary Summary `json:"summary"`
 	// Full is true when the source read every entry in scope.
 	Full bool `json:"full"`
@@ -301,10 +307,16 @@ type Plan struct {
 	// unlisted is what the plan keeps of the entries it only counts
 	// (unlisted.go).
 	unlisted *unlisted
+	// rows is the rows of a plan a Syncer made, in the temporary file
+	// (rows.go); nil for a plan made by hand (Changes).
+	rows *rowSet
 }
 
 // Report is the outcome of [Syncer.Apply]: the plan's changes with their
-// outcomes, and counts. It is JSON-serialisable.
+// outcomes (read them with [Plan.Rows]), and counts. It is
+// JSON-serialisable. The rows of a report Apply made wait in a temporary
+// file of its own; Close removes it once the report has been read (the
+// garbage collector does for a report dropped without it).
 type Report struct {
 	Plan
 	// DryRun is true when nothing was written.
@@ -320,6 +332,10 @@ type Report struct {
 	// StateSaved is true when Apply saved the state (it does unless the
 	// guard stopped it or the save itself failed).
 	StateSaved bool `json:"state_saved"`
+
+	// keep is the plan whose rows (and temporary file) a report that
+	// wrote nothing shows.
+	keep *Plan
 }
 
 // Stage names the part of a pass a [Progress] report is about.

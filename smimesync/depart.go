@@ -40,38 +40,38 @@ type departure struct {
 // something this Syncer published stays on their recipient: a delta's
 // deletions with a record, on a full read every record the read did not
 // return, and (on a full read, or with RemoveDeparted on every pass) the
-// records kept of earlier departures. It returns changes with those rows
-// in place of the deletions. A record with no fingerprint (nothing was
-// published) is no departure: a deletion stays SkipDeleted, and a full
-// pass forgets it as before.
-func (s *Syncer) departures(ctx context.Context, st *Snapshot, changes []*Change, full bool, u *unlisted) ([]*Change, error) {
-	seen := make(map[string]bool, len(changes))
+// records kept of earlier departures. It returns the rows to add to the
+// plan's (rows, indexed): those departures, and the deletions (deleted)
+// that are none. A record with no fingerprint (nothing was published) is
+// no departure: a deletion stays SkipDeleted, and a full pass forgets it
+// as before. The entries u only counted are read, not departed.
+func (s *Syncer) departures(ctx context.Context, st *Snapshot, rows *rowSet, deleted []*Change, full bool, u *unlisted) ([]*Change, error) {
+	seen := make(map[string]bool, len(deleted)) // beyond rows and u: the deletions, and the departures found
 	var gone []departure
-	out := changes[:0]
-	for _, c := range changes {
+	var out []*Change
+	for _, c := range deleted {
 		k := stateKey(c.Source, c.ID)
 		seen[k] = true
-		if c.Action == ActionSkip && c.Reason == SkipDeleted {
-			p, ok, err := st.lookup(ctx, k)
-			if err != nil {
-				return nil, fmt.Errorf("smimesync: reading the state: %w", err)
-			}
-			if ok && len(p.fingerprints()) > 0 {
-				gone = append(gone, departure{key: k, rec: p, deleted: c})
-				continue
-			}
+		p, ok, err := st.lookup(ctx, k)
+		if err != nil {
+			return nil, fmt.Errorf("smimesync: reading the state: %w", err)
+		}
+		if ok && len(p.fingerprints()) > 0 {
+			gone = append(gone, departure{key: k, rec: p, deleted: c})
+			continue
 		}
 		out = append(out, c)
 	}
+	read := func(k string) bool { return seen[k] || rows.has(k) || u.has(k) }
 	add := func(k string, p Published, retried bool) {
-		if !seen[k] && !u.has(k) && len(p.fingerprints()) > 0 {
+		if !read(k) && len(p.fingerprints()) > 0 {
 			seen[k] = true
 			gone = append(gone, departure{key: k, rec: p, retried: retried})
 		}
 	}
 	if full {
 		// The records of entries this read returned are not even decoded.
-		err := st.eachPublished(ctx, func(k string) bool { return seen[k] || u.has(k) }, func(k string, p Published) error {
+		err := st.eachPublished(ctx, read, func(k string, p Published) error {
 			add(k, p, false)
 			return nil
 		})
@@ -91,9 +91,19 @@ func (s *Syncer) departures(ctx context.Context, st *Snapshot, changes []*Change
 	// A recipient that belongs to an entry still in the directory is
 	// that entry's now: its own plan decides what it carries.
 	owners := map[string]string{}
-	for _, c := range out {
-		if c.Recipient != nil {
-			owners[c.Recipient.ID] = c.User
+	for _, d := range gone {
+		rid := d.rec.Recipient
+		if _, ok := owners[rid]; ok {
+			continue
+		}
+		for _, off := range rows.byRecipient(rid) {
+			c, err := rows.at(off)
+			if err != nil {
+				return nil, fmt.Errorf("smimesync: %w", err)
+			}
+			if c.Recipient.ID == rid {
+				owners[rid] = c.User
+			}
 		}
 	}
 	if !full || u.len() > 0 {
@@ -109,7 +119,7 @@ func (s *Syncer) departures(ctx context.Context, st *Snapshot, changes []*Change
 			return nil, fmt.Errorf("smimesync: reading the state: %w", err)
 		}
 		for rid, keys := range held {
-			i := slices.IndexFunc(keys, func(k string) bool { return u.has(k) || (!full && !seen[k]) })
+			i := slices.IndexFunc(keys, func(k string) bool { return u.has(k) || (!full && !read(k)) })
 			if i < 0 {
 				continue
 			}
@@ -120,7 +130,7 @@ func (s *Syncer) departures(ctx context.Context, st *Snapshot, changes []*Change
 			owners[rid] = cmp.Or(p.User, strings.ReplaceAll(keys[i], "\x00", ":"))
 		}
 	}
-	rows := make([]*Change, len(gone))
+	left := make([]*Change, len(gone))
 	cleaning := map[string]bool{}
 	var (
 		wg      sync.WaitGroup
@@ -130,7 +140,7 @@ func (s *Syncer) departures(ctx context.Context, st *Snapshot, changes []*Change
 	)
 	for i, d := range gone {
 		c := departedChange(d)
-		rows[i] = c
+		left[i] = c
 		switch rid := d.rec.Recipient; {
 		case owners[rid] != "":
 			c.Detail = fmt.Sprintf("the recipient now belongs to %s; the record of what was published is forgotten", owners[rid])
@@ -162,11 +172,11 @@ func (s *Syncer) departures(ctx context.Context, st *Snapshot, changes []*Change
 		return nil, err
 	}
 	log := s.logger()
-	for _, c := range rows {
+	for _, c := range left {
 		log.Info("entry left the directory", "user", c.User, "recipient", recipientName(c.Recipient),
 			"published", len(c.Published), "action", c.Action, "removes", len(c.Removes), "detail", c.Detail, "err", c.Error)
 	}
-	return append(out, rows...), nil
+	return append(out, left...), nil
 }
 
 // departedChange is the row of a departure, as it stands when nothing is

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/smimesync/go-smimesync/internal/testrows"
+
 	"github.com/smimesync/go-smimesync/cloud"
 	"github.com/smimesync/go-smimesync/cloud/cloudtest"
 	"github.com/smimesync/go-smimesync/directory"
@@ -77,9 +79,9 @@ func TestDepartedUserIsShownNotRemoved(t *testing.T) {
 	for pass := 1; pass <= 2; pass++ {
 		logs.Reset()
 		rep := applyPass(t, s, true)
-		c := rowOf(rep.Changes, bob.ID)
+		c := rowOf(testrows.Of(t, rep), bob.ID)
 		if c == nil {
-			t.Fatalf("pass %d: no row for the user who left; changes %v", pass, actionsOf(rep.Changes))
+			t.Fatalf("pass %d: no row for the user who left; changes %v", pass, actionsOf(testrows.Of(t, rep)))
 		}
 		if c.Action != "skip" || c.Reason != "departed" || c.User != "bob@example.com" ||
 			c.Recipient == nil || c.Recipient.ID != "bob@example.com" {
@@ -105,8 +107,8 @@ func TestDepartedUserIsShownNotRemoved(t *testing.T) {
 	// He comes back: planning resumes as usual, and the row is gone.
 	src.first = append(src.first, bob)
 	rep := applyPass(t, s, true)
-	if c := rowOf(rep.Changes, bob.ID); c == nil || c.Action != smimesync.ActionUnchanged || rep.Summary.Departed != 0 {
-		t.Fatalf("after bob came back: %v, departed %d", actionsOf(rep.Changes), rep.Summary.Departed)
+	if c := rowOf(testrows.Of(t, rep), bob.ID); c == nil || c.Action != smimesync.ActionUnchanged || rep.Summary.Departed != 0 {
+		t.Fatalf("after bob came back: %v, departed %d", actionsOf(testrows.Of(t, rep)), rep.Summary.Departed)
 	}
 	snap, err := st.Load(context.Background())
 	if err != nil {
@@ -143,9 +145,9 @@ func TestRemoveDepartedTakesOnlyWhatWasPublished(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := rowOf(plan.Changes, bob.ID)
+	c := rowOf(testrows.Of(t, plan), bob.ID)
 	if c == nil || c.Action != smimesync.ActionDepart || !c.Writes() || c.CurrentFrom != smimesync.CurrentFromSink {
-		t.Fatalf("row %v; want depart, read from the sink", actionsOf(plan.Changes))
+		t.Fatalf("row %v; want depart, read from the sink", actionsOf(testrows.Of(t, plan)))
 	}
 	if want := []smimesync.Fingerprint{sha256.Sum256(bobCert)}; !slices.Equal(c.Removes, want) {
 		t.Errorf("removes %v, want only the published %v", c.Removes, want)
@@ -157,7 +159,7 @@ func TestRemoveDepartedTakesOnlyWhatWasPublished(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := rowOf(rep.Changes, bob.ID); c.Outcome != smimesync.OutcomeWritten || rep.Summary.Written != 1 {
+	if c := rowOf(testrows.Of(t, rep), bob.ID); c.Outcome != smimesync.OutcomeWritten || rep.Summary.Written != 1 {
 		t.Fatalf("outcome %q, written %d", c.Outcome, rep.Summary.Written)
 	}
 	got, _ := sink.Get("bob@example.com")
@@ -171,8 +173,8 @@ func TestRemoveDepartedTakesOnlyWhatWasPublished(t *testing.T) {
 	if _, ok := snap.Published[bob.ID]; ok || len(snap.Departed) != 0 {
 		t.Errorf("state still remembers bob: published %v, departed %v", snap.Published[bob.ID], snap.Departed)
 	}
-	if rep := applyPass(t, s, true); rowOf(rep.Changes, bob.ID) != nil || len(sink.Writes()) != 3 {
-		t.Errorf("the next full pass: %v, %d writes in all (want no row, 3)", actionsOf(rep.Changes), len(sink.Writes()))
+	if rep := applyPass(t, s, true); rowOf(testrows.Of(t, rep), bob.ID) != nil || len(sink.Writes()) != 3 {
+		t.Errorf("the next full pass: %v, %d writes in all (want no row, 3)", actionsOf(testrows.Of(t, rep)), len(sink.Writes()))
 	}
 }
 
@@ -242,16 +244,16 @@ func TestDepartedByDelta(t *testing.T) {
 		if rep.Full {
 			t.Fatal("the second pass was not a delta")
 		}
-		c := rowOf(rep.Changes, bob.ID)
+		c := rowOf(testrows.Of(t, rep), bob.ID)
 		want := smimesync.ActionSkip
 		if remove {
 			want = smimesync.ActionDepart
 		}
 		if c == nil || c.Action != want || !c.Departed() || c.User != "bob@example.com" || !strings.Contains(c.DN, "Deleted Objects") {
-			t.Fatalf("remove %v: bob's row %v (dn %q), want %s", remove, actionsOf(rep.Changes), c.DN, want)
+			t.Fatalf("remove %v: bob's row %v (dn %q), want %s", remove, actionsOf(testrows.Of(t, rep)), c.DN, want)
 		}
-		if n := rowOf(rep.Changes, never.ID); n == nil || n.Reason != smimesync.SkipDeleted {
-			t.Errorf("remove %v: the never-published deletion: %v", remove, actionsOf(rep.Changes))
+		if n := rowOf(testrows.Of(t, rep), never.ID); n == nil || n.Reason != smimesync.SkipDeleted {
+			t.Errorf("remove %v: the never-published deletion: %v", remove, actionsOf(testrows.Of(t, rep)))
 		}
 		got, _ := sink.Get("bob@example.com")
 		if remove == (got.Len() != 0) || !remove && !bytes.Equal(got.UserCertificate[0], bobCert) {
@@ -263,8 +265,8 @@ func TestDepartedByDelta(t *testing.T) {
 			src.delta = nil
 			s.RemoveDeparted = true
 			rep := applyPass(t, s, false)
-			if c := rowOf(rep.Changes, bob.ID); c == nil || c.Action != smimesync.ActionDepart || !c.Retried || c.Outcome != smimesync.OutcomeWritten {
-				t.Fatalf("removal turned on later: %v", actionsOf(rep.Changes))
+			if c := rowOf(testrows.Of(t, rep), bob.ID); c == nil || c.Action != smimesync.ActionDepart || !c.Retried || c.Outcome != smimesync.OutcomeWritten {
+				t.Fatalf("removal turned on later: %v", actionsOf(testrows.Of(t, rep)))
 			}
 			if got, _ := sink.Get("bob@example.com"); got.Len() != 0 {
 				t.Errorf("removal turned on later: bob still carries %d values", got.Len())
@@ -288,9 +290,9 @@ func TestRemoveDepartedUnreadableSink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := rowOf(plan.Changes, bob.ID)
+	c := rowOf(testrows.Of(t, plan), bob.ID)
 	if c == nil || c.Action != smimesync.ActionDepart || c.CurrentFrom != smimesync.CurrentFromState || len(c.Removes) != 1 || plan.Summary.Losing != 1 {
-		t.Fatalf("row %v from %q removes %d, losing %d", actionsOf(plan.Changes), c.CurrentFrom, len(c.Removes), plan.Summary.Losing)
+		t.Fatalf("row %v from %q removes %d, losing %d", actionsOf(testrows.Of(t, plan)), c.CurrentFrom, len(c.Removes), plan.Summary.Losing)
 	}
 	if _, err := s.Apply(context.Background(), plan); err != nil {
 		t.Fatal(err)
@@ -307,11 +309,11 @@ func TestRemoveDepartedUnreadableSink(t *testing.T) {
 	src2.first = src2.first[:1]
 	s2.RemoveDeparted = true
 	rep := applyPass(t, s2, true)
-	if c := rowOf(rep.Changes, bob2.ID); c == nil || c.Reason != smimesync.SkipDeparted || !strings.Contains(c.Detail, "no longer carries") || rep.Summary.Losing != 0 {
-		t.Fatalf("nothing left to remove: %v, losing %d", actionsOf(rep.Changes), rep.Summary.Losing)
+	if c := rowOf(testrows.Of(t, rep), bob2.ID); c == nil || c.Reason != smimesync.SkipDeparted || !strings.Contains(c.Detail, "no longer carries") || rep.Summary.Losing != 0 {
+		t.Fatalf("nothing left to remove: %v, losing %d", actionsOf(testrows.Of(t, rep)), rep.Summary.Losing)
 	}
-	if rep := applyPass(t, s2, true); rowOf(rep.Changes, bob2.ID) != nil {
-		t.Errorf("the record was not forgotten: %v", actionsOf(rep.Changes))
+	if rep := applyPass(t, s2, true); rowOf(testrows.Of(t, rep), bob2.ID) != nil {
+		t.Errorf("the record was not forgotten: %v", actionsOf(testrows.Of(t, rep)))
 	}
 }
 
@@ -328,15 +330,15 @@ func TestDepartedRecipientTakenOver(t *testing.T) {
 	src.first = []*directory.Entry{src.first[0], heir}
 	s.RemoveDeparted = true
 	rep := applyPass(t, s, true)
-	c := rowOf(rep.Changes, bob.ID)
+	c := rowOf(testrows.Of(t, rep), bob.ID)
 	if c == nil || c.Action != smimesync.ActionSkip || c.Reason != smimesync.SkipDeparted || !strings.Contains(c.Detail, "belongs to") {
-		t.Fatalf("bob's row: %v", actionsOf(rep.Changes))
+		t.Fatalf("bob's row: %v", actionsOf(testrows.Of(t, rep)))
 	}
-	if h := rowOf(rep.Changes, heir.ID); h == nil || h.Action != smimesync.ActionReplace || h.Outcome != smimesync.OutcomeWritten {
-		t.Fatalf("the heir's row: %v", actionsOf(rep.Changes))
+	if h := rowOf(testrows.Of(t, rep), heir.ID); h == nil || h.Action != smimesync.ActionReplace || h.Outcome != smimesync.OutcomeWritten {
+		t.Fatalf("the heir's row: %v", actionsOf(testrows.Of(t, rep)))
 	}
-	if rep := applyPass(t, s, true); rowOf(rep.Changes, bob.ID) != nil {
-		t.Errorf("bob's record was kept: %v", actionsOf(rep.Changes))
+	if rep := applyPass(t, s, true); rowOf(testrows.Of(t, rep), bob.ID) != nil {
+		t.Errorf("bob's record was kept: %v", actionsOf(testrows.Of(t, rep)))
 	}
 }
 
@@ -362,8 +364,8 @@ func TestDepartedRemovalJournalled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := rowOf(plan.Changes, "u1"); c == nil || c.User != "u1" || c.Recipient.Name != "bob@example.com" || c.Reason != smimesync.SkipDeparted {
-		t.Fatalf("row of an old record: %v", actionsOf(plan.Changes))
+	if c := rowOf(testrows.Of(t, plan), "u1"); c == nil || c.User != "u1" || c.Recipient.Name != "bob@example.com" || c.Reason != smimesync.SkipDeparted {
+		t.Fatalf("row of an old record: %v", actionsOf(testrows.Of(t, plan)))
 	}
 	if err := st.Prepare(ctx); err != nil {
 		t.Fatal(err)
@@ -417,15 +419,15 @@ func TestRemoveDepartedReadFails(t *testing.T) {
 	if !errors.Is(err, smimesync.ErrChangesFailed) {
 		t.Fatalf("Run: %v, want ErrChangesFailed", err)
 	}
-	c := rowOf(rep.Changes, bob.ID)
+	c := rowOf(testrows.Of(t, rep), bob.ID)
 	if c == nil || c.Reason != smimesync.SkipDeparted || c.Outcome != smimesync.OutcomeFailed || !strings.Contains(c.Error, "HTTP 500") ||
 		rep.Summary.Failed != 1 || len(rep.Errors) != 1 || !strings.Contains(rep.Errors[0], "bob@example.com") {
 		t.Fatalf("row %+v, summary %+v, errors %q", c, rep.Summary, rep.Errors)
 	}
 	sink.addr = ""
 	rep = applyPass(t, s, false)
-	if c := rowOf(rep.Changes, bob.ID); c == nil || c.Action != smimesync.ActionDepart || c.Outcome != smimesync.OutcomeWritten {
-		t.Fatalf("the next pass: %v", actionsOf(rep.Changes))
+	if c := rowOf(testrows.Of(t, rep), bob.ID); c == nil || c.Action != smimesync.ActionDepart || c.Outcome != smimesync.OutcomeWritten {
+		t.Fatalf("the next pass: %v", actionsOf(testrows.Of(t, rep)))
 	}
 	if got, _ := mem.Get("bob@example.com"); got.Len() != 0 {
 		t.Errorf("bob still carries %d values", got.Len())

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smimesync/go-smimesync/internal/testrows"
+
 	"github.com/smimesync/go-smimesync/cloud/cloudtest"
 	"github.com/smimesync/go-smimesync/directory"
 	"github.com/smimesync/go-smimesync/internal/atomicfile"
@@ -253,13 +255,13 @@ func (d *diskFullDirectory) converges(t *testing.T, s *smimesync.Syncer, sink *c
 	if err != nil {
 		t.Fatalf("converging pass: %v", err)
 	}
-	for _, c := range rep.Changes {
+	for _, c := range testrows.Of(t, rep) {
 		if c.Action != smimesync.ActionUnchanged {
 			t.Errorf("converging pass plans %s for %s, want only unchanged", c.Action, c.User)
 		}
 	}
-	if len(rep.Changes) != len(d.users) || !rep.CookieAdvanced {
-		t.Errorf("converging pass: %d changes (want %d), cookie advanced %v", len(rep.Changes), len(d.users), rep.CookieAdvanced)
+	if len(testrows.Of(t, rep)) != len(d.users) || !rep.CookieAdvanced {
+		t.Errorf("converging pass: %d changes (want %d), cookie advanced %v", len(testrows.Of(t, rep)), len(d.users), rep.CookieAdvanced)
 	}
 	if n := len(sink.Writes()) - before; n != 0 {
 		t.Errorf("converging pass wrote %d times", n)

@@ -67,7 +67,10 @@ func ExampleSyncer() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		for _, c := range plan.Changes {
+		for c, err := range plan.Rows() {
+			if err != nil {
+				log.Fatal(err)
+			}
 			fmt.Printf("run %d: %s: %s, keep %d, drop %d", run, c.User, c.Action, len(c.Keep), len(c.Drop))
 			for _, d := range c.Drop {
 				fmt.Printf(" (%s)", d.Reasons[0])

@@ -25,3 +25,18 @@ func WithoutWrites(s *Snapshot) *Snapshot {
 	c.writes = 0
 	return &c
 }
+
+// SpillRowsStart is where the plan's first run of rows starts in its
+// temporary file, for the tests: the values of its writes come before.
+func SpillRowsStart(p *Plan) int64 {
+	p.rows.mu.Lock()
+	defer p.rows.mu.Unlock()
+	return p.rows.runs[0].off
+}
+
+// SetRunRows sets how many rows a run holds, for the test t.
+func SetRunRows(t interface{ Cleanup(func()) }, n int) {
+	old := runRows
+	runRows = n
+	t.Cleanup(func() { runRows = old })
+}

@@ -18,16 +18,27 @@ var ErrLookupsFailed = errors.New("recipient lookups failed")
 // the other entries; a program that prints it should say it is incomplete
 // (`smimesync plan` exits 1).
 func (p *Plan) LookupsFailed() error {
-	var failed []*Change
-	for _, c := range p.Changes {
+	var (
+		first  *Change
+		failed int
+		rows   int
+	)
+	for c, err := range p.Rows() {
+		if err != nil {
+			return err
+		}
+		rows++
 		if c.Action == ActionSkip && c.Reason == SkipError {
-			failed = append(failed, c)
+			failed++
+			if first == nil {
+				first = c
+			}
 		}
 	}
-	if len(failed) == 0 {
+	if failed == 0 {
 		return nil
 	}
-	first, _, _ := strings.Cut(failed[0].Error, "\n") // the Azure SDK's errors run to many lines
+	line, _, _ := strings.Cut(first.Error, "\n") // the Azure SDK's errors run to many lines
 	return fmt.Errorf("%d of %d %w, so the plan is incomplete (first: %s: %s)",
-		len(failed), len(p.Changes)+p.unlisted.len(), ErrLookupsFailed, failed[0].User, strings.TrimSpace(first))
+		failed, rows+p.unlisted.len(), ErrLookupsFailed, first.User, strings.TrimSpace(line))
 }

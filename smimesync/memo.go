@@ -374,7 +374,26 @@ func (s *Syncer) rememberEntries(ctx context.Context, rep *Report) {
 	}
 	put := map[string]Memo{}
 	var drop []string
-	for _, c := range rep.Changes {
+	save := func() bool {
+		if len(put) == 0 && len(drop) == 0 {
+			return true
+		}
+		if err := ms.SaveMemos(context.WithoutCancel(ctx), put, drop); err != nil {
+			s.logger().Warn("the entry memos cannot be saved; the next pass judges these entries again", "entries", len(put)+len(drop), "err", err)
+			return false
+		}
+		clear(put)
+		drop = drop[:0]
+		return true
+	}
+	for c, err := range rep.Rows() {
+		if err != nil {
+			s.logger().Warn("the report's rows cannot be read; their entries are judged again", "err", err)
+			break
+		}
+		if len(put)+len(drop) >= memoBatch && !save() {
+			return
+		}
 		key := stateKey(c.Source, c.ID)
 		switch {
 		case c.Memoized && (c.Action == ActionUnchanged || settledSkip(c)):
@@ -385,13 +404,11 @@ func (s *Syncer) rememberEntries(ctx context.Context, rep *Report) {
 			drop = append(drop, key)
 		}
 	}
-	if len(put) == 0 && len(drop) == 0 {
-		return
-	}
-	if err := ms.SaveMemos(context.WithoutCancel(ctx), put, drop); err != nil {
-		s.logger().Warn("the entry memos cannot be saved; the next pass judges these entries again", "entries", len(put)+len(drop), "err", err)
-	}
+	save()
 }
+
+// memoBatch is how many memos rememberEntries saves at a time.
+const memoBatch = 4096
 
 // memoTable is MemoryState's memos.
 type memoTable struct {

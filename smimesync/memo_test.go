@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smimesync/go-smimesync/internal/testrows"
+
 	"github.com/smimesync/go-smimesync/cloud"
 	"github.com/smimesync/go-smimesync/cloud/cloudtest"
 	"github.com/smimesync/go-smimesync/directory"
@@ -121,7 +123,7 @@ func (r *memoRig) pass(t *testing.T) (*smimesync.Report, map[string]int, map[str
 // when rep only counted the entry, unchanged on its memo (Plan.Unlisted).
 func memoRow(t *testing.T, rep *smimesync.Report, mail string) *smimesync.Change {
 	t.Helper()
-	for _, c := range rep.Changes {
+	for _, c := range testrows.Of(t, rep) {
 		if c.User == mail {
 			return c
 		}
@@ -152,8 +154,8 @@ func (r *memoRig) settle(t *testing.T) {
 			t.Errorf("unchanged pass, %s: a row %+v, want the entry only counted (Plan.Unlisted)", mail, c)
 		}
 	}
-	if len(rep.Changes) != 0 || rep.Summary.Entries != 2 {
-		t.Errorf("unchanged pass: %d rows, %d entries; want no row, 2 entries", len(rep.Changes), rep.Summary.Entries)
+	if len(testrows.Of(t, rep)) != 0 || rep.Summary.Entries != 2 {
+		t.Errorf("unchanged pass: %d rows, %d entries; want no row, 2 entries", len(testrows.Of(t, rep)), rep.Summary.Entries)
 	}
 }
 

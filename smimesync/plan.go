@@ -19,9 +19,11 @@ import (
 // recipient and what it carries, and returns what Apply would do. It writes
 // nothing, to the sink or to the state. The source is asked for the changes
 // since the saved cookie (a delta), or for everything when there is none.
-// The certificates the plan's writes send wait in a temporary file (in
-// os.TempDir; a disk that cannot take them fails the plan with [ErrSpill]):
-// Apply removes it; [Plan.Close] a plan that is not applied.
+// The plan's rows and the certificates its writes send wait in a
+// temporary file (in os.TempDir; a disk that cannot take them fails the
+// plan with [ErrSpill]), so that its memory does not grow with the
+// directory: read them with [Plan.Rows]. Apply removes the file;
+// [Plan.Close] a plan that is not applied.
 func (s *Syncer) Plan(ctx context.Context) (*Plan, error) {
 	return s.plan(ctx, false)
 }
@@ -81,13 +83,14 @@ func (s *Syncer) plan(ctx context.Context, full bool) (_ *Plan, err error) {
 		cookie = nil
 	}
 	mp := s.beginMemo(ctx, s.policy())
-	plan.unlisted = &unlisted{}
-	changes, res, err := s.read(ctx, st, cookie, mp, sp, plan.unlisted)
+	plan.unlisted, plan.rows = &unlisted{}, newRowSet(sp)
+	deleted, res, err := s.read(ctx, st, cookie, mp, sp, plan.rows, plan.unlisted)
 	if errors.Is(err, directory.ErrStaleCookie) && cookie != nil {
 		log.Warn("the source refused its delta cookie; reading everything", "err", err)
 		cookie = nil
-		plan.unlisted = &unlisted{}
-		changes, res, err = s.read(ctx, st, nil, mp, sp, plan.unlisted)
+		// The rows of the refused read stay in the file, unread.
+		plan.unlisted, plan.rows = &unlisted{}, newRowSet(sp)
+		deleted, res, err = s.read(ctx, st, nil, mp, sp, plan.rows, plan.unlisted)
 	}
 	if err != nil {
 		return nil, err
@@ -95,37 +98,55 @@ func (s *Syncer) plan(ctx context.Context, full bool) (_ *Plan, err error) {
 	plan.unlisted.seal()
 	plan.cookie = res.Cookie
 	plan.Full = res.Full || cookie == nil
+	rows := plan.rows
+	if err := rows.flush(); err != nil {
+		return nil, fmt.Errorf("smimesync: %w", err)
+	}
+	rows.index()
 
 	if !plan.Full {
 		// Entries an earlier pass skipped (no recipient yet, a conflict, a
 		// failed lookup) are planned again until they are published: a
 		// delta will not bring them back by itself.
-		seen := make(map[string]bool, len(changes))
-		for _, c := range changes {
+		seen := make(map[string]bool, len(deleted))
+		for _, c := range deleted {
 			seen[stateKey(c.Source, c.ID)] = true
 		}
 		pol := s.policy()
 		for _, k := range slices.Sorted(maps.Keys(st.Pending)) {
-			if e := st.Pending[k]; !plan.seen(seen, k) && e != nil {
+			if e := st.Pending[k]; e != nil && !seen[k] && !rows.has(k) && !plan.unlisted.has(k) {
 				c := s.planEntry(ctx, pol, st, e, sp)
 				if c.runWide != nil {
 					return nil, fmt.Errorf("smimesync: %w", c.runWide)
 				}
 				c.Retried = true
-				changes = append(changes, c)
+				if err := rows.add(c); err != nil {
+					return nil, fmt.Errorf("smimesync: %w", err)
+				}
 			}
 		}
+		if err := rows.flush(); err != nil {
+			return nil, fmt.Errorf("smimesync: %w", err)
+		}
+		rows.index()
 	}
 
-	changes, err = s.departures(ctx, st, changes, plan.Full, plan.unlisted)
+	more, err := s.departures(ctx, st, rows, deleted, plan.Full, plan.unlisted)
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(changes, compareChanges)
-	if err := markConflicts(ctx, changes, st, plan.Full, plan.unlisted); err != nil {
+	for _, c := range more {
+		if err := rows.add(c); err != nil {
+			return nil, fmt.Errorf("smimesync: %w", err)
+		}
+	}
+	if err := rows.flush(); err != nil {
+		return nil, fmt.Errorf("smimesync: %w", err)
+	}
+	rows.index()
+	if err := markConflicts(ctx, rows, st, plan.Full, plan.unlisted); err != nil {
 		return nil, err
 	}
-	plan.Changes = changes
 	plan.Summary = plan.summarize()
 	plan.Finished = s.now()
 	log.Info("plan", "entries", plan.Summary.Entries, "add", plan.Summary.Add, "replace", plan.Summary.Replace,
@@ -143,14 +164,15 @@ func compareChanges(a, b *Change) int {
 
 // read streams the source through the policy and the sink's lookups, with
 // Concurrency workers. The entries found unchanged on their memo are only
-// counted, in u; it returns the rows of the others.
-func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte, mp *memoPass, sp *spill, u *unlisted) ([]*Change, directory.Result, error) {
+// counted, in u; the rows of the others go to rows, but for the deletions
+// (SkipDeleted), which it returns: departures decides what they are.
+func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte, mp *memoPass, sp *spill, rows *rowSet, u *unlisted) ([]*Change, directory.Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	entries := make(chan *directory.Entry)
 	var (
 		mu      sync.Mutex
-		changes []*Change
+		deleted []*Change
 		done    int
 		wg      sync.WaitGroup
 	)
@@ -160,9 +182,16 @@ func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte, mp *memo
 		wg.Go(func() {
 			for e := range entries {
 				c := s.planOrMemo(ctx, pol, st, e, mp, sp)
-				quiet := c.runWide == nil && unlistable(st, c)
-				if quiet {
-					u.add(c)
+				del := c.Action == ActionSkip && c.Reason == SkipDeleted
+				if c.runWide == nil {
+					switch {
+					case unlistable(st, c):
+						u.add(c)
+					case !del:
+						if err := rows.add(c); err != nil {
+							c.runWide = err
+						}
+					}
 				}
 				mu.Lock()
 				if c.runWide != nil {
@@ -173,8 +202,8 @@ func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte, mp *memo
 					mu.Unlock()
 					continue
 				}
-				if !quiet {
-					changes = append(changes, c)
+				if del {
+					deleted = append(deleted, c)
 				}
 				done++
 				if s.Progress != nil {
@@ -204,7 +233,7 @@ func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte, mp *memo
 	if err := ctx.Err(); err != nil {
 		return nil, res, err
 	}
-	return changes, res, nil
+	return deleted, res, nil
 }
 
 // unlistable reports whether c, a row of an entry read, is only counted
@@ -389,115 +418,112 @@ func (s *Syncer) pruneReason(rs []Reason) bool {
 // unchanged on its memo, which its record in the state backs) or, when the
 // plan is a delta, an entry of an earlier run (in the state) that this
 // read did not include. An unlisted entry keeps its recipient and what it
-// carries: it is the newcomer that is skipped.
-func markConflicts(ctx context.Context, changes []*Change, st *Snapshot, full bool, u *unlisted) error {
-	inPlan := make(map[string]bool, len(changes))
-	owners := map[string][]*Change{}
-	for _, c := range changes {
-		inPlan[stateKey(c.Source, c.ID)] = true
-		if c.Recipient != nil && !c.Departed() {
-			owners[c.Recipient.ID] = append(owners[c.Recipient.ID], c)
+// carries: it is the newcomer that is skipped. The rows are all written
+// and indexed; those it skips are replaced in place.
+func markConflicts(ctx context.Context, rows *rowSet, st *Snapshot, full bool, u *unlisted) error {
+	owners := map[string][]int64{} // a recipient's rows, when it has several or is held elsewhere
+	read := map[int64]*Change{}
+	err := rows.sharedRecipients(func(offs []int64) error {
+		byID := map[string][]int64{}
+		for _, off := range offs {
+			c, err := rows.at(off)
+			if err != nil {
+				return err
+			}
+			read[off] = c
+			byID[c.Recipient.ID] = append(byID[c.Recipient.ID], off)
 		}
+		for rid, o := range byID {
+			if len(o) > 1 {
+				owners[rid] = o
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("smimesync: %w", err)
 	}
 	earlier := map[string]string{}
-	if (!full || u.len() > 0) && len(owners) > 0 {
-		rids := make(map[string]bool, len(owners))
-		for rid := range owners {
-			rids[rid] = true
+	if !full || u.len() > 0 {
+		other := func(k string) bool { return !rows.has(k) && (!full || u.has(k)) }
+		batch := map[string]bool{}
+		ask := func() error {
+			held, err := st.holders(ctx, batch)
+			if err != nil {
+				return fmt.Errorf("smimesync: reading the state: %w", err)
+			}
+			for rid, keys := range held {
+				if i := slices.IndexFunc(keys, other); i >= 0 {
+					earlier[rid] = strings.ReplaceAll(keys[i], "\x00", ":")
+				}
+			}
+			clear(batch)
+			return nil
 		}
-		held, err := st.holders(ctx, rids)
-		if err != nil {
-			return fmt.Errorf("smimesync: reading the state: %w", err)
+		for c, err := range rows.all() {
+			if err != nil {
+				return fmt.Errorf("smimesync: %w", err)
+			}
+			if c.Recipient != nil && !c.Departed() {
+				batch[c.Recipient.ID] = true
+			}
+			if len(batch) >= 4096 {
+				if err := ask(); err != nil {
+					return err
+				}
+			}
 		}
-		other := func(k string) bool { return !inPlan[k] && (!full || u.has(k)) }
-		for rid, keys := range held {
-			if i := slices.IndexFunc(keys, other); i >= 0 {
-				earlier[rid] = strings.ReplaceAll(keys[i], "\x00", ":")
+		if len(batch) > 0 {
+			if err := ask(); err != nil {
+				return err
 			}
 		}
 	}
-	for rid, cs := range owners {
-		prev, held := earlier[rid]
-		if len(cs) < 2 && !held {
+	for rid := range earlier {
+		if _, ok := owners[rid]; ok {
 			continue
 		}
-		for _, c := range cs {
+		for _, off := range rows.byRecipient(rid) {
+			c, err := rows.at(off)
+			if err != nil {
+				return fmt.Errorf("smimesync: %w", err)
+			}
+			if c.Recipient.ID == rid {
+				read[off] = c
+				owners[rid] = append(owners[rid], off)
+			}
+		}
+	}
+	for rid, offs := range owners {
+		prev, held := earlier[rid]
+		for _, off := range offs {
+			c := read[off]
 			var others []string
-			for _, o := range cs {
-				if o != c {
-					others = append(others, cmp.Or(o.Source, "?")+":"+o.ID)
+			for _, o := range offs {
+				if o != off {
+					oc := read[o]
+					others = append(others, cmp.Or(oc.Source, "?")+":"+oc.ID)
 				}
 			}
 			if held {
 				others = append(others, prev)
 			}
 			slices.Sort(others)
-			c.Action, c.Reason = ActionSkip, SkipConflict
-			c.Error = fmt.Sprintf("recipient %s is also the recipient of %s", recipientName(c.Recipient), strings.Join(others, ", "))
-			c.Removes = nil
+			m := *c
+			m.Action, m.Reason = ActionSkip, SkipConflict
+			m.Error = fmt.Sprintf("recipient %s is also the recipient of %s", recipientName(c.Recipient), strings.Join(others, ", "))
+			m.Removes = nil
+			rows.replace(off, c, &m)
 		}
 	}
 	return nil
 }
 
+// summarize counts changes.
 func summarize(changes []*Change) Summary {
 	var s Summary
-	s.Entries = len(changes)
 	for _, c := range changes {
-		switch c.Action {
-		case ActionAdd:
-			s.Add++
-		case ActionReplace:
-			s.Replace++
-		case ActionRemove:
-			s.Remove++
-		case ActionUnchanged:
-			s.Unchanged++
-		case ActionSkip:
-			s.Skip++
-		case ActionDepart:
-			s.Depart++
-		}
-		if c.Departed() {
-			s.Departed++
-		}
-		switch {
-		case c.Writes() && c.CurrentFrom == CurrentUnknown:
-			s.Losing++
-			s.Overwriting++
-		case c.Writes() && len(c.Removes) > 0:
-			s.Losing++
-		}
-		if len(c.prune[cloud.AttrUserCertificate])+len(c.prune[cloud.AttrUserSMIMECertificate]) > 0 {
-			s.Pruning++
-		}
-		if c.Retried {
-			s.Retried++
-		}
-		if c.Memoized {
-			s.Memoized++
-		}
-		s.KeptValues += len(c.Keep)
-		s.DroppedValues += len(c.Drop)
-		if c.MemoValues != nil {
-			s.countMemo(c.MemoValues)
-		}
-		for _, d := range c.Drop {
-			if s.Dropped == nil {
-				s.Dropped = map[Reason]int{}
-			}
-			for _, r := range d.Reasons {
-				s.Dropped[r]++
-			}
-		}
-		switch c.Outcome {
-		case OutcomeWritten:
-			s.Written++
-		case OutcomeFailed:
-			s.Failed++
-		case OutcomeNotWritable:
-			s.NotWritable++
-		}
+		s.count(c, 1)
 	}
 	return s
 }

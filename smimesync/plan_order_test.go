@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/smimesync/go-smimesync/internal/testrows"
+
 	"github.com/smimesync/go-smimesync/cloud/cloudtest"
 	"github.com/smimesync/go-smimesync/directory"
 )
@@ -34,7 +36,7 @@ func TestPlanRowsSortedByUserThenID(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, c := range p.Changes {
+		for _, c := range testrows.Of(t, p) {
 			rows[i] = append(rows[i], c.User+" "+c.ID)
 		}
 		if !slices.IsSorted(rows[i]) {

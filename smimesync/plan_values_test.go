@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smimesync/go-smimesync/internal/testrows"
+
 	"github.com/smimesync/go-smimesync/cloud/cloudtest"
 	"github.com/smimesync/go-smimesync/smimesync"
 )
@@ -22,7 +24,7 @@ func TestPlanValuesNameTheCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := plan.Changes[0]
+	c := testrows.Of(t, plan)[0]
 	if len(c.Keep) != 1 || len(c.Drop) != 1 {
 		t.Fatalf("keep %d drop %d, want 1 and 1", len(c.Keep), len(c.Drop))
 	}

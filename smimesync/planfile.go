@@ -203,7 +203,11 @@ func (p *Plan) WriteTo(w io.Writer) (int64, error) {
 		return cw.n, err
 	}
 	enc.SetIndent("    ", "  ")
-	for i, c := range p.Changes {
+	i := 0
+	for c, err := range p.Rows() {
+		if err != nil {
+			return cw.n, fmt.Errorf("smimesync: saving the plan: %w", err)
+		}
 		buf.Reset()
 		var vals cloud.Certificates
 		if c.Writes() {
@@ -226,9 +230,10 @@ func (p *Plan) WriteTo(w io.Writer) (int64, error) {
 		if _, err := out.Write(bytes.TrimRight(buf.Bytes(), "\n")); err != nil {
 			return cw.n, err
 		}
+		i++
 	}
 	end := "\n  ]"
-	if len(p.Changes) == 0 {
+	if i == 0 {
 		end = "]"
 	}
 	if _, err := io.WriteString(out, end); err != nil {
@@ -379,10 +384,10 @@ func readPlan(r io.Reader) (_ *Plan, err error) {
 	}
 	members := map[string]json.RawMessage{}
 	var (
-		changes   []*Change
 		sawChange bool
 		digest    string
 	)
+	rows := newRowSet(sp)
 	for i := 0; dec.More(); i++ {
 		t, err := dec.Token()
 		if err != nil {
@@ -395,7 +400,7 @@ func readPlan(r io.Reader) (_ *Plan, err error) {
 		switch key {
 		case "changes":
 			sawChange = true
-			if changes, err = readChanges(dec, sp); err != nil {
+			if err := readChanges(dec, sp, rows); err != nil {
 				return nil, err
 			}
 			continue
@@ -480,7 +485,8 @@ func readPlan(r io.Reader) (_ *Plan, err error) {
 	if err := hd.Decode(&h); err != nil {
 		return nil, err
 	}
-	p.Changes = changes
+	p.rows = rows
+	rows.index()
 	if u := h.Unlisted; u != nil {
 		if p.unlisted, err = unlistedFrom(u.Keys, u.Counts); err != nil {
 			return nil, err
@@ -508,32 +514,33 @@ func summariesEqual(a, b Summary) bool {
 
 // readChanges reads the "changes" array, one change at a time, and keeps
 // the values of its writes in sp.
-func readChanges(dec *json.Decoder, sp *spill) ([]*Change, error) {
+func readChanges(dec *json.Decoder, sp *spill, rows *rowSet) error {
 	if t, err := dec.Token(); err != nil || t != json.Delim('[') {
-		return nil, errors.New("changes: not an array")
+		return errors.New("changes: not an array")
 	}
-	var changes []*Change
-	for dec.More() {
+	for n := 1; dec.More(); n++ {
 		var rec changeRecord
 		if err := dec.Decode(&rec); err != nil {
-			return nil, fmt.Errorf("change %d: %w", len(changes)+1, err)
+			return fmt.Errorf("change %d: %w", n, err)
 		}
 		if rec.Change == nil {
-			return nil, fmt.Errorf("change %d: null or empty", len(changes)+1)
+			return fmt.Errorf("change %d: null or empty", n)
 		}
 		c := rec.Change
 		if err := c.restore(rec.Apply); err != nil {
-			return nil, fmt.Errorf("change %d (%s): %w", len(changes)+1, c.User, err)
+			return fmt.Errorf("change %d (%s): %w", n, c.User, err)
 		}
 		if err := sp.keep(c); err != nil {
-			return nil, &spillError{fmt.Errorf("change %d (%s): %w", len(changes)+1, c.User, err)}
+			return &spillError{fmt.Errorf("change %d (%s): %w", n, c.User, err)}
 		}
-		changes = append(changes, c)
+		if err := rows.add(c); err != nil {
+			return &spillError{fmt.Errorf("change %d (%s): %w", n, c.User, err)}
+		}
 	}
 	if _, err := dec.Token(); err != nil {
-		return nil, err
+		return err
 	}
-	return changes, nil
+	return rows.flush()
 }
 
 // restore sets c's unexported fields from its saved record, and checks

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smimesync/go-smimesync/internal/testrows"
+
 	"github.com/smimesync/go-smimesync/cloud/cloudtest"
 	"github.com/smimesync/go-smimesync/directory"
 	"github.com/smimesync/go-smimesync/smimesync"
@@ -148,7 +150,7 @@ func TestPolicyCheckRule(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := smimesync.CustomReason("serial-not-recorded")
-	for _, c := range plan.Changes {
+	for _, c := range testrows.Of(t, plan) {
 		switch c.User {
 		case "alice@example.com":
 			if len(c.Drop) != 1 || !slices.Equal(c.Drop[0].Reasons, []smimesync.Reason{want}) || !c.Drop[0].Reasons[0].IsCustom() {
@@ -201,7 +203,7 @@ func TestSyncerClockIsThePolicyClock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := plan.Changes[0]
+	c := testrows.Of(t, plan)[0]
 	if len(c.Drop) != 1 || !slices.Equal(c.Drop[0].Reasons, []smimesync.Reason{smimesync.ReasonExpired}) {
 		t.Errorf("drop %+v keep %d, want the certificate dropped as expired by the Syncer's clock", c.Drop, len(c.Keep))
 	}

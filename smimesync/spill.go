@@ -9,30 +9,28 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"strings"
 	"sync"
 
 	"github.com/smimesync/go-smimesync/cloud"
 )
 
-// ErrSpill is wrapped by the error of a plan whose values to write could
-// not be kept in its temporary file (the plan fails: the disk under
-// os.TempDir, TMPDIR on Unix, is full or not writable), and by the error of
-// a write whose values could not be read back from it (that write fails
-// and nothing is sent for it; the rest of the Apply goes on).
+// ErrSpill is wrapped by the error of a plan whose rows or values to write
+// could not be kept in its temporary file (the plan fails: the disk under
+// os.TempDir, TMPDIR on Unix, is full or not writable), by the error of a
+// write whose values could not be read back from it (that write fails and
+// nothing is sent for it; the rest of the Apply goes on), and by the error
+// of an Apply whose rows could not be read back (nothing more is written;
+// the cookie stays, so the next pass plans the rest again).
 var ErrSpill = errors.New("the plan's temporary file of values to write")
 
 // errPlanClosed is the error of using a plan after [Plan.Close].
 var errPlanClosed = errors.New("smimesync: the plan was closed")
 
 // spill is a plan's memory outside the heap, so that a plan of a large
-// directory does not grow with it:
-//
-//   - the values each write sends are appended to a temporary file, one
-//     record per change, and read back (checked against the change's
-//     fingerprints) by Apply's write and by Plan.WriteTo;
-//   - the strings and reason lists that many rows repeat (issuers, drop
-//     reasons, notes) are shared.
+// directory does not grow with it: a temporary file of the values each
+// write sends, one record per change, read back (checked against the
+// change's fingerprints) by Apply's write and by Plan.WriteTo, and of the
+// plan's rows (rows.go). A report's rows have a spill of their own.
 //
 // The file is made on the first write that has values, in os.TempDir. On
 // Unix it is unlinked at once: nothing is left behind even if the process
@@ -49,11 +47,6 @@ type spill struct {
 	name   string // the file's path while it has one: removed by close
 	size   int64
 	closed bool
-
-	// The shared strings and lists, by content.
-	strs    map[string]string
-	reasons map[string][]Reason
-	notes   map[string][]string
 }
 
 // attachSpill gives p a spill, closed by the garbage collector when p is
@@ -62,6 +55,15 @@ func attachSpill(p *Plan) *spill {
 	sp := &spill{}
 	p.spill = sp
 	runtime.AddCleanup(p, func(sp *spill) { _ = sp.close() }, sp)
+	return sp
+}
+
+// attachReportSpill gives rep a spill of its own for its rows, closed by
+// the garbage collector when rep is dropped without Close.
+func attachReportSpill(rep *Report) *spill {
+	sp := &spill{}
+	rep.Plan.spill = sp
+	runtime.AddCleanup(rep, func(sp *spill) { _ = sp.close() }, sp)
 	return sp
 }
 
@@ -119,7 +121,6 @@ func (sp *spill) close() error {
 		return nil
 	}
 	sp.closed = true
-	sp.strs, sp.reasons, sp.notes = nil, nil, nil
 	if sp.f == nil {
 		return nil
 	}
@@ -136,17 +137,14 @@ func (sp *spill) close() error {
 	return nil
 }
 
-// keep makes a planned change small: it shares the strings its values
-// repeat, trims its lists to their length, and moves the values its write
-// sends (c.desired) to the file. It fails only when the file cannot take
-// them.
+// keep moves the values a planned change's write sends (c.desired) to the
+// file. It fails only when the file cannot take them.
 func (sp *spill) keep(c *Change) error {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	if sp.closed {
 		return errPlanClosed
 	}
-	c.Keep, c.Drop = sp.compact(c.Keep, c.Drop)
 	if n0, n1 := len(c.desiredFP[0]), len(c.desiredFP[1]); n0+n1 > 0 {
 		fps := make([]Fingerprint, 0, n0+n1)
 		fps = append(fps, c.desiredFP[0]...)
@@ -164,19 +162,9 @@ func (sp *spill) keep(c *Change) error {
 	return nil
 }
 
-// append writes one record at the end of the file, making the file on
-// first use. The caller holds sp.mu.
+// append writes one values record at the end of the file. The caller
+// holds sp.mu.
 func (sp *spill) append(vals cloud.Certificates) (int64, error) {
-	if sp.f == nil {
-		f, err := os.CreateTemp("", "smimesync-plan-*.tmp")
-		if err != nil {
-			return 0, fmt.Errorf("%w: %w (set TMPDIR to a folder with room)", ErrSpill, err)
-		}
-		sp.f, sp.name = f, f.Name()
-		if os.Remove(sp.name) == nil {
-			sp.name = "" // unlinked while open (Unix): nothing to remove later
-		}
-	}
 	body := binary.AppendUvarint(nil, uint64(len(vals.UserCertificate)))
 	body = binary.AppendUvarint(body, uint64(len(vals.UserSMIMECertificate)))
 	for _, vs := range [][][]byte{vals.UserCertificate, vals.UserSMIMECertificate} {
@@ -188,8 +176,31 @@ func (sp *spill) append(vals cloud.Certificates) (int64, error) {
 	if len(body) > 1<<31 {
 		return 0, fmt.Errorf("%w: %d bytes of values for one recipient", ErrSpill, len(body))
 	}
+	return sp.appendRecord(body)
+}
+
+// appendRecord writes one record (its length, then body) at the end of the
+// file, making the file on first use, and returns its offset. The caller
+// holds sp.mu.
+func (sp *spill) appendRecord(body []byte) (int64, error) {
 	rec := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(body)), uint32(len(body)))
 	rec = append(rec, body...)
+	return sp.appendRaw(rec)
+}
+
+// appendRaw writes rec, whole records, at the end of the file, making the
+// file on first use, and returns its offset. The caller holds sp.mu.
+func (sp *spill) appendRaw(rec []byte) (int64, error) {
+	if sp.f == nil {
+		f, err := os.CreateTemp("", "smimesync-plan-*.tmp")
+		if err != nil {
+			return 0, fmt.Errorf("%w: %w (set TMPDIR to a folder with room)", ErrSpill, err)
+		}
+		sp.f, sp.name = f, f.Name()
+		if os.Remove(sp.name) == nil {
+			sp.name = "" // unlinked while open (Unix): nothing to remove later
+		}
+	}
 	off := sp.size
 	if _, err := sp.f.WriteAt(rec, off); err != nil {
 		return 0, fmt.Errorf("%w: %w (set TMPDIR to a folder with room)", ErrSpill, err)
@@ -198,14 +209,13 @@ func (sp *spill) append(vals cloud.Certificates) (int64, error) {
 	return off, nil
 }
 
-// load reads c's values back and checks them against c's fingerprints:
-// all of them, or an error.
-func (sp *spill) load(c *Change) (cloud.Certificates, error) {
+// readRecord reads back the record at off.
+func (sp *spill) readRecord(off int64) ([]byte, error) {
 	sp.mu.Lock()
 	f, closed := sp.f, sp.closed
 	sp.mu.Unlock()
-	fail := func(format string, a ...any) (cloud.Certificates, error) {
-		return cloud.Certificates{}, fmt.Errorf("%w: reading back: "+format, append([]any{ErrSpill}, a...)...)
+	fail := func(format string, a ...any) ([]byte, error) {
+		return nil, fmt.Errorf("%w: reading back: "+format, append([]any{ErrSpill}, a...)...)
 	}
 	switch {
 	case closed:
@@ -213,7 +223,6 @@ func (sp *spill) load(c *Change) (cloud.Certificates, error) {
 	case f == nil:
 		return fail("no file")
 	}
-	off := c.spilled - 1
 	var head [4]byte
 	if _, err := f.ReadAt(head[:], off); err != nil {
 		return fail("at %d: %w", off, unexpectedEOF(err))
@@ -221,6 +230,20 @@ func (sp *spill) load(c *Change) (cloud.Certificates, error) {
 	body := make([]byte, binary.BigEndian.Uint32(head[:]))
 	if _, err := f.ReadAt(body, off+4); err != nil {
 		return fail("at %d: %w", off, unexpectedEOF(err))
+	}
+	return body, nil
+}
+
+// load reads c's values back and checks them against c's fingerprints:
+// all of them, or an error.
+func (sp *spill) load(c *Change) (cloud.Certificates, error) {
+	fail := func(format string, a ...any) (cloud.Certificates, error) {
+		return cloud.Certificates{}, fmt.Errorf("%w: reading back: "+format, append([]any{ErrSpill}, a...)...)
+	}
+	off := c.spilled - 1
+	body, err := sp.readRecord(off)
+	if err != nil {
+		return cloud.Certificates{}, err
 	}
 	var (
 		out  cloud.Certificates
@@ -269,78 +292,4 @@ func unexpectedEOF(err error) error {
 		return io.ErrUnexpectedEOF
 	}
 	return err
-}
-
-// compact puts keep and drop into one allocation of their exact length,
-// with the issuers, reasons and notes that other rows share. A nil list
-// stays nil. The caller holds sp.mu.
-func (sp *spill) compact(keep, drop []Value) ([]Value, []Value) {
-	all := make([]Value, 0, len(keep)+len(drop))
-	all = append(all, keep...)
-	all = append(all, drop...)
-	for i := range all {
-		v := &all[i]
-		v.Issuer = sp.str(v.Issuer)
-		v.Reasons = sp.reasonList(v.Reasons)
-		v.Notes = sp.noteList(v.Notes)
-	}
-	k := len(keep)
-	nk, nd := all[:k:k], all[k:]
-	if keep == nil {
-		nk = nil
-	}
-	if drop == nil {
-		nd = nil
-	}
-	return nk, nd
-}
-
-func (sp *spill) str(s string) string {
-	if s == "" {
-		return ""
-	}
-	if t, ok := sp.strs[s]; ok {
-		return t
-	}
-	if sp.strs == nil {
-		sp.strs = map[string]string{}
-	}
-	sp.strs[s] = s
-	return s
-}
-
-func (sp *spill) reasonList(rs []Reason) []Reason {
-	if len(rs) == 0 {
-		return rs
-	}
-	var b strings.Builder
-	for _, r := range rs {
-		b.WriteString(string(r))
-		b.WriteByte(0)
-	}
-	if t, ok := sp.reasons[b.String()]; ok {
-		return t
-	}
-	if sp.reasons == nil {
-		sp.reasons = map[string][]Reason{}
-	}
-	rs = rs[:len(rs):len(rs)] // an append makes a copy, never changes the shared list
-	sp.reasons[b.String()] = rs
-	return rs
-}
-
-func (sp *spill) noteList(ns []string) []string {
-	if len(ns) == 0 {
-		return ns
-	}
-	key := strings.Join(ns, "\x00")
-	if t, ok := sp.notes[key]; ok {
-		return t
-	}
-	if sp.notes == nil {
-		sp.notes = map[string][]string{}
-	}
-	ns = ns[:len(ns):len(ns)]
-	sp.notes[key] = ns
-	return ns
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smimesync/go-smimesync/internal/testrows"
+
 	"github.com/smimesync/go-smimesync/cloud"
 	"github.com/smimesync/go-smimesync/cloud/cloudtest"
 	"github.com/smimesync/go-smimesync/directory"
@@ -117,27 +119,26 @@ func TestSpilledValuesWrittenExactly(t *testing.T) {
 func TestSpillReadBackFails(t *testing.T) {
 	ctx := context.Background()
 	for name, tc := range map[string]struct {
-		damage func(t *testing.T, f *os.File)
+		damage func(t *testing.T, f *os.File, rows int64)
 		failed int
 		why    string
 	}{
-		// The last byte belongs to the last record: one write.
-		"a changed byte": {failed: 1, why: "does not match its fingerprint", damage: func(t *testing.T, f *os.File) {
-			fi, err := f.Stat()
-			if err != nil {
-				t.Fatal(err)
-			}
+		// The byte before the rows belongs to the last values record:
+		// one write.
+		"a changed byte": {failed: 1, why: "does not match its fingerprint", damage: func(t *testing.T, f *os.File, rows int64) {
 			var b [1]byte
-			if _, err := f.ReadAt(b[:], fi.Size()-1); err != nil {
+			if _, err := f.ReadAt(b[:], rows-1); err != nil {
 				t.Fatal(err)
 			}
 			b[0] ^= 0xff
-			if _, err := f.WriteAt(b[:], fi.Size()-1); err != nil {
+			if _, err := f.WriteAt(b[:], rows-1); err != nil {
 				t.Fatal(err)
 			}
 		}},
-		"the file cut short": {failed: 3, why: "unexpected EOF", damage: func(t *testing.T, f *os.File) {
-			if err := f.Truncate(0); err != nil {
+		// The rows stay; every values record is cut away.
+		"the values cut short": {failed: 3, why: "damaged record", damage: func(t *testing.T, f *os.File, rows int64) {
+			zero := make([]byte, rows)
+			if _, err := f.WriteAt(zero, 0); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -148,7 +149,7 @@ func TestSpillReadBackFails(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tc.damage(t, smimesync.SpillFile(plan))
+			tc.damage(t, smimesync.SpillFile(plan), smimesync.SpillRowsStart(plan))
 			rep, err := w.syncer().Apply(ctx, plan)
 			if !errors.Is(err, smimesync.ErrChangesFailed) {
 				t.Fatalf("Apply: %v, want ErrChangesFailed", err)
@@ -156,7 +157,7 @@ func TestSpillReadBackFails(t *testing.T) {
 			if rep.Summary.Failed != tc.failed || rep.Summary.Written != 3-tc.failed {
 				t.Fatalf("%d failed, %d written; want %d failed", rep.Summary.Failed, rep.Summary.Written, tc.failed)
 			}
-			for _, c := range rep.Changes {
+			for _, c := range testrows.Of(t, rep) {
 				n := w.sink.WriteCount(c.User)
 				switch c.Outcome {
 				case smimesync.OutcomeFailed:
@@ -186,6 +187,74 @@ func TestSpillReadBackFails(t *testing.T) {
 				t.Errorf("the next pass plans %d writes, want the %d that failed", n, tc.failed)
 			}
 		})
+	}
+}
+
+// TestRowsInRuns: rows kept in runs of two, while the workers keep
+// adding values between them, come back whole and in the plan's order,
+// and every write sends its own values.
+func TestRowsInRuns(t *testing.T) {
+	smimesync.SetRunRows(t, 2)
+	ctx := context.Background()
+	w := newSpillWorld(t)
+	s := w.syncer()
+	s.Concurrency = 3
+	plan, err := s.Plan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var users []string
+	for _, c := range testrows.Of(t, plan) {
+		users = append(users, c.User)
+	}
+	if want := []string{"alice@example.com", "bob@example.com", "carol@example.com"}; !slices.Equal(users, want) {
+		t.Fatalf("rows %q, want %q", users, want)
+	}
+	rep, err := s.Apply(ctx, plan)
+	if err != nil || rep.Summary.Written != 3 {
+		t.Fatalf("Apply: %v, %+v", err, rep.Summary)
+	}
+	for addr, want := range w.want {
+		got, _ := w.sink.Get(addr)
+		if !sameBytes(got.UserCertificate, want.UserCertificate) || !sameBytes(got.UserSMIMECertificate, want.UserSMIMECertificate) {
+			t.Errorf("%s carries other bytes than the directory's", addr)
+		}
+	}
+}
+
+// TestSpillRowsDamaged: a plan whose rows cannot be read back stops the
+// Apply where they break: nothing is written from there on, the error
+// says why, and the cookie stays, so the next pass plans it all again.
+func TestSpillRowsDamaged(t *testing.T) {
+	ctx := context.Background()
+	w := newSpillWorld(t)
+	plan, err := w.syncer().Plan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, rows := smimesync.SpillFile(plan), smimesync.SpillRowsStart(plan)
+	if _, err := f.WriteAt([]byte("}}}}"), rows+8); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := w.syncer().Apply(ctx, plan)
+	if !errors.Is(err, smimesync.ErrSpill) {
+		t.Fatalf("Apply: %v, want ErrSpill", err)
+	}
+	if rep.Summary.Written != 0 || rep.CookieAdvanced || !slices.ContainsFunc(rep.Errors, func(e string) bool { return strings.Contains(e, "reading the plan") }) {
+		t.Errorf("report: %+v, errors %q; want nothing written, the cookie held, the error named", rep.Summary, rep.Errors)
+	}
+	for addr := range w.want {
+		if n := w.sink.WriteCount(addr); n != 0 {
+			t.Errorf("%s written %d times from a damaged plan", addr, n)
+		}
+	}
+	next, err := w.syncer().Plan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Close()
+	if next.Summary.Add != 3 {
+		t.Errorf("the next pass plans %d adds, want 3", next.Summary.Add)
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/smimesync/go-smimesync/internal/testrows"
+
 	"github.com/smimesync/go-smimesync/cloud/cloudtest"
 	"github.com/smimesync/go-smimesync/directory"
 	"github.com/smimesync/go-smimesync/smimesync"
@@ -222,14 +224,14 @@ func TestDeltaPassReadsOnlyWhatItTouches(t *testing.T) {
 	if rep.Full {
 		t.Fatal("the second pass was not a delta")
 	}
-	if c := rowOf(rep.Changes, carol.ID); c == nil || c.Outcome != smimesync.OutcomeWritten {
-		t.Errorf("carol's renewal: %v", actionsOf(rep.Changes))
+	if c := rowOf(testrows.Of(t, rep), carol.ID); c == nil || c.Outcome != smimesync.OutcomeWritten {
+		t.Errorf("carol's renewal: %v", actionsOf(testrows.Of(t, rep)))
 	}
-	if c := rowOf(rep.Changes, impostor.ID); c == nil || c.Reason != smimesync.SkipConflict {
-		t.Errorf("the newcomer on alice's recipient: %v", actionsOf(rep.Changes))
+	if c := rowOf(testrows.Of(t, rep), impostor.ID); c == nil || c.Reason != smimesync.SkipConflict {
+		t.Errorf("the newcomer on alice's recipient: %v", actionsOf(testrows.Of(t, rep)))
 	}
-	if c := rowOf(rep.Changes, bob.ID); c == nil || !c.Departed() {
-		t.Errorf("bob's deletion: %v", actionsOf(rep.Changes))
+	if c := rowOf(testrows.Of(t, rep), bob.ID); c == nil || !c.Departed() {
+		t.Errorf("bob's deletion: %v", actionsOf(testrows.Of(t, rep)))
 	}
 	if !rep.CookieAdvanced || !rep.StateSaved {
 		t.Errorf("cookie advanced %v, state saved %v", rep.CookieAdvanced, rep.StateSaved)
@@ -255,8 +257,8 @@ func TestDeltaPassReadsOnlyWhatItTouches(t *testing.T) {
 	// alice stays.
 	src.first = []*directory.Entry{alice}
 	rep = applyPass(t, newSyncer(src, sink, full), true)
-	if c := rowOf(rep.Changes, carol.ID); c == nil || !c.Departed() {
-		t.Errorf("carol out of the full read: %v", actionsOf(rep.Changes))
+	if c := rowOf(testrows.Of(t, rep), carol.ID); c == nil || !c.Departed() {
+		t.Errorf("carol out of the full read: %v", actionsOf(testrows.Of(t, rep)))
 	}
 	got, err = bs.Load(ctx)
 	if err != nil {
@@ -326,7 +328,7 @@ func TestStatePathsAgree(t *testing.T) {
 				t.Fatalf("%T pass %d: %v", st, i, err)
 			}
 			var rows []string
-			for _, c := range rep.Changes {
+			for _, c := range testrows.Of(t, rep) {
 				rows = append(rows, fmt.Sprintf("%s %s %s %q %s %v", c.ID, c.Action, c.Reason, c.Error, c.Outcome, c.Departed()))
 			}
 			plans = append(plans, rows)
@@ -451,8 +453,8 @@ func TestFullPassWalksOnlyTheUnseen(t *testing.T) {
 	handed = 0
 	src.first = []*directory.Entry{alice, bob}
 	rep := applyPass(t, newSyncer(src, sink, st), true)
-	if c := rowOf(rep.Changes, carol.ID); c == nil || !c.Departed() {
-		t.Fatalf("carol out of the full read: %v", actionsOf(rep.Changes))
+	if c := rowOf(testrows.Of(t, rep), carol.ID); c == nil || !c.Departed() {
+		t.Fatalf("carol out of the full read: %v", actionsOf(testrows.Of(t, rep)))
 	}
 	if handed != 1 {
 		t.Errorf("a full pass without carol was handed %d records by its walks, want 1 (carol's)", handed)

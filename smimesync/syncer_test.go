@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smimesync/go-smimesync/internal/testrows"
+
 	"github.com/smimesync/go-smimesync/cloud"
 	"github.com/smimesync/go-smimesync/cloud/cloudtest"
 	"github.com/smimesync/go-smimesync/directory"
@@ -55,9 +57,9 @@ func newSyncer(src directory.Source, sink cloud.Sink, st smimesync.State) *smime
 	}
 }
 
-func actions(p *smimesync.Plan) map[string]smimesync.Action {
+func actions(t testing.TB, p *smimesync.Plan) map[string]smimesync.Action {
 	m := map[string]smimesync.Action{}
-	for _, c := range p.Changes {
+	for _, c := range testrows.Of(t, p) {
 		m[c.User] = c.Action
 	}
 	return m
@@ -99,7 +101,7 @@ func TestSyncerRunIsIdempotent(t *testing.T) {
 		t.Errorf("second run wrote %d times, want 0", n)
 	}
 	if rep.Summary.Unchanged != 3 {
-		t.Errorf("second run: %d unchanged, want 3 (%v)", rep.Summary.Unchanged, actions(&rep.Plan))
+		t.Errorf("second run: %d unchanged, want 3 (%v)", rep.Summary.Unchanged, actions(t, &rep.Plan))
 	}
 }
 
@@ -189,7 +191,7 @@ func TestSyncerUnreadableSinkReliesOnState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := actions(plan)
+	got := actions(t, plan)
 	// alice: unknown current, something to publish: written whole.
 	// bob: unknown current, nothing to publish: left alone.
 	if got["alice@example.com"] != smimesync.ActionReplace || got["bob@example.com"] != smimesync.ActionSkip {
@@ -202,7 +204,7 @@ func TestSyncerUnreadableSinkReliesOnState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range plan.Changes {
+	for _, c := range testrows.Of(t, plan) {
 		if c.User == "alice@example.com" && (c.Action != smimesync.ActionUnchanged || c.CurrentFrom != smimesync.CurrentFromState) {
 			t.Errorf("second plan for alice: %s from %q, want unchanged from state", c.Action, c.CurrentFrom)
 		}
@@ -324,7 +326,7 @@ func TestSyncerSkips(t *testing.T) {
 		t.Fatal(err)
 	}
 	reasons := map[string][]smimesync.SkipReason{}
-	for _, c := range rep.Changes {
+	for _, c := range testrows.Of(t, rep) {
 		if c.Action != smimesync.ActionSkip {
 			t.Errorf("%s (%s): action %s, want skip", c.User, c.DN, c.Action)
 		}
@@ -647,8 +649,8 @@ func TestSyncerRetriesSkippedEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Changes[0].Reason != smimesync.SkipNoRecipient || !rep.CookieAdvanced {
-		t.Fatalf("first pass: %s %q, advanced %v", rep.Changes[0].Action, rep.Changes[0].Reason, rep.CookieAdvanced)
+	if testrows.Of(t, rep)[0].Reason != smimesync.SkipNoRecipient || !rep.CookieAdvanced {
+		t.Fatalf("first pass: %s %q, advanced %v", testrows.Of(t, rep)[0].Action, testrows.Of(t, rep)[0].Reason, rep.CookieAdvanced)
 	}
 	// The mailbox appears; the directory does not change, so the delta is
 	// empty, and yet alice is published.
@@ -657,7 +659,7 @@ func TestSyncerRetriesSkippedEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Full || rep.Summary.Retried != 1 || rep.Summary.Written != 1 || !rep.Changes[0].Retried {
+	if rep.Full || rep.Summary.Retried != 1 || rep.Summary.Written != 1 || !testrows.Of(t, rep)[0].Retried {
 		t.Fatalf("second pass: full %v retried %d written %d", rep.Full, rep.Summary.Retried, rep.Summary.Written)
 	}
 	// Published: no longer pending.
@@ -665,8 +667,8 @@ func TestSyncerRetriesSkippedEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Changes) != 0 {
-		t.Errorf("third pass planned %d changes, want none", len(rep.Changes))
+	if len(testrows.Of(t, rep)) != 0 {
+		t.Errorf("third pass planned %d changes, want none", len(testrows.Of(t, rep)))
 	}
 	if n := sink.WriteCount("alice@example.com"); n != 1 {
 		t.Errorf("alice written %d times, want 1", n)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"maps"
 	"slices"
 	"sync"
 )
@@ -126,15 +127,26 @@ func (p *Plan) Unlisted(source, id string) bool {
 	return p != nil && p.unlisted.has(stateKey(source, id))
 }
 
-// seen reports whether the plan read the entry of state key key: it has a
-// row (inRows) or is unlisted.
-func (p *Plan) seen(inRows map[string]bool, key string) bool {
-	return inRows[key] || p.unlisted.has(key)
+// seen reports whether the plan read the entry of state key key (or
+// found it gone): it has a row, or is unlisted.
+func (p *Plan) seen(key string) bool {
+	if p.rows == nil {
+		return slices.ContainsFunc(p.Changes, func(c *Change) bool { return stateKey(c.Source, c.ID) == key }) || p.unlisted.has(key)
+	}
+	return p.rows.has(key) || p.unlisted.has(key)
 }
 
 // summarize counts the plan's rows and the unlisted entries.
 func (p *Plan) summarize() Summary {
-	s := summarize(p.Changes)
+	var s Summary
+	if p.rows != nil {
+		p.rows.mu.Lock()
+		s = p.rows.sum
+		s.Dropped = maps.Clone(s.Dropped)
+		p.rows.mu.Unlock()
+	} else {
+		s = summarize(p.Changes)
+	}
 	if p.unlisted == nil {
 		return s
 	}

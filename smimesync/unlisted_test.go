@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/smimesync/go-smimesync/internal/testrows"
+
 	"github.com/smimesync/go-smimesync/smimesync"
 )
 
@@ -20,9 +22,9 @@ func TestUnlistedEntriesStay(t *testing.T) {
 	r.settle(t)
 	for pass := 3; pass <= 4; pass++ {
 		rep, lookups, judged := r.pass(t)
-		if len(rep.Changes) != 0 || rep.Summary.Entries != 2 || rep.Summary.Unchanged != 2 || rep.Summary.Memoized != 2 ||
+		if len(testrows.Of(t, rep)) != 0 || rep.Summary.Entries != 2 || rep.Summary.Unchanged != 2 || rep.Summary.Memoized != 2 ||
 			rep.Summary.Departed != 0 || len(lookups) != 0 || len(judged) != 0 {
-			t.Errorf("pass %d: %d rows %+v, lookups %v, judged %v; want both entries only counted", pass, len(rep.Changes), rep.Summary, lookups, judged)
+			t.Errorf("pass %d: %d rows %+v, lookups %v, judged %v; want both entries only counted", pass, len(testrows.Of(t, rep)), rep.Summary, lookups, judged)
 		}
 		for i, name := range []string{"alice", "bob"} {
 			if u := user(i+1, name); !rep.Unlisted("", u.ID) {
@@ -91,10 +93,10 @@ func TestUnlistedEntryKeepsItsRecipient(t *testing.T) {
 	r.rewrite(t)
 	rep, _, _ := r.pass(t)
 	alice := user(1, "alice")
-	if len(rep.Changes) != 1 || !rep.Unlisted("", alice.ID) {
-		t.Fatalf("rows %d, alice unlisted %v; want one row, the twin's", len(rep.Changes), rep.Unlisted("", alice.ID))
+	if len(testrows.Of(t, rep)) != 1 || !rep.Unlisted("", alice.ID) {
+		t.Fatalf("rows %d, alice unlisted %v; want one row, the twin's", len(testrows.Of(t, rep)), rep.Unlisted("", alice.ID))
 	}
-	c := rep.Changes[0]
+	c := testrows.Of(t, rep)[0]
 	if c.ID != twin.ID || c.Action != smimesync.ActionSkip || c.Reason != smimesync.SkipConflict || !strings.Contains(c.Error, alice.ID) {
 		t.Errorf("the twin's row: %s %s %q; want a conflict naming %s", c.Action, c.Reason, c.Error, alice.ID)
 	}

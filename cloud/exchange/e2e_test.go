@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smimesync/go-smimesync/internal/testrows"
+
 	"github.com/smimesync/go-smimesync/cloud"
 	"github.com/smimesync/go-smimesync/cloud/exchange"
 	"github.com/smimesync/go-smimesync/cloud/exchange/exchangetest"
@@ -182,10 +184,10 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("alice carries %d certificates, want 1 (the expired one dropped)", len(alice.UserCertificate))
 		}
 		checkTenant(t, e, st)
-		if c := changeOf(t, rep.Changes, "dave"); c.Action != smimesync.ActionSkip || c.Reason != smimesync.SkipReadOnly || !strings.Contains(c.Detail, "directory-synced") {
+		if c := changeOf(t, testrows.Of(t, rep), "dave"); c.Action != smimesync.ActionSkip || c.Reason != smimesync.SkipReadOnly || !strings.Contains(c.Detail, "directory-synced") {
 			t.Errorf("dave: %s %q (%q), want skip read-only with the directory-synced detail", c.Action, c.Reason, c.Detail)
 		}
-		if c := changeOf(t, rep.Changes, "erin"); c.Action != smimesync.ActionSkip || c.Reason != smimesync.SkipNoRecipient {
+		if c := changeOf(t, testrows.Of(t, rep), "erin"); c.Action != smimesync.ActionSkip || c.Reason != smimesync.SkipNoRecipient {
 			t.Errorf("erin: %s %q, want skip no-recipient", c.Action, c.Reason)
 		}
 		if d, _ := e.exo.Recipient("dave@contoso.com"); len(d.UserCertificate) != 0 || e.exo.Writes("dave@contoso.com") != 0 {
@@ -303,7 +305,7 @@ func TestEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c := changeOf(t, plan.Changes, "alice"); c.Action != smimesync.ActionRemove {
+		if c := changeOf(t, testrows.Of(t, plan), "alice"); c.Action != smimesync.ActionRemove {
 			t.Errorf("alice: %s, want remove", c.Action)
 		}
 		_, err = s.Apply(ctx(t), plan)

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smimesync/go-smimesync/internal/testrows"
+
 	"github.com/smimesync/go-smimesync/cloud/graph"
 	"github.com/smimesync/go-smimesync/cloud/graph/graphtest"
 	"github.com/smimesync/go-smimesync/directory"
@@ -54,7 +56,7 @@ func e2eUsers() []graphtest.User {
 
 func change(t *testing.T, rep *smimesync.Report, dn string) *smimesync.Change {
 	t.Helper()
-	for _, c := range rep.Changes {
+	for _, c := range testrows.Of(t, rep) {
 		if c.DN == dn {
 			return c
 		}
@@ -289,7 +291,7 @@ func TestEndToEndCancelledApply(t *testing.T) {
 		}
 		want[users[i].ID] = v[0]
 	}
-	for _, c := range rep.Changes {
+	for _, c := range testrows.Of(t, rep) {
 		if _, ok := snap.Published[c.ID]; ok {
 			holds(t, e.graph, c.Recipient.ID, want[c.Recipient.ID])
 		}
@@ -318,7 +320,7 @@ func TestEndToEndWrongAudience(t *testing.T) {
 	if err == nil {
 		t.Fatal("Run succeeded with tokens for the wrong audience")
 	}
-	for _, c := range rep.Changes {
+	for _, c := range testrows.Of(t, rep) {
 		if c.Reason != smimesync.SkipError || !strings.Contains(c.Error, "401") || !strings.Contains(c.Error, "audience") {
 			t.Errorf("%s: %s %q %q", c.DN, c.Action, c.Reason, c.Error)
 		}

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smimesync/go-smimesync/internal/testrows"
+
 	"github.com/smimesync/go-smimesync/cloud"
 	"github.com/smimesync/go-smimesync/cloud/azauth/azauthtest"
 	"github.com/smimesync/go-smimesync/cloud/exchange/exchangetest"
@@ -311,11 +313,11 @@ func converges(t *testing.T, cfgPath string, exo *exchangetest.Server, users int
 		if err != nil {
 			t.Fatalf("converges: planning: %v", err)
 		}
-		if len(plan.Changes) != users {
-			t.Errorf("converges: the plan has %d entries, want %d", len(plan.Changes), users)
+		if len(testrows.Of(t, plan)) != users {
+			t.Errorf("converges: the plan has %d entries, want %d", len(testrows.Of(t, plan)), users)
 		}
 		bad := 0
-		for _, c := range plan.Changes {
+		for _, c := range testrows.Of(t, plan) {
 			if c.Action != smimesync.ActionUnchanged {
 				bad++
 				t.Errorf("converges: %s is planned %s (%s %s), want unchanged", c.User, c.Action, c.Reason, c.Error)

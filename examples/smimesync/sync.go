@@ -92,7 +92,7 @@ func cmdPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return cfg.PassError(fmt.Errorf("%s: %w", s.Name, err))
 		}
 		if jsonOut {
-			if err := writeJSON(stdout, sinkDoc{Sink: s.Name, Plan: plan}); err != nil {
+			if err := writePlanJSON(stdout, s.Name, plan); err != nil {
 				return err
 			}
 		} else {
@@ -173,7 +173,7 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				errs = append(errs, guard)
 			}
 			if jsonOut {
-				if err := writeJSON(stdout, reportDoc{Sink: s.Name, Report: rep}); err != nil {
+				if err := writeReportJSON(stdout, s.Name, rep); err != nil {
 					return err
 				}
 			} else {
@@ -206,7 +206,7 @@ func (c *Config) settleApply(sink string, rep *smimesync.Report, err error, json
 	}
 	if rep != nil {
 		if jsonOut {
-			if werr := writeJSON(stdout, reportDoc{Sink: sink, Report: rep}); werr != nil {
+			if werr := writeReportJSON(stdout, sink, rep); werr != nil {
 				return nil, werr
 			}
 		} else {
@@ -240,16 +240,39 @@ func (e *dryRunGuardError) Error() string {
 
 func (e *dryRunGuardError) Unwrap() error { return e.guard }
 
-// sinkDoc is plan --json's document: the plan, and the sink it is for.
+// sinkDoc is plan --json's document: the plan, with its rows, and the
+// sink it is for.
 type sinkDoc struct {
 	Sink string `json:"sink"`
 	*smimesync.Plan
+	// Changes is the plan's rows (a Syncer's plan keeps them in its
+	// temporary file: Plan.Rows).
+	Changes []*smimesync.Change `json:"changes"`
 }
 
 // reportDoc is sync --json's document.
 type reportDoc struct {
 	Sink string `json:"sink"`
 	*smimesync.Report
+	Changes []*smimesync.Change `json:"changes"`
+}
+
+// writePlanJSON writes plan --json's document.
+func writePlanJSON(w io.Writer, sink string, p *smimesync.Plan) error {
+	rows, err := p.CollectRows()
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, sinkDoc{Sink: sink, Plan: p, Changes: rows})
+}
+
+// writeReportJSON writes sync --json's document.
+func writeReportJSON(w io.Writer, sink string, r *smimesync.Report) error {
+	rows, err := r.CollectRows()
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, reportDoc{Sink: sink, Report: r, Changes: rows})
 }
 
 func writeJSON(w io.Writer, v any) error {

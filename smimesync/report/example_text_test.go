@@ -26,16 +26,19 @@ func ExampleWritePlan() {
 	if err != nil {
 		panic(err)
 	}
-	// Only the rows that say why: a row with an empty last column ends
-	// in the table's padding.
-	var rows []*smimesync.Change
-	for _, c := range plan.Changes {
+	defer plan.Close() // only looked at
+	// Only the rows that say why (a row with an empty last column ends in
+	// the table's padding), in a plan made by hand.
+	shown := &smimesync.Plan{Summary: plan.Summary, Full: plan.Full}
+	for c, err := range plan.Rows() {
+		if err != nil {
+			panic(err)
+		}
 		if len(c.Drop) > 0 || c.Action == smimesync.ActionSkip {
-			rows = append(rows, c)
+			shown.Changes = append(shown.Changes, c)
 		}
 	}
-	plan.Changes = rows
-	if err := report.WritePlan(os.Stdout, "file", plan); err != nil {
+	if err := report.WritePlan(os.Stdout, "file", shown); err != nil {
 		panic(err)
 	}
 	// Output:

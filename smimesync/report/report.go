@@ -326,7 +326,17 @@ func (s *Sink) merge(command string, rep *smimesync.Report, passErr error, now t
 		s.Complete = true
 	}
 	var earlier map[string]*Entry // for memoized rows: the last word on their values
-	for _, c := range rep.Changes {
+	for c, err := range rep.Rows() {
+		if err != nil {
+			// The rows that could not be read keep their earlier word.
+			s.LastPass.Errors = append(s.LastPass.Errors, "reading the pass's rows: "+err.Error())
+			for _, e := range s.Entries {
+				if _, ok := byKey[e.key()]; !ok {
+					byKey[e.key()] = e
+				}
+			}
+			break
+		}
 		e := &Entry{
 			ID: c.ID, User: c.User, DN: c.DN, Source: c.Source,
 			Action: c.Action, Reason: c.Reason, Detail: c.Detail, Outcome: c.Outcome, Error: c.Error,
@@ -686,7 +696,7 @@ func (s *Store) Record(sink, command string, rep *smimesync.Report, passErr erro
 	s.file.Updated = finished.UTC()
 	st.merge(command, rep, passErr, finished.UTC())
 	s.dirty = true
-	quiet := rep != nil && passErr == nil && !hadError && !rep.Full && len(rep.Changes) == 0
+	quiet := rep != nil && passErr == nil && !hadError && !rep.Full && !hasRows(rep)
 	if quiet && finished.Sub(s.saved) < s.QuietSaveEvery {
 		return nil
 	}
@@ -757,4 +767,13 @@ func recipientsExpiring(entries []*Entry, horizon time.Time) int {
 		}
 	}
 	return n
+}
+
+// hasRows reports whether the pass has a row (an entry that was not only
+// counted).
+func hasRows(rep *smimesync.Report) bool {
+	for range rep.Rows() {
+		return true
+	}
+	return false
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"iter"
 	"maps"
 	"slices"
 	"strconv"
@@ -34,10 +35,15 @@ func WritePlan(w io.Writer, sink string, p *smimesync.Plan) error {
 		kind = "full"
 	}
 	fmt.Fprintf(ew, "Plan for sink %q (%s read of the directory, %d entries)\n\n", termsafe.String(sink), kind, p.Summary.Entries)
-	writeChanges(ew, p.Changes, false)
+	if err := writeChanges(ew, p.Rows(), false); err != nil {
+		return err
+	}
 	fmt.Fprintln(ew)
 	writeSummary(ew, p.Summary, false)
-	for _, c := range p.Changes {
+	for c, err := range p.Rows() {
+		if err != nil {
+			return err
+		}
 		if r := c.Recipient; r != nil && r.ReadOnly != "" {
 			fmt.Fprintf(ew, "not writable: %s (%s %s): %s\n", termsafe.String(c.User), termsafe.String(dash(r.Kind)), termsafe.String(dash(r.Name)), termsafe.String(r.ReadOnly))
 		}
@@ -52,7 +58,9 @@ func WritePlan(w io.Writer, sink string, p *smimesync.Plan) error {
 func WriteSync(w io.Writer, sink string, r *smimesync.Report) error {
 	ew := &termsafe.ErrWriter{W: w}
 	fmt.Fprintf(ew, "Sync to sink %q\n\n", termsafe.String(sink))
-	writeChanges(ew, r.Changes, true)
+	if err := writeChanges(ew, r.Rows(), true); err != nil {
+		return err
+	}
 	fmt.Fprintln(ew)
 	writeSummary(ew, r.Summary, true)
 	switch {
@@ -69,14 +77,27 @@ func WriteSync(w io.Writer, sink string, r *smimesync.Report) error {
 	return ew.Err
 }
 
-func writeChanges(w io.Writer, cs []*smimesync.Change, outcome bool) {
+// tableBlock is how many rows of a table are aligned together.
+const tableBlock = 1024
+
+func writeChanges(w io.Writer, cs iter.Seq2[*smimesync.Change, error], outcome bool) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	hdr := "USER\tACTION\tKEEP\tDROP\tWHY"
 	if outcome {
 		hdr = "USER\tACTION\tOUTCOME\tKEEP\tDROP\tWHY"
 	}
 	fmt.Fprintln(tw, hdr)
-	for _, c := range cs {
+	n := 0
+	for c, err := range cs {
+		if err != nil {
+			tw.Flush()
+			return err
+		}
+		if n++; n%tableBlock == 0 {
+			// The columns of a long table are aligned a block at a
+			// time: the table is never held whole.
+			tw.Flush()
+		}
 		why := DropSummary(c.Drop)
 		if c.Departed() {
 			why = departedWhy(c)
@@ -99,7 +120,7 @@ func writeChanges(w io.Writer, cs []*smimesync.Change, outcome bool) {
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", user, c.Action, len(c.Keep), len(c.Drop), why)
 		}
 	}
-	tw.Flush()
+	return tw.Flush()
 }
 
 // departedWhy says what happens to a user who left the directory with

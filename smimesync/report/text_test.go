@@ -62,11 +62,18 @@ func syncFixture(t testing.TB) fixture {
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}
+	// The plan as it was before Apply, which removes its rows with its
+	// temporary file.
+	rows, err := plan.CollectRows()
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown := &smimesync.Plan{Changes: rows, Summary: plan.Summary, Full: plan.Full, Started: plan.Started, Finished: plan.Finished}
 	rep, err := s.Apply(ctx, plan)
 	if err != nil {
 		t.Fatalf("apply: %v", err)
 	}
-	f := fixture{plan: plan, rep: rep, report: filepath.Join(dir, "state.report.json")}
+	f := fixture{plan: shown, rep: rep, report: filepath.Join(dir, "state.report.json")}
 	store, err := report.Open(f.report, nil)
 	if err != nil {
 		t.Fatal(err)

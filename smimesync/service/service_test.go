@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smimesync/go-smimesync/internal/testrows"
+
 	"github.com/smimesync/go-smimesync/cloud"
 	"github.com/smimesync/go-smimesync/cloud/cloudtest"
 	"github.com/smimesync/go-smimesync/directory"
@@ -128,7 +130,7 @@ func TestServiceStopDuringWrite(t *testing.T) {
 			if err := <-done; err != nil {
 				t.Fatalf("Run after a stop: %v, want nil", err)
 			}
-			if r.Result != tt.result || r.Report == nil || r.Report.Changes[0].Outcome != tt.outcome {
+			if r.Result != tt.result || r.Report == nil || testrows.Of(t, r.Report)[0].Outcome != tt.outcome {
 				t.Fatalf("pass: %+v, want %s with Alice %s", r, tt.result, tt.outcome)
 			}
 			if tt.result == service.ResultCancelled && (!errors.Is(r.Err, context.Canceled) || r.Code != service.CodeCancelled) {

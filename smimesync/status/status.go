@@ -248,7 +248,11 @@ func passOf(r service.PassResult) Pass {
 	if r.Report != nil {
 		p.Summary = r.Report.Summary
 		n := map[string]int{}
-		for _, c := range r.Report.Changes {
+		for c, err := range r.Report.Rows() {
+			if err != nil {
+				n["unreadable report"]++
+				break
+			}
 			switch {
 			case c.Outcome == smimesync.OutcomeFailed || c.Outcome == smimesync.OutcomeNotWritable:
 				n[string(c.Outcome)]++
