@@ -74,6 +74,7 @@ func (s *Syncer) Apply(ctx context.Context, plan *Plan) (*Report, error) {
 		var rep *Report
 		if plan != nil {
 			rep = &Report{Plan: *plan, Errors: []string{"locking the state: " + err.Error()}, keep: plan}
+			rep.Plan.spill = nil // the plan's: rep.Close leaves it
 		}
 		s.logger().Error("the state cannot be locked; nothing was written", "err", err)
 		return rep, fmt.Errorf("smimesync: nothing was written: %w", err)
@@ -116,6 +117,7 @@ func (s *Syncer) admit(ctx context.Context, plan *Plan) (*Report, error) {
 	}
 	log := s.logger()
 	rep := &Report{Plan: *plan, keep: plan}
+	rep.Plan.spill = nil // the plan's until it is applied: rep.Close leaves it
 	if err := s.checkGuard(plan); err != nil {
 		rep.Errors = append(rep.Errors, err.Error())
 		log.Warn("guard tripped", "losing", err.Losing, "pruning", err.Pruning, "max", err.Max)

@@ -16,6 +16,12 @@
 //     writes what changed with bounded concurrency, behind a mass-change
 //     [Guard], and returns a [Report].
 //
+// A pass's memory is bounded by its concurrency, not by the directory: a
+// plan's rows and the values its writes send wait in a temporary file
+// ([Plan.Rows]), the entries found unchanged on their [Memo] are only
+// counted ([Plan.Unlisted]), and a [RecordStore] such as [BoltState] reads
+// and saves only the records a pass touches.
+//
 // [Certificates] walks every certificate an entry carries, for audit tools
 // that want the parser without a Policy or a Syncer.
 //

@@ -67,12 +67,19 @@ func attachReportSpill(rep *Report) *spill {
 	return sp
 }
 
-// Close removes the plan's temporary file: the values its writes send
-// (see [ErrSpill]). Apply closes the plan it applies once it has written;
-// call Close for a plan that is looked at, or saved with [Plan.WriteTo],
-// and not applied (a dry run). A plan dropped without either is closed
-// when the garbage collector finds it unreachable. A closed plan can no
-// longer be applied or saved. Close may be called more than once.
+// Close removes the plan's temporary file: its rows and the values its
+// writes send (see [ErrSpill]). Apply closes the plan it applies once it
+// has written; call Close for a plan that is looked at, or saved with
+// [Plan.WriteTo], and not applied (a dry run). A plan dropped without
+// either is closed when the garbage collector finds it unreachable. A
+// closed plan can no longer be read, applied or saved. Close may be called
+// more than once.
+//
+// On a [Report] (which embeds its Plan), Close removes the file of the
+// report's rows once it has been read. A report of an Apply that wrote
+// nothing (the guard stopped it, the state could not be locked or
+// prepared) shows the plan's rows, and its Close leaves them: the plan
+// may still be applied.
 func (p *Plan) Close() error {
 	if p == nil || p.spill == nil {
 		return nil

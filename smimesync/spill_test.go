@@ -386,8 +386,9 @@ func TestPlanFileWithAConflict(t *testing.T) {
 	}
 }
 
-// TestRunAndDryRunClose: DryRun, which writes nothing, and Run, whose
-// plan the guard stopped, close their plan's temporary file at once.
+// TestRunAndDryRunClose: the reports of DryRun, which writes nothing,
+// and of Run, whose plan the guard stopped, show the plan's rows until
+// their Close, which closes the plan's temporary file.
 func TestRunAndDryRunClose(t *testing.T) {
 	ctx := context.Background()
 	w := newSpillWorld(t)
@@ -395,8 +396,15 @@ func TestRunAndDryRunClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f := smimesync.SpillFile(&rep.Plan); f == nil || !closed(f) {
-		t.Errorf("DryRun left its plan's temporary file open (%v)", f)
+	f := smimesync.SpillFile(&rep.Plan)
+	if rows := testrows.Of(t, rep); len(rows) != 3 || rows[0].Action != smimesync.ActionAdd {
+		t.Errorf("DryRun's report: %d rows", len(rows))
+	}
+	if err := rep.Close(); err != nil || f == nil || !closed(f) {
+		t.Errorf("DryRun's report's Close: %v; left its plan's temporary file open (%v)", err, f)
+	}
+	if _, err := rep.CollectRows(); err == nil {
+		t.Error("a closed report's rows were read")
 	}
 	// Each recipient carries a certificate the directory no longer has:
 	// three would lose one, over a guard of one.
@@ -409,7 +417,58 @@ func TestRunAndDryRunClose(t *testing.T) {
 	if !errors.Is(err, smimesync.ErrGuardTripped) {
 		t.Fatalf("Run: %v, want the guard", err)
 	}
-	if f := smimesync.SpillFile(&rep.Plan); f == nil || !closed(f) {
-		t.Errorf("Run left the temporary file of the plan the guard stopped open (%v)", f)
+	if rows := testrows.Of(t, rep); len(rows) != 3 || rows[0].Action != smimesync.ActionReplace {
+		t.Errorf("the report of the Run the guard stopped: %d rows", len(rows))
+	}
+	f = smimesync.SpillFile(&rep.Plan)
+	if err := rep.Close(); err != nil || f == nil || !closed(f) {
+		t.Errorf("Close of the report of the Run the guard stopped: %v; the temporary file is open (%v)", err, f)
+	}
+}
+
+// TestReportRows: Apply's report keeps the rows with their outcomes in a
+// file of its own, after the plan's is removed, until its Close; the
+// report of a plan the guard refused shows the plan's rows, and its Close
+// leaves the plan to be applied.
+func TestReportRows(t *testing.T) {
+	ctx := context.Background()
+	w := newSpillWorld(t)
+	for addr := range w.want {
+		w.sink.Seed(addr, cloud.Certificates{UserCertificate: [][]byte{[]byte("gone")}})
+	}
+	s := w.syncer()
+	s.Guard.MaxRemovals = 1
+	plan, err := s.Plan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused, err := s.Apply(ctx, plan)
+	if !errors.Is(err, smimesync.ErrGuardTripped) {
+		t.Fatalf("Apply: %v, want the guard", err)
+	}
+	if rows := testrows.Of(t, refused); len(rows) != 3 || rows[0].Outcome != "" {
+		t.Errorf("the refused report: %d rows", len(rows))
+	}
+	if err := refused.Close(); err != nil {
+		t.Fatal(err)
+	}
+	plan.Force = true
+	rep, err := s.Apply(ctx, plan)
+	if err != nil || rep.Summary.Written != 3 {
+		t.Fatalf("Apply with Force after the refused report's Close: %v, %+v", err, rep)
+	}
+	if _, err := plan.CollectRows(); err == nil {
+		t.Error("the applied plan's rows were read: its file should be gone")
+	}
+	rows := testrows.Of(t, rep)
+	if len(rows) != 3 || rows[2].User != "carol@example.com" || rows[2].Outcome != smimesync.OutcomeWritten {
+		t.Fatalf("the report's rows: %d, last %+v", len(rows), rows[len(rows)-1])
+	}
+	f := smimesync.SpillFile(&rep.Plan)
+	if err := rep.Close(); err != nil || f == nil || !closed(f) {
+		t.Errorf("the report's Close: %v, file open (%v)", err, f)
+	}
+	if left := w.leftIn(t); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
 	}
 }

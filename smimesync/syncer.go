@@ -200,7 +200,8 @@ func (s *Syncer) now() time.Time {
 // a [Locker] (a [BoltState]: its lock is the open store, which Plan opens
 // too), Run holds its lock from the plan through the apply, so that the
 // store is opened once; the error of a lock held elsewhere wraps
-// [ErrLocked], as Plan's would.
+// [ErrLocked], as Plan's would. Close the report once read (see
+// [Plan.Close]).
 func (s *Syncer) Run(ctx context.Context) (*Report, error) {
 	if _, ok := s.State.(RecordStore); ok {
 		if _, ok := s.State.(Locker); ok {
@@ -215,22 +216,28 @@ func (s *Syncer) Run(ctx context.Context) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Apply closes the plan it applies; one it refuses is not kept.
-	defer plan.Close()
-	return s.Apply(ctx, plan)
+	rep, err := s.Apply(ctx, plan)
+	if rep != nil && rep.keep == plan {
+		// Refused before any write (the guard): the report shows the
+		// plan's rows, and its Close removes them; nobody else has
+		// the plan.
+		rep.Plan.spill = plan.spill
+	} else {
+		// Apply closed the plan it applied; one it refused is not kept.
+		plan.Close()
+	}
+	return rep, err
 }
 
 // DryRun plans and returns the plan as a report, writing nothing. The
-// report's plan is closed (see [Plan.Close]): to save or apply a plan, use
-// Plan.
+// report shows the plan's rows and holds its temporary file until its
+// Close (see [Plan.Close]): to save or apply a plan, use Plan.
 func (s *Syncer) DryRun(ctx context.Context) (*Report, error) {
 	plan, err := s.Plan(ctx)
 	if err != nil {
 		return nil, err
 	}
-	// Nothing is written: the values to write are not needed.
-	defer plan.Close()
-	return &Report{Plan: *plan, DryRun: true}, nil
+	return &Report{Plan: *plan, DryRun: true, keep: plan}, nil
 }
 
 func userName(e *directory.Entry) string {
