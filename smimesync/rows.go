@@ -47,7 +47,6 @@ type rowSet struct {
 	mu   sync.Mutex
 	buf  []*Change // not yet in a run
 	runs []rowRun
-	n    int
 	err  error // the first failure to write a run: the rows are incomplete
 
 	// keys is every row's key (hashKey of its state key); sorted while
@@ -129,7 +128,6 @@ func (rs *rowSet) add(c *Change) error {
 			return err
 		}
 	}
-	rs.n++
 	rs.sum.count(c, 1)
 	if !rs.unindexed {
 		rs.keys = append(rs.keys, hashKey(stateKey(c.Source, c.ID)))

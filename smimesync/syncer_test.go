@@ -22,7 +22,7 @@ import (
 )
 
 // writeLDIF writes entries to an LDIF file and returns the source reading it.
-func writeLDIF(t *testing.T, entries ...*directory.Entry) *directory.LDIFFile {
+func writeLDIF(t testing.TB, entries ...*directory.Entry) *directory.LDIFFile {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "users.ldif")
 	f, err := os.Create(path)
