@@ -540,7 +540,10 @@ func readChanges(dec *json.Decoder, sp *spill, rows *rowSet) error {
 	if _, err := dec.Token(); err != nil {
 		return err
 	}
-	return rows.flush()
+	if err := rows.flush(); err != nil {
+		return &spillError{err}
+	}
+	return nil
 }
 
 // restore sets c's unexported fields from its saved record, and checks

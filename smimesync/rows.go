@@ -6,6 +6,7 @@ import (
 	"container/heap"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/gob"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -248,12 +249,32 @@ func (rs *rowSet) sharedRecipients(fn func(offs []int64) error) error {
 	return nil
 }
 
-// at returns the row at off: changed in memory, or read from the file.
+// at returns the row at off: changed in memory (a copy), or read from
+// the file.
 func (rs *rowSet) at(off int64) (*Change, error) {
-	if c := rs.over[off]; c != nil {
+	if c := rs.overAt(off); c != nil {
 		return c, nil
 	}
 	return rs.sp.readRow(off)
+}
+
+// overAt returns a copy of the row changed in memory at off, or nil: the
+// caller may change what it gets.
+func (rs *rowSet) overAt(off int64) *Change {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	o := rs.over[off]
+	if o == nil {
+		return nil
+	}
+	c := *o
+	c.Keep, c.Drop = slices.Clone(o.Keep), slices.Clone(o.Drop)
+	c.Removes, c.Published = slices.Clone(o.Removes), slices.Clone(o.Published)
+	if o.Recipient != nil {
+		r := *o.Recipient
+		c.Recipient = &r
+	}
+	return &c
 }
 
 // replace puts c, changed, in place of the row at off (old, as read), and
@@ -311,7 +332,7 @@ func (rs *rowSet) all() iter.Seq2[*Change, error] {
 				top.c, top.off = next, noff
 				heap.Fix(h, 0)
 			}
-			if o := rs.over[off]; o != nil {
+			if o := rs.overAt(off); o != nil {
 				c = o
 			}
 			if !yield(c, nil) {
@@ -399,12 +420,24 @@ func (rr *runReader) next() (*Change, int64, error) {
 	return c, off, nil
 }
 
-// encodeRow is a row record's body: c as JSON (rowRecord).
+// encodeRow is a row record's body: c as JSON (rowRecord), or, when one
+// of its strings is not UTF-8 (a DN in Latin-1 that is also the entry's
+// ID, say), which JSON would change, gobRow and c as gob, which keeps
+// every byte.
 func encodeRow(c *Change) ([]byte, error) {
-	body, err := json.Marshal(rowRecord{Change: c, Internal: rowInternal{
+	rec := rowRecord{Change: c, Internal: rowInternal{
 		FP: c.desiredFP, Spilled: c.spilled, Prune: c.prune, Entry: c.entry, Forget: c.forget,
 		Memo: c.memo, HadMemo: c.hadMemo, RecheckBy: c.recheckBy,
-	}})
+	}}
+	body, err := json.Marshal(rec)
+	if err == nil && bytes.Contains(body, []byte(`\ufffd`)) {
+		// JSON wrote U+FFFD for bytes that are not UTF-8 (or the
+		// text held that escape itself: gob keeps that too).
+		var b bytes.Buffer
+		b.WriteByte(gobRow)
+		err = gob.NewEncoder(&b).Encode(rec)
+		body = b.Bytes()
+	}
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("%w: encoding the row of %s: %w", ErrSpill, c.User, err)
@@ -413,6 +446,10 @@ func encodeRow(c *Change) ([]byte, error) {
 	}
 	return body, nil
 }
+
+// gobRow starts the body of a row record in gob (a JSON one starts with
+// '{').
+const gobRow = 'G'
 
 // appendBlock writes block, records end to end, at the end of the file
 // and returns its offset.
@@ -440,7 +477,14 @@ func (sp *spill) readRow(off int64) (*Change, error) {
 
 func decodeRow(body []byte) (*Change, error) {
 	rec := rowRecord{Change: &Change{}}
-	if err := json.Unmarshal(body, &rec); err != nil {
+	if len(body) > 0 && body[0] == gobRow {
+		if err := gob.NewDecoder(bytes.NewReader(body[1:])).Decode(&rec); err != nil {
+			return nil, err
+		}
+		if rec.Change == nil {
+			return nil, errors.New("a row without its change")
+		}
+	} else if err := json.Unmarshal(body, &rec); err != nil {
 		return nil, err
 	}
 	c, in := rec.Change, rec.Internal

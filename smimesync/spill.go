@@ -42,6 +42,13 @@ var errPlanClosed = errors.New("smimesync: the plan was closed")
 // the number of userCertificate values and of userSMIMECertificate values
 // (uvarints), then each value as its length (uvarint) and its bytes.
 type spill struct {
+	*spillFile
+}
+
+// spillFile is a spill's file and its bookkeeping: what the garbage
+// collector closes once no plan, report or copy of either refers to the
+// spill (newSpill).
+type spillFile struct {
 	mu     sync.Mutex
 	f      *os.File
 	name   string // the file's path while it has one: removed by close
@@ -49,22 +56,25 @@ type spill struct {
 	closed bool
 }
 
-// attachSpill gives p a spill, closed by the garbage collector when p is
-// dropped without Apply or Close.
-func attachSpill(p *Plan) *spill {
-	sp := &spill{}
-	p.spill = sp
-	runtime.AddCleanup(p, func(sp *spill) { _ = sp.close() }, sp)
+// newSpill makes a spill, closed by the garbage collector when nothing
+// refers to it any more (a plan or a report dropped without Close, and
+// every copy of it: Report{Plan: *plan} shares the plan's spill).
+func newSpill() *spill {
+	sp := &spill{&spillFile{}}
+	runtime.AddCleanup(sp, func(f *spillFile) { _ = f.close() }, sp.spillFile)
 	return sp
 }
 
-// attachReportSpill gives rep a spill of its own for its rows, closed by
-// the garbage collector when rep is dropped without Close.
+// attachSpill gives p a spill.
+func attachSpill(p *Plan) *spill {
+	p.spill = newSpill()
+	return p.spill
+}
+
+// attachReportSpill gives rep a spill of its own for its rows.
 func attachReportSpill(rep *Report) *spill {
-	sp := &spill{}
-	rep.Plan.spill = sp
-	runtime.AddCleanup(rep, func(sp *spill) { _ = sp.close() }, sp)
-	return sp
+	rep.Plan.spill = newSpill()
+	return rep.Plan.spill
 }
 
 // Close removes the plan's temporary file: its rows and the values its
@@ -121,7 +131,7 @@ func (sp *spill) isClosed() bool {
 	return sp.closed
 }
 
-func (sp *spill) close() error {
+func (sp *spillFile) close() error {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	if sp.closed {

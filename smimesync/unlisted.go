@@ -95,7 +95,7 @@ func (u *unlisted) bytes() []byte {
 }
 
 // errUnlistedKeys is a plan file's list of unlisted entries that is not a
-// whole number of sorted, distinct keys.
+// whole number of sorted keys.
 var errUnlistedKeys = errors.New("the unlisted entries' keys are damaged")
 
 // unlistedFrom is the unlisted entries a plan file saved: keys as bytes
@@ -108,7 +108,9 @@ func unlistedFrom(b []byte, counts Summary) (*unlisted, error) {
 	u := &unlisted{keys: make([]keyHash, 0, len(b)/n), sealed: true, counts: counts}
 	for i := 0; i < len(b); i += n {
 		k := keyHash(b[i : i+n])
-		if l := len(u.keys); l > 0 && bytes.Compare(u.keys[l-1][:], k[:]) >= 0 {
+		if l := len(u.keys); l > 0 && bytes.Compare(u.keys[l-1][:], k[:]) > 0 {
+			// Sorted; the same key twice is an entry the source
+			// returned twice, counted twice.
 			return nil, errUnlistedKeys
 		}
 		u.keys = append(u.keys, k)
@@ -125,6 +127,15 @@ func unlistedFrom(b []byte, counts Summary) (*unlisted, error) {
 // its earlier word on an unlisted one.
 func (p *Plan) Unlisted(source, id string) bool {
 	return p != nil && p.unlisted.has(stateKey(source, id))
+}
+
+// UnlistedCount is how many entries the plan read and only counted (see
+// [Plan.Unlisted]).
+func (p *Plan) UnlistedCount() int {
+	if p == nil {
+		return 0
+	}
+	return p.unlisted.len()
 }
 
 // seen reports whether the plan read the entry of state key key (or

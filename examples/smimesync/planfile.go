@@ -86,6 +86,7 @@ func syncPlanFiles(ctx context.Context, cfg *Config, syncers []service.Named, lo
 		rep, err := s.Apply(ctx, plans[s.Name])
 		prog.Clear()
 		sinkErrs, werr := cfg.settleApply(s.Name, rep, err, jsonOut, stdout, log)
+		plans[s.Name].Close() // applied: closed already; refused: not kept
 		if werr != nil {
 			return werr
 		}

@@ -183,11 +183,13 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				}
 				fmt.Fprintln(stdout, "dry run: nothing was written")
 			}
+			pl.Close()
 			continue
 		}
 		rep, err := s.Apply(ctx, pl)
 		prog.Clear()
 		sinkErrs, werr := cfg.settleApply(s.Name, rep, err, jsonOut, stdout, log)
+		pl.Close() // applied: closed already; refused: not kept
 		if werr != nil {
 			return werr
 		}
@@ -201,6 +203,9 @@ func cmdSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // the sink, and werr when standard output itself failed (the command
 // stops).
 func (c *Config) settleApply(sink string, rep *smimesync.Report, err error, jsonOut bool, stdout io.Writer, log *slog.Logger) (errs []error, werr error) {
+	if rep != nil {
+		defer rep.Close() // its rows' temporary file
+	}
 	if e := c.SaveReport(sink, "sync", rep, err, log); e != nil {
 		errs = append(errs, e)
 	}

@@ -309,6 +309,7 @@ func (s *Sink) merge(command string, rep *smimesync.Report, passErr error, now t
 	}
 
 	byKey := make(map[string]*Entry, len(s.Entries))
+	unlisted := 0 // of the pass's unlisted entries, those with an earlier word
 	for _, e := range s.Entries {
 		switch {
 		case rep.Unlisted(e.Source, e.ID):
@@ -316,14 +317,18 @@ func (s *Sink) merge(command string, rep *smimesync.Report, passErr error, now t
 			// word stands.
 			e.Seen = s.LastPass.Finished
 			byKey[e.key()] = e
+			unlisted++
 		case !rep.Full:
 			byKey[e.key()] = e
 		}
 	}
 	if rep.Full {
 		// A full read names every entry in scope, with a row or as
-		// unlisted: what it does not name is gone.
-		s.Complete = true
+		// unlisted: what it does not name is gone. Entries covers
+		// them all unless an unlisted one has no earlier word (the
+		// report is newer than its memo): it has none until a pass
+		// judges it again (within Syncer.Reverify).
+		s.Complete = unlisted == rep.UnlistedCount()
 	}
 	var earlier map[string]*Entry // for memoized rows: the last word on their values
 	for c, err := range rep.Rows() {

@@ -76,6 +76,10 @@ type PassResult struct {
 	// Started and Finished are on the Service's clock.
 	Started, Finished time.Time
 	// Report is Apply's report; nil when planning failed or was stopped.
+	// Its rows wait in a temporary file (unlinked at once on Unix) until
+	// the report is closed (Report.Close, once no hook needs it) or the
+	// garbage collector finds it unreachable; the service does not close
+	// it, so that a hook may hand it on.
 	Report *smimesync.Report
 	// Err is the pass's error (planning's or Apply's); Code its short
 	// code for /healthz (see ErrorCode).
