@@ -176,6 +176,9 @@ type applyRun struct {
 	// reportErr is the first failure to keep the report's rows (its
 	// temporary file): the report is incomplete, and counted as failed.
 	reportErr error
+	// overFailed is set once a save of the records changed so far
+	// (flushOver) failed: the rest wait for the end.
+	overFailed bool
 	// unavailable is the first write failure that every other write
 	// would meet too (cloud.ErrUnavailable): no more writes start, and
 	// the run reports it once.
@@ -334,10 +337,13 @@ func (a *applyRun) flushOver(ctx context.Context) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	st := a.st
-	if st.part == nil || len(st.part.over) < overFlush {
+	if st.part == nil || len(st.part.over) < overFlush || a.overFailed {
 		return
 	}
 	if err := st.part.store.SaveChanges(context.WithoutCancel(ctx), st, st.part.over); err != nil {
+		// Not again: they all wait for the save at the end, which
+		// reports what fails.
+		a.overFailed = true
 		a.log.Warn("saving the records changed so far; they wait for the end of the apply", "records", len(st.part.over), "err", err)
 		return
 	}

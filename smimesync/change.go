@@ -313,10 +313,12 @@ type Plan struct {
 }
 
 // Report is the outcome of [Syncer.Apply]: the plan's changes with their
-// outcomes (read them with [Plan.Rows]), and counts. It is
-// JSON-serialisable. The rows of a report Apply made wait in a temporary
-// file of its own; Close removes it once the report has been read (the
-// garbage collector does for a report dropped without it).
+// outcomes (read them with [Plan.Rows]), and counts. Its JSON has the
+// counts and, under "changes", the rows in memory (Changes): a program
+// that prints a Syncer's report as JSON sets them from CollectRows, as
+// `smimesync sync --json` does. The rows of a report Apply made wait in
+// a temporary file of its own; Close removes it once the report has been
+// read (the garbage collector does for a report dropped without it).
 type Report struct {
 	Plan
 	// DryRun is true when nothing was written.

@@ -45,7 +45,10 @@ type RecordStore interface {
 	// does): head's header (version, cookie, times), its Pending and
 	// Departed whole, and the Published records of changes, one per key;
 	// a Published whose Recipient is empty removes its key, as for
-	// [Recorder.Record]. Records not in changes stay as they are;
+	// [Recorder.Record]. Records not in changes stay as they are, those
+	// a Recorder noted included: Apply does not repeat in changes the
+	// writes Record acknowledged. Apply may call it more than once (every
+	// few thousand changed records, with the header as it stands then).
 	// head.Published is not read.
 	SaveChanges(ctx context.Context, head *Snapshot, changes map[string]Published) error
 }
