@@ -65,7 +65,7 @@ func indexBenchRecipient(i int) exchangetest.Recipient {
 // holds (HeapAlloc after a GC, with the sink alive, less HeapAlloc before
 // the load) per recipient and in all. It also reports the largest live
 // heap, over the start, between two pages of the listing (sampled when
-// the next page is asked: about 100 samples a load): what the load keeps
+// the next page is asked: about 25 samples a load): what the load keeps
 // of the pages it read, besides the index so far. load-s is the load's
 // time (the emulator's side of the listing included: it runs in this
 // process), the sampling left out; ns/op includes the sampling.
@@ -87,7 +87,7 @@ func BenchmarkIndexLoad(b *testing.B) {
 	seed = nil
 	last := indexBenchRecipient(n - 1)
 	want := &directory.Entry{DN: "cn=last", Mail: last.PrimarySmtpAddress}
-	sampler := &pageSampler{next: cfg.HTTPClient.Transport, every: max(1, n/exchange.DefaultPageSize/100)}
+	sampler := &pageSampler{next: cfg.HTTPClient.Transport, every: max(1, n/exchange.DefaultPageSize/25)}
 	cfg.HTTPClient = &http.Client{Transport: sampler}
 
 	// A listing of 1,000,000 takes the emulator minutes (it skips to
