@@ -416,10 +416,6 @@ func nounFor(kind string) (string, bool) {
 // recipientTypes are the types Find considers.
 var recipientTypes = []string{"UserMailbox", "MailUser", "MailContact"}
 
-type index struct {
-	byAddr map[string]*cloud.Recipient
-}
-
 // Find returns the recipient whose addresses include the entry's mail,
 // one of its proxy addresses, or its userPrincipalName, tried in that
 // order. A directory-synced recipient is returned with ReadOnly set. No
@@ -449,9 +445,8 @@ func (s *Sink) Find(ctx context.Context, e *directory.Entry) (*cloud.Recipient, 
 		return nil, fmt.Errorf("exchange: finding %s: %w", e.DN, err)
 	}
 	for _, k := range keys {
-		if r := idx.byAddr[k]; r != nil {
-			c := *r
-			return &c, nil
+		if r := idx.find(k); r != nil {
+			return r, nil
 		}
 	}
 	return nil, fmt.Errorf("exchange: no recipient with address %s (%s): %w", strings.Join(keys, ", "), e.DN, cloud.ErrNotFound)
@@ -502,7 +497,7 @@ const indexErrTTL = 30 * time.Second
 // time, for every Find that needs it.
 func (s *Sink) load(ctx context.Context) (*index, error) {
 	start := time.Now()
-	idx := &index{byAddr: map[string]*cloud.Recipient{}}
+	idx := newIndex(nil)
 	n := 0
 	err := s.invoke(ctx, "Get-Recipient", map[string]any{"ResultSize": "Unlimited", "RecipientType": recipientTypes}, false, func(vals []json.RawMessage) error {
 		for _, v := range vals {
@@ -514,18 +509,8 @@ func (s *Sink) load(ctx context.Context) (*index, error) {
 				continue
 			}
 			n++
-			c := r.cloud()
-			add := func(a string) {
-				a = strings.ToLower(strings.TrimSpace(a))
-				if a != "" && idx.byAddr[a] == nil {
-					idx.byAddr[a] = c
-				}
-			}
-			add(r.PrimarySmtpAddress)
-			for _, a := range r.EmailAddresses {
-				if len(a) > 5 && strings.EqualFold(a[:5], "smtp:") {
-					add(a[5:])
-				}
+			if err := idx.add(&r); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -533,7 +518,8 @@ func (s *Sink) load(ctx context.Context) (*index, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.log.Info("exchange: loaded recipients", "recipients", n, "addresses", len(idx.byAddr), "took", time.Since(start))
+	idx.finish()
+	s.log.Info("exchange: loaded recipients", "recipients", n, "addresses", idx.addresses, "took", time.Since(start))
 	return idx, nil
 }
 
