@@ -18,6 +18,9 @@ var ErrLookupsFailed = errors.New("recipient lookups failed")
 // the other entries; a program that prints it should say it is incomplete
 // (`smimesync plan` exits 1).
 func (p *Plan) LookupsFailed() error {
+	if p.Summary.Skip == 0 && p.rows != nil {
+		return nil // a failed lookup is a skip: no need to read the rows
+	}
 	var (
 		first  *Change
 		failed int

@@ -155,14 +155,20 @@ func (rs *rowSet) flushLocked() error {
 	slices.SortStableFunc(rs.buf, compareChanges)
 	// A run is one block of the file: its rows follow each other, with
 	// no values record between them.
-	var block []byte
-	rel := make([]int64, len(rs.buf))
+	bodies := make([][]byte, len(rs.buf))
+	size := 0
 	for i, c := range rs.buf {
 		body, err := encodeRow(c)
 		if err != nil {
 			rs.err = err
 			return err
 		}
+		bodies[i] = body
+		size += 4 + len(body)
+	}
+	block := make([]byte, 0, size)
+	rel := make([]int64, len(rs.buf))
+	for i, body := range bodies {
 		rel[i] = int64(len(block))
 		block = binary.BigEndian.AppendUint32(block, uint32(len(body)))
 		block = append(block, body...)

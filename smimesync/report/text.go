@@ -40,6 +40,9 @@ func WritePlan(w io.Writer, sink string, p *smimesync.Plan) error {
 	}
 	fmt.Fprintln(ew)
 	writeSummary(ew, p.Summary, false)
+	if p.Summary.Skip == 0 {
+		return ew.Err // no read-only recipient: no need to read the rows again
+	}
 	for c, err := range p.Rows() {
 		if err != nil {
 			return err
