@@ -3,6 +3,7 @@ package smimesync
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"container/heap"
 	"crypto/sha256"
 	"encoding/binary"
@@ -49,6 +50,10 @@ type rowSet struct {
 	buf  []*Change // not yet in a run
 	runs []rowRun
 	err  error // the first failure to write a run: the rows are incomplete
+	// writing counts the runs being written (writeRun), inflight too,
+	// under mu: rows are read only once none is.
+	writing  sync.WaitGroup
+	inflight int
 
 	// keys is every row's key (hashKey of its state key); sorted while
 	// keysSorted.
@@ -110,8 +115,8 @@ func newReportRows(sp *spill) *rowSet { return &rowSet{sp: sp, unindexed: true} 
 // changed after (the run may already be written).
 func (rs *rowSet) add(c *Change) error {
 	rs.mu.Lock()
-	defer rs.mu.Unlock()
 	if rs.err != nil {
+		defer rs.mu.Unlock()
 		return rs.err
 	}
 	if c.spilled == 0 && c.desired.Len() > 0 {
@@ -126,6 +131,7 @@ func (rs *rowSet) add(c *Change) error {
 		}
 		if err := rs.sp.keep(c); err != nil {
 			rs.err = err
+			rs.mu.Unlock()
 			return err
 		}
 	}
@@ -135,59 +141,101 @@ func (rs *rowSet) add(c *Change) error {
 		rs.keysSorted = false
 	}
 	rs.buf = append(rs.buf, c)
-	if len(rs.buf) >= runRows {
-		return rs.flushLocked()
+	if len(rs.buf) < runRows {
+		rs.mu.Unlock()
+		return nil
 	}
-	return nil
+	// The run is sorted, encoded and written outside the lock: the other
+	// workers go on adding rows meanwhile.
+	batch := rs.buf
+	rs.buf = nil
+	rs.writing.Add(1)
+	rs.inflight++
+	rs.mu.Unlock()
+	return rs.writeRun(batch)
 }
 
-// flush writes the rows waiting in memory as a run.
+// flush writes the rows waiting in memory as a run, and waits for the
+// runs being written.
 func (rs *rowSet) flush() error {
 	rs.mu.Lock()
+	batch := rs.buf
+	rs.buf = nil
+	rs.writing.Add(1)
+	rs.inflight++
+	rs.mu.Unlock()
+	err := rs.writeRun(batch)
+	rs.writing.Wait()
+	if err == nil {
+		// Whatever waits in the spill's buffer goes to the disk now:
+		// one that cannot take it fails here, not on a later read.
+		err = rs.sp.flushWrites()
+	}
+	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	return rs.flushLocked()
+	if err != nil && rs.err == nil {
+		rs.err = err
+	}
+	return rs.err
 }
 
-func (rs *rowSet) flushLocked() error {
-	if rs.err != nil || len(rs.buf) == 0 {
-		return rs.err
-	}
-	slices.SortStableFunc(rs.buf, compareChanges)
-	// A run is one block of the file: its rows follow each other, with
-	// no values record between them.
-	bodies := make([][]byte, len(rs.buf))
-	size := 0
-	for i, c := range rs.buf {
-		body, err := encodeRow(c)
-		if err != nil {
-			rs.err = err
-			return err
+// writeRun sorts batch and writes it as one run: one block of the file,
+// its rows following each other with no values record between them.
+func (rs *rowSet) writeRun(batch []*Change) (err error) {
+	defer rs.writing.Done()
+	var (
+		block []byte
+		rel   []int64
+		off   int64
+	)
+	if len(batch) > 0 {
+		block, rel, err = encodeRun(batch)
+		if err == nil {
+			off, err = rs.sp.appendBlock(block)
 		}
-		bodies[i] = body
-		size += 4 + len(body)
 	}
-	block := make([]byte, 0, size)
-	rel := make([]int64, len(rs.buf))
-	for i, body := range bodies {
-		rel[i] = int64(len(block))
-		block = binary.BigEndian.AppendUint32(block, uint32(len(body)))
-		block = append(block, body...)
-	}
-	off, err := rs.sp.appendBlock(block)
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.inflight--
 	if err != nil {
-		rs.err = err
+		rs.err = cmp.Or(rs.err, err)
 		return err
 	}
-	for i, c := range rs.buf {
+	if len(batch) == 0 {
+		return rs.err
+	}
+	for i, c := range batch {
 		if c.Recipient != nil && !c.Departed() && !rs.unindexed {
 			rs.recips = append(rs.recips, recipRef{h: hashKey(c.Recipient.ID), off: off + rel[i]})
 			rs.recipsSorted = false
 		}
 	}
-	rs.runs = append(rs.runs, rowRun{off: off, size: int64(len(block)), n: len(rs.buf)})
-	clear(rs.buf)
-	rs.buf = rs.buf[:0]
-	return nil
+	rs.runs = append(rs.runs, rowRun{off: off, size: int64(len(block)), n: len(batch)})
+	return rs.err
+}
+
+// encodeRun sorts batch and encodes it as a run's block, with each row's
+// offset in it.
+func encodeRun(batch []*Change) ([]byte, []int64, error) {
+	slices.SortStableFunc(batch, compareChanges)
+	bodies := make([][]byte, len(batch))
+	size := 0
+	for i, c := range batch {
+		body, err := encodeRow(c)
+		if err != nil {
+			return nil, nil, err
+		}
+		bodies[i] = body
+		size += 4 + len(body)
+	}
+	block := make([]byte, 0, size)
+	rel := make([]int64, len(batch))
+	for i, body := range bodies {
+		rel[i] = int64(len(block))
+		block = binary.BigEndian.AppendUint32(block, uint32(len(body)))
+		block = append(block, body...)
+	}
+	return block, rel, nil
 }
 
 // index sorts the keys and the recipients for has and byRecipient, once
@@ -301,7 +349,7 @@ func (rs *rowSet) replace(off int64, old, c *Change) {
 func (rs *rowSet) all() iter.Seq2[*Change, error] {
 	return func(yield func(*Change, error) bool) {
 		rs.mu.Lock()
-		runs, err, waiting := slices.Clone(rs.runs), rs.err, len(rs.buf)
+		runs, err, waiting := slices.Clone(rs.runs), rs.err, len(rs.buf)+rs.inflight
 		rs.mu.Unlock()
 		switch {
 		case err != nil:
@@ -384,6 +432,10 @@ type runReader struct {
 func (sp *spill) runReader(r rowRun) *runReader {
 	sp.mu.Lock()
 	f, closed := sp.f, sp.closed
+	var werr error
+	if !closed {
+		werr = sp.flushLocked()
+	}
 	sp.mu.Unlock()
 	rr := &runReader{off: r.off, left: r.n}
 	switch {
@@ -391,6 +443,8 @@ func (sp *spill) runReader(r rowRun) *runReader {
 		rr.err = fmt.Errorf("%w: reading back: %w", ErrSpill, errPlanClosed)
 	case f == nil:
 		rr.err = fmt.Errorf("%w: reading back: no file", ErrSpill)
+	case werr != nil:
+		rr.err = werr
 	default:
 		rr.r = bufio.NewReaderSize(io.NewSectionReader(f, r.off, r.size), 16<<10)
 	}

@@ -52,9 +52,15 @@ type spillFile struct {
 	mu     sync.Mutex
 	f      *os.File
 	name   string // the file's path while it has one: removed by close
-	size   int64
+	size   int64  // the file's size, without wbuf
 	closed bool
+	// wbuf is the records appended last, not yet written: they go to the
+	// file in writes of spillBuffer bytes, not one by one (flushWrites).
+	wbuf []byte
 }
+
+// spillBuffer is how many bytes of records wait before they are written.
+const spillBuffer = 256 << 10
 
 // newSpill makes a spill, closed by the garbage collector when nothing
 // refers to it any more (a plan or a report dropped without Close, and
@@ -138,6 +144,7 @@ func (sp *spillFile) close() error {
 		return nil
 	}
 	sp.closed = true
+	sp.wbuf = nil
 	if sp.f == nil {
 		return nil
 	}
@@ -218,18 +225,58 @@ func (sp *spill) appendRaw(rec []byte) (int64, error) {
 			sp.name = "" // unlinked while open (Unix): nothing to remove later
 		}
 	}
-	off := sp.size
-	if _, err := sp.f.WriteAt(rec, off); err != nil {
-		return 0, fmt.Errorf("%w: %w (set TMPDIR to a folder with room)", ErrSpill, err)
+	off := sp.size + int64(len(sp.wbuf))
+	if len(sp.wbuf)+len(rec) <= spillBuffer {
+		sp.wbuf = append(sp.wbuf, rec...)
+		return off, nil
 	}
-	sp.size += int64(len(rec))
+	if err := sp.flushLocked(); err != nil {
+		return 0, err
+	}
+	if len(rec) >= spillBuffer {
+		if _, err := sp.f.WriteAt(rec, off); err != nil {
+			return 0, fmt.Errorf("%w: %w (set TMPDIR to a folder with room)", ErrSpill, err)
+		}
+		sp.size += int64(len(rec))
+		return off, nil
+	}
+	sp.wbuf = append(sp.wbuf, rec...)
 	return off, nil
+}
+
+// flushWrites writes the records waiting in wbuf: before anything is read
+// back, and at the end of a plan (a disk that cannot take them fails the
+// plan, not a later read).
+func (sp *spill) flushWrites() error {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if sp.closed {
+		return errPlanClosed
+	}
+	return sp.flushLocked()
+}
+
+// flushLocked writes wbuf at sp.size. The caller holds sp.mu.
+func (sp *spill) flushLocked() error {
+	if len(sp.wbuf) == 0 {
+		return nil
+	}
+	if _, err := sp.f.WriteAt(sp.wbuf, sp.size); err != nil {
+		return fmt.Errorf("%w: %w (set TMPDIR to a folder with room)", ErrSpill, err)
+	}
+	sp.size += int64(len(sp.wbuf))
+	sp.wbuf = sp.wbuf[:0]
+	return nil
 }
 
 // readRecord reads back the record at off.
 func (sp *spill) readRecord(off int64) ([]byte, error) {
 	sp.mu.Lock()
 	f, closed := sp.f, sp.closed
+	var werr error
+	if !closed {
+		werr = sp.flushLocked()
+	}
 	sp.mu.Unlock()
 	fail := func(format string, a ...any) ([]byte, error) {
 		return nil, fmt.Errorf("%w: reading back: "+format, append([]any{ErrSpill}, a...)...)
@@ -239,6 +286,8 @@ func (sp *spill) readRecord(off int64) ([]byte, error) {
 		return fail("%w", errPlanClosed)
 	case f == nil:
 		return fail("no file")
+	case werr != nil:
+		return nil, werr
 	}
 	var head [4]byte
 	if _, err := f.ReadAt(head[:], off); err != nil {
