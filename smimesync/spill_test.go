@@ -51,6 +51,18 @@ func newSpillWorld(t *testing.T) *spillWorld {
 
 func (w *spillWorld) syncer() *smimesync.Syncer { return newSyncer(w.src, w.sink, w.state) }
 
+// checkCarried fails t unless every recipient carries exactly the
+// directory's values.
+func (w *spillWorld) checkCarried(t *testing.T) {
+	t.Helper()
+	for addr, want := range w.want {
+		got, _ := w.sink.Get(addr)
+		if !sameBytes(got.UserCertificate, want.UserCertificate) || !sameBytes(got.UserSMIMECertificate, want.UserSMIMECertificate) {
+			t.Errorf("%s carries other bytes than the directory's", addr)
+		}
+	}
+}
+
 // leftIn lists the files in the plan's temporary folder.
 func (w *spillWorld) leftIn(t *testing.T) []string {
 	t.Helper()
@@ -99,12 +111,7 @@ func TestSpilledValuesWrittenExactly(t *testing.T) {
 	if err != nil || rep.Summary.Written != 3 {
 		t.Fatalf("Apply: %v, %+v", err, rep.Summary)
 	}
-	for addr, want := range w.want {
-		got, _ := w.sink.Get(addr)
-		if !sameBytes(got.UserCertificate, want.UserCertificate) || !sameBytes(got.UserSMIMECertificate, want.UserSMIMECertificate) {
-			t.Errorf("%s carries other bytes than the directory's", addr)
-		}
-	}
+	w.checkCarried(t)
 	if !closed(f) {
 		t.Error("the temporary file is open after Apply")
 	}
@@ -214,12 +221,7 @@ func TestRowsInRuns(t *testing.T) {
 	if err != nil || rep.Summary.Written != 3 {
 		t.Fatalf("Apply: %v, %+v", err, rep.Summary)
 	}
-	for addr, want := range w.want {
-		got, _ := w.sink.Get(addr)
-		if !sameBytes(got.UserCertificate, want.UserCertificate) || !sameBytes(got.UserSMIMECertificate, want.UserSMIMECertificate) {
-			t.Errorf("%s carries other bytes than the directory's", addr)
-		}
-	}
+	w.checkCarried(t)
 }
 
 // TestSpillRowsDamaged: a plan whose rows cannot be read back stops the
