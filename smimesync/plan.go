@@ -519,15 +519,6 @@ func markConflicts(ctx context.Context, rows *rowSet, st *Snapshot, full bool, u
 	return nil
 }
 
-// summarize counts changes.
-func summarize(changes []*Change) Summary {
-	var s Summary
-	for _, c := range changes {
-		s.count(c, 1)
-	}
-	return s
-}
-
 // valueOf is a decision as a plan shows it: the fingerprint, the verdict,
 // and the certificate's names, serial and expiry.
 func valueOf(d *Decision) Value {

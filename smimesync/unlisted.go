@@ -139,25 +139,19 @@ func (p *Plan) UnlistedCount() int {
 }
 
 // seen reports whether the plan read the entry of state key key (or
-// found it gone): it has a row, or is unlisted.
+// found it gone): it has a row, or is unlisted. Only a plan a Syncer made
+// or ReadPlan read is asked (one with rows).
 func (p *Plan) seen(key string) bool {
-	if p.rows == nil {
-		return slices.ContainsFunc(p.Changes, func(c *Change) bool { return stateKey(c.Source, c.ID) == key }) || p.unlisted.has(key)
-	}
 	return p.rows.has(key) || p.unlisted.has(key)
 }
 
-// summarize counts the plan's rows and the unlisted entries.
+// summarize counts the plan's rows (as they were added: rowSet.sum) and
+// the unlisted entries, for a plan a Syncer made or ReadPlan read.
 func (p *Plan) summarize() Summary {
-	var s Summary
-	if p.rows != nil {
-		p.rows.mu.Lock()
-		s = p.rows.sum
-		s.Dropped = maps.Clone(s.Dropped)
-		p.rows.mu.Unlock()
-	} else {
-		s = summarize(p.Changes)
-	}
+	p.rows.mu.Lock()
+	s := p.rows.sum
+	s.Dropped = maps.Clone(s.Dropped)
+	p.rows.mu.Unlock()
 	if p.unlisted == nil {
 		return s
 	}
