@@ -232,8 +232,7 @@ func encodeRun(batch []*Change) ([]byte, []int64, error) {
 	rel := make([]int64, len(batch))
 	for i, body := range bodies {
 		rel[i] = int64(len(block))
-		block = binary.BigEndian.AppendUint32(block, uint32(len(body)))
-		block = append(block, body...)
+		block = appendFrame(block, body)
 	}
 	return block, rel, nil
 }

@@ -207,9 +207,14 @@ func (sp *spill) append(vals cloud.Certificates) (int64, error) {
 // file, making the file on first use, and returns its offset. The caller
 // holds sp.mu.
 func (sp *spill) appendRecord(body []byte) (int64, error) {
-	rec := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(body)), uint32(len(body)))
-	rec = append(rec, body...)
-	return sp.appendRaw(rec)
+	return sp.appendRaw(appendFrame(make([]byte, 0, 4+len(body)), body))
+}
+
+// appendFrame appends to dst the record of body: its length (4 bytes,
+// big-endian), then body.
+func appendFrame(dst, body []byte) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(body)))
+	return append(dst, body...)
 }
 
 // appendRaw writes rec, whole records, at the end of the file, making the
