@@ -1,10 +1,8 @@
 package smimesync_test
 
 import (
-	"context"
 	"testing"
 
-	"github.com/smimesync/go-smimesync/cloud/cloudtest"
 	"github.com/smimesync/go-smimesync/internal/testrows"
 	"github.com/smimesync/go-smimesync/smimesync"
 )
@@ -15,15 +13,7 @@ import (
 // handed out as they are: a caller that changes one changes the plan,
 // and what Apply would write.
 func TestRowsAreReadAnewForConflicts(t *testing.T) {
-	ca := newTestCA(t, "CA")
-	a := user(1, "alice", ca.issue(t, leaf{email: "alice@example.com"}))
-	b := user(2, "alice", ca.issue(t, leaf{email: "alice@example.com"})) // the same recipient
-	b.DN = "CN=alice2,OU=Staff,DC=example,DC=com"
-	plan, err := newSyncer(writeLDIF(t, a, b), cloudtest.NewMemorySink(), &smimesync.MemoryState{}).Plan(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer plan.Close()
+	plan := twinsPlan(t)
 	first := testrows.Of(t, plan)
 	if len(first) != 2 || first[0].Reason != smimesync.SkipConflict {
 		t.Fatalf("rows %+v, want two conflicts", first)

@@ -367,9 +367,10 @@ func TestReadPlanSpills(t *testing.T) {
 	}
 }
 
-// TestPlanFileWithAConflict: a change that a conflict turned into a skip
-// sends nothing, and its plan file says so: it reads back.
-func TestPlanFileWithAConflict(t *testing.T) {
+// twinsPlan is the plan of two entries with the same recipient, alice's:
+// two conflicts. It is closed when t ends.
+func twinsPlan(t *testing.T) *smimesync.Plan {
+	t.Helper()
 	ca := newTestCA(t, "CA")
 	a := user(1, "alice", ca.issue(t, leaf{email: "alice@example.com"}))
 	b := user(2, "alice", ca.issue(t, leaf{email: "alice@example.com"})) // the same recipient
@@ -378,7 +379,14 @@ func TestPlanFileWithAConflict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer plan.Close()
+	t.Cleanup(func() { plan.Close() })
+	return plan
+}
+
+// TestPlanFileWithAConflict: a change that a conflict turned into a skip
+// sends nothing, and its plan file says so: it reads back.
+func TestPlanFileWithAConflict(t *testing.T) {
+	plan := twinsPlan(t)
 	if plan.Summary.Skip != 2 {
 		t.Fatalf("%+v, want two conflicts", plan.Summary)
 	}
