@@ -121,8 +121,8 @@ type Service struct {
 	// Now is the service's clock; nil means time.Now.
 	Now func() time.Time
 	// OnPassStart, when not nil, is called as each pass starts; OnPass
-	// after it, with its result. They run on the service's goroutine:
-	// the next pass waits for them.
+	// after it, with its result, before /healthz reports the pass. They
+	// run on the service's goroutine: the next pass waits for them.
 	OnPassStart func(sink string, kind Kind)
 	OnPass      func(PassResult)
 	// OnListen, when not nil, is told the address Run serves on (useful
@@ -320,20 +320,22 @@ func (s *Service) pass(ctx context.Context, n Named) PassResult {
 	}
 	r.Code = ErrorCode(r.Err)
 	r.Abandoned = r.Result == ResultCancelled && r.Report == nil
+	if !r.Abandoned && r.Report != nil && r.Report.Full {
+		if t, err := n.LastFull(context.WithoutCancel(ctx)); err == nil {
+			s.lastFull[n.Name] = t
+		}
+	}
+	// The hooks first (the status page records the pass in the report):
+	// whoever sees /healthz report the pass finds what it did.
+	if s.OnPass != nil {
+		s.OnPass(r)
+	}
 	if r.Abandoned {
 		s.health.abandoned(n.Name)
 		log.Info("pass abandoned while planning", "kind", r.Kind)
 	} else {
 		s.health.finished(n.Name, r.Finished, r.Err)
-		if r.Report != nil && r.Report.Full {
-			if t, err := n.LastFull(context.WithoutCancel(ctx)); err == nil {
-				s.lastFull[n.Name] = t
-			}
-		}
 		logPass(log, r)
-	}
-	if s.OnPass != nil {
-		s.OnPass(r)
 	}
 	return r
 }

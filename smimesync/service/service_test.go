@@ -170,3 +170,35 @@ func TestRunRefusesSecondInstance(t *testing.T) {
 		t.Errorf("%d writes by the refused instance", n)
 	}
 }
+
+// TestOnPassBeforeHealth: the OnPass hooks (the status page records the
+// pass in its report there) run before Health reports the pass, so that
+// whoever sees /healthz report it finds what it did.
+func TestOnPassBeforeHealth(t *testing.T) {
+	sink := cloudtest.NewMemorySink()
+	var svc *service.Service
+	var during service.Health
+	called := false
+	svc = &service.Service{
+		Syncers: []service.Named{{Name: "mem", Syncer: &smimesync.Syncer{Source: alice(sink), Sink: sink, State: &smimesync.MemoryState{}}}},
+		OnPass: func(r service.PassResult) {
+			called = true
+			during = svc.Health()
+			if r.Report != nil {
+				r.Report.Close()
+			}
+		},
+	}
+	if err := svc.Once(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !called {
+		t.Fatal("OnPass not called")
+	}
+	if len(during.Sinks) != 1 || !during.Sinks[0].LastPass.IsZero() || during.Status == service.StatusOK {
+		t.Errorf("Health during OnPass: %+v; want the pass not reported yet", during)
+	}
+	if after := svc.Health(); len(after.Sinks) != 1 || after.Sinks[0].LastPass.IsZero() || after.Status != service.StatusOK {
+		t.Errorf("Health after the pass: %+v; want it reported, ok", after)
+	}
+}
