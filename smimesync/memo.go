@@ -29,17 +29,32 @@ const DefaultReverify = 24 * time.Hour
 // or saved.
 const ReverifyEveryPass time.Duration = -1
 
+// DefaultRecheckNotFound is how long, at most, an entry no cloud recipient
+// matched is taken on trust before the sink is asked again (see
+// [Syncer.RecheckNotFound]). An hour is twice the interval of Microsoft's
+// own directory sync, and well within the day the offline address book
+// takes to show a new recipient's certificates to cached Outlook clients:
+// a mailbox created in the cloud gets its certificates in the first pass
+// of the next hour.
+const DefaultRecheckNotFound = time.Hour
+
+// RecheckNotFoundEveryPass, as [Syncer.RecheckNotFound], asks the sink
+// again, on every pass, for every entry no recipient matched.
+const RecheckNotFoundEveryPass time.Duration = -1
+
 // A Memo is what a [MemoState] remembers of one directory entry whose last
 // pass settled it: the recipient carried what the policy keeps (unchanged),
 // a write of it was acknowledged and the state saved, or it is left alone
-// for a reason only the recipient can change (Skip: SkipReadOnly, or
-// SkipCurrentUnknown). A later pass that reads the same entry (the same
-// Entry hash) under the same settings (the same Settings fingerprint),
-// before RecheckBy, within the Syncer's Reverify of Verified, and finds the
-// state as the memo left it (for an unchanged entry, the record of the same
-// Recipient holding the same values; for SkipCurrentUnknown, no record) repeats the row without judging its
-// certificates or calling the sink: unchanged, or the same skip; the row
-// has Memoized set.
+// for a reason only the recipient can change (Skip: SkipReadOnly,
+// SkipCurrentUnknown, or SkipNoRecipient until the Syncer's
+// RecheckNotFound asks the sink again). A later pass that reads the same
+// entry (the same Entry hash) under the same settings (the same Settings
+// fingerprint), before RecheckBy, within the Syncer's Reverify of
+// Verified, and finds the state as the memo left it (for an unchanged
+// entry, the record of the same Recipient holding the same values; for
+// SkipCurrentUnknown and SkipNoRecipient, no record) repeats the row
+// without judging its certificates or calling the sink: unchanged, or the
+// same skip; the row has Memoized set.
 type Memo struct {
 	// Entry is the SHA-256 of the whole entry (every field of
 	// directory.Entry, in a fixed order, each value length-prefixed).
@@ -116,6 +131,9 @@ type memoPass struct {
 	now      time.Time // the Syncer's clock: Verified and Reverify
 	polNow   time.Time // the Policy's clock: RecheckBy
 	reverify time.Duration
+	// notFound is the Syncer's RecheckNotFound with its default; negative
+	// when entries no recipient matched are not memoized.
+	notFound time.Duration
 }
 
 // reverify is the Syncer's Reverify, with its default.
@@ -124,6 +142,25 @@ func (s *Syncer) reverify() time.Duration {
 		return DefaultReverify
 	}
 	return s.Reverify
+}
+
+// recheckNotFound is the Syncer's RecheckNotFound, with its default.
+func (s *Syncer) recheckNotFound() time.Duration {
+	if s.RecheckNotFound == 0 {
+		return DefaultRecheckNotFound
+	}
+	return s.RecheckNotFound
+}
+
+// notFoundUntil is when the memo of an entry no recipient matched, made at
+// verified, stops standing: the first multiple of every (counted from
+// Go's zero time, in UTC) after verified. Every such memo made in the same
+// period ends at the same instant, whichever pass made it, so that the
+// sink is asked about all of them in one pass (for a sink that loads an
+// index of the tenant to answer, one load a period) rather than a few in
+// every pass.
+func notFoundUntil(verified time.Time, every time.Duration) time.Time {
+	return verified.Truncate(every).Add(every)
 }
 
 // beginMemo loads the memos for a plan: nil when the State keeps none or
@@ -143,7 +180,8 @@ func (s *Syncer) beginMemo(ctx context.Context, pol *Policy) *memoPass {
 	if s.reverify() < 0 {
 		return nil
 	}
-	return &memoPass{ms: ms, log: log, settings: s.memoSettings(pol), now: s.now(), polNow: pol.now(), reverify: s.reverify()}
+	return &memoPass{ms: ms, log: log, settings: s.memoSettings(pol), now: s.now(), polNow: pol.now(), reverify: s.reverify(),
+		notFound: s.recheckNotFound()}
 }
 
 // memoizable reports whether the verdicts of pol are fingerprinted by
@@ -254,9 +292,12 @@ func (s *Syncer) planOrMemo(ctx context.Context, pol *Policy, st *Snapshot, e *d
 	}
 	c := s.planEntry(ctx, pol, st, e, sp)
 	c.hadMemo = had
-	if c.Recipient != nil && c.prune == nil && (c.Action == ActionUnchanged || c.Writes() || settledSkip(c)) {
-		c.memo = &Memo{Entry: sum, Settings: mp.settings, Recipient: c.Recipient.ID, RecipientName: c.Recipient.Name,
-			RecipientKind: c.Recipient.Kind, RecheckBy: c.recheckBy, Verified: mp.now}
+	noRecipient := c.Action == ActionSkip && c.Reason == SkipNoRecipient && mp.notFound > 0
+	if (c.Recipient != nil || noRecipient) && c.prune == nil && (c.Action == ActionUnchanged || c.Writes() || settledSkip(c)) {
+		c.memo = &Memo{Entry: sum, Settings: mp.settings, RecheckBy: c.recheckBy, Verified: mp.now}
+		if r := c.Recipient; r != nil {
+			c.memo.Recipient, c.memo.RecipientName, c.memo.RecipientKind = r.ID, r.Name, r.Kind
+		}
 		if c.Action == ActionSkip {
 			c.memo.Skip, c.memo.Detail = c.Reason, c.Detail
 		} else {
@@ -287,6 +328,9 @@ func (mp *memoPass) hit(ctx context.Context, st *Snapshot, key string, e *direct
 	if m.Kept+m.DroppedValues > 0 {
 		c.MemoValues = &MemoValues{Kept: m.Kept, Dropped: m.DroppedValues, Reasons: m.Dropped}
 	}
+	if m.Skip == SkipNoRecipient && !mp.now.Before(notFoundUntil(m.Verified, mp.notFound)) {
+		return nil // time to ask the sink again
+	}
 	p, published, err := st.published(ctx, key)
 	if err != nil {
 		return nil // judged the usual way, which reports the error
@@ -294,6 +338,13 @@ func (mp *memoPass) hit(ctx context.Context, st *Snapshot, key string, e *direct
 	_, departed := st.Departed[key]
 	known := published || departed
 	switch {
+	case m.Skip == SkipNoRecipient && known:
+		return nil // something was published for it since
+	case m.Skip == SkipNoRecipient:
+		// Still waiting for a recipient: Apply keeps the entry pending,
+		// as the pass that judged it did.
+		c.Recipient, c.entry = nil, e
+		c.Action, c.Reason = ActionSkip, SkipNoRecipient
 	case st.Pending[key] != nil:
 		return nil // the state does not back the memo
 	case m.Skip == "" && (!published || p.Recipient != m.Recipient ||
@@ -308,10 +359,10 @@ func (mp *memoPass) hit(ctx context.Context, st *Snapshot, key string, e *direct
 }
 
 // settledSkip reports whether c is a skip that only the recipient can
-// change: a read-only recipient, or one whose set cannot be read and gets
-// nothing.
+// change: a read-only recipient, one whose set cannot be read and gets
+// nothing, or no recipient at all (until RecheckNotFound asks again).
 func settledSkip(c *Change) bool {
-	return c.Action == ActionSkip && (c.Reason == SkipReadOnly || c.Reason == SkipCurrentUnknown)
+	return c.Action == ActionSkip && (c.Reason == SkipReadOnly || c.Reason == SkipCurrentUnknown || c.Reason == SkipNoRecipient)
 }
 
 // reverifyAfter is how long after its verification an entry is taken on

@@ -115,7 +115,7 @@ func (s *Syncer) plan(ctx context.Context, full bool) (_ *Plan, err error) {
 		pol := s.policy()
 		for _, k := range slices.Sorted(maps.Keys(st.Pending)) {
 			if e := st.Pending[k]; e != nil && !seen[k] && !rows.has(k) && !plan.unlisted.has(k) {
-				c := s.planEntry(ctx, pol, st, e, sp)
+				c := s.planOrMemo(ctx, pol, st, e, mp, sp)
 				if c.runWide != nil {
 					return nil, fmt.Errorf("smimesync: %w", c.runWide)
 				}

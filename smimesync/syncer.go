@@ -43,6 +43,9 @@ func (s *Syncer) validate() error {
 	if s.Reverify < ReverifyEveryPass {
 		return fmt.Errorf("%w: Reverify %v: use ReverifyEveryPass (-1), 0 (DefaultReverify) or a positive duration", ErrInvalidConfig, s.Reverify)
 	}
+	if s.RecheckNotFound < RecheckNotFoundEveryPass {
+		return fmt.Errorf("%w: RecheckNotFound %v: use RecheckNotFoundEveryPass (-1), 0 (DefaultRecheckNotFound) or a positive duration", ErrInvalidConfig, s.RecheckNotFound)
+	}
 	if s.Guard.MaxRemovals < GuardOff {
 		return fmt.Errorf("%w: Guard.MaxRemovals %d: use GuardOff (-1), 0 (DefaultMaxRemovals) or 1 or more", ErrInvalidConfig, s.Guard.MaxRemovals)
 	}
@@ -124,6 +127,21 @@ type Syncer struct {
 	// ReverifyEveryPass turns memos off. Any other negative value
 	// is refused (ErrInvalidConfig).
 	Reverify time.Duration
+	// RecheckNotFound bounds how long an entry no cloud recipient matched
+	// (SkipNoRecipient) is taken on trust from its memo, under the same
+	// conditions as Reverify's: a pass repeats the skip without asking the
+	// sink, until the end of the period of RecheckNotFound (counted on the
+	// clock, from Go's zero time) in which the sink last answered. Every
+	// entry waiting for a recipient is then asked about in the same pass:
+	// a sink that loads an index of its tenant to answer (the Exchange
+	// and Graph sinks' "preload" lookup) loads it once a period, not on
+	// every pass. A recipient created in the cloud for such an entry is
+	// therefore found within RecheckNotFound; a change to the entry
+	// itself (a new address) is seen at once. 0 means
+	// DefaultRecheckNotFound (an hour); RecheckNotFoundEveryPass asks the
+	// sink on every pass. Any other negative value is refused
+	// (ErrInvalidConfig). Memos off (ReverifyEveryPass) ask on every pass.
+	RecheckNotFound time.Duration
 	// PolicyVersion names the version of what the Syncer cannot
 	// fingerprint in its Policy: a Check hook, a Revocation checker, Roots
 	// and Intermediates (everything else, ManagedCAs included, is

@@ -26,6 +26,14 @@
 // admin does for a first run against a tenant whose certificates the sink
 // cannot read back (Graph); the other passes are not.
 //
+// A user no recipient matched is memoized until the end of the period of
+// Syncer.RecheckNotFound in which the sink answered (an hour by default,
+// counted on the clock); the bench sets 24 hours (-recheck-not-found), so
+// that its unchanged and delta passes are passes between two rechecks
+// whatever the hour they run at. A pass that rechecks (once a period)
+// asks the sink about each such user: -recheck-not-found every_pass
+// measures one.
+//
 // A first pass reads the source alone (Source.Read, no policy, sink or
 // state): the baseline the other passes compare with.
 //
@@ -72,6 +80,8 @@ import (
 	"os/signal"
 	"strings"
 	"time"
+
+	"github.com/smimesync/go-smimesync/smimesync"
 )
 
 func main() {
@@ -97,8 +107,10 @@ type options struct {
 	ReadBack    string
 	Changes     int
 	Concurrency int
-	InProcess   bool
-	State       string
+	// RecheckNotFound is the Syncer's (see -recheck-not-found).
+	RecheckNotFound time.Duration
+	InProcess       bool
+	State           string
 	// VsLdapsearch, when positive, replaces the Samba passes by that many
 	// repetitions of the whole plan against ldapsearch (Comparison);
 	// CPUProfile profiles them.
@@ -136,6 +148,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.ReadBack, "read-back", "auto", "the Exchange sink's read_back: auto or never")
 	fs.IntVar(&o.Changes, "changes", 10, "users changed before the delta pass")
 	fs.IntVar(&o.Concurrency, "concurrency", 0, "the Syncer's concurrency (0: the sink's preference, else the Syncer's default)")
+	recheck := fs.String("recheck-not-found", "24h", "the Syncer's RecheckNotFound: a duration, or every_pass. The library's default is an hour, counted on the clock; 24h makes the unchanged and delta passes those between two rechecks whatever the hour, and every_pass measures a pass that asks the sink about every user without a recipient")
 	fs.BoolVar(&o.InProcess, "inprocess", false, "run the passes in this process instead of a child process each")
 	fs.IntVar(&o.VsLdapsearch, "vs-ldapsearch", 0, "samba only: instead of the passes, time this many repetitions of the whole plan (policy, empty state, empty file sink) against ldapsearch for the same attributes, both over LDAPS, and print the ratio")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "with -vs-ldapsearch: write this process's CPU profile over the repetitions to this file")
@@ -157,6 +170,16 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			o.command += " -" + f.Name + "=" + f.Value.String()
 		}
 	})
+	switch *recheck {
+	case "every_pass":
+		o.RecheckNotFound = smimesync.RecheckNotFoundEveryPass
+	default:
+		d, err := time.ParseDuration(*recheck)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("%w: -recheck-not-found %q: want a positive duration or every_pass", errUsage, *recheck)
+		}
+		o.RecheckNotFound = d
+	}
 	for _, s := range strings.Split(*source, ",") {
 		s = strings.TrimSpace(s)
 		if _, ok := defaultUsers[s]; !ok {

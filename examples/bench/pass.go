@@ -62,6 +62,8 @@ type passSpec struct {
 	// Concurrency is the Syncer's (0: the sink's preference, else the
 	// Syncer's default).
 	Concurrency int `json:"concurrency,omitempty"`
+	// RecheckNotFound is the Syncer's.
+	RecheckNotFound time.Duration `json:"recheckNotFound,omitempty"`
 }
 
 // ldapSpec is an LDAP source reading BaseDN as an administrator over
@@ -405,6 +407,8 @@ func runPass(ctx context.Context, spec passSpec, sink cloud.Sink) (*passOutcome,
 		Policy:      &smimesync.Policy{Now: refClock},
 		State:       state,
 		Concurrency: spec.Concurrency,
+
+		RecheckNotFound: spec.RecheckNotFound,
 	}
 	m := startMeasure()
 	defer m.stop()

@@ -158,7 +158,7 @@ func runPasses(ctx context.Context, o *options, ten tenant, dir string, passes [
 			}
 		}
 		spec := passSpec{Name: p.name, Full: p.full, Force: p.force, ReadOnly: p.readOnly, State: state, StateKind: o.State,
-			Sink: ten.spec(), Concurrency: o.Concurrency}
+			Sink: ten.spec(), Concurrency: o.Concurrency, RecheckNotFound: o.RecheckNotFound}
 		spec.LDIF, spec.LDAP = p.source()
 		ten.resetCounters()
 		var (

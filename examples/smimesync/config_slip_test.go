@@ -95,6 +95,9 @@ func TestNumericKnobs(t *testing.T) {
 		{"exchange request_timeout", fmt.Sprintf(exo, "request_timeout: -1s"), "sink.exchange.request_timeout"},
 		{"exchange retry", fmt.Sprintf(exo, "retry: {max_tries: -3}"), "sink.exchange.retry.max_tries"},
 		{"service full_every", basicConfig + "service: {full_every: -1h}\n", "service.full_every"},
+		{"recheck_not_found negative", basicConfig + "recheck_not_found: -5m\n", "recheck_not_found"},
+		{"recheck_not_found zero", basicConfig + "recheck_not_found: 0s\n", "recheck_not_found"},
+		{"recheck_not_found a number", basicConfig + "recheck_not_found: -1\n", "recheck_not_found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, stderr := runCLI(t, "plan", "--config", writeConfig(t, tc.conf))
@@ -105,6 +108,11 @@ func TestNumericKnobs(t *testing.T) {
 	for _, v := range []string{"0", "1", "256"} {
 		if code, _, stderr := runCLI(t, "plan", "--config", writeConfig(t, basicConfig+"concurrency: "+v+"\n")); code != exitOK {
 			t.Errorf("concurrency %s: exit %d: %s", v, code, stderr)
+		}
+	}
+	for _, v := range []string{"every_pass", "30m", "2h"} {
+		if code, _, stderr := runCLI(t, "plan", "--config", writeConfig(t, basicConfig+"recheck_not_found: "+v+"\n")); code != exitOK {
+			t.Errorf("recheck_not_found %s: exit %d: %s", v, code, stderr)
 		}
 	}
 }

@@ -27,7 +27,8 @@ import (
 // Syncers builds one Syncer per configured sink, named after it
 // (file, exchange, graph), in the order BuildSinks returns them. They
 // share the source and the policy; each has its own state (File.Store),
-// and the guard, prune reasons, concurrency and clock the file sets. The
+// and the guard, prune reasons, concurrency, not-found recheck and clock
+// the file sets. The
 // caller adds what it watches them with (Progress). Errors are *Errors.
 func (c *File) Syncers(log *slog.Logger) ([]service.Named, error) {
 	src, err := c.BuildSource(log)
@@ -39,6 +40,10 @@ func (c *File) Syncers(log *slog.Logger) ([]service.Named, error) {
 		return nil, err
 	}
 	sinks, err := c.BuildSinks(log)
+	if err != nil {
+		return nil, err
+	}
+	recheck, err := c.recheckNotFound()
 	if err != nil {
 		return nil, err
 	}
@@ -63,8 +68,9 @@ func (c *File) Syncers(log *slog.Logger) ([]service.Named, error) {
 			Guard:       smimesync.Guard{MaxRemovals: c.Guard.maxRemovals()},
 			Prune:       smimesync.Prune{Reasons: prune},
 
-			RemoveDeparted: c.RemoveDeparted,
-			PolicyVersion:  version,
+			RemoveDeparted:  c.RemoveDeparted,
+			PolicyVersion:   version,
+			RecheckNotFound: recheck,
 		}})
 	}
 	return out, nil

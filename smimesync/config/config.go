@@ -47,6 +47,12 @@ type File struct {
 	// 8 by default, for exchange; 40 for graph, whose sink packs
 	// concurrent calls into $batch requests of 20; 8 for file).
 	Concurrency int `yaml:"concurrency"`
+	// RecheckNotFound is how long a user no cloud recipient matched is
+	// taken on trust before the sink is asked again: a positive duration
+	// ("30m"; absent: an hour), or "every_pass"
+	// (smimesync.Syncer.RecheckNotFound). Every such user is asked about
+	// in the same pass, once a period.
+	RecheckNotFound string `yaml:"recheck_not_found"`
 	// Log configures logging (see File.Logger).
 	Log Log `yaml:"log"`
 	// Prune lists the drop reasons whose values are removed from the
@@ -281,6 +287,9 @@ func (c *File) check() error {
 		// read certificates back would overwrite every recipient blindly.
 		return c.errorf("state.path", "state.path is required with a cloud sink")
 	}
+	if _, err := c.recheckNotFound(); err != nil {
+		return err
+	}
 	if g := c.Guard.MaxRemovals; g != nil && *g == 0 {
 		return c.errorf("guard.max_removals", "0 would stop every run that removes anything; use 1 or more, or -1 to turn the guard off")
 	}
@@ -383,4 +392,20 @@ func (c *File) ReportPath() string {
 	}
 	p := c.path(c.State.Path)
 	return strings.TrimSuffix(p, filepath.Ext(p)) + ".report.json"
+}
+
+// recheckNotFound is RecheckNotFound as the Syncer takes it.
+func (c *File) recheckNotFound() (time.Duration, error) {
+	switch v := strings.TrimSpace(c.RecheckNotFound); v {
+	case "":
+		return 0, nil
+	case "every_pass":
+		return smimesync.RecheckNotFoundEveryPass, nil
+	default:
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return 0, c.errorf("recheck_not_found", "%q: use a positive duration such as 30m or 1h, or every_pass", v)
+		}
+		return d, nil
+	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/smimesync/go-smimesync/cloud"
 	"github.com/smimesync/go-smimesync/cloud/azauth"
+	"github.com/smimesync/go-smimesync/smimesync"
 	"github.com/smimesync/go-smimesync/smimesync/service"
 )
 
@@ -200,6 +201,33 @@ func TestBuildService(t *testing.T) {
 	var ce *Error
 	if !errors.As(err, &ce) || ce.Key != "service.listen" || ce.Line != 3 {
 		t.Errorf("a listen address without a port: %v", err)
+	}
+}
+
+func TestRecheckNotFound(t *testing.T) {
+	for _, tt := range []struct {
+		yaml string
+		want time.Duration
+	}{
+		{"", 0},
+		{"recheck_not_found: 30m\n", 30 * time.Minute},
+		{"recheck_not_found: every_pass\n", smimesync.RecheckNotFoundEveryPass},
+	} {
+		c := parseIn(t, "source: {ldif: {path: users.ldif}}\nsink: {file: {path: p.json}}\n"+tt.yaml)
+		syncers, err := c.Syncers(discard)
+		if err != nil {
+			t.Fatalf("%q: %v", tt.yaml, err)
+		}
+		if got := syncers[0].RecheckNotFound; got != tt.want {
+			t.Errorf("%q: RecheckNotFound %v, want %v", tt.yaml, got, tt.want)
+		}
+	}
+	for _, v := range []string{"0s", "-1m", "soon"} {
+		_, err := Parse([]byte("source: {ldif: {path: u.ldif}}\nsink: {file: {path: p.json}}\nrecheck_not_found: "+v+"\n"), "s.yaml")
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Key != "recheck_not_found" || ce.Line != 3 {
+			t.Errorf("recheck_not_found %s: %v, want an *Error naming the key on line 3", v, err)
+		}
 	}
 }
 
