@@ -52,6 +52,11 @@
 // state times Load, Save, Prepare and every Record) and the size of the
 // state's files after it.
 //
+// -memlimit SIZE runs each pass's child with GOMEMLIMIT=SIZE, the Go
+// runtime's soft memory limit (the emulator, in this process, keeps none),
+// and -heapprofile PREFIX writes each pass's heap profile at its highest
+// heap to PREFIX-PASS.pprof, for go tool pprof.
+//
 // The LDIF files (about 2.5 KB a user, and a second copy for the delta
 // pass: some 5 GB for -users 1000000) go to -dir, or to a folder in the
 // OS temporary folder ($TMPDIR), removed afterwards. They are written a
@@ -78,6 +83,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"time"
 
@@ -116,6 +122,11 @@ type options struct {
 	// CPUProfile profiles them.
 	VsLdapsearch int
 	CPUProfile   string
+	// HeapProfile, when not empty, prefixes the heap profile file of each
+	// pass (-heapprofile).
+	HeapProfile string
+	// MemoryLimit is the passes' GOMEMLIMIT (-memlimit).
+	MemoryLimit string
 
 	// command reproduces the measurements: the command line without the
 	// flags that only choose where the results go.
@@ -128,6 +139,10 @@ var defaultUsers = map[string]int{"ldif": 100000, "samba": 10000}
 func (o *options) tenantConfig(dir string) tenantConfig {
 	return tenantConfig{Budget: o.Budget, TimeScale: o.TimeScale, ReadBack: o.ReadBack, Dir: dir}
 }
+
+// memLimitRE matches what GOMEMLIMIT takes: a number of bytes, with a
+// unit (B, KiB, MiB, GiB, TiB) or none.
+var memLimitRE = regexp.MustCompile(`^[0-9]+(B|KiB|MiB|GiB|TiB)?$`)
 
 // errUsage marks a bad command line.
 var errUsage = errors.New("usage")
@@ -151,6 +166,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	recheck := fs.String("recheck-not-found", "24h", "the Syncer's RecheckNotFound: a duration, or every_pass. The library's default is an hour, counted on the clock; 24h makes the unchanged and delta passes those between two rechecks whatever the hour, and every_pass measures a pass that asks the sink about every user without a recipient")
 	fs.BoolVar(&o.InProcess, "inprocess", false, "run the passes in this process instead of a child process each")
 	fs.IntVar(&o.VsLdapsearch, "vs-ldapsearch", 0, "samba only: instead of the passes, time this many repetitions of the whole plan (policy, empty state, empty file sink) against ldapsearch for the same attributes, both over LDAPS, and print the ratio")
+	fs.StringVar(&o.MemoryLimit, "memlimit", "", "run each pass's child process with this GOMEMLIMIT, the Go runtime's soft memory limit (such as 200MiB; not with -inprocess, where it would also bound the emulator)")
+	fs.StringVar(&o.HeapProfile, "heapprofile", "", "write each pass's heap profile at its highest heap to this prefix followed by -PASS.pprof (the profiler's allocations count in the pass's)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "with -vs-ldapsearch: write this process's CPU profile over the repetitions to this file")
 	fs.StringVar(&o.State, "state", stateBolt, "what keeps the state between passes: bolt (smimesync.BoltState, as the example binary) or file (smimesync.FileState, JSON)")
 	if err := fs.Parse(args); err != nil {
@@ -165,7 +182,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
-		case "json", "o", "dir", "cpuprofile":
+		case "json", "o", "dir", "cpuprofile", "heapprofile":
 		default:
 			o.command += " -" + f.Name + "=" + f.Value.String()
 		}
@@ -200,6 +217,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("%w: -vs-ldapsearch %d", errUsage, o.VsLdapsearch)
 	case o.VsLdapsearch > 0 && (len(o.Sources) != 1 || o.Sources[0] != "samba"):
 		return nil, fmt.Errorf("%w: -vs-ldapsearch reads the Samba DC: it needs -source samba", errUsage)
+	case o.MemoryLimit != "" && (o.InProcess || o.Sink == "memory"):
+		return nil, fmt.Errorf("%w: -memlimit bounds the passes' child processes: not with -inprocess or -sink memory", errUsage)
+	case o.MemoryLimit != "" && !memLimitRE.MatchString(o.MemoryLimit):
+		return nil, fmt.Errorf("%w: -memlimit %q: want a size as GOMEMLIMIT takes it, such as 200MiB", errUsage, o.MemoryLimit)
 	case o.CPUProfile != "" && o.VsLdapsearch == 0:
 		return nil, fmt.Errorf("%w: -cpuprofile profiles -vs-ldapsearch's repetitions", errUsage)
 	case o.State != stateBolt && o.State != stateFile:

@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -158,7 +160,7 @@ func TestTinyRun(t *testing.T) {
 	}{
 		{"exchange", []string{"-sink", "exchange", "-timescale", "1000"}, true},
 		{"exchange-filestate", []string{"-sink", "exchange", "-budget=false", "-state", "file"}, true},
-		{"exchange-never-read-back", []string{"-sink", "exchange", "-budget=false", "-read-back", "never"}, true},
+		{"exchange-never-read-back", []string{"-sink", "exchange", "-budget=false", "-read-back", "never", "-memlimit", "300MiB"}, true},
 		{"memory", []string{"-sink", "memory"}, false},
 		{"file", []string{"-sink", "file"}, false},
 		{"graph", []string{"-sink", "graph", "-timescale", "1000"}, true},
@@ -189,6 +191,11 @@ func TestTinyRun(t *testing.T) {
 			// entries on trust from their memos; a JSON FileState keeps none.
 			if m := rep.Runs[0].Passes[2].Memoized; (wantState == "bolt") != (m > 0) {
 				t.Errorf("unchanged pass over the %s state: %d entries memoized", wantState, m)
+			}
+			for _, p := range rep.Runs[0].Passes {
+				if want := map[bool]int64{true: 300 << 20}[slices.Contains(tt.args, "-memlimit")]; !p.ReadOnly && p.MemoryLimitBytes != want {
+					t.Errorf("%s pass: memory limit %d bytes, want %d", p.Name, p.MemoryLimitBytes, want)
+				}
 			}
 			if rep.Runs[0].InProcess != (tt.name == "memory") {
 				t.Errorf("in process: %v", rep.Runs[0].InProcess)
@@ -679,7 +686,7 @@ func TestPeakAnonRSSPerPass(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("RssAnon is Linux's")
 	}
-	m := startMeasure()
+	m := startMeasure("")
 	defer m.stop()
 	const big = 64 << 20
 	b := make([]byte, big)
@@ -704,7 +711,7 @@ func TestPeakAnonRSSPerPass(t *testing.T) {
 	if out.PeakAnonRSS < 48<<20 || out.PeakHeap < 48<<20 {
 		t.Errorf("peak anon RSS %d bytes, heap %d bytes, over %d bytes allocated and touched (%s)", out.PeakAnonRSS, out.PeakHeap, big, out.SampledFrom)
 	}
-	s := startSampler(time.Hour) // one sample: the RSS now
+	s := startSampler(time.Hour, "") // one sample: the RSS now
 	now := s.stop()
 	if now.Anon == 0 || now.Anon > out.PeakAnonRSS-32<<20 {
 		t.Errorf("anon RSS %d bytes at the end, peak %d bytes: the %d bytes were not freed, or the peak is the end's", now.Anon, out.PeakAnonRSS, big)
@@ -719,7 +726,7 @@ func TestPeakAnonRSSPerPass(t *testing.T) {
 func TestSamplerStops(t *testing.T) {
 	var ss []*memSampler
 	for range 20 {
-		ss = append(ss, startSampler(time.Millisecond))
+		ss = append(ss, startSampler(time.Millisecond, ""))
 	}
 	for _, s := range ss {
 		n := s.samples.Load()
@@ -748,7 +755,7 @@ func TestSamplerStops(t *testing.T) {
 // TestSampleAllocatesNothing: sampling does not add to the pass's
 // allocation counters.
 func TestSampleAllocatesNothing(t *testing.T) {
-	s := startSampler(time.Hour)
+	s := startSampler(time.Hour, "")
 	defer s.stop()
 	if n := testing.AllocsPerRun(100, s.sample); n != 0 {
 		t.Errorf("a sample allocates %g times", n)
@@ -768,7 +775,7 @@ func TestStatusKB(t *testing.T) {
 // BenchmarkSample measures one sample of a pass's memory: what the
 // sampler costs every sampleEvery.
 func BenchmarkSample(b *testing.B) {
-	s := startSampler(time.Hour)
+	s := startSampler(time.Hour, "")
 	defer s.stop()
 	for b.Loop() {
 		s.sample()
@@ -799,5 +806,63 @@ func TestLowerBound(t *testing.T) {
 		if got := lowerBound(tt.writes); got != tt.want {
 			t.Errorf("lowerBound(%d) = %g s, want %g s", tt.writes, got, tt.want)
 		}
+	}
+}
+
+// TestSamplerHeapProfile: with a profile path the sampler writes the heap
+// profile of the highest heap it saw, one that lists the allocation that
+// made it.
+func TestSamplerHeapProfile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "heap.pprof")
+	s := startSampler(time.Millisecond, path)
+	runtime.GC() // the profile is as of the last collection
+	keep := heapProfileBallast(64 << 20)
+	runtime.GC()
+	s.sample()
+	s.stop()
+	runtime.KeepAlive(keep)
+	if s.profileErr != nil {
+		t.Fatal(s.profileErr)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("the profile is not gzip (pprof's format): %v", err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(raw, []byte("heapProfileBallast")) {
+		t.Errorf("the profile (%d bytes) does not name heapProfileBallast, which holds 64 MiB", len(raw))
+	}
+}
+
+//go:noinline
+func heapProfileBallast(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i)
+	}
+	return b
+}
+
+// TestMemLimitFlag: -memlimit takes what GOMEMLIMIT takes, for the child
+// processes only, and reaches each pass's spec.
+func TestMemLimitFlag(t *testing.T) {
+	var errb strings.Builder
+	for _, bad := range [][]string{
+		{"-memlimit", "200M"}, {"-memlimit", "-1MiB"}, {"-memlimit", "200MiB", "-inprocess"}, {"-memlimit", "200MiB", "-sink", "memory"},
+	} {
+		if _, err := parseFlags(bad, &errb); !errors.Is(err, errUsage) {
+			t.Errorf("%v: %v, want a usage error", bad, err)
+		}
+	}
+	o, err := parseFlags([]string{"-memlimit", "200MiB"}, &errb)
+	if err != nil || o.MemoryLimit != "200MiB" || !strings.Contains(o.command, "-memlimit=200MiB") {
+		t.Fatalf("-memlimit 200MiB: %+v, %v", o, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/metrics"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,15 +66,25 @@ type memSampler struct {
 
 	quit, done chan struct{}
 	once       sync.Once
+
+	// profile, when not empty, is where the heap profile is written each
+	// time the heap passes 1.1 times what it was at the last profile
+	// written (and at the end): the profile of the pass's highest heap,
+	// as of the collection before it. Writing it allocates.
+	profile    string
+	profiledAt uint64
+	profileErr error
 }
 
-// startSampler takes a first sample and starts sampling every d.
-func startSampler(d time.Duration) *memSampler {
+// startSampler takes a first sample and starts sampling every d; with a
+// profile path, it also writes heap profiles there (see memSampler).
+func startSampler(d time.Duration, profile string) *memSampler {
 	s := &memSampler{
-		buf:    make([]byte, 16<<10),
-		metric: []metrics.Sample{{Name: heapMetric}},
-		quit:   make(chan struct{}),
-		done:   make(chan struct{}),
+		profile: profile,
+		buf:     make([]byte, 16<<10),
+		metric:  []metrics.Sample{{Name: heapMetric}},
+		quit:    make(chan struct{}),
+		done:    make(chan struct{}),
 	}
 	if f, err := os.Open("/proc/self/status"); err == nil {
 		s.status = f
@@ -127,6 +138,10 @@ func (s *memSampler) sample() {
 	metrics.Read(s.metric)
 	if v := s.metric[0].Value; v.Kind() == metrics.KindUint64 {
 		s.peaks.Heap = max(s.peaks.Heap, v.Uint64())
+		if s.profile != "" && s.profileErr == nil && v.Uint64() > s.profiledAt+s.profiledAt/10 {
+			s.profiledAt = v.Uint64()
+			s.profileErr = writeHeapProfile(s.profile)
+		}
 	}
 	if s.status == nil {
 		return
@@ -176,4 +191,17 @@ func kB(v []byte) uint64 {
 		n = n*10 + uint64(c-'0')
 	}
 	return n << 10
+}
+
+// writeHeapProfile writes the heap profile to path, replacing the last.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

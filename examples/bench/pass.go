@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -64,6 +65,12 @@ type passSpec struct {
 	Concurrency int `json:"concurrency,omitempty"`
 	// RecheckNotFound is the Syncer's.
 	RecheckNotFound time.Duration `json:"recheckNotFound,omitempty"`
+	// HeapProfile, when not empty, is where the pass writes the heap
+	// profile of its highest heap (see memSampler).
+	HeapProfile string `json:"heapProfile,omitempty"`
+	// MemoryLimit, when not empty, is the GOMEMLIMIT of the pass's child
+	// process (the Go runtime's soft memory limit, such as "200MiB").
+	MemoryLimit string `json:"memoryLimit,omitempty"`
 }
 
 // ldapSpec is an LDAP source reading BaseDN as an administrator over
@@ -133,7 +140,10 @@ type passOutcome struct {
 	PeakAnonRSS   uint64 `json:"peakAnonRSS"`
 	FileRSSAtPeak uint64 `json:"fileRSSAtPeak"`
 	PeakHeap      uint64 `json:"peakHeap"`
-	SampledFrom   string `json:"sampledFrom"`
+	// MemoryLimit is the Go runtime's soft memory limit in the pass's
+	// process, in bytes (GOMEMLIMIT, -memlimit); 0 when there is none.
+	MemoryLimit int64  `json:"memoryLimit,omitempty"`
+	SampledFrom string `json:"sampledFrom"`
 	// State measures the state over the pass (zero for a read-only
 	// pass).
 	State stateOutcome `json:"state"`
@@ -410,7 +420,7 @@ func runPass(ctx context.Context, spec passSpec, sink cloud.Sink) (*passOutcome,
 
 		RecheckNotFound: spec.RecheckNotFound,
 	}
-	m := startMeasure()
+	m := startMeasure(spec.HeapProfile)
 	defer m.stop()
 	t0 := time.Now()
 	var plan *smimesync.Plan
@@ -428,6 +438,9 @@ func runPass(ctx context.Context, spec passSpec, sink cloud.Sink) (*passOutcome,
 	t2 := time.Now()
 	out := &passOutcome{Plan: t1.Sub(t0), Apply: t2.Sub(t1)}
 	m.end(out)
+	if err := m.sampler.profileErr; err != nil {
+		return nil, fmt.Errorf("%s pass: writing the heap profile: %w", spec.Name, err)
+	}
 	if rep == nil {
 		return nil, fmt.Errorf("%s pass: %w", spec.Name, aerr)
 	}
@@ -447,7 +460,7 @@ func runPass(ctx context.Context, spec passSpec, sink cloud.Sink) (*passOutcome,
 
 // readPass reads the source alone, counting the entries.
 func readPass(ctx context.Context, spec passSpec, src directory.Source) (*passOutcome, error) {
-	m := startMeasure()
+	m := startMeasure("")
 	defer m.stop()
 	t0 := time.Now()
 	n := 0
@@ -472,9 +485,9 @@ type measurement struct {
 // the memory and reads the allocation counters at the start of a pass.
 // The caller defers stop, so that the sampler ends with the pass whatever
 // happens.
-func startMeasure() *measurement {
+func startMeasure(heapProfile string) *measurement {
 	m := &measurement{reset: resetPeakRSS()}
-	m.sampler = startSampler(sampleEvery)
+	m.sampler = startSampler(sampleEvery, heapProfile)
 	runtime.ReadMemStats(&m.m0)
 	return m
 }
@@ -498,6 +511,9 @@ func (m *measurement) end(out *passOutcome) {
 		out.RSSFrom = "VmHWM since the process started (/proc/self/clear_refs refused)"
 	}
 	out.PeakAnonRSS, out.FileRSSAtPeak, out.PeakHeap = peaks.Anon, peaks.FileAtPeak, peaks.Heap
+	if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {
+		out.MemoryLimit = l
+	}
 	out.SampledFrom = peaks.from()
 }
 
@@ -641,6 +657,9 @@ func runChild(ctx context.Context, spec passSpec, stderr io.Writer) (*passOutcom
 	}
 	cmd := exec.CommandContext(ctx, exe)
 	cmd.Env = append(os.Environ(), childEnv+"=1")
+	if spec.MemoryLimit != "" {
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+spec.MemoryLimit)
+	}
 	cmd.Stdin = bytes.NewReader(in)
 	var out bytes.Buffer
 	cmd.Stdout = &out

@@ -89,6 +89,9 @@ type PassResult struct {
 	FileRSSAtPeakBytes uint64 `json:"fileRSSAtPeakBytes"`
 	PeakHeapBytes      uint64 `json:"peakHeapBytes"`
 	SampledFrom        string `json:"sampledFrom,omitempty"`
+	// MemoryLimitBytes is the pass's Go soft memory limit (-memlimit); 0
+	// when there was none.
+	MemoryLimitBytes int64 `json:"memoryLimitBytes,omitempty"`
 	// Mallocs and AllocBytes are the heap allocations of the pass.
 	Mallocs    uint64 `json:"mallocs"`
 	AllocBytes uint64 `json:"allocBytes"`
@@ -159,6 +162,10 @@ func runPasses(ctx context.Context, o *options, ten tenant, dir string, passes [
 		}
 		spec := passSpec{Name: p.name, Full: p.full, Force: p.force, ReadOnly: p.readOnly, State: state, StateKind: o.State,
 			Sink: ten.spec(), Concurrency: o.Concurrency, RecheckNotFound: o.RecheckNotFound}
+		spec.MemoryLimit = o.MemoryLimit
+		if o.HeapProfile != "" && !p.readOnly {
+			spec.HeapProfile = o.HeapProfile + "-" + p.name + ".pprof"
+		}
 		spec.LDIF, spec.LDAP = p.source()
 		ten.resetCounters()
 		var (
@@ -218,6 +225,7 @@ func passResult(p pass, res *passOutcome, requests, throttled int, counted bool,
 		PeakAnonRSSBytes:   res.PeakAnonRSS,
 		FileRSSAtPeakBytes: res.FileRSSAtPeak,
 		PeakHeapBytes:      res.PeakHeap,
+		MemoryLimitBytes:   res.MemoryLimit,
 
 		Mallocs:    res.Mallocs,
 		AllocBytes: res.AllocBytes,
