@@ -33,30 +33,34 @@ const shedLook = 512 << 10
 // looks at the process's resident pages of mapped files (/proc/self/statm,
 // a few microseconds), as it does after every commit of a write; when they
 // grew by the limit (BoltState.MapLimit) since the last shed, it calls
-// madvise(MADV_DONTNEED) over the whole mapping. On a read-only MAP_SHARED file mapping that only
-// drops the process's page-table entries: the pages stay in the page cache
-// (the kernel reclaims them as it reclaims any), and the next access
-// faults the same bytes back in, a minor fault. Nothing is lost or zeroed:
-// DONTNEED zeroes only private memory, and the range shed is the mapping's
-// and no other. Where statm cannot be read, it sheds every limit's worth
-// of bytes counted.
+// madvise(MADV_DONTNEED) over the whole mapping. On a read-only
+// MAP_SHARED file mapping that only drops the process's page-table
+// entries: the pages stay in the page cache (the kernel reclaims them as
+// it reclaims any), and the next access faults the same bytes back in, a
+// minor fault. Nothing is lost or zeroed: DONTNEED zeroes only private
+// memory, and the range shed is the mapping's and no other. Where statm
+// cannot be read, it sheds every limit's worth of bytes counted.
+//
+// That the range is the mapping's is what the read transaction is for.
+// bbolt remaps the file (munmap, then mmap, perhaps at another address)
+// when a write transaction grows it, under a lock that waits for every
+// open read transaction. The shedder takes the mapping's address
+// (DB.Info) and the size the transaction sees (Tx.Size, within the
+// mapping) only inside a read transaction, and calls madvise before that
+// transaction ends: the range cannot be unmapped, and its addresses
+// reused by the Go heap, meanwhile. In a write transaction it does nothing (the writer may remap
+// at commit, and holds no such lock): a commit maps in the pages of the
+// records it writes (it reads them back to write their new pages), and
+// they are shed after it.
 //
 // The cost is in the faults that map the pages in again: a pass that
 // looks records up in random order (as a pass does, in the directory's
 // order) finds most of their pages unmapped after a shed, unless the limit
-// is most of the file. Each such fault costs some microseconds (about 50
-// on the virtual machines the benchmarks ran on, where a pass of 100,000
-// users took 70% longer for it); MapLimit is the trade.
-//
-// That last point is what the read transaction is for. bbolt remaps the
-// file (munmap, then mmap, perhaps at another address) when a write
-// transaction grows it, under a lock that waits for every open read
-// transaction. The shedder takes the mapping's address (DB.Info) and the
-// size the transaction sees (Tx.Size, within the mapping) only inside a
-// read transaction, and calls madvise before that transaction ends: the
-// range cannot be unmapped, and its addresses reused by the Go heap,
-// meanwhile. In a write transaction it does nothing (the writer may remap
-// at commit, and holds no such lock).
+// is most of the file. Each such fault maps 16 pages or a large folio, and
+// costs about 50 µs on the virtual machine the benchmarks ran on: there,
+// lookups alone of every record of a 100,000-user store, in random order,
+// took 5 to 10 times as long as without shedding (about 10 s against
+// 1.5 s), whatever the limit from 16 to 64 MiB. MapLimit is the trade.
 //
 // Elsewhere than Linux the shedder does nothing (storeshed_other.go).
 type shedder struct {
