@@ -182,6 +182,7 @@ func (b *BoltState) mendHolders(db *bolt.DB, gen uint64) error {
 	if err != nil {
 		return fmt.Errorf("%w: indexing the state store %s: %w", ErrStateUnwritable, b.Path, err)
 	}
+	b.shed.committed(db) // it read every record
 	return nil
 }
 
@@ -216,6 +217,7 @@ func (v *boltView) Header(ctx context.Context) (*Snapshot, error) {
 		if err == nil {
 			s.writes = writesTx(tx)
 		}
+		v.b.shed.touch(tx, lookupTouch(0))
 		return err
 	})
 	return s, err
@@ -227,6 +229,7 @@ func (v *boltView) Published(ctx context.Context, key string) (p Published, ok b
 	}
 	err = v.db.View(func(tx *bolt.Tx) error {
 		raw := tx.Bucket(bucketPublished).Get([]byte(key))
+		v.b.shed.touch(tx, lookupTouch(len(raw)))
 		if raw == nil {
 			return nil
 		}
@@ -245,8 +248,10 @@ func (v *boltView) EachPublished(ctx context.Context, skip func(key string) bool
 				return err
 			}
 			if skip != nil && skip(string(k)) {
+				v.b.shed.touch(tx, walkTouch(len(k), 0))
 				continue
 			}
+			v.b.shed.touch(tx, walkTouch(len(k), len(raw)))
 			p, err := decodePublished(k, raw)
 			if err != nil {
 				return err
@@ -271,9 +276,12 @@ func (v *boltView) Holders(ctx context.Context, recipient string) ([]string, err
 		pub := tx.Bucket(bucketPublished)
 		prefix := holderPrefix(recipient)
 		c := tx.Bucket(bucketHolders).Cursor()
+		v.b.shed.touch(tx, lookupTouch(0))
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 			key := k[len(prefix):]
-			if raw := pub.Get(key); raw != nil && recipientOf(raw) == recipient {
+			raw := pub.Get(key)
+			v.b.shed.touch(tx, lookupTouch(len(raw)))
+			if raw != nil && recipientOf(raw) == recipient {
 				keys = append(keys, string(key))
 			}
 		}
@@ -309,6 +317,7 @@ func (b *BoltState) SaveChanges(ctx context.Context, head *Snapshot, changes map
 		enc[k] = raw
 	}
 	err := b.with(func(db *bolt.DB) error {
+		defer b.shed.committed(db) // after the commit: it read the records it wrote
 		return db.Update(func(tx *bolt.Tx) error {
 			if err := putHeader(tx, head, next); err != nil {
 				return err

@@ -20,6 +20,9 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 )
 
+// DefaultMapLimit is [BoltState.MapLimit] when it is 0.
+const DefaultMapLimit = 16 << 20
+
 // The buckets of a [BoltState]'s store.
 var (
 	// bucketMeta holds the snapshot's header (key keySnapshot: the
@@ -96,6 +99,14 @@ var (
 // a symbolic link at Path is refused with [ErrSymlink]. The file is
 // created with mode 0600.
 //
+// bbolt reads the file through a memory mapping, and every page of it a
+// pass reads would stay mapped into the process, counting in its RSS
+// (page cache as it is), until the store is closed: most of the file, in
+// a pass over every record. On Linux a BoltState gives those pages back as
+// it goes (they stay in the page cache, and are mapped in again from there
+// when read again), so that what it keeps mapped in stays near MapLimit
+// however large the file is; elsewhere they stay mapped.
+//
 // Set Path (and Import) before first use and do not change them; a
 // BoltState must not be copied after first use.
 type BoltState struct {
@@ -104,11 +115,23 @@ type BoltState struct {
 	// Import is a FileState JSON file to import once, if it exists; empty
 	// for none.
 	Import string
+	// MapLimit bounds, on Linux, how far the pages of the file mapped
+	// into the process may grow (in bytes) before the BoltState gives
+	// them back: 0 for DefaultMapLimit; negative to keep every page read
+	// mapped until the store is closed (the fastest reads, and up to the
+	// whole file in the process's RSS). Mapping pages in again costs
+	// time: a pass of random lookups over a file many times the limit
+	// maps most of its pages in again after each time it gives them back.
+	// Other systems ignore it.
+	MapLimit int64
 
 	mu     sync.Mutex
 	db     *bolt.DB
 	refs   int  // users of db: operations in flight, and the lock
 	locked bool // a Lock is held
+	// shed gives back the file's pages the reads and writes mapped in
+	// (storeshed_linux.go).
+	shed shedder
 }
 
 // Lock opens the store and keeps it open (and its file locked) until
@@ -211,6 +234,7 @@ func (b *BoltState) open() (*bolt.DB, error) {
 	// Concurrent Records share one commit (and its syncs); one Record
 	// alone waits at most this long for company.
 	db.MaxBatchDelay = time.Millisecond
+	b.shed.setLimit(b.MapLimit)
 	if err := b.init(db); err != nil {
 		db.Close()
 		return nil, err
@@ -293,7 +317,7 @@ func (b *BoltState) importJSON(db *bolt.DB) error {
 		if bytes.Equal(meta.Get(keyImported), sum[:]) {
 			return nil // imported before a crash kept the file from being renamed
 		}
-		cur, err := loadTx(tx)
+		cur, err := loadTx(tx, nil)
 		if err != nil {
 			return err
 		}
@@ -308,6 +332,7 @@ func (b *BoltState) importJSON(db *bolt.DB) error {
 	if err != nil {
 		return fmt.Errorf("smimesync: importing %s into %s: %w", b.Import, b.Path, err)
 	}
+	b.shed.committed(db)
 	stamp := time.Now().UTC().Format("20060102T150405Z")
 	if err := os.Rename(b.Import, b.Import+".imported-"+stamp+".bak"); err != nil {
 		return fmt.Errorf("%w: %s was imported into %s but cannot be renamed to a backup: %w", ErrStateUnwritable, b.Import, b.Path, err)
@@ -335,7 +360,7 @@ func (b *BoltState) Load(ctx context.Context) (*Snapshot, error) {
 	var s *Snapshot
 	err := b.with(func(db *bolt.DB) error {
 		return db.View(func(tx *bolt.Tx) (err error) {
-			s, err = loadTx(tx)
+			s, err = loadTx(tx, &b.shed)
 			return err
 		})
 	})
@@ -345,13 +370,15 @@ func (b *BoltState) Load(ctx context.Context) (*Snapshot, error) {
 	return s, nil
 }
 
-// loadTx reads the snapshot in tx.
-func loadTx(tx *bolt.Tx) (*Snapshot, error) {
+// loadTx reads the snapshot in tx, counting what it reads in sh (nil:
+// not counted).
+func loadTx(tx *bolt.Tx, sh *shedder) (*Snapshot, error) {
 	s, err := loadHeaderTx(tx)
 	if err != nil {
 		return nil, err
 	}
 	err = tx.Bucket(bucketPublished).ForEach(func(k, v []byte) error {
+		sh.touch(tx, walkTouch(len(k), len(v)))
 		p, err := decodePublished(k, v)
 		s.Published[string(k)] = p
 		return err
@@ -528,7 +555,11 @@ func (b *BoltState) Save(ctx context.Context, s *Snapshot) error {
 	}
 	next := s.Generation + 1
 	err := b.with(func(db *bolt.DB) error {
-		return db.Update(func(tx *bolt.Tx) error { return putSnapshot(tx, s, next) })
+		if err := db.Update(func(tx *bolt.Tx) error { return putSnapshot(tx, s, next) }); err != nil {
+			return err
+		}
+		b.shed.committed(db) // it read every record
+		return nil
 	})
 	if err != nil {
 		return unwritable(err, "saving "+b.Path)
@@ -552,6 +583,7 @@ func (b *BoltState) Record(ctx context.Context, id string, p Published) error {
 		return err
 	}
 	err = b.with(func(db *bolt.DB) error {
+		defer b.shed.wrote(db, commitTouch(len(raw)))
 		return db.Batch(func(tx *bolt.Tx) error {
 			if err := tx.Bucket(bucketDeparted).Delete([]byte(id)); err != nil {
 				return err

@@ -139,6 +139,7 @@ func (b *BoltState) LookupMemo(ctx context.Context, key string) (Memo, bool, err
 				return nil
 			}
 			raw := bk.Get([]byte(key))
+			b.shed.touch(tx, lookupTouch(len(raw)))
 			if raw == nil {
 				return nil
 			}
@@ -162,6 +163,7 @@ func (b *BoltState) SaveMemos(ctx context.Context, put map[string]Memo, drop []s
 		return err
 	}
 	err := b.with(func(db *bolt.DB) error {
+		defer b.shed.committed(db) // after the commit: it read the memos it wrote
 		return db.Update(func(tx *bolt.Tx) error {
 			bk, err := tx.CreateBucketIfNotExists(bucketMemo)
 			if err != nil {

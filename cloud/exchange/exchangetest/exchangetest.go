@@ -306,10 +306,17 @@ type window struct {
 	used  int
 }
 
+// page is where a listing goes on from, named by the $skiptoken of its
+// @odata.nextLink: after the recipient whose Guid is after (the recipients
+// are kept in Guid order), seen of the listing's recipients having been
+// returned. A page resumes with a binary search, so a listing costs what
+// it returns, and a recipient added while it pages is listed once (if it
+// comes after the page) or not at all, never twice.
 type page struct {
 	cmdlet  string
 	body    string
-	offset  int
+	after   string
+	seen    int
 	expires time.Duration
 }
 
@@ -862,7 +869,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, cmdlet string, para
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	offset := 0
+	i, seen := 0, 0
 	if tok := r.URL.Query().Get("$skiptoken"); tok != "" {
 		p := s.pages[tok]
 		if p == nil || p.expires < s.now() || p.cmdlet != cmdlet || p.body != string(body) {
@@ -872,34 +879,32 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, cmdlet string, para
 			return
 		}
 		delete(s.pages, tok)
-		offset = p.offset
+		i = sort.Search(len(s.recs), func(i int) bool { return s.recs[i].Guid > p.after })
+		seen = p.seen
 	}
 	limit := -1
 	if rs := unquote(params["ResultSize"]); rs != "" && !strings.EqualFold(rs, "Unlimited") {
 		limit, _ = strconv.Atoi(rs)
 	}
 	var value []any
-	i, seen := 0, 0
+	last := ""
 	for ; i < len(s.recs); i++ {
 		x := s.recs[i]
 		if noun != "Recipient" && x.noun() != noun || len(types) > 0 && !contains(types, x.RecipientType()) {
-			continue
-		}
-		if seen < offset {
-			seen++
 			continue
 		}
 		if len(value) == size || limit >= 0 && seen >= limit {
 			break
 		}
 		value = append(value, s.item(r, x, s.render(x, noun != "Recipient"), noun))
+		last = x.Guid
 		seen++
 	}
 	resp := map[string]any{"@odata.context": s.context(noun), "value": value}
 	if i < len(s.recs) && (limit < 0 || seen < limit) && len(value) == size {
 		s.nextPage++
 		tok := strconv.Itoa(s.nextPage) + "-" + base64.RawURLEncoding.EncodeToString([]byte(strconv.Itoa(seen)))
-		s.pages[tok] = &page{cmdlet: cmdlet, body: string(body), offset: seen, expires: s.now() + 10*time.Minute}
+		s.pages[tok] = &page{cmdlet: cmdlet, body: string(body), after: last, seen: seen, expires: s.now() + 10*time.Minute}
 		base := s.URL
 		switch {
 		case s.cfg.NextLinkBase != "":
