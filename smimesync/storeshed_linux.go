@@ -74,7 +74,8 @@ type shedder struct {
 	// told (no statm).
 	base, blind int64
 
-	// limit is the growth that sheds (MapLimit); 0 for the default.
+	// limit is the growth that sheds (MapLimit); never when 0 or
+	// negative.
 	limit int64
 
 	// off turns shedding off, and often makes every look shed: for the
@@ -102,7 +103,7 @@ func commitTouch(n int) int { return n + 16*os.Getpagesize() }
 // touch counts n bytes read in tx, a read transaction, and sheds there
 // when it is time. A nil shedder does nothing.
 func (s *shedder) touch(tx *bolt.Tx, n int) {
-	if s == nil || s.off || s.limit < 0 || s.read.Add(int64(n)) < shedLook {
+	if s == nil || s.off || s.limit <= 0 || s.read.Add(int64(n)) < shedLook {
 		return
 	}
 	s.look(int64(n), func() { s.shed(tx) })
@@ -112,7 +113,7 @@ func (s *shedder) touch(tx *bolt.Tx, n int) {
 // (a Record's: commitTouch), and sheds, in a read transaction of its own,
 // when it is time.
 func (s *shedder) wrote(db *bolt.DB, n int) {
-	if s.off || s.limit < 0 || s.read.Add(int64(n)) < shedLook {
+	if s.off || s.limit <= 0 || s.read.Add(int64(n)) < shedLook {
 		return
 	}
 	s.look(int64(n), func() { s.shedDB(db) })
@@ -122,23 +123,18 @@ func (s *shedder) wrote(db *bolt.DB, n int) {
 // many pages (Save, SaveChanges, SaveMemos: they are few in a pass), and
 // sheds, in a read transaction of its own, when it is time.
 func (s *shedder) committed(db *bolt.DB) {
-	if s.off || s.limit < 0 {
+	if s.off || s.limit <= 0 {
 		return
 	}
 	s.look(s.after(), func() { s.shedDB(db) })
 }
 
-// setLimit sets the growth that sheds: limit bytes, DefaultMapLimit for 0,
-// never when negative.
+// setLimit sets the growth that sheds: limit bytes; never when 0 or
+// negative.
 func (s *shedder) setLimit(limit int64) { s.limit = limit }
 
 // after is the growth that sheds.
-func (s *shedder) after() int64 {
-	if s.limit == 0 {
-		return DefaultMapLimit
-	}
-	return s.limit
-}
+func (s *shedder) after() int64 { return s.limit }
 
 // look resets the count, and calls shed when the process's resident pages
 // of mapped files grew by the limit since the last shed (or, where that

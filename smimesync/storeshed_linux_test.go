@@ -163,17 +163,18 @@ func shedPass(t *testing.T, st *smimesync.BoltState, n int) int64 {
 }
 
 // shedBoundKiB is the most a pass over a store of shedRecords records may
-// keep of its file mapped in (DefaultMapLimit, and one look's worth): far
-// less than the file (about 75 MB).
+// keep of its file mapped in (shedLimit, and one look's worth): far less
+// than the file (about 75 MB).
 const (
 	shedRecords  = 40000
+	shedLimit    = 16 << 20
 	shedBoundKiB = 32 << 10
 )
 
 // TestBoltStateShedsMappedPages: a pass that reads every record of a
 // store (lookups, a walk, saves), through the view and the methods the
 // Syncer uses, keeps at most shedBoundKiB of the store's file mapped in
-// the process; the same pass with a negative MapLimit (no shedding) keeps
+// the process; the same pass with MapLimit 0 (the default: no shedding) keeps
 // far more (so the bound means something).
 func TestBoltStateShedsMappedPages(t *testing.T) {
 	if testing.Short() {
@@ -189,9 +190,9 @@ func TestBoltStateShedsMappedPages(t *testing.T) {
 		t.Fatalf("the store is %d bytes: too small to tell the shedding from the bound", fi.Size())
 	}
 
-	without := shedPass(t, &smimesync.BoltState{Path: path, MapLimit: -1}, shedRecords)
+	without := shedPass(t, &smimesync.BoltState{Path: path}, shedRecords) // MapLimit 0: off
 	// The store is closed: its pages are out of the process again.
-	shed := &smimesync.BoltState{Path: path}
+	shed := &smimesync.BoltState{Path: path, MapLimit: shedLimit}
 	with := shedPass(t, shed, shedRecords)
 	t.Logf("mapped pages of files, most over the start: %.1f MiB without shedding, %.1f MiB with (bound %d MiB)",
 		float64(without)/1024, float64(with)/1024, shedBoundKiB>>10)
@@ -206,8 +207,8 @@ func TestBoltStateShedsMappedPages(t *testing.T) {
 	const limit = 44 << 20
 	wider := shedPass(t, &smimesync.BoltState{Path: path, MapLimit: limit}, shedRecords)
 	t.Logf("with MapLimit %d MiB: %.1f MiB", limit>>20, float64(wider)/1024)
-	if wider > limit>>10+shedBoundKiB-smimesync.DefaultMapLimit>>10 || wider < with+(limit-smimesync.DefaultMapLimit)>>10/2 {
-		t.Errorf("with MapLimit %d, a pass kept %d KiB mapped; with the default limit, %d", limit, wider, with)
+	if wider > limit>>10+shedBoundKiB-shedLimit>>10 || wider < with+(limit-shedLimit)>>10/2 {
+		t.Errorf("with MapLimit %d, a pass kept %d KiB mapped; with %d, %d", limit, wider, shedLimit, with)
 	}
 }
 
@@ -218,7 +219,7 @@ func TestBoltStateShedsMappedPages(t *testing.T) {
 func TestBoltStateShedsWhileGrowing(t *testing.T) {
 	ctx := context.Background()
 	const n = 2000
-	st := &smimesync.BoltState{Path: newShedStore(t, n)}
+	st := &smimesync.BoltState{Path: newShedStore(t, n), MapLimit: shedLimit}
 	smimesync.ShedOften(st)
 	unlock, err := st.Lock()
 	if err != nil {

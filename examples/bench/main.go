@@ -127,6 +127,8 @@ type options struct {
 	HeapProfile string
 	// MemoryLimit is the passes' GOMEMLIMIT (-memlimit).
 	MemoryLimit string
+	// MapLimit is the BoltState's MapLimit (-map-limit).
+	MapLimit int64
 
 	// command reproduces the measurements: the command line without the
 	// flags that only choose where the results go.
@@ -166,6 +168,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	recheck := fs.String("recheck-not-found", "24h", "the Syncer's RecheckNotFound: a duration, or every_pass. The library's default is an hour, counted on the clock; 24h makes the unchanged and delta passes those between two rechecks whatever the hour, and every_pass measures a pass that asks the sink about every user without a recipient")
 	fs.BoolVar(&o.InProcess, "inprocess", false, "run the passes in this process instead of a child process each")
 	fs.IntVar(&o.VsLdapsearch, "vs-ldapsearch", 0, "samba only: instead of the passes, time this many repetitions of the whole plan (policy, empty state, empty file sink) against ldapsearch for the same attributes, both over LDAPS, and print the ratio")
+	fs.Int64Var(&o.MapLimit, "map-limit", 0, "the BoltState's MapLimit in bytes: on Linux, give back the state file's mapped pages once they grew by this much (0: off, the default)")
 	fs.StringVar(&o.MemoryLimit, "memlimit", "", "run each pass's child process with this GOMEMLIMIT, the Go runtime's soft memory limit (such as 200MiB; not with -inprocess, where it would also bound the emulator)")
 	fs.StringVar(&o.HeapProfile, "heapprofile", "", "write each pass's heap profile at its highest heap to this prefix followed by -PASS.pprof (the profiler's allocations count in the pass's)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "with -vs-ldapsearch: write this process's CPU profile over the repetitions to this file")
@@ -217,6 +220,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("%w: -vs-ldapsearch %d", errUsage, o.VsLdapsearch)
 	case o.VsLdapsearch > 0 && (len(o.Sources) != 1 || o.Sources[0] != "samba"):
 		return nil, fmt.Errorf("%w: -vs-ldapsearch reads the Samba DC: it needs -source samba", errUsage)
+	case o.MapLimit < 0:
+		return nil, fmt.Errorf("%w: -map-limit %d: want 0 (off) or a number of bytes", errUsage, o.MapLimit)
 	case o.MemoryLimit != "" && (o.InProcess || o.Sink == "memory"):
 		return nil, fmt.Errorf("%w: -memlimit bounds the passes' child processes: not with -inprocess or -sink memory", errUsage)
 	case o.MemoryLimit != "" && !memLimitRE.MatchString(o.MemoryLimit):

@@ -851,18 +851,18 @@ func heapProfileBallast(n int) []byte {
 }
 
 // TestMemLimitFlag: -memlimit takes what GOMEMLIMIT takes, for the child
-// processes only, and reaches each pass's spec.
+// processes only; -map-limit a number of bytes, not negative.
 func TestMemLimitFlag(t *testing.T) {
 	var errb strings.Builder
 	for _, bad := range [][]string{
-		{"-memlimit", "200M"}, {"-memlimit", "-1MiB"}, {"-memlimit", "200MiB", "-inprocess"}, {"-memlimit", "200MiB", "-sink", "memory"},
+		{"-memlimit", "200M"}, {"-memlimit", "-1MiB"}, {"-map-limit", "-1"}, {"-memlimit", "200MiB", "-inprocess"}, {"-memlimit", "200MiB", "-sink", "memory"},
 	} {
 		if _, err := parseFlags(bad, &errb); !errors.Is(err, errUsage) {
 			t.Errorf("%v: %v, want a usage error", bad, err)
 		}
 	}
-	o, err := parseFlags([]string{"-memlimit", "200MiB"}, &errb)
-	if err != nil || o.MemoryLimit != "200MiB" || !strings.Contains(o.command, "-memlimit=200MiB") {
+	o, err := parseFlags([]string{"-memlimit", "200MiB", "-map-limit", "16777216"}, &errb)
+	if err != nil || o.MemoryLimit != "200MiB" || !strings.Contains(o.command, "-memlimit=200MiB") || o.MapLimit != 16<<20 {
 		t.Fatalf("-memlimit 200MiB: %+v, %v", o, err)
 	}
 }

@@ -68,6 +68,8 @@ type passSpec struct {
 	// HeapProfile, when not empty, is where the pass writes the heap
 	// profile of its highest heap (see memSampler).
 	HeapProfile string `json:"heapProfile,omitempty"`
+	// MapLimit is the BoltState's (see -map-limit).
+	MapLimit int64 `json:"mapLimit,omitempty"`
 	// MemoryLimit, when not empty, is the GOMEMLIMIT of the pass's child
 	// process (the Go runtime's soft memory limit, such as "200MiB").
 	MemoryLimit string `json:"memoryLimit,omitempty"`
@@ -359,7 +361,7 @@ const (
 func buildState(spec passSpec) (recordingState, error) {
 	switch spec.StateKind {
 	case stateBolt, "":
-		return &smimesync.BoltState{Path: spec.State}, nil
+		return &smimesync.BoltState{Path: spec.State, MapLimit: spec.MapLimit}, nil
 	case stateFile:
 		return smimesync.FileState(spec.State), nil
 	}

@@ -162,7 +162,7 @@ func runPasses(ctx context.Context, o *options, ten tenant, dir string, passes [
 		}
 		spec := passSpec{Name: p.name, Full: p.full, Force: p.force, ReadOnly: p.readOnly, State: state, StateKind: o.State,
 			Sink: ten.spec(), Concurrency: o.Concurrency, RecheckNotFound: o.RecheckNotFound}
-		spec.MemoryLimit = o.MemoryLimit
+		spec.MemoryLimit, spec.MapLimit = o.MemoryLimit, o.MapLimit
 		if o.HeapProfile != "" && !p.readOnly {
 			spec.HeapProfile = o.HeapProfile + "-" + p.name + ".pprof"
 		}

@@ -378,9 +378,9 @@ func (c *File) Store(sink string, i int) *smimesync.BoltState {
 	}
 	store, legacy := statePaths(p)
 	if c.stores == nil {
-		return &smimesync.BoltState{Path: store, Import: legacy}
+		return &smimesync.BoltState{Path: store, Import: legacy, MapLimit: c.State.MapLimit}
 	}
-	return c.stores.get(store, legacy)
+	return c.stores.get(store, legacy, c.State.MapLimit)
 }
 
 // statePaths names the store of the state configured at p, and the JSON
@@ -402,7 +402,7 @@ type stateStores struct {
 	m  map[string]*smimesync.BoltState
 }
 
-func (s *stateStores) get(store, legacy string) *smimesync.BoltState {
+func (s *stateStores) get(store, legacy string, mapLimit int64) *smimesync.BoltState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if st, ok := s.m[store]; ok {
@@ -411,7 +411,7 @@ func (s *stateStores) get(store, legacy string) *smimesync.BoltState {
 	if s.m == nil {
 		s.m = map[string]*smimesync.BoltState{}
 	}
-	st := &smimesync.BoltState{Path: store, Import: legacy}
+	st := &smimesync.BoltState{Path: store, Import: legacy, MapLimit: mapLimit}
 	s.m[store] = st
 	return st
 }

@@ -179,6 +179,11 @@ type Revocation struct {
 type State struct {
 	// Path of the first sink's store; required with a cloud sink.
 	Path string `yaml:"path"`
+	// MapLimit, in bytes, bounds on Linux the pages of the store's file
+	// mapped into the process (smimesync.BoltState.MapLimit): 0, the
+	// default, leaves them mapped (the fastest passes; the RSS grows
+	// toward the file's size, as reclaimable page cache).
+	MapLimit int64 `yaml:"map_limit"`
 }
 
 // Guard is the mass-change guard (smimesync.Guard).

@@ -292,4 +292,14 @@ func TestStore(t *testing.T) {
 	if _, err := os.Stat(a.Path); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Store created its file: %v", err)
 	}
+	if a.MapLimit != 0 {
+		t.Errorf("MapLimit %d without state.map_limit, want 0 (off)", a.MapLimit)
+	}
+	c = parseIn(t, "source: {ldif: {path: users.ldif}}\nsink: {file: {path: p.json}}\nstate: {path: state.json, map_limit: 16777216}\n")
+	if a, g := c.Store("file", 0), c.Store("graph", 1); a.MapLimit != 16<<20 || g.MapLimit != 16<<20 {
+		t.Errorf("state.map_limit 16777216: MapLimit %d and %d", a.MapLimit, g.MapLimit)
+	}
+	if _, err := Parse([]byte("source: {ldif: {path: u.ldif}}\nsink: {file: {path: p.json}}\nstate: {path: s.json, map_limit: -1}\n"), "s.yaml"); err == nil || !strings.Contains(err.Error(), "state.map_limit") {
+		t.Errorf("state.map_limit -1: %v, want an error naming it", err)
+	}
 }
