@@ -604,13 +604,15 @@ func (a *applyRun) finish(ctx context.Context, cancelled error) {
 // forgetUnseen drops from the snapshot the entries a full read did not
 // return (the plan has no row for them, and did not count them as
 // unlisted): they are out of scope, and must not hold their recipient
-// against a newcomer. (An entry that left with something published has a
+// against a newcomer. Their keys go to the report, whose memos of them
+// rememberEntries drops. (An entry that left with something published has a
 // row, SkipDeparted or ActionDepart, and its record moved to
 // Snapshot.Departed when it was recorded.)
 func (a *applyRun) forgetUnseen(ctx context.Context) error {
 	seen := a.plan.seen
 	err := a.st.eachPublished(ctx, seen, func(k string, _ Published) error {
 		a.st.deletePublished(k)
+		a.rep.forgotten = append(a.rep.forgotten, k)
 		return nil
 	})
 	if err != nil {
@@ -619,11 +621,13 @@ func (a *applyRun) forgetUnseen(ctx context.Context) error {
 	for k := range a.st.Pending {
 		if !seen(k) {
 			delete(a.st.Pending, k)
+			a.rep.forgotten = append(a.rep.forgotten, k)
 		}
 	}
 	for k := range a.st.Departed {
 		if !seen(k) {
 			delete(a.st.Departed, k)
+			a.rep.forgotten = append(a.rep.forgotten, k)
 		}
 	}
 	return nil

@@ -168,9 +168,9 @@ type Change struct {
 	// directory but from the state: an earlier pass skipped it.
 	Retried bool `json:"retried,omitempty"`
 	// Memoized is true when the entry matched its [Memo] (see
-	// Syncer.Reverify): its row (skipped as SkipReadOnly or
-	// SkipCurrentUnknown; an unchanged one has no row but is counted, see
-	// [Plan.Unlisted]) was repeated without its certificates being
+	// Syncer.Reverify and Syncer.RecheckNotFound): its row (skipped as
+	// SkipReadOnly, SkipCurrentUnknown or SkipNoRecipient; an unchanged
+	// one has no row but is counted, see [Plan.Unlisted]) was repeated without its certificates being
 	// judged or its recipient looked up, so Keep and Drop are empty and say
 	// nothing about its values (the last row that judged it does), and
 	// CurrentFrom is empty.
@@ -338,6 +338,9 @@ type Report struct {
 	// keep is the plan whose rows (and temporary file) a report that
 	// wrote nothing shows.
 	keep *Plan
+	// forgotten are the keys of the entries Apply forgot (forgetUnseen):
+	// rememberEntries drops their memos.
+	forgotten []string
 }
 
 // Stage names the part of a pass a [Progress] report is about.

@@ -77,8 +77,8 @@ type Memo struct {
 	RecipientName string
 	RecipientKind string
 	// Skip is the reason of a settled skip (SkipReadOnly, with the sink's
-	// Detail, or SkipCurrentUnknown); empty for an entry its recipient
-	// carries.
+	// Detail, SkipCurrentUnknown or SkipNoRecipient); empty for an entry
+	// its recipient carries.
 	Skip   SkipReason
 	Detail string
 	// Kept and DroppedValues count the entry's values the policy kept
@@ -290,6 +290,13 @@ func (s *Syncer) planOrMemo(ctx context.Context, pol *Policy, st *Snapshot, e *d
 			return c
 		}
 	}
+	return s.judge(ctx, pol, st, e, mp, sp, sum, had)
+}
+
+// judge is planEntry, and the memo of its outcome when it may be
+// remembered (planOrMemo's, after a memo that did not stand; had says
+// whether the entry had one). mp must not be nil.
+func (s *Syncer) judge(ctx context.Context, pol *Policy, st *Snapshot, e *directory.Entry, mp *memoPass, sp *spill, sum [32]byte, had bool) *Change {
 	c := s.planEntry(ctx, pol, st, e, sp)
 	c.hadMemo = had
 	noRecipient := c.Action == ActionSkip && c.Reason == SkipNoRecipient && mp.notFound > 0
@@ -319,17 +326,23 @@ func (mp *memoPass) hit(ctx context.Context, st *Snapshot, key string, e *direct
 	if !m.RecheckBy.IsZero() && !mp.polNow.Before(m.RecheckBy) {
 		return nil // a certificate became valid or expired since
 	}
-	if mp.now.Before(m.Verified) || !mp.now.Before(m.Verified.Add(reverifyAfter(mp.reverify, sum))) {
-		return nil // verified too long ago (or the clock went back)
+	switch {
+	case mp.now.Before(m.Verified):
+		return nil // the clock went back
+	case m.Skip == SkipNoRecipient:
+		// No recipient to verify: RecheckNotFound's period alone, so
+		// that every such entry is asked about again in the same pass.
+		if !mp.now.Before(notFoundUntil(m.Verified, mp.notFound)) {
+			return nil
+		}
+	case !mp.now.Before(m.Verified.Add(reverifyAfter(mp.reverify, sum))):
+		return nil // verified too long ago
 	}
 	c := &Change{ID: e.ID, User: userName(e), DN: e.DN, Source: e.Source, Keep: []Value{}, Drop: []Value{},
 		Recipient: &cloud.Recipient{ID: m.Recipient, Name: cmp.Or(m.RecipientName, m.Recipient), Kind: m.RecipientKind},
 		Action:    ActionUnchanged, Memoized: true}
 	if m.Kept+m.DroppedValues > 0 {
 		c.MemoValues = &MemoValues{Kept: m.Kept, Dropped: m.DroppedValues, Reasons: m.Dropped}
-	}
-	if m.Skip == SkipNoRecipient && !mp.now.Before(notFoundUntil(m.Verified, mp.notFound)) {
-		return nil // time to ask the sink again
 	}
 	p, published, err := st.published(ctx, key)
 	if err != nil {
@@ -342,8 +355,13 @@ func (mp *memoPass) hit(ctx context.Context, st *Snapshot, key string, e *direct
 		return nil // something was published for it since
 	case m.Skip == SkipNoRecipient:
 		// Still waiting for a recipient: Apply keeps the entry pending,
-		// as the pass that judged it did.
+		// as the pass that judged it did (the state's copy, the same
+		// bytes as e by the memo's hash, when it has one: no second copy
+		// waits in memory; see waiting).
 		c.Recipient, c.entry = nil, e
+		if p := st.Pending[key]; p != nil {
+			c.entry = p
+		}
 		c.Action, c.Reason = ActionSkip, SkipNoRecipient
 	case st.Pending[key] != nil:
 		return nil // the state does not back the memo
@@ -454,6 +472,14 @@ func (s *Syncer) rememberEntries(ctx context.Context, rep *Report) {
 		case c.hadMemo || c.Memoized || c.Departed() || c.Action == ActionSkip && c.Reason == SkipDeleted:
 			drop = append(drop, key)
 		}
+	}
+	// Entries out of scope have no row: their memos (of an entry that
+	// waited for a recipient, say) would stay in the store for good.
+	for _, key := range rep.forgotten {
+		if len(put)+len(drop) >= memoBatch && !save() {
+			return
+		}
+		drop = append(drop, key)
 	}
 	save()
 }

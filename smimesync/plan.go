@@ -84,13 +84,14 @@ func (s *Syncer) plan(ctx context.Context, full bool) (_ *Plan, err error) {
 	}
 	mp := s.beginMemo(ctx, s.policy())
 	plan.unlisted, plan.rows = &unlisted{}, newRowSet(sp)
-	deleted, res, err := s.read(ctx, st, cookie, mp, sp, plan.rows, plan.unlisted)
+	wait := &waiting{}
+	deleted, res, err := s.read(ctx, st, cookie, mp, sp, plan.rows, plan.unlisted, wait)
 	if errors.Is(err, directory.ErrStaleCookie) && cookie != nil {
 		log.Warn("the source refused its delta cookie; reading everything", "err", err)
 		cookie = nil
 		// The rows of the refused read stay in the file, unread.
-		plan.unlisted, plan.rows = &unlisted{}, newRowSet(sp)
-		deleted, res, err = s.read(ctx, st, nil, mp, sp, plan.rows, plan.unlisted)
+		plan.unlisted, plan.rows, wait = &unlisted{}, newRowSet(sp), &waiting{}
+		deleted, res, err = s.read(ctx, st, nil, mp, sp, plan.rows, plan.unlisted, wait)
 	}
 	if err != nil {
 		return nil, err
@@ -114,22 +115,25 @@ func (s *Syncer) plan(ctx context.Context, full bool) (_ *Plan, err error) {
 		}
 		pol := s.policy()
 		for _, k := range slices.Sorted(maps.Keys(st.Pending)) {
-			if e := st.Pending[k]; e != nil && !seen[k] && !rows.has(k) && !plan.unlisted.has(k) {
+			if e := st.Pending[k]; e != nil && !seen[k] && !rows.has(k) && !plan.unlisted.has(k) && !wait.has(k) {
 				c := s.planOrMemo(ctx, pol, st, e, mp, sp)
 				if c.runWide != nil {
 					return nil, fmt.Errorf("smimesync: %w", c.runWide)
 				}
 				c.Retried = true
-				if err := rows.add(c); err != nil {
+				if err := wait.route(rows, c); err != nil {
 					return nil, fmt.Errorf("smimesync: %w", err)
 				}
 			}
 		}
-		if err := rows.flush(); err != nil {
-			return nil, fmt.Errorf("smimesync: %w", err)
-		}
-		rows.index()
 	}
+	if err := s.settle(ctx, s.policy(), st, mp, sp, wait, rows); err != nil {
+		return nil, err
+	}
+	if err := rows.flush(); err != nil {
+		return nil, fmt.Errorf("smimesync: %w", err)
+	}
+	rows.index()
 
 	more, err := s.departures(ctx, st, rows, deleted, plan.Full, plan.unlisted)
 	if err != nil {
@@ -166,7 +170,7 @@ func compareChanges(a, b *Change) int {
 // Concurrency workers. The entries found unchanged on their memo are only
 // counted, in u; the rows of the others go to rows, but for the deletions
 // (SkipDeleted), which it returns: departures decides what they are.
-func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte, mp *memoPass, sp *spill, rows *rowSet, u *unlisted) ([]*Change, directory.Result, error) {
+func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte, mp *memoPass, sp *spill, rows *rowSet, u *unlisted, wait *waiting) ([]*Change, directory.Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	entries := make(chan *directory.Entry)
@@ -188,7 +192,7 @@ func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte, mp *memo
 					case unlistable(st, c):
 						u.add(c)
 					case !del:
-						if err := rows.add(c); err != nil {
+						if err := wait.route(rows, c); err != nil {
 							c.runWide = err
 						}
 					}

@@ -136,8 +136,12 @@ type Syncer struct {
 	// a sink that loads an index of its tenant to answer (the Exchange
 	// and Graph sinks' "preload" lookup) loads it once a period, not on
 	// every pass. A recipient created in the cloud for such an entry is
-	// therefore found within RecheckNotFound; a change to the entry
-	// itself (a new address) is seen at once. 0 means
+	// therefore found within RecheckNotFound (and the sink's own index
+	// lifetime, such as the Exchange sink's IndexTTL); a change to the
+	// entry itself (a new address) is seen at once. A pass in which the
+	// sink found a recipient for an entry it was asked about (a newcomer
+	// may claim a recipient such an entry would find too) asks it about
+	// every such entry again, so that conflicts see them (see waiting). 0 means
 	// DefaultRecheckNotFound (an hour); RecheckNotFoundEveryPass asks the
 	// sink on every pass. Any other negative value is refused
 	// (ErrInvalidConfig). Memos off (ReverifyEveryPass) ask on every pass.
