@@ -56,6 +56,11 @@
 // each repetition's times and ratio, and their minimum and median.
 // -cpuprofile FILE profiles this process over the repetitions.
 //
+// Otherwise -cpuprofile FILE and -memprofile FILE write each pass's CPU
+// profile and allocation profile (go tool pprof) to FILE.SOURCE.PASS
+// (cpu.out.ldif.unchanged): the profile of the pass alone, in the process
+// that ran it.
+//
 // The Samba source uses the ldaptest harness, which provisions the domain
 // controller on first use (as root, with Samba installed; about 15 s) and
 // keeps the seeded users between runs.
@@ -101,9 +106,11 @@ type options struct {
 	State       string
 	// VsLdapsearch, when positive, replaces the Samba passes by that many
 	// repetitions of the whole plan against ldapsearch (Comparison);
-	// CPUProfile profiles them.
+	// CPUProfile profiles them. Without it, CPUProfile and MemProfile
+	// are the prefixes of each pass's profiles.
 	VsLdapsearch int
 	CPUProfile   string
+	MemProfile   string
 
 	// command reproduces the measurements: the command line without the
 	// flags that only choose where the results go.
@@ -138,7 +145,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.Concurrency, "concurrency", 0, "the Syncer's concurrency (0: the sink's preference, else the Syncer's default)")
 	fs.BoolVar(&o.InProcess, "inprocess", false, "run the passes in this process instead of a child process each")
 	fs.IntVar(&o.VsLdapsearch, "vs-ldapsearch", 0, "samba only: instead of the passes, time this many repetitions of the whole plan (policy, empty state, empty file sink) against ldapsearch for the same attributes, both over LDAPS, and print the ratio")
-	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "with -vs-ldapsearch: write this process's CPU profile over the repetitions to this file")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "with -vs-ldapsearch: write this process's CPU profile over the repetitions to this file; otherwise each pass's CPU profile to this file name followed by .SOURCE.PASS")
+	fs.StringVar(&o.MemProfile, "memprofile", "", "write each pass's allocation profile to this file name followed by .SOURCE.PASS")
 	fs.StringVar(&o.State, "state", stateBolt, "what keeps the state between passes: bolt (smimesync.BoltState, as the example binary) or file (smimesync.FileState, JSON)")
 	if err := fs.Parse(args); err != nil {
 		return nil, errUsage
@@ -152,7 +160,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
-		case "json", "o", "dir", "cpuprofile":
+		case "json", "o", "dir", "cpuprofile", "memprofile":
 		default:
 			o.command += " -" + f.Name + "=" + f.Value.String()
 		}
@@ -177,8 +185,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("%w: -vs-ldapsearch %d", errUsage, o.VsLdapsearch)
 	case o.VsLdapsearch > 0 && (len(o.Sources) != 1 || o.Sources[0] != "samba"):
 		return nil, fmt.Errorf("%w: -vs-ldapsearch reads the Samba DC: it needs -source samba", errUsage)
-	case o.CPUProfile != "" && o.VsLdapsearch == 0:
-		return nil, fmt.Errorf("%w: -cpuprofile profiles -vs-ldapsearch's repetitions", errUsage)
+	case o.MemProfile != "" && o.VsLdapsearch > 0:
+		return nil, fmt.Errorf("%w: -memprofile profiles the passes, which -vs-ldapsearch replaces", errUsage)
 	case o.State != stateBolt && o.State != stateFile:
 		return nil, fmt.Errorf("%w: -state %q: want bolt or file", errUsage, o.State)
 	}
