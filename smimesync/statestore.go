@@ -106,13 +106,7 @@ func holderPrefix(recipient string) []byte { return holderKey(recipient, nil) }
 
 // recipientOf is the Recipient of a stored record ("" when it cannot be
 // decoded: such a record has no index entry to remove).
-func recipientOf(raw []byte) string {
-	var r struct {
-		Recipient string `json:"recipient"`
-	}
-	json.Unmarshal(raw, &r)
-	return r.Recipient
-}
+func recipientOf(raw []byte) string { return recordRecipient(raw) }
 
 // putPublished puts raw as the Published record of key (nil deletes it),
 // and keeps bucketHolders in step, in tx.
@@ -302,7 +296,7 @@ func (b *BoltState) SaveChanges(ctx context.Context, head *Snapshot, changes map
 			enc[k] = nil
 			continue
 		}
-		raw, err := json.Marshal(p)
+		raw, err := encodePublished(p)
 		if err != nil {
 			return err
 		}

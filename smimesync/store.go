@@ -359,10 +359,10 @@ func loadTx(tx *bolt.Tx) (*Snapshot, error) {
 	return s, err
 }
 
-// decodePublished decodes the record of key k.
+// decodePublished decodes the record of key k (see store_record.go).
 func decodePublished(k, v []byte) (Published, error) {
-	var p Published
-	if err := json.Unmarshal(v, &p); err != nil {
+	p, err := decodePublishedRecord(v)
+	if err != nil {
 		return p, fmt.Errorf("%w: the record of %s: %v", ErrStateUnreadable, k, err)
 	}
 	return p, nil
@@ -447,7 +447,7 @@ func putSnapshot(tx *bolt.Tx, s *Snapshot, gen uint64) error {
 	if err := putHeader(tx, s, gen); err != nil {
 		return err
 	}
-	if err := syncBucket(tx.Bucket(bucketPublished), s.Published, publishedPutter(tx)); err != nil {
+	if err := syncBucket(tx.Bucket(bucketPublished), s.Published, encodePublished, publishedPutter(tx)); err != nil {
 		return err
 	}
 	return putBounded(tx, s)
@@ -455,11 +455,15 @@ func putSnapshot(tx *bolt.Tx, s *Snapshot, gen uint64) error {
 
 // putBounded makes the Pending and Departed buckets hold exactly s's.
 func putBounded(tx *bolt.Tx, s *Snapshot) error {
-	if err := syncBucket(tx.Bucket(bucketPending), s.Pending, bucketPutter(tx.Bucket(bucketPending))); err != nil {
+	if err := syncBucket(tx.Bucket(bucketPending), s.Pending, marshalJSON, bucketPutter(tx.Bucket(bucketPending))); err != nil {
 		return err
 	}
-	return syncBucket(tx.Bucket(bucketDeparted), s.Departed, bucketPutter(tx.Bucket(bucketDeparted)))
+	return syncBucket(tx.Bucket(bucketDeparted), s.Departed, marshalJSON, bucketPutter(tx.Bucket(bucketDeparted)))
 }
+
+// marshalJSON is json.Marshal for syncBucket: the records of Pending and
+// Departed are JSON.
+func marshalJSON[V any](v V) ([]byte, error) { return json.Marshal(v) }
 
 // bucketPutter puts raw as k's record in bk, or deletes k when raw is nil.
 func bucketPutter(bk *bolt.Bucket) func(k, raw []byte) error {
@@ -471,12 +475,12 @@ func bucketPutter(bk *bolt.Bucket) func(k, raw []byte) error {
 	}
 }
 
-// syncBucket makes bk hold exactly want's records, writing (with put: a
-// nil record deletes) only those that changed.
-func syncBucket[V any](bk *bolt.Bucket, want map[string]V, put func(k, raw []byte) error) error {
+// syncBucket makes bk hold exactly want's records, encoded by encode,
+// writing (with put: a nil record deletes) only those that changed.
+func syncBucket[V any](bk *bolt.Bucket, want map[string]V, encode func(V) ([]byte, error), put func(k, raw []byte) error) error {
 	enc := make(map[string][]byte, len(want))
 	for k, v := range want {
-		raw, err := json.Marshal(v)
+		raw, err := encode(v)
 		if err != nil {
 			return err
 		}
@@ -547,7 +551,7 @@ func (b *BoltState) Record(ctx context.Context, id string, p Published) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	raw, err := json.Marshal(p)
+	raw, err := encodePublished(p)
 	if err != nil {
 		return err
 	}
