@@ -62,7 +62,13 @@ func (s *Syncer) departures(ctx context.Context, st *Snapshot, rows *rowSet, del
 		}
 		out = append(out, c)
 	}
-	read := func(k string) bool { return seen[k] || rows.has(k) || u.has(k) }
+	read := func(k string) bool {
+		if seen[k] {
+			return true
+		}
+		h := hashKey(k) // once for both
+		return rows.hasHash(h) || u.hasHash(h)
+	}
 	add := func(k string, p Published, retried bool) {
 		if !read(k) && len(p.fingerprints()) > 0 {
 			seen[k] = true

@@ -264,7 +264,15 @@ func (rs *rowSet) has(key string) bool {
 	if rs == nil {
 		return false
 	}
-	_, ok := slices.BinarySearchFunc(rs.keys, hashKey(key), compareKeyHash)
+	return rs.hasHash(hashKey(key))
+}
+
+// hasHash is has of the key whose hashKey is h.
+func (rs *rowSet) hasHash(h keyHash) bool {
+	if rs == nil {
+		return false
+	}
+	_, ok := slices.BinarySearchFunc(rs.keys, h, compareKeyHash)
 	return ok
 }
 
