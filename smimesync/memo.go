@@ -493,15 +493,34 @@ func (s *Summary) countMemo(m *MemoValues) {
 }
 
 // valuesHash is a Memo's Values: the SHA-256 of a record's fingerprints,
-// each attribute's sorted, the two told apart.
+// each attribute's sorted, the two told apart. They are sorted in a copy
+// and laid end to end in a buffer, both kept for the next call, and hashed
+// at once: an unchanged pass checks the record of every memoized entry
+// with it.
 func valuesHash(userCertificate, userSMIMECertificate []Fingerprint) [32]byte {
-	h := sha256.New()
-	for i, fps := range [][]Fingerprint{userCertificate, userSMIMECertificate} {
-		sorted := slices.SortedFunc(slices.Values(fps), func(a, b Fingerprint) int { return bytes.Compare(a[:], b[:]) })
-		h.Write([]byte{byte(i), byte(len(sorted) >> 8), byte(len(sorted))})
-		for _, f := range sorted {
-			h.Write(f[:])
+	sc := valuesBufs.Get().(*valuesScratch)
+	b := sc.b[:0]
+	for i, fps := range [...][]Fingerprint{userCertificate, userSMIMECertificate} {
+		sc.fps = append(sc.fps[:0], fps...) // fps is the caller's
+		slices.SortFunc(sc.fps, func(a, b Fingerprint) int { return bytes.Compare(a[:], b[:]) })
+		b = append(b, byte(i), byte(len(fps)>>8), byte(len(fps)))
+		for _, f := range sc.fps {
+			b = append(b, f[:]...)
 		}
 	}
-	return [32]byte(h.Sum(nil))
+	sum := sha256.Sum256(b)
+	if cap(b) <= maxEntryBuf {
+		sc.b = b
+		valuesBufs.Put(sc)
+	}
+	return sum
 }
+
+// valuesScratch is valuesHash's buffers; one grown beyond maxEntryBuf
+// (thousands of values) is not kept.
+type valuesScratch struct {
+	b   []byte
+	fps []Fingerprint
+}
+
+var valuesBufs = sync.Pool{New: func() any { return new(valuesScratch) }}

@@ -3,6 +3,7 @@ package smimesync
 import (
 	"bytes"
 	"encoding/hex"
+	"slices"
 	"strings"
 	"testing"
 
@@ -46,5 +47,51 @@ func BenchmarkEntryHash(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		entryHash(e)
+	}
+}
+
+// TestValuesHashStable: a record's values hash (Memo.Values) is what this
+// package computed when the memos of memoVersion "smimesync-memo-2" were
+// first saved, whatever the order of the fingerprints: a release that
+// hashed otherwise would find every saved memo stale.
+func TestValuesHashStable(t *testing.T) {
+	fp := func(b byte) Fingerprint { return Fingerprint(bytes.Repeat([]byte{b}, 32)) }
+	many := make([]Fingerprint, 300) // more than 255: the count's two bytes
+	for i := range many {
+		many[i][0], many[i][1] = byte(i>>8), byte(i)
+	}
+	for _, tt := range []struct {
+		name      string
+		uc, smime []Fingerprint
+		want      string
+	}{
+		{"none", nil, nil, "10487d86ce3584e156874ed9b2650e8d772a8d1fdbb1c9111bf7e2fbcab18ccb"},
+		{"one", []Fingerprint{fp(1)}, nil, "2b674566e51440a0846232cdc0f9fc73b4b6bfb2bba354fdb203c6c8c387f78e"},
+		{"unsorted", []Fingerprint{fp(9), fp(1), fp(5)}, []Fingerprint{fp(2)}, "500b87681f48de7251c235cf96fb7b704a3a94fe18f8516ac6f499e01aa69193"},
+		{"sorted", []Fingerprint{fp(1), fp(5), fp(9)}, []Fingerprint{fp(2)}, "500b87681f48de7251c235cf96fb7b704a3a94fe18f8516ac6f499e01aa69193"},
+		{"other attribute", []Fingerprint{fp(2)}, []Fingerprint{fp(1), fp(5), fp(9)}, "803e07d2a8fd15334e32177dfe808f56ae16a7ba03915572a0c8c2d5d3753433"},
+		{"many", many, many[:7], "230b402518fcdf946f5d0609cfeb65488f02de03685bdeb8e8d7567b17ac235d"},
+	} {
+		uc := slices.Clone(tt.uc)
+		sum := valuesHash(tt.uc, tt.smime)
+		if got := hex.EncodeToString(sum[:]); got != tt.want {
+			t.Errorf("%s: valuesHash = %s, want %s", tt.name, got, tt.want)
+		}
+		if !slices.Equal(uc, tt.uc) {
+			t.Errorf("%s: valuesHash reordered its argument", tt.name)
+		}
+	}
+}
+
+// BenchmarkValuesHash hashes the fingerprints of a typical record (two
+// certificates in one attribute, one in the other):
+//
+//	go test -run '^$' -bench ValuesHash ./smimesync
+func BenchmarkValuesHash(b *testing.B) {
+	uc := []Fingerprint{{9}, {1}}
+	smime := []Fingerprint{{5}}
+	b.ReportAllocs()
+	for b.Loop() {
+		valuesHash(uc, smime)
 	}
 }
