@@ -51,7 +51,7 @@ func SetRunRows(t interface{ Cleanup(func()) }, n int) {
 // JSON, as this package wrote them before their binary layout (see
 // store_record.go), for the tests of a store written then.
 func RewriteRecordsAsJSON(t interface{ Fatal(...any) }, b *BoltState) {
-	err := b.with(func(db *bolt.DB) error {
+	err := b.write(func(db *bolt.DB) error {
 		return db.Update(func(tx *bolt.Tx) error {
 			bk := tx.Bucket(bucketPublished)
 			put := map[string][]byte{}

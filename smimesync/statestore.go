@@ -219,8 +219,10 @@ func (v *boltView) Published(ctx context.Context, key string) (p Published, ok b
 	if err := ctx.Err(); err != nil {
 		return p, false, err
 	}
-	err = v.db.View(func(tx *bolt.Tx) error {
-		raw := tx.Bucket(bucketPublished).Get([]byte(key))
+	// A transaction kept from an earlier read (see store_readtx.go): a
+	// pass reads the record of every entry it takes on its memo.
+	err = v.b.read(v.db, func(t *readTx) error {
+		raw := t.bucket(bucketPublished).Get([]byte(key))
 		if raw == nil {
 			return nil
 		}
@@ -302,7 +304,7 @@ func (b *BoltState) SaveChanges(ctx context.Context, head *Snapshot, changes map
 		}
 		enc[k] = raw
 	}
-	err := b.with(func(db *bolt.DB) error {
+	err := b.write(func(db *bolt.DB) error {
 		return db.Update(func(tx *bolt.Tx) error {
 			if err := putHeader(tx, head, next); err != nil {
 				return err

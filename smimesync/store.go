@@ -109,6 +109,9 @@ type BoltState struct {
 	db     *bolt.DB
 	refs   int  // users of db: operations in flight, and the lock
 	locked bool // a Lock is held
+	// reads keeps read transactions of db between reads (see
+	// store_readtx.go); every write goes through write.
+	reads readTxs
 }
 
 // Lock opens the store and keeps it open (and its file locked) until
@@ -170,13 +173,15 @@ func (b *BoltState) release() error {
 	}
 	db := b.db
 	b.db = nil
+	b.reads.drop()
 	if err := db.Close(); err != nil {
 		return fmt.Errorf("smimesync: closing the state store %s: %w", b.Path, err)
 	}
 	return nil
 }
 
-// with runs fn on the open store.
+// with runs fn on the open store. A fn that writes goes through write
+// instead.
 func (b *BoltState) with(fn func(db *bolt.DB) error) error {
 	db, err := b.acquire()
 	if err != nil {
@@ -531,7 +536,7 @@ func (b *BoltState) Save(ctx context.Context, s *Snapshot) error {
 		return err
 	}
 	next := s.Generation + 1
-	err := b.with(func(db *bolt.DB) error {
+	err := b.write(func(db *bolt.DB) error {
 		return db.Update(func(tx *bolt.Tx) error { return putSnapshot(tx, s, next) })
 	})
 	if err != nil {
@@ -555,7 +560,7 @@ func (b *BoltState) Record(ctx context.Context, id string, p Published) error {
 	if err != nil {
 		return err
 	}
-	err = b.with(func(db *bolt.DB) error {
+	err = b.write(func(db *bolt.DB) error {
 		return db.Batch(func(tx *bolt.Tx) error {
 			if err := tx.Bucket(bucketDeparted).Delete([]byte(id)); err != nil {
 				return err
@@ -611,6 +616,8 @@ func (b *BoltState) Prepare(ctx context.Context) error {
 // the commit writes pages and syncs, and so fails where a Record's would
 // (a full disk, a file system gone read-only).
 func (b *BoltState) prepareCommit(db *bolt.DB) error {
+	b.reads.beginWrite()
+	defer b.reads.endWrite()
 	return db.Update(func(tx *bolt.Tx) error {
 		m := tx.Bucket(bucketMeta)
 		return m.Put(keySnapshot, bytes.Clone(m.Get(keySnapshot)))

@@ -123,7 +123,8 @@ func decodeMemo(b []byte) (Memo, error) {
 // LookupMemo reads the memo of key. A record it cannot read is no memo
 // (its entry is judged again, and its memo rewritten); it is not an error.
 // During a pass the store is open already (the pass's view holds it), so
-// a lookup is one read transaction, not an open.
+// a lookup is a read, not an open, through a read transaction kept from
+// an earlier one when nothing was written since (see store_readtx.go).
 func (b *BoltState) LookupMemo(ctx context.Context, key string) (Memo, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return Memo{}, false, err
@@ -133,8 +134,9 @@ func (b *BoltState) LookupMemo(ctx context.Context, key string) (Memo, bool, err
 		ok bool
 	)
 	err := b.with(func(db *bolt.DB) error {
-		return db.View(func(tx *bolt.Tx) error {
-			bk := tx.Bucket(bucketMemo)
+		// A transaction kept from an earlier read (see store_readtx.go).
+		return b.read(db, func(t *readTx) error {
+			bk := t.bucket(bucketMemo)
 			if bk == nil {
 				return nil
 			}
@@ -161,7 +163,7 @@ func (b *BoltState) SaveMemos(ctx context.Context, put map[string]Memo, drop []s
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	err := b.with(func(db *bolt.DB) error {
+	err := b.write(func(db *bolt.DB) error {
 		return db.Update(func(tx *bolt.Tx) error {
 			bk, err := tx.CreateBucketIfNotExists(bucketMemo)
 			if err != nil {
