@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -93,5 +94,28 @@ func BenchmarkValuesHash(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		valuesHash(uc, smime)
+	}
+}
+
+// TestCompareKeyHash: key hashes order as their bytes do (the order a
+// plan file's unlisted keys are saved and checked in).
+func TestCompareKeyHash(t *testing.T) {
+	var keys []keyHash
+	for _, b := range []byte{0, 1, 0x7f, 0x80, 0xff} {
+		for _, at := range []int{0, 7, 8, 15} {
+			var k keyHash
+			k[at] = b
+			keys = append(keys, k)
+		}
+	}
+	for i := range 50 {
+		keys = append(keys, hashKey(strconv.Itoa(i)))
+	}
+	for _, a := range keys {
+		for _, b := range keys {
+			if got, want := compareKeyHash(a, b), bytes.Compare(a[:], b[:]); got != want {
+				t.Fatalf("compareKeyHash(%x, %x) = %d, want %d", a, b, got, want)
+			}
+		}
 	}
 }

@@ -61,7 +61,7 @@ func (u *unlisted) seal() {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	slices.SortFunc(u.keys, func(a, b keyHash) int { return bytes.Compare(a[:], b[:]) })
+	slices.SortFunc(u.keys, compareKeyHash)
 	u.keys = slices.Clip(u.keys)
 	u.sealed = true
 }
