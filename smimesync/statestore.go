@@ -222,7 +222,7 @@ func (v *boltView) Published(ctx context.Context, key string) (p Published, ok b
 	// A transaction kept from an earlier read (see store_readtx.go): a
 	// pass reads the record of every entry it takes on its memo.
 	err = v.b.read(v.db, func(t *readTx) error {
-		raw := t.bucket(bucketPublished).Get([]byte(key))
+		raw := t.get(bucketPublished, []byte(key))
 		if raw == nil {
 			return nil
 		}

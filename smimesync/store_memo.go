@@ -136,11 +136,7 @@ func (b *BoltState) LookupMemo(ctx context.Context, key string) (Memo, bool, err
 	err := b.with(func(db *bolt.DB) error {
 		// A transaction kept from an earlier read (see store_readtx.go).
 		return b.read(db, func(t *readTx) error {
-			bk := t.bucket(bucketMemo)
-			if bk == nil {
-				return nil
-			}
-			raw := bk.Get([]byte(key))
+			raw := t.get(bucketMemo, []byte(key))
 			if raw == nil {
 				return nil
 			}

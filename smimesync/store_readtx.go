@@ -1,6 +1,7 @@
 package smimesync
 
 import (
+	"bytes"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -37,25 +38,37 @@ type readTxs struct {
 // once, which the Syncer's workers bound.
 const maxIdleTxs = 32
 
-// readTx is a read transaction, the seq it began at, and the buckets it
-// looked up.
+// readTx is a read transaction, the seq it began at, and a cursor for
+// each bucket it read (nil for a bucket the store does not have).
 type readTx struct {
 	tx      *bolt.Tx
 	seq     uint64
-	buckets map[string]*bolt.Bucket
+	cursors map[string]*bolt.Cursor
 }
 
-// bucket is the bucket of name in t (nil when there is none).
-func (t *readTx) bucket(name []byte) *bolt.Bucket {
-	if bk, ok := t.buckets[string(name)]; ok {
-		return bk
+// get returns the value of key in the bucket of name (nil when there is
+// none, or no such bucket), as Bucket.Get does, through the cursor t
+// keeps for the bucket: Bucket.Get makes a cursor (and grows its stack)
+// on every call.
+func (t *readTx) get(name, key []byte) []byte {
+	c, ok := t.cursors[string(name)]
+	if !ok {
+		if bk := t.tx.Bucket(name); bk != nil {
+			c = bk.Cursor()
+		}
+		if t.cursors == nil {
+			t.cursors = map[string]*bolt.Cursor{}
+		}
+		t.cursors[string(name)] = c
 	}
-	bk := t.tx.Bucket(name)
-	if t.buckets == nil {
-		t.buckets = map[string]*bolt.Bucket{}
+	if c == nil {
+		return nil
 	}
-	t.buckets[string(name)] = bk
-	return bk
+	k, v := c.Seek(key)
+	if v == nil || !bytes.Equal(k, key) {
+		return nil // not there, or a bucket
+	}
+	return v
 }
 
 // read runs fn in a read transaction of db: one kept from an earlier read
