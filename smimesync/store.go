@@ -26,9 +26,10 @@ var (
 	// Snapshot without its three maps, as JSON with the StateFormat
 	// marker) and, after an import, keyImported.
 	bucketMeta = []byte("meta")
-	// bucketPublished, bucketPending and bucketDeparted hold one JSON
-	// record per directory entry ID: Snapshot.Published, Pending and
-	// Departed.
+	// bucketPublished, bucketPending and bucketDeparted hold one record
+	// per directory entry ID: Snapshot.Published (binary, see
+	// store_record.go; JSON in a store saved before), Pending and
+	// Departed (JSON).
 	bucketPublished = []byte("published")
 	bucketPending   = []byte("pending")
 	bucketDeparted  = []byte("departed")
