@@ -85,6 +85,9 @@ func decodeMemo(b []byte) (Memo, error) {
 	m.RecheckBy = memoTimeOf(int64(binary.BigEndian.Uint64(b[97:105])))
 	m.Verified = memoTimeOf(int64(binary.BigEndian.Uint64(b[105:113])))
 	rest := b[memoHead:]
+	// Every string of the memo is a slice of one copy of the rest: a pass
+	// decodes the memo of every entry it reads.
+	all, at := string(rest), 0
 	bad := false
 	num := func() int {
 		n, k := binary.Uvarint(rest)
@@ -92,7 +95,7 @@ func decodeMemo(b []byte) (Memo, error) {
 			bad = true
 			return 0
 		}
-		rest = rest[k:]
+		rest, at = rest[k:], at+k
 		return int(n)
 	}
 	str := func() string {
@@ -101,8 +104,8 @@ func decodeMemo(b []byte) (Memo, error) {
 			bad = true
 			return ""
 		}
-		s := string(rest[:n])
-		rest = rest[n:]
+		s := all[at : at+n]
+		rest, at = rest[n:], at+n
 		return s
 	}
 	m.Recipient, m.RecipientName, m.RecipientKind = str(), str(), str()

@@ -106,3 +106,34 @@ func TestPublishedRecordDamaged(t *testing.T) {
 		t.Error("a time that is not one: no error")
 	}
 }
+
+// TestMemoRecord: a memo reads back as it was saved, every string of it
+// (its strings share one copy of the record), and a memo record cut short
+// or with a byte after it is no memo.
+func TestMemoRecord(t *testing.T) {
+	for i, m := range []Memo{
+		{},
+		{Entry: sha256.Sum256([]byte("e")), Settings: sha256.Sum256([]byte("s")), Values: sha256.Sum256([]byte("v")),
+			Recipient: "alice@example.com", RecipientName: "Alice Example", RecipientKind: "UserMailbox",
+			Kept: 2, DroppedValues: 3, Dropped: []Reason{"expired", "wrong-address", "expired"},
+			RecheckBy: time.Date(2027, 1, 2, 3, 4, 5, 0, time.UTC), Verified: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
+		{Recipient: strings.Repeat("é", 200), Skip: SkipReadOnly, Detail: "directory-synced\x00{"},
+	} {
+		raw := encodeMemo(m)
+		got, err := decodeMemo(raw)
+		if err != nil {
+			t.Fatalf("memo %d: %v", i, err)
+		}
+		if !reflect.DeepEqual(got, m) {
+			t.Errorf("memo %d read back as\n%+v\nwant\n%+v", i, got, m)
+		}
+		for n := range len(raw) {
+			if _, err := decodeMemo(raw[:n]); err == nil {
+				t.Errorf("memo %d cut to %d of %d bytes: read", i, n, len(raw))
+			}
+		}
+		if _, err := decodeMemo(append(bytes.Clone(raw), 0)); err == nil {
+			t.Errorf("memo %d with a byte after it: read", i)
+		}
+	}
+}
