@@ -610,13 +610,15 @@ func (a *applyRun) finish(ctx context.Context, cancelled error) {
 // Snapshot.Departed when it was recorded.)
 func (a *applyRun) forgetUnseen(ctx context.Context) error {
 	seen := a.plan.seen
-	err := a.st.eachPublished(ctx, seen, func(k string, _ Published) error {
-		a.st.deletePublished(k)
-		a.rep.forgotten = append(a.rep.forgotten, k)
-		return nil
-	})
-	if err != nil {
-		return err
+	if a.st.part == nil || !a.st.part.allRead {
+		err := a.st.eachPublished(ctx, seen, func(k string, _ Published) error {
+			a.st.deletePublished(k)
+			a.rep.forgotten = append(a.rep.forgotten, k)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 	}
 	for k := range a.st.Pending {
 		if !seen(k) {

@@ -62,7 +62,13 @@ func (s *Syncer) departures(ctx context.Context, st *Snapshot, rows *rowSet, del
 		}
 		out = append(out, c)
 	}
-	read := func(k string) bool { return seen[k] || rows.has(k) || u.has(k) }
+	read := func(k string) bool {
+		if seen[k] {
+			return true
+		}
+		h := hashKey(k) // once for both
+		return rows.hasHash(h) || u.hasHash(h)
+	}
 	add := func(k string, p Published, retried bool) {
 		if !read(k) && len(p.fingerprints()) > 0 {
 			seen[k] = true
@@ -71,12 +77,19 @@ func (s *Syncer) departures(ctx context.Context, st *Snapshot, rows *rowSet, del
 	}
 	if full {
 		// The records of entries this read returned are not even decoded.
+		unread := 0
 		err := st.eachPublished(ctx, read, func(k string, p Published) error {
+			unread++
 			add(k, p, false)
 			return nil
 		})
 		if err != nil {
 			return nil, fmt.Errorf("smimesync: reading the state: %w", err)
+		}
+		if unread == 0 && st.part != nil {
+			// Every record is of an entry the plan has (a row, or
+			// unlisted): Apply's forgetUnseen finds none to forget.
+			st.part.allRead = true
 		}
 	}
 	if full || s.RemoveDeparted {

@@ -1,6 +1,12 @@
 package smimesync
 
-import "os"
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+
+	bolt "go.etcd.io/bbolt"
+)
 
 // SpillFile is the plan's temporary file of values to write, for the
 // tests: nil until a write had values.
@@ -39,4 +45,53 @@ func SetRunRows(t interface{ Cleanup(func()) }, n int) {
 	old := runRows
 	runRows = n
 	t.Cleanup(func() { runRows = old })
+}
+
+// RewriteRecordsAsJSON rewrites every Published record of b's store as
+// JSON, as this package wrote them before their binary layout (see
+// store_record.go), for the tests of a store written then.
+func RewriteRecordsAsJSON(t interface{ Fatal(...any) }, b *BoltState) {
+	err := b.write(func(db *bolt.DB) error {
+		return db.Update(func(tx *bolt.Tx) error {
+			bk := tx.Bucket(bucketPublished)
+			put := map[string][]byte{}
+			err := bk.ForEach(func(k, v []byte) error {
+				p, err := decodePublished(k, v)
+				if err != nil {
+					return err
+				}
+				raw, err := json.Marshal(p)
+				put[string(k)] = raw
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			for k, raw := range put {
+				if err := bk.Put([]byte(k), raw); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// RawRecord is the stored Published record of key in b's store, as its
+// bytes (nil when there is none).
+func RawRecord(t interface{ Fatal(...any) }, b *BoltState, key string) []byte {
+	var raw []byte
+	err := b.with(func(db *bolt.DB) error {
+		return db.View(func(tx *bolt.Tx) error {
+			raw = bytes.Clone(tx.Bucket(bucketPublished).Get([]byte(key)))
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }

@@ -222,27 +222,53 @@ func (s *Syncer) memoSettings(pol *Policy) [32]byte {
 }
 
 // entryHash hashes every field of e, in a fixed order, each value
-// length-prefixed: whatever the policy or the sink's lookup reads of the
-// entry is in it.
+// length-prefixed (as hashString, hashInt and hashBool write them):
+// whatever the policy or the sink's lookup reads of the entry is in it.
+// The fields are laid end to end in a buffer (kept for the next entry)
+// and hashed at once: most of the pass over an unchanged directory is
+// this hash and the memo's lookup.
 func entryHash(e *directory.Entry) [32]byte {
-	h := sha256.New()
-	hashString(h, e.ID)
-	hashString(h, e.DN)
-	hashString(h, e.UserPrincipalName)
-	hashString(h, e.Mail)
-	hashString(h, e.Source)
-	hashBool(h, e.Deleted)
-	hashInt(h, len(e.ProxyAddresses))
-	for _, p := range e.ProxyAddresses {
-		hashString(h, p)
+	bp := entryBufs.Get().(*[]byte)
+	b := appendLen((*bp)[:0], len(e.ID))
+	b = append(b, e.ID...)
+	for _, s := range [...]string{e.DN, e.UserPrincipalName, e.Mail, e.Source} {
+		b = appendLen(b, len(s))
+		b = append(b, s...)
 	}
-	for _, vals := range [][][]byte{e.UserCertificate, e.UserSMIMECertificate} {
-		hashInt(h, len(vals))
+	b = append(b, boolByte(e.Deleted))
+	b = appendLen(b, len(e.ProxyAddresses))
+	for _, p := range e.ProxyAddresses {
+		b = appendLen(b, len(p))
+		b = append(b, p...)
+	}
+	for _, vals := range [...][][]byte{e.UserCertificate, e.UserSMIMECertificate} {
+		b = appendLen(b, len(vals))
 		for _, v := range vals {
-			hashBytes(h, v)
+			b = appendLen(b, len(v))
+			b = append(b, v...)
 		}
 	}
-	return [32]byte(h.Sum(nil))
+	sum := sha256.Sum256(b)
+	if cap(b) <= maxEntryBuf {
+		*bp = b
+		entryBufs.Put(bp)
+	}
+	return sum
+}
+
+// entryBufs are entryHash's buffers; one larger than maxEntryBuf (an
+// entry with unusually large values) is not kept.
+var entryBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxEntryBuf = 64 << 10
+
+func appendLen(b []byte, n int) []byte { return binary.BigEndian.AppendUint64(b, uint64(n)) }
+
+func boolByte(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
 }
 
 func hashBytes(h hash.Hash, b []byte) {
@@ -544,15 +570,34 @@ func (s *Summary) countMemo(m *MemoValues) {
 }
 
 // valuesHash is a Memo's Values: the SHA-256 of a record's fingerprints,
-// each attribute's sorted, the two told apart.
+// each attribute's sorted, the two told apart. They are sorted in a copy
+// and laid end to end in a buffer, both kept for the next call, and hashed
+// at once: an unchanged pass checks the record of every memoized entry
+// with it.
 func valuesHash(userCertificate, userSMIMECertificate []Fingerprint) [32]byte {
-	h := sha256.New()
-	for i, fps := range [][]Fingerprint{userCertificate, userSMIMECertificate} {
-		sorted := slices.SortedFunc(slices.Values(fps), func(a, b Fingerprint) int { return bytes.Compare(a[:], b[:]) })
-		h.Write([]byte{byte(i), byte(len(sorted) >> 8), byte(len(sorted))})
-		for _, f := range sorted {
-			h.Write(f[:])
+	sc := valuesBufs.Get().(*valuesScratch)
+	b := sc.b[:0]
+	for i, fps := range [...][]Fingerprint{userCertificate, userSMIMECertificate} {
+		sc.fps = append(sc.fps[:0], fps...) // fps is the caller's
+		slices.SortFunc(sc.fps, func(a, b Fingerprint) int { return bytes.Compare(a[:], b[:]) })
+		b = append(b, byte(i), byte(len(fps)>>8), byte(len(fps)))
+		for _, f := range sc.fps {
+			b = append(b, f[:]...)
 		}
 	}
-	return [32]byte(h.Sum(nil))
+	sum := sha256.Sum256(b)
+	if cap(b) <= maxEntryBuf {
+		sc.b = b
+		valuesBufs.Put(sc)
+	}
+	return sum
 }
+
+// valuesScratch is valuesHash's buffers; one grown beyond maxEntryBuf
+// (thousands of values) is not kept.
+type valuesScratch struct {
+	b   []byte
+	fps []Fingerprint
+}
+
+var valuesBufs = sync.Pool{New: func() any { return new(valuesScratch) }}

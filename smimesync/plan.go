@@ -173,7 +173,11 @@ func compareChanges(a, b *Change) int {
 func (s *Syncer) read(ctx context.Context, st *Snapshot, cookie []byte, mp *memoPass, sp *spill, rows *rowSet, u *unlisted, wait *waiting) ([]*Change, directory.Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	entries := make(chan *directory.Entry)
+	// Buffered, one entry a worker: unbuffered, each entry went from
+	// the source's goroutine to a worker on the same processor, the two
+	// taking turns on it, and a pass over an unchanged directory (the
+	// workers' part as short as the source's) used one processor of two.
+	entries := make(chan *directory.Entry, s.concurrency())
 	var (
 		mu      sync.Mutex
 		deleted []*Change

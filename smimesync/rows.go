@@ -257,14 +257,29 @@ func (rs *rowSet) index() {
 	}
 }
 
-func compareKeyHash(a, b keyHash) int { return bytes.Compare(a[:], b[:]) }
+// compareKeyHash orders key hashes as bytes.Compare does, a half at a
+// time: the plan looks up a key or two per record of the state in them.
+func compareKeyHash(a, b keyHash) int {
+	if c := cmp.Compare(binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8])); c != 0 {
+		return c
+	}
+	return cmp.Compare(binary.BigEndian.Uint64(a[8:]), binary.BigEndian.Uint64(b[8:]))
+}
 
 // has reports whether a row has the state key key (after index).
 func (rs *rowSet) has(key string) bool {
 	if rs == nil {
 		return false
 	}
-	_, ok := slices.BinarySearchFunc(rs.keys, hashKey(key), compareKeyHash)
+	return rs.hasHash(hashKey(key))
+}
+
+// hasHash is has of the key whose hashKey is h.
+func (rs *rowSet) hasHash(h keyHash) bool {
+	if rs == nil {
+		return false
+	}
+	_, ok := slices.BinarySearchFunc(rs.keys, h, compareKeyHash)
 	return ok
 }
 

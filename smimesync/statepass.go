@@ -35,6 +35,12 @@ type partial struct {
 	// over is this Apply's changes: a Published whose Recipient is empty
 	// removes its key.
 	over map[string]Published
+	// allRead is set by a full plan whose walk of the records
+	// (departures) found none but those of entries the plan read: the
+	// Apply of that plan (the state unchanged since, or the plan is
+	// stale) has no record to forget (forgetUnseen), and does not walk
+	// them again.
+	allRead bool
 }
 
 // loadState is the state a Plan starts from: the whole snapshot, or, for a

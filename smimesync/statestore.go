@@ -106,13 +106,7 @@ func holderPrefix(recipient string) []byte { return holderKey(recipient, nil) }
 
 // recipientOf is the Recipient of a stored record ("" when it cannot be
 // decoded: such a record has no index entry to remove).
-func recipientOf(raw []byte) string {
-	var r struct {
-		Recipient string `json:"recipient"`
-	}
-	json.Unmarshal(raw, &r)
-	return r.Recipient
-}
+func recipientOf(raw []byte) string { return recordRecipient(raw) }
 
 // putPublished puts raw as the Published record of key (nil deletes it),
 // and keeps bucketHolders in step, in tx.
@@ -227,9 +221,11 @@ func (v *boltView) Published(ctx context.Context, key string) (p Published, ok b
 	if err := ctx.Err(); err != nil {
 		return p, false, err
 	}
-	err = v.db.View(func(tx *bolt.Tx) error {
-		raw := tx.Bucket(bucketPublished).Get([]byte(key))
-		v.b.shed.touch(tx, lookupTouch(len(raw)))
+	// A transaction kept from an earlier read (see store_readtx.go): a
+	// pass reads the record of every entry it takes on its memo.
+	err = v.b.read(v.db, func(t *readTx) error {
+		raw := t.get(bucketPublished, []byte(key))
+		v.b.shed.touch(t.tx, lookupTouch(len(raw)))
 		if raw == nil {
 			return nil
 		}
@@ -310,13 +306,13 @@ func (b *BoltState) SaveChanges(ctx context.Context, head *Snapshot, changes map
 			enc[k] = nil
 			continue
 		}
-		raw, err := json.Marshal(p)
+		raw, err := encodePublished(p)
 		if err != nil {
 			return err
 		}
 		enc[k] = raw
 	}
-	err := b.with(func(db *bolt.DB) error {
+	err := b.write(func(db *bolt.DB) error {
 		defer b.shed.committed(db) // after the commit: it read the records it wrote
 		return db.Update(func(tx *bolt.Tx) error {
 			if err := putHeader(tx, head, next); err != nil {

@@ -26,9 +26,10 @@ var (
 	// Snapshot without its three maps, as JSON with the StateFormat
 	// marker) and, after an import, keyImported.
 	bucketMeta = []byte("meta")
-	// bucketPublished, bucketPending and bucketDeparted hold one JSON
-	// record per directory entry ID: Snapshot.Published, Pending and
-	// Departed.
+	// bucketPublished, bucketPending and bucketDeparted hold one record
+	// per directory entry ID: Snapshot.Published (binary, see
+	// store_record.go; JSON in a store saved before), Pending and
+	// Departed (JSON).
 	bucketPublished = []byte("published")
 	bucketPending   = []byte("pending")
 	bucketDeparted  = []byte("departed")
@@ -134,6 +135,9 @@ type BoltState struct {
 	// shed gives back the file's pages the reads and writes mapped in
 	// (storeshed_linux.go).
 	shed shedder
+	// reads keeps read transactions of db between reads (see
+	// store_readtx.go); every write goes through write.
+	reads readTxs
 }
 
 // Lock opens the store and keeps it open (and its file locked) until
@@ -195,13 +199,15 @@ func (b *BoltState) release() error {
 	}
 	db := b.db
 	b.db = nil
+	b.reads.drop()
 	if err := db.Close(); err != nil {
 		return fmt.Errorf("smimesync: closing the state store %s: %w", b.Path, err)
 	}
 	return nil
 }
 
-// with runs fn on the open store.
+// with runs fn on the open store. A fn that writes goes through write
+// instead.
 func (b *BoltState) with(fn func(db *bolt.DB) error) error {
 	db, err := b.acquire()
 	if err != nil {
@@ -388,10 +394,10 @@ func loadTx(tx *bolt.Tx, sh *shedder) (*Snapshot, error) {
 	return s, err
 }
 
-// decodePublished decodes the record of key k.
+// decodePublished decodes the record of key k (see store_record.go).
 func decodePublished(k, v []byte) (Published, error) {
-	var p Published
-	if err := json.Unmarshal(v, &p); err != nil {
+	p, err := decodePublishedRecord(v)
+	if err != nil {
 		return p, fmt.Errorf("%w: the record of %s: %v", ErrStateUnreadable, k, err)
 	}
 	return p, nil
@@ -476,7 +482,7 @@ func putSnapshot(tx *bolt.Tx, s *Snapshot, gen uint64) error {
 	if err := putHeader(tx, s, gen); err != nil {
 		return err
 	}
-	if err := syncBucket(tx.Bucket(bucketPublished), s.Published, publishedPutter(tx)); err != nil {
+	if err := syncBucket(tx.Bucket(bucketPublished), s.Published, encodePublished, publishedPutter(tx)); err != nil {
 		return err
 	}
 	return putBounded(tx, s)
@@ -484,11 +490,15 @@ func putSnapshot(tx *bolt.Tx, s *Snapshot, gen uint64) error {
 
 // putBounded makes the Pending and Departed buckets hold exactly s's.
 func putBounded(tx *bolt.Tx, s *Snapshot) error {
-	if err := syncBucket(tx.Bucket(bucketPending), s.Pending, bucketPutter(tx.Bucket(bucketPending))); err != nil {
+	if err := syncBucket(tx.Bucket(bucketPending), s.Pending, marshalJSON, bucketPutter(tx.Bucket(bucketPending))); err != nil {
 		return err
 	}
-	return syncBucket(tx.Bucket(bucketDeparted), s.Departed, bucketPutter(tx.Bucket(bucketDeparted)))
+	return syncBucket(tx.Bucket(bucketDeparted), s.Departed, marshalJSON, bucketPutter(tx.Bucket(bucketDeparted)))
 }
+
+// marshalJSON is json.Marshal for syncBucket: the records of Pending and
+// Departed are JSON.
+func marshalJSON[V any](v V) ([]byte, error) { return json.Marshal(v) }
 
 // bucketPutter puts raw as k's record in bk, or deletes k when raw is nil.
 func bucketPutter(bk *bolt.Bucket) func(k, raw []byte) error {
@@ -500,12 +510,12 @@ func bucketPutter(bk *bolt.Bucket) func(k, raw []byte) error {
 	}
 }
 
-// syncBucket makes bk hold exactly want's records, writing (with put: a
-// nil record deletes) only those that changed.
-func syncBucket[V any](bk *bolt.Bucket, want map[string]V, put func(k, raw []byte) error) error {
+// syncBucket makes bk hold exactly want's records, encoded by encode,
+// writing (with put: a nil record deletes) only those that changed.
+func syncBucket[V any](bk *bolt.Bucket, want map[string]V, encode func(V) ([]byte, error), put func(k, raw []byte) error) error {
 	enc := make(map[string][]byte, len(want))
 	for k, v := range want {
-		raw, err := json.Marshal(v)
+		raw, err := encode(v)
 		if err != nil {
 			return err
 		}
@@ -556,7 +566,7 @@ func (b *BoltState) Save(ctx context.Context, s *Snapshot) error {
 		return err
 	}
 	next := s.Generation + 1
-	err := b.with(func(db *bolt.DB) error {
+	err := b.write(func(db *bolt.DB) error {
 		if err := db.Update(func(tx *bolt.Tx) error { return putSnapshot(tx, s, next) }); err != nil {
 			return err
 		}
@@ -580,11 +590,11 @@ func (b *BoltState) Record(ctx context.Context, id string, p Published) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	raw, err := json.Marshal(p)
+	raw, err := encodePublished(p)
 	if err != nil {
 		return err
 	}
-	err = b.with(func(db *bolt.DB) error {
+	err = b.write(func(db *bolt.DB) error {
 		defer b.shed.wrote(db, commitTouch(len(raw)))
 		return db.Batch(func(tx *bolt.Tx) error {
 			if err := tx.Bucket(bucketDeparted).Delete([]byte(id)); err != nil {
@@ -641,6 +651,8 @@ func (b *BoltState) Prepare(ctx context.Context) error {
 // the commit writes pages and syncs, and so fails where a Record's would
 // (a full disk, a file system gone read-only).
 func (b *BoltState) prepareCommit(db *bolt.DB) error {
+	b.reads.beginWrite()
+	defer b.reads.endWrite()
 	return db.Update(func(tx *bolt.Tx) error {
 		m := tx.Bucket(bucketMeta)
 		return m.Put(keySnapshot, bytes.Clone(m.Get(keySnapshot)))

@@ -85,6 +85,9 @@ func decodeMemo(b []byte) (Memo, error) {
 	m.RecheckBy = memoTimeOf(int64(binary.BigEndian.Uint64(b[97:105])))
 	m.Verified = memoTimeOf(int64(binary.BigEndian.Uint64(b[105:113])))
 	rest := b[memoHead:]
+	// Every string of the memo is a slice of one copy of the rest: a pass
+	// decodes the memo of every entry it reads.
+	all, at := string(rest), 0
 	bad := false
 	num := func() int {
 		n, k := binary.Uvarint(rest)
@@ -92,7 +95,7 @@ func decodeMemo(b []byte) (Memo, error) {
 			bad = true
 			return 0
 		}
-		rest = rest[k:]
+		rest, at = rest[k:], at+k
 		return int(n)
 	}
 	str := func() string {
@@ -101,8 +104,8 @@ func decodeMemo(b []byte) (Memo, error) {
 			bad = true
 			return ""
 		}
-		s := string(rest[:n])
-		rest = rest[n:]
+		s := all[at : at+n]
+		rest, at = rest[n:], at+n
 		return s
 	}
 	m.Recipient, m.RecipientName, m.RecipientKind = str(), str(), str()
@@ -123,7 +126,8 @@ func decodeMemo(b []byte) (Memo, error) {
 // LookupMemo reads the memo of key. A record it cannot read is no memo
 // (its entry is judged again, and its memo rewritten); it is not an error.
 // During a pass the store is open already (the pass's view holds it), so
-// a lookup is one read transaction, not an open.
+// a lookup is a read, not an open, through a read transaction kept from
+// an earlier one when nothing was written since (see store_readtx.go).
 func (b *BoltState) LookupMemo(ctx context.Context, key string) (Memo, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return Memo{}, false, err
@@ -133,13 +137,10 @@ func (b *BoltState) LookupMemo(ctx context.Context, key string) (Memo, bool, err
 		ok bool
 	)
 	err := b.with(func(db *bolt.DB) error {
-		return db.View(func(tx *bolt.Tx) error {
-			bk := tx.Bucket(bucketMemo)
-			if bk == nil {
-				return nil
-			}
-			raw := bk.Get([]byte(key))
-			b.shed.touch(tx, lookupTouch(len(raw)))
+		// A transaction kept from an earlier read (see store_readtx.go).
+		return b.read(db, func(t *readTx) error {
+			raw := t.get(bucketMemo, []byte(key))
+			b.shed.touch(t.tx, lookupTouch(len(raw)))
 			if raw == nil {
 				return nil
 			}
@@ -162,7 +163,7 @@ func (b *BoltState) SaveMemos(ctx context.Context, put map[string]Memo, drop []s
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	err := b.with(func(db *bolt.DB) error {
+	err := b.write(func(db *bolt.DB) error {
 		defer b.shed.committed(db) // after the commit: it read the memos it wrote
 		return db.Update(func(tx *bolt.Tx) error {
 			bk, err := tx.CreateBucketIfNotExists(bucketMemo)

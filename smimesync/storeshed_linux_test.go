@@ -164,9 +164,10 @@ func shedPass(t *testing.T, st *smimesync.BoltState, n int) int64 {
 
 // shedBoundKiB is the most a pass over a store of shedRecords records may
 // keep of its file mapped in (shedLimit, and one look's worth): far less
-// than the file (about 75 MB).
+// than the file (about 75 MB, records as BoltState lays them out since
+// they are binary).
 const (
-	shedRecords  = 40000
+	shedRecords  = 70000
 	shedLimit    = 16 << 20
 	shedBoundKiB = 32 << 10
 )
@@ -218,7 +219,7 @@ func TestBoltStateShedsMappedPages(t *testing.T) {
 // file as it is mapped now. Run it with -race too.
 func TestBoltStateShedsWhileGrowing(t *testing.T) {
 	ctx := context.Background()
-	const n = 2000
+	const n = 3500
 	st := &smimesync.BoltState{Path: newShedStore(t, n), MapLimit: shedLimit}
 	smimesync.ShedOften(st)
 	unlock, err := st.Lock()

@@ -33,7 +33,10 @@ type unlisted struct {
 type keyHash [16]byte
 
 func hashKey(key string) keyHash {
-	s := sha256.Sum256([]byte(key))
+	// Copied to the stack: []byte(key) would be allocated for a key
+	// longer than 32 bytes, and a pass hashes a key or two per entry.
+	var buf [128]byte
+	s := sha256.Sum256(append(buf[:0], key...))
 	return keyHash(s[:16])
 }
 
@@ -58,7 +61,7 @@ func (u *unlisted) seal() {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	slices.SortFunc(u.keys, func(a, b keyHash) int { return bytes.Compare(a[:], b[:]) })
+	slices.SortFunc(u.keys, compareKeyHash)
 	u.keys = slices.Clip(u.keys)
 	u.sealed = true
 }
@@ -69,8 +72,15 @@ func (u *unlisted) has(key string) bool {
 	if u == nil || !u.sealed || len(u.keys) == 0 {
 		return false
 	}
-	h := hashKey(key)
-	_, ok := slices.BinarySearchFunc(u.keys, h, func(a, b keyHash) int { return bytes.Compare(a[:], b[:]) })
+	return u.hasHash(hashKey(key))
+}
+
+// hasHash is has of the key whose hashKey is h.
+func (u *unlisted) hasHash(h keyHash) bool {
+	if u == nil || !u.sealed || len(u.keys) == 0 {
+		return false
+	}
+	_, ok := slices.BinarySearchFunc(u.keys, h, compareKeyHash)
 	return ok
 }
 
@@ -142,7 +152,8 @@ func (p *Plan) UnlistedCount() int {
 // found it gone): it has a row, or is unlisted. Only a plan a Syncer made
 // or ReadPlan read is asked (one with rows).
 func (p *Plan) seen(key string) bool {
-	return p.rows.has(key) || p.unlisted.has(key)
+	h := hashKey(key)
+	return p.rows.hasHash(h) || p.unlisted.hasHash(h)
 }
 
 // summarize counts the plan's rows (as they were added: rowSet.sum) and

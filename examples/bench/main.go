@@ -69,6 +69,11 @@
 // each repetition's times and ratio, and their minimum and median.
 // -cpuprofile FILE profiles this process over the repetitions.
 //
+// Otherwise -cpuprofile FILE and -memprofile FILE write each pass's CPU
+// profile and allocation profile (go tool pprof) to FILE.SOURCE.PASS
+// (cpu.out.ldif.unchanged): the profile of the pass alone, in the process
+// that ran it.
+//
 // The Samba source uses the ldaptest harness, which provisions the domain
 // controller on first use (as root, with Samba installed; about 15 s) and
 // keeps the seeded users between runs.
@@ -119,7 +124,8 @@ type options struct {
 	State           string
 	// VsLdapsearch, when positive, replaces the Samba passes by that many
 	// repetitions of the whole plan against ldapsearch (Comparison);
-	// CPUProfile profiles them.
+	// CPUProfile profiles them. Without it, CPUProfile and MemProfile
+	// are the prefixes of each pass's profiles.
 	VsLdapsearch int
 	CPUProfile   string
 	// HeapProfile, when not empty, prefixes the heap profile file of each
@@ -128,7 +134,8 @@ type options struct {
 	// MemoryLimit is the passes' GOMEMLIMIT (-memlimit).
 	MemoryLimit string
 	// MapLimit is the BoltState's MapLimit (-map-limit).
-	MapLimit int64
+	MapLimit   int64
+	MemProfile string
 
 	// command reproduces the measurements: the command line without the
 	// flags that only choose where the results go.
@@ -171,7 +178,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Int64Var(&o.MapLimit, "map-limit", 0, "the BoltState's MapLimit in bytes: on Linux, give back the state file's mapped pages once they grew by this much (0: off, the default)")
 	fs.StringVar(&o.MemoryLimit, "memlimit", "", "run each pass's child process with this GOMEMLIMIT, the Go runtime's soft memory limit (such as 200MiB; not with -inprocess, where it would also bound the emulator)")
 	fs.StringVar(&o.HeapProfile, "heapprofile", "", "write each pass's heap profile at its highest heap to this prefix followed by -PASS.pprof (the profiler's allocations count in the pass's)")
-	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "with -vs-ldapsearch: write this process's CPU profile over the repetitions to this file")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "with -vs-ldapsearch: write this process's CPU profile over the repetitions to this file; otherwise each pass's CPU profile to this file name followed by .SOURCE.PASS")
+	fs.StringVar(&o.MemProfile, "memprofile", "", "write each pass's allocation profile to this file name followed by .SOURCE.PASS")
 	fs.StringVar(&o.State, "state", stateBolt, "what keeps the state between passes: bolt (smimesync.BoltState, as the example binary) or file (smimesync.FileState, JSON)")
 	if err := fs.Parse(args); err != nil {
 		return nil, errUsage
@@ -185,7 +193,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
-		case "json", "o", "dir", "cpuprofile", "heapprofile":
+		case "json", "o", "dir", "cpuprofile", "memprofile", "heapprofile":
 		default:
 			o.command += " -" + f.Name + "=" + f.Value.String()
 		}
@@ -226,8 +234,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("%w: -memlimit bounds the passes' child processes: not with -inprocess or -sink memory", errUsage)
 	case o.MemoryLimit != "" && !memLimitRE.MatchString(o.MemoryLimit):
 		return nil, fmt.Errorf("%w: -memlimit %q: want a size as GOMEMLIMIT takes it, such as 200MiB", errUsage, o.MemoryLimit)
-	case o.CPUProfile != "" && o.VsLdapsearch == 0:
-		return nil, fmt.Errorf("%w: -cpuprofile profiles -vs-ldapsearch's repetitions", errUsage)
+	case o.MemProfile != "" && o.VsLdapsearch > 0:
+		return nil, fmt.Errorf("%w: -memprofile profiles the passes, which -vs-ldapsearch replaces", errUsage)
 	case o.State != stateBolt && o.State != stateFile:
 		return nil, fmt.Errorf("%w: -state %q: want bolt or file", errUsage, o.State)
 	}

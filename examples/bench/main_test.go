@@ -395,12 +395,40 @@ func TestMinMedian(t *testing.T) {
 	}
 }
 
+// TestPassProfiles: -cpuprofile and -memprofile write each pass's CPU and
+// allocation profiles (gzipped, as pprof writes them), one file per pass
+// named after the source and the pass, passes run in a child process
+// included.
+func TestPassProfiles(t *testing.T) {
+	dir := t.TempDir()
+	cpu, mem := filepath.Join(dir, "cpu.out"), filepath.Join(dir, "mem.out")
+	rep := runJSON(t, "-users", "20", "-sink", "file", "-dir", dir, "-cpuprofile", cpu, "-memprofile", mem)
+	if len(rep.Runs) != 1 || len(rep.Runs[0].Passes) != 4 {
+		t.Fatalf("runs %+v", rep.Runs)
+	}
+	for _, p := range rep.Runs[0].Passes {
+		for _, prefix := range []string{cpu, mem} {
+			b, err := os.ReadFile(prefix + ".ldif." + p.Name)
+			if err != nil {
+				t.Error(err)
+				continue
+			}
+			if !bytes.HasPrefix(b, []byte{0x1f, 0x8b}) {
+				t.Errorf("%s.ldif.%s is not a gzipped profile: % x", prefix, p.Name, b[:min(len(b), 8)])
+			}
+		}
+	}
+	if strings.Contains(rep.Command, "profile") {
+		t.Errorf("command %q names where the profiles went", rep.Command)
+	}
+}
+
 func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-source", "ldap"}, {"-sink", "s3"}, {"-timescale", "0"}, {"-read-back", "sometimes"},
 		{"-changes", "0"}, {"-users", "-1"}, {"extra"}, {"-nosuchflag"}, {"-state", "sqlite"},
 		{"-vs-ldapsearch", "3"}, {"-source", "ldif,samba", "-vs-ldapsearch", "3"}, {"-source", "samba", "-vs-ldapsearch", "-1"},
-		{"-source", "samba", "-cpuprofile", "cpu.out"},
+		{"-source", "samba", "-vs-ldapsearch", "3", "-memprofile", "mem.out"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(context.Background(), args, &out, &errb); code != 2 {

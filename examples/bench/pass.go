@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -15,6 +16,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,6 +75,11 @@ type passSpec struct {
 	// MemoryLimit, when not empty, is the GOMEMLIMIT of the pass's child
 	// process (the Go runtime's soft memory limit, such as "200MiB").
 	MemoryLimit string `json:"memoryLimit,omitempty"`
+	// CPUProfile and MemProfile, when set, are where the pass writes its
+	// CPU profile and its allocation profile (both over the pass alone,
+	// as its other measurements).
+	CPUProfile string `json:"cpuProfile,omitempty"`
+	MemProfile string `json:"memProfile,omitempty"`
 }
 
 // ldapSpec is an LDAP source reading BaseDN as an administrator over
@@ -399,8 +406,13 @@ func runPass(ctx context.Context, spec passSpec, sink cloud.Sink) (*passOutcome,
 		return nil, err
 	}
 	defer closeSrc()
+	prof, err := startProfiles(spec)
+	if err != nil {
+		return nil, err
+	}
+	defer prof.stop()
 	if spec.ReadOnly {
-		return readPass(ctx, spec, src)
+		return readPass(ctx, spec, src, prof)
 	}
 	var counters sinkCounters
 	if sink == nil {
@@ -443,6 +455,9 @@ func runPass(ctx context.Context, spec passSpec, sink cloud.Sink) (*passOutcome,
 	if err := m.sampler.profileErr; err != nil {
 		return nil, fmt.Errorf("%s pass: writing the heap profile: %w", spec.Name, err)
 	}
+	if err := prof.stop(); err != nil {
+		return nil, fmt.Errorf("%s pass: %w", spec.Name, err)
+	}
 	if rep == nil {
 		return nil, fmt.Errorf("%s pass: %w", spec.Name, aerr)
 	}
@@ -461,7 +476,7 @@ func runPass(ctx context.Context, spec passSpec, sink cloud.Sink) (*passOutcome,
 }
 
 // readPass reads the source alone, counting the entries.
-func readPass(ctx context.Context, spec passSpec, src directory.Source) (*passOutcome, error) {
+func readPass(ctx context.Context, spec passSpec, src directory.Source, prof *profiles) (*passOutcome, error) {
 	m := startMeasure("")
 	defer m.stop()
 	t0 := time.Now()
@@ -472,8 +487,64 @@ func readPass(ctx context.Context, spec passSpec, src directory.Source) (*passOu
 	}
 	out := &passOutcome{Plan: time.Since(t0), Full: res.Full}
 	m.end(out)
+	if err := prof.stop(); err != nil {
+		return nil, fmt.Errorf("%s pass: %w", spec.Name, err)
+	}
 	out.Summary.Entries = n
 	return out, nil
+}
+
+// profiles are a pass's CPU and allocation profiles (spec.CPUProfile,
+// spec.MemProfile), from startProfiles to stop.
+type profiles struct {
+	cpu     *os.File
+	mem     string
+	stopped bool
+}
+
+// startProfiles starts the CPU profile of spec and notes where its
+// allocation profile goes. The allocation profile is written by stop: it
+// holds the allocations since the process started, which are the pass's
+// own in a child (the benchmark's too with -inprocess).
+func startProfiles(spec passSpec) (*profiles, error) {
+	p := &profiles{mem: spec.MemProfile}
+	if spec.CPUProfile != "" {
+		f, err := os.Create(spec.CPUProfile)
+		if err != nil {
+			return nil, fmt.Errorf("bench: %s pass: %w", spec.Name, err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("bench: %s pass: %w", spec.Name, err)
+		}
+		p.cpu = f
+	}
+	return p, nil
+}
+
+// stop ends the profiles and writes them; the calls after the first do
+// nothing.
+func (p *profiles) stop() error {
+	if p.stopped {
+		return nil
+	}
+	p.stopped = true
+	var err error
+	if p.cpu != nil {
+		pprof.StopCPUProfile()
+		err = p.cpu.Close()
+	}
+	if p.mem != "" {
+		f, ferr := os.Create(p.mem)
+		if ferr == nil {
+			ferr = pprof.Lookup("allocs").WriteTo(f, 0)
+			if cerr := f.Close(); ferr == nil {
+				ferr = cerr
+			}
+		}
+		err = cmp.Or(err, ferr)
+	}
+	return err
 }
 
 // measurement measures a pass's memory, from startMeasure to end.

@@ -197,7 +197,7 @@ func sambaRun(ctx context.Context, tb *benchTB, o *options, users int, dir strin
 	source := func() (string, *ldapSpec) {
 		return "", &ldapSpec{URL: srv.URL, CAFile: srv.CAFile, BindDN: srv.AdminDN, Password: srv.AdminPassword, BaseDN: ou}
 	}
-	run.Passes, err = runPasses(ctx, o, ten, dir, []pass{
+	run.Passes, err = runPasses(ctx, o, "samba", ten, dir, []pass{
 		{name: "read", read: "paged LDAP search, Read alone (no policy, sink or state)", readOnly: true, source: source},
 		{name: "full", read: "paged LDAP search; empty tenant", want: -1, force: true, source: source},
 		{name: "unchanged", read: "DirSync delta; nothing changed", want: 0, source: source},

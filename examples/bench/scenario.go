@@ -143,7 +143,7 @@ type pass struct {
 
 // runPasses runs the passes in order against the tenant, with one state
 // kept between them, and checks that each wrote what it should.
-func runPasses(ctx context.Context, o *options, ten tenant, dir string, passes []pass, log io.Writer) ([]PassResult, error) {
+func runPasses(ctx context.Context, o *options, source string, ten tenant, dir string, passes []pass, log io.Writer) ([]PassResult, error) {
 	state := filepath.Join(dir, "state.json")
 	if o.State == stateBolt {
 		state = filepath.Join(dir, "state.db")
@@ -165,6 +165,12 @@ func runPasses(ctx context.Context, o *options, ten tenant, dir string, passes [
 		spec.MemoryLimit, spec.MapLimit = o.MemoryLimit, o.MapLimit
 		if o.HeapProfile != "" && !p.readOnly {
 			spec.HeapProfile = o.HeapProfile + "-" + p.name + ".pprof"
+		}
+		if o.CPUProfile != "" {
+			spec.CPUProfile = o.CPUProfile + "." + source + "." + p.name
+		}
+		if o.MemProfile != "" {
+			spec.MemProfile = o.MemProfile + "." + source + "." + p.name
 		}
 		spec.LDIF, spec.LDAP = p.source()
 		ten.resetCounters()
@@ -318,7 +324,7 @@ func ldifScenario(ctx context.Context, o *options, users int, dir string, log io
 	current := lf.Path
 	source := func() (string, *ldapSpec) { return current, nil }
 	changedPath := filepath.Join(dir, "directory-changed.ldif")
-	run.Passes, err = runPasses(ctx, o, ten, dir, []pass{
+	run.Passes, err = runPasses(ctx, o, "ldif", ten, dir, []pass{
 		{name: "read", read: "whole file, Read alone (no policy, sink or state)", readOnly: true, source: source},
 		{name: "full", read: "whole file; empty tenant", want: -1, force: true, source: source},
 		{name: "unchanged", read: "whole file (LDIF has no deltas); nothing changed", want: 0, source: source},
