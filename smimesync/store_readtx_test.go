@@ -38,16 +38,7 @@ func readBack(t *testing.T, st *smimesync.BoltState, v smimesync.StateView, key 
 func TestBoltStateReadsSeeEveryWrite(t *testing.T) {
 	ctx := context.Background()
 	st := &smimesync.BoltState{Path: filepath.Join(t.TempDir(), "state.db")}
-	unlock, err := st.Lock()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unlock()
-	v, err := st.View(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
+	v := lockedView(t, st)
 	const key = "id-1"
 	for i, write := range []struct {
 		name string
@@ -151,16 +142,7 @@ func TestBoltStateGrowsWithReadsKept(t *testing.T) {
 func TestBoltStateConcurrentReadsSeeAcknowledgedWrites(t *testing.T) {
 	ctx := context.Background()
 	st := &smimesync.BoltState{Path: filepath.Join(t.TempDir(), "state.db")}
-	unlock, err := st.Lock()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unlock()
-	v, err := st.View(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
+	v := lockedView(t, st)
 	const key, versions = "id-1", 200
 	if err := st.Record(ctx, key, smimesync.Published{Recipient: "0"}); err != nil {
 		t.Fatal(err)
@@ -200,4 +182,21 @@ func TestBoltStateConcurrentReadsSeeAcknowledgedWrites(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// lockedView locks st and opens a view of it, both closed when the test
+// ends.
+func lockedView(t *testing.T, st *smimesync.BoltState) smimesync.StateView {
+	t.Helper()
+	unlock, err := st.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unlock() })
+	v, err := st.View(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	return v
 }

@@ -222,16 +222,7 @@ func TestBoltStateShedsWhileGrowing(t *testing.T) {
 	const n = 3500
 	st := &smimesync.BoltState{Path: newShedStore(t, n), MapLimit: shedLimit}
 	smimesync.ShedOften(st)
-	unlock, err := st.Lock()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unlock()
-	v, err := st.View(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
+	v := lockedView(t, st)
 	head, err := v.Header(ctx)
 	if err != nil {
 		t.Fatal(err)
