@@ -60,14 +60,30 @@ func (w *waiting) has(key string) bool {
 // found a recipient for another row of the pass, judged and looked up
 // again (their memos are then replaced or dropped by Apply).
 func (s *Syncer) settle(ctx context.Context, pol *Policy, st *Snapshot, mp *memoPass, sp *spill, w *waiting, rows *rowSet) error {
+	if w.asked && len(w.rows) > 0 {
+		// Judged again as the read judges: the Syncer's concurrency at
+		// once (a sink that looks each entry up makes a request each).
+		next := make(chan int)
+		var wg sync.WaitGroup
+		for range min(s.concurrency(), len(w.rows)) {
+			wg.Go(func() {
+				for i := range next {
+					c := w.rows[i]
+					again := s.judge(ctx, pol, st, c.entry, mp, sp, entryHash(c.entry), true)
+					again.Retried = c.Retried
+					w.rows[i] = again
+				}
+			})
+		}
+		for i := range w.rows {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
+	}
 	for i, c := range w.rows {
-		if w.asked {
-			again := s.judge(ctx, pol, st, c.entry, mp, sp, entryHash(c.entry), true)
-			if again.runWide != nil {
-				return fmt.Errorf("smimesync: %w", again.runWide)
-			}
-			again.Retried = c.Retried
-			c = again
+		if c.runWide != nil {
+			return fmt.Errorf("smimesync: %w", c.runWide)
 		}
 		if err := rows.add(c); err != nil {
 			return fmt.Errorf("smimesync: %w", err)
