@@ -128,10 +128,12 @@ type Syncer struct {
 	// is refused (ErrInvalidConfig).
 	Reverify time.Duration
 	// RecheckNotFound bounds how long an entry no cloud recipient matched
-	// (SkipNoRecipient) is taken on trust from its memo, under the same
-	// conditions as Reverify's: a pass repeats the skip without asking the
-	// sink, until the end of the period of RecheckNotFound (counted on the
-	// clock, from Go's zero time) in which the sink last answered. Every
+	// (SkipNoRecipient) is taken on trust from its memo, when the entry,
+	// the settings and the state are as the memo left them (see Reverify;
+	// Reverify's own time does not apply): a pass repeats the skip
+	// without asking the sink, until the end of the period of
+	// RecheckNotFound (counted on the clock, from Go's zero time) in which
+	// the sink last answered. Every
 	// entry waiting for a recipient is then asked about in the same pass:
 	// a sink that loads an index of its tenant to answer (the Exchange
 	// and Graph sinks' "preload" lookup) loads it once a period, not on
