@@ -194,12 +194,16 @@ func kB(v []byte) uint64 {
 }
 
 // writeHeapProfile writes the heap profile to path, replacing the last.
-func writeHeapProfile(path string) error {
+func writeHeapProfile(path string) error { return writeProfile(path, "heap") }
+
+// writeProfile writes the runtime/pprof profile of that name (heap,
+// allocs) to path, replacing what was there.
+func writeProfile(path, name string) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+	if err := pprof.Lookup(name).WriteTo(f, 0); err != nil {
 		f.Close()
 		return err
 	}

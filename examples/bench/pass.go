@@ -535,14 +535,7 @@ func (p *profiles) stop() error {
 		err = p.cpu.Close()
 	}
 	if p.mem != "" {
-		f, ferr := os.Create(p.mem)
-		if ferr == nil {
-			ferr = pprof.Lookup("allocs").WriteTo(f, 0)
-			if cerr := f.Close(); ferr == nil {
-				ferr = cerr
-			}
-		}
-		err = cmp.Or(err, ferr)
+		err = cmp.Or(err, writeProfile(p.mem, "allocs"))
 	}
 	return err
 }
