@@ -100,15 +100,15 @@ func (s *Syncer) plan(ctx context.Context, full bool) (_ *Plan, err error) {
 	plan.cookie = res.Cookie
 	plan.Full = res.Full || cookie == nil
 	rows := plan.rows
-	if err := rows.flush(); err != nil {
-		return nil, fmt.Errorf("smimesync: %w", err)
-	}
-	rows.index()
-
 	if !plan.Full {
 		// Entries an earlier pass skipped (no recipient yet, a conflict, a
 		// failed lookup) are planned again until they are published: a
-		// delta will not bring them back by itself.
+		// delta will not bring them back by itself. (rows.has needs the
+		// rows read so far written and indexed.)
+		if err := rows.flush(); err != nil {
+			return nil, fmt.Errorf("smimesync: %w", err)
+		}
+		rows.index()
 		seen := make(map[string]bool, len(deleted))
 		for _, c := range deleted {
 			seen[stateKey(c.Source, c.ID)] = true
