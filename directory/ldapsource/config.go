@@ -85,6 +85,14 @@ type Config struct {
 	// PageSize is the paged-results page size (default 1000, Active
 	// Directory's MaxPageSize).
 	PageSize int `yaml:"page_size"`
+	// ReadConnections is how many connections a full read of Active
+	// Directory uses at once (default [DefaultReadConnections], at most
+	// [MaxReadConnections]): the read is split into ranges of uSNCreated,
+	// each a paged search of its own, and the connections, all bound to
+	// the same domain controller, take them in turn. 1 reads through one
+	// paged search. Deltas, and OpenLDAP (which has no uSNCreated), read
+	// through one connection.
+	ReadConnections int `yaml:"read_connections"`
 	// RangeSize, when positive, asks Active Directory for the values of
 	// the certificate attributes in slices of this many values
 	// (userCertificate;range=0-N-1, then the next slice). Zero asks for
@@ -382,11 +390,14 @@ func (c *Config) Validate() error {
 	for _, n := range []struct {
 		key string
 		v   int64
-	}{{"page_size", int64(c.PageSize)}, {"range_size", int64(c.RangeSize)}, {"retries", int64(c.Retries)},
+	}{{"page_size", int64(c.PageSize)}, {"read_connections", int64(c.ReadConnections)}, {"range_size", int64(c.RangeSize)}, {"retries", int64(c.Retries)},
 		{"dial_timeout", int64(c.DialTimeout)}, {"timeout", int64(c.Timeout)}, {"full_pass_every", int64(c.FullPassEvery)}} {
 		if n.v < 0 {
 			errs = append(errs, configErr(n.key, "%s must not be negative", n.key))
 		}
+	}
+	if c.ReadConnections > MaxReadConnections {
+		errs = append(errs, configErr("read_connections", "read_connections %d: at most %d", c.ReadConnections, MaxReadConnections))
 	}
 	errs = append(errs, c.Bind.validate()...)
 	if !c.Prune.dryRun() && c.Prune.BackupDir == "" {
@@ -471,6 +482,9 @@ func (b *Bind) password() (string, error) {
 func (c Config) withDefaults() Config {
 	if c.PageSize == 0 {
 		c.PageSize = DefaultPageSize
+	}
+	if c.ReadConnections == 0 {
+		c.ReadConnections = DefaultReadConnections
 	}
 	if c.DialTimeout == 0 {
 		c.DialTimeout = DefaultDialTimeout

@@ -28,6 +28,15 @@
 // skipped (debug log). IDs come from objectGUID (AD, as a GUID string) or
 // entryUUID (elsewhere), or Config.IDAttribute.
 //
+// On Active Directory a full pass reads through Config.ReadConnections
+// connections at once ([DefaultReadConnections]): each base DN's search is
+// split into ranges of uSNCreated that cover every value once (the last
+// open-ended), and the connections take the ranges from one queue. Every
+// further connection must answer with the main one's dsServiceName (USNs
+// are each domain controller's own); one that does not is closed, logged,
+// and the read goes on without it. The caller's yield is called by one
+// goroutine at a time, in no set order.
+//
 // # Deltas
 //
 // A pass given a cookie reads only what changed:

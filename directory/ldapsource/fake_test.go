@@ -145,6 +145,12 @@ func newFakeSource(t *testing.T, cfg Config, fc *fakeConn) (*Source, *bytes.Buff
 	if cfg.Bind.User == "" && cfg.Bind.Method == "" {
 		cfg.Bind = Bind{User: "svc@example.com", Password: "pw"}
 	}
+	if cfg.ReadConnections == 0 {
+		// The fakes answer every search with their entries whatever
+		// its filter: one paged search per base DN (parallel_test.go
+		// serves uSNCreated ranges).
+		cfg.ReadConnections = 1
+	}
 	var buf bytes.Buffer
 	s, err := New(cfg, slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {

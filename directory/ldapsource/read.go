@@ -91,6 +91,12 @@ func (ps *pass) paged(c conn, base, filter string, attrs []string, fn func(*ldap
 // with every page).
 func (ps *pass) pagedScope(c conn, base string, scope int, filter string, attrs []string, extra []ldap.Control,
 	fn func(*ldap.Entry) error) error {
+	return ps.pagedOn(ps.ctx, c, base, scope, filter, attrs, extra, fn)
+}
+
+// pagedOn is pagedScope under ctx instead of the pass's context.
+func (ps *pass) pagedOn(ctx context.Context, c conn, base string, scope int, filter string, attrs []string, extra []ldap.Control,
+	fn func(*ldap.Entry) error) error {
 	var pagingCookie []byte
 	for page := 0; ; page++ {
 		ctl := ldap.NewControlPaging(uint32(ps.s.cfg.PageSize))
@@ -99,7 +105,7 @@ func (ps *pass) pagedScope(c conn, base string, scope int, filter string, attrs 
 			filter, attrs, append([]ldap.Control{ctl}, extra...))
 		var next []byte
 		found := false
-		err := ps.s.stream(ps.ctx, c, req, func(e *ldap.Entry, _ []ldap.Control) error { return fn(e) },
+		err := ps.s.stream(ctx, c, req, func(e *ldap.Entry, _ []ldap.Control) error { return fn(e) },
 			func(ctls []ldap.Control) error {
 				if pc, ok := ldap.FindControl(ctls, ldap.ControlTypePaging).(*ldap.ControlPaging); ok {
 					next, found = pc.Cookie, true

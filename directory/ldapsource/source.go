@@ -338,10 +338,17 @@ type pass struct {
 	plan    *plan
 	yieldFn func(*directory.Entry) error
 	yielded int
+	// auxMu guards auxConn, which a parallel full read's connections
+	// share for range retrieval.
+	auxMu sync.Mutex
+	// extra holds the further connections of a parallel full read
+	// (readAll), guarded by extraMu.
+	extraMu sync.Mutex
+	extra   []conn
 }
 
 func (ps *pass) close() {
-	for _, c := range []conn{ps.main, ps.auxConn} {
+	for _, c := range append([]conn{ps.main, ps.auxConn}, ps.extra...) {
 		if c != nil {
 			c.Close()
 		}
@@ -356,6 +363,8 @@ func (ps *pass) yield(e *directory.Entry) error {
 // aux returns a second connection, for range retrieval and for fetching
 // changed entries while the main connection streams.
 func (ps *pass) aux() (conn, error) {
+	ps.auxMu.Lock()
+	defer ps.auxMu.Unlock()
 	if ps.auxConn == nil {
 		c, _, err := ps.s.connect(ps.ctx)
 		if err != nil {
@@ -441,24 +450,20 @@ func (ps *pass) full(why string) (directory.Result, error) {
 		return directory.Result{}, err
 	}
 	p := ps.plan
-	for _, base := range p.baseStrs {
-		err := ps.paged(ps.main, base, p.filter, p.attrs, func(e *ldap.Entry) error {
-			de, err := ps.convert(e)
-			if err != nil {
-				return err
-			}
-			if !p.inScope(e.DN) {
-				ps.s.log.Debug("ldapsource: skipping excluded entry", "dn", e.DN)
-				return nil
-			}
-			return ps.yield(de)
-		})
+	conns := ps.s.cfg.ReadConnections
+	err = ps.readAll(ps.readParts(conns), conns, func(part readPart, e *ldap.Entry) error {
+		de, err := ps.convert(e)
 		if err != nil {
-			if ce := noSuchBase(base, ps.url, err); ce != nil {
-				return directory.Result{}, ce
-			}
-			return directory.Result{}, fmt.Errorf("ldapsource: read %s on %s: %w", base, ps.url, err)
+			return err
 		}
+		if !p.inScope(e.DN) {
+			ps.s.log.Debug("ldapsource: skipping excluded entry", "dn", e.DN)
+			return nil
+		}
+		return ps.yield(de)
+	})
+	if err != nil {
+		return directory.Result{}, err
 	}
 	if mark == nil {
 		return directory.Result{Full: true}, nil
