@@ -89,6 +89,8 @@ func TestNumericKnobs(t *testing.T) {
 		{"revocation timeout", strings.Replace(basicConfig, "max_values: 15", "revocation: {timeout: -1s}", 1), "policy.revocation.timeout"},
 		{"ldap page_size", fmt.Sprintf(ldap, "page_size: -1"), "source.ldap.page_size"},
 		{"ldap dial_timeout", fmt.Sprintf(ldap, "dial_timeout: -5s"), "source.ldap.dial_timeout"},
+		{"ldap read_connections negative", fmt.Sprintf(ldap, "read_connections: -2"), "source.ldap.read_connections"},
+		{"ldap read_connections huge", fmt.Sprintf(ldap, "read_connections: 500"), "source.ldap.read_connections"},
 		{"exchange concurrency negative", fmt.Sprintf(exo, "concurrency: -5"), "sink.exchange.concurrency"},
 		{"exchange concurrency huge", fmt.Sprintf(exo, "concurrency: 100000"), "sink.exchange.concurrency"},
 		{"exchange page_size", fmt.Sprintf(exo, "page_size: 5000"), "sink.exchange.page_size"},
