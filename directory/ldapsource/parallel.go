@@ -125,6 +125,9 @@ func (ps *pass) readAll(parts []readPart, conns int, fn func(readPart, *ldap.Ent
 	}
 	for range conns - 1 {
 		wg.Go(func() {
+			if int(next.Load()) >= len(parts) {
+				return // the others took every part meanwhile
+			}
 			c, err := ps.extraConn(ctx)
 			if err != nil {
 				if ctx.Err() == nil {
