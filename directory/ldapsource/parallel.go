@@ -37,12 +37,14 @@ type readPart struct {
 // readParts splits a full read into paged searches: one per base DN, or,
 // on Active Directory with more than one connection, several per base DN
 // by ranges of uSNCreated that cover every value once. uSNCreated is set
-// by the domain controller on every object it holds, never changes, and is
-// indexed; the last range is open-ended, so an entry created during the
-// read is read as a single search would read it (or not).
+// by the domain controller on every object it holds and never changes;
+// the schema indexes it and does not replicate it (MS-ADA3 2.355:
+// searchFlags fATTINDEX, systemFlags FLAG_ATTR_NOT_REPLICATED). The last
+// range is open-ended, so an entry created during the read is read as a
+// single search would read it (or not).
 //
-// USNs are the domain controller's own: every connection of the read must
-// be bound to the same one (see sameServer).
+// Not replicated, USNs are each domain controller's own: every connection
+// of the read must be bound to the same one (see sameServer).
 func (ps *pass) readParts(conns int) []readPart {
 	p := ps.plan
 	n := 1
