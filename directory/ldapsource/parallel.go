@@ -36,22 +36,28 @@ type readPart struct {
 
 // readParts splits a full read into paged searches: one per base DN, or,
 // on Active Directory with more than one connection, several per base DN
-// by ranges of uSNCreated that cover every value once. uSNCreated is set
-// by the domain controller on every object it holds and never changes;
-// the schema indexes it and does not replicate it (MS-ADA3 2.355:
-// searchFlags fATTINDEX, systemFlags FLAG_ATTR_NOT_REPLICATED). The last
-// range is open-ended, so an entry created during the read is read as a
-// single search would read it (or not).
+// by ranges of uSNCreated that cover every value once (split is then
+// true). uSNCreated is set by the domain controller on every object it
+// holds and never changes; the schema indexes it and does not replicate it
+// (MS-ADA3 2.355: searchFlags fATTINDEX, systemFlags
+// FLAG_ATTR_NOT_REPLICATED). The last range is open-ended, so an entry
+// created during the read is read as a single search would read it (or
+// not). One more search per base DN reads the entries without a
+// uSNCreated the account may read: a server evaluates a filter on an
+// attribute the account may not read as if the entry had none, and an
+// access list may deny it (Samba does so; the ranges alone would then miss
+// those entries, and the pass would take them for gone). So the parts
+// cover every entry by construction, whatever the account may read.
 //
 // Not replicated, USNs are each domain controller's own: every connection
 // of the read must be bound to the same one (see sameServer).
-func (ps *pass) readParts(conns int) []readPart {
+func (ps *pass) readParts(conns int) (parts []readPart, split bool) {
 	p := ps.plan
 	n := 1
 	if conns > 1 && p.kind == ServerAD && ps.info.highestUSN > 0 {
 		n = conns * rangesPerConn
 	}
-	parts := make([]readPart, 0, n*len(p.baseStrs))
+	parts = make([]readPart, 0, (n+1)*len(p.baseStrs))
 	for _, base := range p.baseStrs {
 		if n == 1 {
 			parts = append(parts, readPart{base, p.filter})
@@ -71,8 +77,9 @@ func (ps *pass) readParts(conns int) []readPart {
 			}
 			parts = append(parts, readPart{base, f})
 		}
+		parts = append(parts, readPart{base, "(&" + p.filter + "(!(uSNCreated=*)))"})
 	}
-	return parts
+	return parts, n > 1
 }
 
 // readAll reads parts, calling fn for each entry: through the main
@@ -84,7 +91,7 @@ func (ps *pass) readParts(conns int) []readPart {
 // on with the others. The first error ends the read (the others are
 // cancelled) and is returned. fn is called by one goroutine at a time.
 func (ps *pass) readAll(parts []readPart, conns int, fn func(readPart, *ldap.Entry) error) error {
-	if len(parts) == 1 || conns <= 1 {
+	if conns <= 1 {
 		for _, part := range parts {
 			if err := ps.readPart(ps.ctx, ps.main, part, fn); err != nil {
 				return err
@@ -125,14 +132,18 @@ func (ps *pass) readAll(parts []readPart, conns int, fn func(readPart, *ldap.Ent
 			}
 		}
 	}
+	// dialCtx ends the further connections' connecting (and its retries)
+	// once the main connection found no part left: they would only wait.
+	dialCtx, stopDialing := context.WithCancel(ctx)
+	defer stopDialing()
 	for range conns - 1 {
 		wg.Go(func() {
 			if int(next.Load()) >= len(parts) {
 				return // the others took every part meanwhile
 			}
-			c, err := ps.extraConn(ctx)
+			c, err := ps.extraConn(dialCtx)
 			if err != nil {
-				if ctx.Err() == nil {
+				if dialCtx.Err() == nil {
 					ps.s.log.Warn("ldapsource: a further connection for the full read could not be used; reading through the others",
 						"url", ps.url, "err", err)
 				}
@@ -142,6 +153,7 @@ func (ps *pass) readAll(parts []readPart, conns int, fn func(readPart, *ldap.Ent
 		})
 	}
 	work(ps.main)
+	stopDialing()
 	wg.Wait()
 	if first != nil {
 		return first

@@ -451,7 +451,11 @@ func (ps *pass) full(why string) (directory.Result, error) {
 	}
 	p := ps.plan
 	conns := ps.s.cfg.ReadConnections
-	err = ps.readAll(ps.readParts(conns), conns, func(part readPart, e *ldap.Entry) error {
+	parts, split := ps.readParts(conns)
+	if !split {
+		conns = 1 // one search per base DN: through the main connection
+	}
+	err = ps.readAll(parts, conns, func(part readPart, e *ldap.Entry) error {
 		de, err := ps.convert(e)
 		if err != nil {
 			return err
