@@ -113,7 +113,6 @@ type Entry struct {
 	Seen time.Time `json:"seen"`
 }
 
-
 // ErrBadReport is wrapped by Load when the file exists but cannot be
 // read.
 var ErrBadReport = errors.New("report file cannot be read")
@@ -508,4 +507,3 @@ func DropSummary(vs []smimesync.Value) string {
 	}
 	return strings.Join(parts, ", ")
 }
-
