@@ -16,6 +16,10 @@ import (
 	"github.com/smimesync/go-smimesync/smimesync"
 )
 
+// afterBatch, when set (by a test), is called after each batch of rows a
+// merge committed.
+var afterBatch func()
+
 // errStop ends a bbolt ForEach early.
 var errStop = errors.New("stop")
 
@@ -231,6 +235,9 @@ func (s *Store) mergeEntries(db *bolt.DB, sink string, seq uint64, rep *smimesyn
 			return nil
 		})
 		batch = batch[:0]
+		if err == nil && afterBatch != nil {
+			afterBatch()
+		}
 		return err
 	}
 	var rowErr error

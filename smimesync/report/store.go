@@ -559,7 +559,7 @@ func putHeader(b *bolt.Bucket, h header) error {
 }
 
 // count is the sink's number of entry records.
-func count(b *bolt.Bucket) int {
+func countOf(b *bolt.Bucket) int {
 	if v := b.Get(keyCount); len(v) == 8 {
 		return int(binary.BigEndian.Uint64(v))
 	}
@@ -570,7 +570,7 @@ func addCount(b *bolt.Bucket, n int) error {
 	if n == 0 {
 		return nil
 	}
-	return b.Put(keyCount, binary.BigEndian.AppendUint64(nil, uint64(max(count(b)+n, 0))))
+	return b.Put(keyCount, binary.BigEndian.AppendUint64(nil, uint64(max(countOf(b)+n, 0))))
 }
 
 // putEntry writes e's record (key key, pass seq) in the sink's bucket b,
