@@ -1,14 +1,24 @@
 // Package report keeps the report of a sync program: per sink, the last
 // pass and the latest word on every directory entry the passes have seen
 // (a delta pass reads only what changed, so passes are merged, and a full
-// pass replaces a sink's entries whole), in a JSON file marked as a report
-// ([Format]). [Store] merges passes into the file; [Summarize] turns it
-// into what people read: who has no usable certificate, whose certificates
-// expire soon, what was dropped and why, and who was not published.
+// pass replaces a sink's entries whole), in an embedded transactional
+// store ([Store]: a bbolt file, one record per entry per sink, a small
+// header per sink and an index of the entries by the expiry of their last
+// kept certificate). [Store.Record] merges a pass at the cost of what it
+// changed, in bounded transactions; [Store.Summarize] turns the report
+// into what people read (who has no usable certificate, whose
+// certificates expire soon, what was dropped and why, who was not
+// published), reading it through a cursor; [Store.RecipientsExpiring]
+// counts from the index. The store is opened for each merge and each
+// read, never held between them, so that `smimesync report` reads while
+// `smimesync run` runs.
 //
-// The file's layout is [Version] 2 (snake_case keys); a version 1 file is
-// upgraded as it is read. A file at the path that is not a report is never
-// replaced ([ErrNotReport]).
+// Earlier releases kept the report as one JSON file ([File], [Version] 2,
+// snake_case keys; version 1 is upgraded as it is read): [OpenOptions]
+// imports one once and keeps it as a backup. A file at the path that is
+// not a report is never replaced ([ErrNotReport]). [Load] and [Summarize]
+// read a whole report into memory: a convenience for small reports and
+// tests.
 //
 // It also writes what a sync program shows people, as `smimesync` prints
 // it, with text from the directory or the cloud escaped for a terminal: a
@@ -35,7 +45,8 @@ import (
 	"github.com/smimesync/go-smimesync/smimesync"
 )
 
-// Version is the layout of the report file. Version 2 has
+// Version is the layout of the JSON report file of earlier releases,
+// which OpenOptions imports and Load reads. Version 2 has
 // snake_case keys and keeps a sink's own words for a read-only recipient in
 // an entry's detail; decode upgrades a version 1 file as it reads it
 // (see upgradeV1).
@@ -46,10 +57,9 @@ const Version = 2
 // (see decode).
 const Format = "smimesync-report"
 
-// File is the report file: per sink, the last pass and the latest
-// word on every directory entry the passes have seen. A delta pass reads
-// only what changed, so each pass is merged into the file rather than
-// replacing it; a full pass replaces a sink's entries whole.
+// File is a whole report in memory (Load, Store.Load), and the layout of
+// the JSON report file of earlier releases: per sink, the last pass and
+// the latest word on every directory entry the passes have seen.
 type File struct {
 	// Format is the Format marker (absent from the files of earlier releases).
 	Format  string    `json:"format"`
@@ -58,7 +68,7 @@ type File struct {
 	Sinks   []*Sink   `json:"sinks"`
 }
 
-// Sink is one sink's part of the report file.
+// Sink is one sink's part of a [File].
 type Sink struct {
 	Sink string `json:"sink"`
 	// LastPass is the last pass, good or not.
@@ -109,18 +119,23 @@ type Entry struct {
 	// not counted as having no usable certificate). When an earlier word
 	// was at hand, Keep and Drop are that word's.
 	Unjudged bool `json:"unjudged,omitempty"`
-	// Seen is when the pass that last read the entry finished.
+	// Seen is when the pass that last read the entry finished. (A store
+	// does not rewrite the entries a full pass found unchanged: its
+	// header notes when that pass finished, and Seen reads as the later
+	// of the record's own and that.)
 	Seen time.Time `json:"seen"`
 }
 
-// ErrBadReport is wrapped by Load when the file exists but cannot be
-// read.
+// ErrBadReport is wrapped by Load, OpenOptions and a Store's reads when
+// the report exists but cannot be read.
 var ErrBadReport = errors.New("report file cannot be read")
 
-// ErrNotReport is wrapped (with ErrBadReport) by Load when the file
-// is not a smimesync report at all: neither the marker nor the layout of
-// an earlier release's report. Such a file is never renamed or replaced.
-var ErrNotReport = errors.New("not a smimesync report file (no \"format\": \"" + Format + "\" marker); it is left as it is")
+// ErrNotReport is wrapped (with ErrBadReport) when the file is not a
+// smimesync report at all: not a report store (a bbolt file with the
+// StoreFormat marker), nor a JSON report (the Format marker, or the
+// layout of an earlier release's report). Such a file is never renamed or
+// replaced.
+var ErrNotReport = errors.New("not a smimesync report (neither a report store nor a JSON report with the \"format\": \"" + Format + "\" marker); it is left as it is")
 
 // Load reads a whole report into memory: a report store, or a JSON
 // report of an earlier release. A missing file is an empty report. It is a
