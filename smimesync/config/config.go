@@ -61,7 +61,7 @@ type File struct {
 	Prune Prune `yaml:"prune"`
 	// Service configures the long-running service (see File.BuildService).
 	Service Service `yaml:"service"`
-	// Report says where passes keep the report file (package
+	// Report says where passes keep the report store (package
 	// smimesync/report; see File.ReportPath).
 	Report Report `yaml:"report"`
 

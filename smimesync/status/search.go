@@ -160,7 +160,7 @@ func userResult(m match, pub map[string]smimesync.Published) UserResult {
 
 // publishStatus says whether an entry's kept values reached its
 // recipient. It gives codes, and a read-only recipient's reason in the
-// sink's words; an error's text (hosts, accounts) stays in the report file
+// sink's words; an error's text (hosts, accounts) stays in the report store
 // and the log.
 func publishStatus(e *report.Entry) (status, why string) {
 	switch {

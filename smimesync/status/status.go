@@ -275,7 +275,7 @@ func counts(m map[string]int) []Count {
 	return out
 }
 
-// passFromReport is the report file's last pass of a sink, for a page
+// passFromReport is the report's last pass of a sink, for a page
 // that saw no pass of it.
 func passFromReport(sink string, lp report.Pass) Pass {
 	kind := service.KindDelta
@@ -340,7 +340,7 @@ type Page struct {
 	Live bool
 	// Refresh is the reload interval in seconds (0: none).
 	Refresh int
-	// ReportFile names the report file WriteFile read ("" when served).
+	// ReportFile names the report store WriteFile read ("" when served).
 	ReportFile string
 	// ReportNote says why the page shows no report, when the report
 	// store could not be read (the error, which names its path, is
@@ -514,7 +514,7 @@ func firstN[T any](s []T, n int) ([]T, int) {
 
 // FileOptions are WriteFile's settings; the zero value works.
 type FileOptions struct {
-	// ReportFile names the report file on the page.
+	// ReportFile names the report store on the page.
 	ReportFile string
 	// Now is when the page is made (zero: time.Now()).
 	Now time.Time
