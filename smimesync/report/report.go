@@ -52,9 +52,9 @@ import (
 // (see upgradeV1).
 const Version = 2
 
-// Format is the type marker of a report file, its "format" member:
-// the report writer replaces a file only when it is one of its reports
-// (see decode).
+// Format is the type marker of a JSON report file, its "format" member:
+// OpenOptions converts or imports a file only when it is one of our
+// reports (see decode).
 const Format = "smimesync-report"
 
 // File is a whole report in memory (Load, Store.Load), and the layout of
@@ -284,8 +284,8 @@ func snakeCase(s string) string {
 	return b.String()
 }
 
-// Summary is what people read of a report file (`smimesync report` prints
-// it, and its JSON): see Summarize.
+// Summary is what people read of a report (`smimesync report` prints it,
+// and its JSON): see Store.Summarize and Summarize.
 type Summary struct {
 	File       string        `json:"file"`
 	At         time.Time     `json:"at"`
