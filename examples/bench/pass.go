@@ -98,6 +98,10 @@ type reportOutcome struct {
 	PeakAnonRSS uint64        `json:"peakAnonRSS"`
 	PeakHeap    uint64        `json:"peakHeap"`
 	Bytes       int64         `json:"bytes"`
+	// Rows and Unlisted count the pass's rows (what the merge writes)
+	// and its unlisted entries (read, unchanged: no row).
+	Rows     int `json:"rows"`
+	Unlisted int `json:"unlisted"`
 }
 
 // ldapSpec is an LDAP source reading BaseDN as an administrator over
@@ -527,6 +531,10 @@ func recordReport(spec passSpec, rep *smimesync.Report, passErr error, finished 
 		return nil, err
 	}
 	out.Bytes = fi.Size()
+	for range rep.Rows() {
+		out.Rows++
+	}
+	out.Unlisted = rep.UnlistedCount()
 	return out, nil
 }
 

@@ -32,7 +32,7 @@ func TestTinyRunReport(t *testing.T) {
 	if err != nil || len(sum.Sinks) != 1 || sum.Sinks[0].Users+len(sum.Sinks[0].Departed) != 50 || !sum.Sinks[0].Complete {
 		t.Errorf("the report store: %+v, %v", sum, err)
 	}
-	if b, err := os.ReadFile(table); err != nil || !strings.Contains(string(b), "| pass | record s | expiring s |") {
+	if b, err := os.ReadFile(table); err != nil || !strings.Contains(string(b), "| pass | rows | unlisted | record s |") {
 		t.Errorf("the table has no report rows: %v\n%s", err, b)
 	}
 }

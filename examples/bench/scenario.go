@@ -213,10 +213,10 @@ func runPasses(ctx context.Context, o *options, source string, ten tenant, dir s
 			float64(r.StateBytes)/(1<<20), loadAverage())
 		if res.Report != nil {
 			rr := res.Report
-			r.Report = &ReportResult{RecordSeconds: rr.Record.Seconds(), ExpiringSeconds: rr.Expiring.Seconds(),
+			r.Report = &ReportResult{Rows: rr.Rows, Unlisted: rr.Unlisted, RecordSeconds: rr.Record.Seconds(), ExpiringSeconds: rr.Expiring.Seconds(),
 				PeakRSSBytes: rr.PeakRSS, PeakAnonRSSBytes: rr.PeakAnonRSS, PeakHeapBytes: rr.PeakHeap, Bytes: rr.Bytes}
-			fmt.Fprintf(log, "bench: %s pass: report store: record %.2f s, recipients expiring %.3f s, peak RSS %.0f MiB (anon %.0f MiB, heap %.0f MiB), store %.1f MiB\n",
-				p.name, rr.Record.Seconds(), rr.Expiring.Seconds(), float64(rr.PeakRSS)/(1<<20), float64(rr.PeakAnonRSS)/(1<<20),
+			fmt.Fprintf(log, "bench: %s pass: report store: %d rows, %d unlisted; record %.2f s, recipients expiring %.3f s, peak RSS %.0f MiB (anon %.0f MiB, heap %.0f MiB), store %.1f MiB\n",
+				p.name, rr.Rows, rr.Unlisted, rr.Record.Seconds(), rr.Expiring.Seconds(), float64(rr.PeakRSS)/(1<<20), float64(rr.PeakAnonRSS)/(1<<20),
 				float64(rr.PeakHeap)/(1<<20), float64(rr.Bytes)/(1<<20))
 		}
 		out = append(out, r)
@@ -226,6 +226,10 @@ func runPasses(ctx context.Context, o *options, source string, ten tenant, dir s
 
 // ReportResult is what merging a pass into the report store cost (-report).
 type ReportResult struct {
+	// Rows and Unlisted count the pass's rows, which the merge writes,
+	// and its unlisted entries (read, unchanged), which it does not.
+	Rows     int `json:"rows"`
+	Unlisted int `json:"unlisted"`
 	// RecordSeconds is report.Store.Record's time; ExpiringSeconds the
 	// two RecipientsExpiring counts the metrics take after it.
 	RecordSeconds   float64 `json:"recordSeconds"`

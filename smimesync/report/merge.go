@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"iter"
 	"os"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -88,16 +90,21 @@ func hasRows(rep *smimesync.Report) bool {
 // or that a full pass judged again), in transactions of at most a few
 // thousand records; an entry deleted from the directory loses its record.
 // A memoized row (smimesync.Change.Memoized) keeps the Keep and Drop of
-// the entry's record. An unlisted entry (rep.Unlisted: read, unchanged)
-// keeps its record: a delta pass notes that it read it (Seen) on its
-// record; a full pass writes none, its header notes that it read every
-// entry it kept (header.ReadAll). A full pass then drops the entries it
-// did not name: it walks the keys of the sink's records alongside the
-// pass's unlisted digests (smimesync.Plan.UnlistedDigests, sorted as the
-// keys are), without decoding a record, and deletes those neither this
-// pass's rows wrote nor the pass listed as unlisted. (The engine's
-// forgotten keys do not name them all: an entry with nothing published
-// and nothing pending is not in the state, and leaves it unnoticed.)
+// the entry's record (looked up alone). An unlisted entry (rep.Unlisted:
+// read, unchanged) keeps its record: a delta pass notes that it read it
+// (Seen) on its record; a full pass writes none, its header notes that it
+// read every entry it kept (header.ReadAll), and neither does it rewrite
+// a record its row repeats but for Seen (it keeps the 16-byte keys of
+// those rows in memory until the walk). A full pass then drops the
+// entries it did not name: it walks the keys of the sink's records
+// (and the 8 bytes that say which pass wrote each) alongside the pass's
+// unlisted digests (smimesync.Plan.UnlistedDigests, sorted as the keys
+// are), without decoding a record, and deletes those it did not name.
+// The engine's keys of the entries its state forgot would spare the walk,
+// but they name only the entries the state held, and only in the pass
+// that forgot them: a pass whose merge did not happen (a crash, a report
+// set aside, a report newer than the state) would leave their entries in
+// the report for good, where the walk drops them at the next full pass.
 //
 // The sink's header (LastPass, LastFull, LastGood, Complete) is written
 // in the last transaction. A crash during a merge leaves a store that
@@ -220,6 +227,10 @@ func (s *Store) merge(db *bolt.DB, sink, command string, rep *smimesync.Report, 
 // a full pass, drops what it did not name (see Record); it completes h.
 func (s *Store) mergeEntries(db *bolt.DB, sink string, seq uint64, rep *smimesync.Report, h *header) error {
 	seen := h.LastPass.Finished
+	// same holds the keys of a full pass's rows whose records were
+	// left as they were (the row says what the record says), sorted
+	// after the rows: the walk counts them as the pass's.
+	var same []smimesync.EntryDigest
 	batch := make([]*smimesync.Change, 0, batchSize)
 	write := func() error {
 		if len(batch) == 0 {
@@ -228,8 +239,12 @@ func (s *Store) mergeEntries(db *bolt.DB, sink string, seq uint64, rep *smimesyn
 		err := db.Update(func(tx *bolt.Tx) error {
 			b := tx.Bucket(bucketSinks).Bucket([]byte(sink))
 			for _, c := range batch {
-				if err := s.putRow(b, seq, c, seen); err != nil {
+				kept, err := s.putRow(b, seq, c, seen, rep.Full)
+				if err != nil {
 					return err
+				}
+				if kept {
+					same = append(same, smimesync.DigestEntry(c.Source, c.ID))
 				}
 			}
 			return nil
@@ -265,9 +280,17 @@ func (s *Store) mergeEntries(db *bolt.DB, sink string, seq uint64, rep *smimesyn
 		// unlisted one has none (the report is newer than its memo): it
 		// has none until a pass judges it again (within
 		// Syncer.Reverify).
-		n, err := s.walkFull(db, sink, seq, rep, rowErr == nil, seen)
+		slices.SortFunc(same, func(a, b smimesync.EntryDigest) int { return bytes.Compare(a[:], b[:]) })
+		n, err := s.walkFull(db, sink, seq, rep, same, rowErr == nil, seen)
 		if err != nil {
 			return err
+		}
+		if rowErr != nil {
+			// The pass's Seen is not the header's: the records
+			// left as they were get it.
+			if err := s.touch(db, sink, seq, slices.Values(same), seen); err != nil {
+				return err
+			}
 		}
 		h.Complete = n == rep.UnlistedCount()
 		if rowErr == nil {
@@ -281,36 +304,60 @@ func (s *Store) mergeEntries(db *bolt.DB, sink string, seq uint64, rep *smimesyn
 	return nil
 }
 
-// putRow merges one row into the sink's bucket b.
-func (s *Store) putRow(b *bolt.Bucket, seq uint64, c *smimesync.Change, seen time.Time) error {
+// putRow merges one row into the sink's bucket b. In a full pass (full),
+// a row that says what the entry's record says but for Seen leaves the
+// record as it is (kept: the header's ReadAll gives it the pass's Seen):
+// most rows of a full pass over a quiet directory are such (entries
+// without a recipient, without a certificate, taken on trust from their
+// memos), and rewriting them would dirty most pages of the store.
+func (s *Store) putRow(b *bolt.Bucket, seq uint64, c *smimesync.Change, seen time.Time, full bool) (kept bool, err error) {
 	key := entryKey(c.Source, c.ID)
-	s.entryWrites++
 	if c.Action == smimesync.ActionSkip && c.Reason == smimesync.SkipDeleted {
-		return deleteEntry(b, key)
+		s.entryWrites++
+		return false, deleteEntry(b, key)
 	}
 	e := entryOf(c, seen)
+	var old *record
+	if v := b.Bucket(bucketEntries).Get(key); v != nil && (c.Memoized || full) {
+		if r, err := decodeRecord(v); err == nil {
+			old = &r
+		}
+	}
 	if c.Memoized {
 		// The memo stands for the values: the earlier word on them
 		// is the record's, when it has one.
 		e.Unjudged = true
-		if v := b.Bucket(bucketEntries).Get(key); v != nil {
-			if r, err := decodeRecord(v); err == nil && !r.entry.Unjudged {
-				e.Keep, e.Drop, e.Unjudged = r.entry.Keep, r.entry.Drop, false
-			}
+		if old != nil && !old.entry.Unjudged {
+			e.Keep, e.Drop, e.Unjudged = old.entry.Keep, old.entry.Drop, false
 		}
 	}
-	_, err := putEntry(b, key, seq, e)
-	return err
+	if full && old != nil && sameEntry(old.entry, e) {
+		return true, nil
+	}
+	s.entryWrites++
+	_, err = putEntry(b, key, seq, e)
+	return false, err
+}
+
+// sameEntry reports whether the record's entry a says what b says, but
+// for Seen (compared as the store encodes them).
+func sameEntry(a, b *Entry) bool {
+	x, y := *a, *b
+	x.Seen, y.Seen = time.Time{}, time.Time{}
+	ja, err1 := json.Marshal(&x)
+	jb, err2 := json.Marshal(&y)
+	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
 }
 
 // walkFull walks the keys of the sink's records alongside the pass's
-// unlisted digests: a record neither this pass wrote (seq) nor the pass
-// listed is deleted when drop is set; when it is not (the pass's rows
-// could not all be read), the unlisted records get seen as their Seen. It
-// returns how many records the pass listed as unlisted. It decodes no
-// record, and deletes (or rewrites) at most batchSize records a
-// transaction.
-func (s *Store) walkFull(db *bolt.DB, sink string, seq uint64, rep *smimesync.Report, drop bool, seen time.Time) (int, error) {
+// unlisted digests and same (the keys of its rows that left their records
+// as they were, sorted): a record neither this pass wrote (seq) nor named
+// (same) nor listed as unlisted is deleted when drop is set; when it is
+// not (the pass's rows could not all be read), the unlisted records get
+// seen as their Seen. It returns how many records the pass listed as
+// unlisted. It decodes no record, and deletes (or rewrites) at most
+// batchSize records a transaction.
+func (s *Store) walkFull(db *bolt.DB, sink string, seq uint64, rep *smimesync.Report, same []smimesync.EntryDigest, drop bool, seen time.Time) (int, error) {
 	next, stop := iter.Pull(rep.UnlistedDigests())
 	defer stop()
 	cur, more := next()
@@ -334,8 +381,11 @@ func (s *Store) walkFull(db *bolt.DB, sink string, seq uint64, rep *smimesync.Re
 					cur, more = next()
 				}
 				named := more && bytes.Equal(cur[:], k)
+				for len(same) > 0 && bytes.Compare(same[0][:], k) < 0 {
+					same = same[1:]
+				}
 				switch {
-				case recordSeq(v) == seq:
+				case recordSeq(v) == seq, len(same) > 0 && bytes.Equal(same[0][:], k):
 					// This pass's row.
 				case named:
 					listed++

@@ -329,3 +329,44 @@ func TestStoreConcurrentReads(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestFullPassRowsThatChangeNothing: a full pass's rows that say what the
+// records say (entries without a recipient or a certificate, judged again
+// each full pass) leave the records as they are, yet read as seen by the
+// pass; they are not taken for departed entries.
+func TestFullPassRowsThatChangeNothing(t *testing.T) {
+	st, err := Open(filepath.Join(t.TempDir(), "r.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, step := range []struct {
+		rep    *smimesync.Report
+		writes int
+	}{
+		{fullOf(100), 100},
+		{fullOf(100), 0},
+		{fullOf(60), 40},
+	} {
+		at := reportNow.Add(time.Duration(i) * time.Hour)
+		before := st.entryWrites
+		if err := st.Record("x", "run", step.rep, nil, at); err != nil {
+			t.Fatal(err)
+		}
+		if got := st.entryWrites - before; got != step.writes {
+			t.Errorf("pass %d: %d entry records written, want %d", i, got, step.writes)
+		}
+		f, err := st.Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(f.Sinks[0].Entries) != len(step.rep.Changes) || !f.Sinks[0].Complete {
+			t.Errorf("pass %d: %d entries, complete %v", i, len(f.Sinks[0].Entries), f.Sinks[0].Complete)
+		}
+		for _, e := range f.Sinks[0].Entries {
+			if !e.Seen.Equal(at) {
+				t.Errorf("pass %d: %s seen %v, want %v", i, e.ID, e.Seen, at)
+				break
+			}
+		}
+	}
+}
