@@ -52,6 +52,12 @@
 // state times Load, Save, Prepare and every Record) and the size of the
 // state's files after it.
 //
+// -report merges each pass's report (all but the read-alone pass's) into a
+// report store, state.report.db beside the state, as `smimesync run`
+// does after a pass (report.Store.Record, then RecipientsExpiring for the
+// metrics), in the pass's process after the pass, and measures that merge
+// apart: its time, its memory peaks, and the store's size.
+//
 // -memlimit SIZE runs each pass's child with GOMEMLIMIT=SIZE, the Go
 // runtime's soft memory limit (the emulator, in this process, keeps none),
 // and -heapprofile PREFIX writes each pass's heap profile at its highest
@@ -133,6 +139,8 @@ type options struct {
 	HeapProfile string
 	// MemoryLimit is the passes' GOMEMLIMIT (-memlimit).
 	MemoryLimit string
+	// Report merges each pass into a report store (-report).
+	Report bool
 	// MapLimit is the BoltState's MapLimit (-map-limit).
 	MapLimit   int64
 	MemProfile string
@@ -180,6 +188,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.HeapProfile, "heapprofile", "", "write each pass's heap profile at its highest heap to this prefix followed by -PASS.pprof (the profiler's allocations count in the pass's)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "with -vs-ldapsearch: write this process's CPU profile over the repetitions to this file; otherwise each pass's CPU profile to this file name followed by .SOURCE.PASS")
 	fs.StringVar(&o.MemProfile, "memprofile", "", "write each pass's allocation profile to this file name followed by .SOURCE.PASS")
+	fs.BoolVar(&o.Report, "report", false, "also merge each pass's report into a report store (state.report.db beside the state, as smimesync run does) and give that merge's time, peak memory and the store's size")
 	fs.StringVar(&o.State, "state", stateBolt, "what keeps the state between passes: bolt (smimesync.BoltState, as the example binary) or file (smimesync.FileState, JSON)")
 	if err := fs.Parse(args); err != nil {
 		return nil, errUsage

@@ -29,6 +29,7 @@ import (
 	"github.com/smimesync/go-smimesync/directory"
 	"github.com/smimesync/go-smimesync/directory/ldapsource"
 	"github.com/smimesync/go-smimesync/smimesync"
+	"github.com/smimesync/go-smimesync/smimesync/report"
 )
 
 // childEnv, set to "1", makes the program (or the test binary) run one
@@ -80,6 +81,27 @@ type passSpec struct {
 	// as its other measurements).
 	CPUProfile string `json:"cpuProfile,omitempty"`
 	MemProfile string `json:"memProfile,omitempty"`
+	// Report, when not empty, is a report store (smimesync/report) the
+	// pass's report is merged into after the pass, as `smimesync run`
+	// does (-report): Record, then RecipientsExpiring for the metrics.
+	Report string `json:"report,omitempty"`
+}
+
+// reportOutcome is what merging a pass into the report store cost: the
+// time of Record and of the two RecipientsExpiring counts the metrics
+// take after it, the peaks of memory over them (measured as a pass's),
+// and the store's size after.
+type reportOutcome struct {
+	Record      time.Duration `json:"record"`
+	Expiring    time.Duration `json:"expiring"`
+	PeakRSS     uint64        `json:"peakRSS"`
+	PeakAnonRSS uint64        `json:"peakAnonRSS"`
+	PeakHeap    uint64        `json:"peakHeap"`
+	Bytes       int64         `json:"bytes"`
+	// Rows and Unlisted count the pass's rows (what the merge writes)
+	// and its unlisted entries (read, unchanged: no row).
+	Rows     int `json:"rows"`
+	Unlisted int `json:"unlisted"`
 }
 
 // ldapSpec is an LDAP source reading BaseDN as an administrator over
@@ -165,6 +187,9 @@ type passOutcome struct {
 	Errors []string `json:"errors,omitempty"`
 	// Error is set when the pass could not run.
 	Error string `json:"error,omitempty"`
+	// Report is what merging the pass into the report store cost
+	// (passSpec.Report); nil without one.
+	Report *reportOutcome `json:"report,omitempty"`
 }
 
 // sinkCounters reads a sink's own counters.
@@ -472,6 +497,44 @@ func runPass(ctx context.Context, spec passSpec, sink cloud.Sink) (*passOutcome,
 	if counters != nil {
 		out.SinkRequests, out.SinkRetries, out.SinkThrottled = counters()
 	}
+	if spec.Report != "" {
+		if out.Report, err = recordReport(spec, rep, aerr, t2); err != nil {
+			return nil, fmt.Errorf("%s pass: %w", spec.Name, err)
+		}
+	}
+	return out, nil
+}
+
+// recordReport merges the pass's report into the report store, as
+// `smimesync run` does after each pass, and measures it.
+func recordReport(spec passSpec, rep *smimesync.Report, passErr error, finished time.Time) (*reportOutcome, error) {
+	m := startMeasure("")
+	defer m.stop()
+	t0 := time.Now()
+	store, err := report.Open(spec.Report, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := store.Record("exchange", "run", rep, passErr, finished); err != nil {
+		return nil, err
+	}
+	t1 := time.Now()
+	for _, days := range []int{7, 30} {
+		store.RecipientsExpiring("exchange", refClock().AddDate(0, 0, days))
+	}
+	t2 := time.Now()
+	var pass passOutcome
+	m.end(&pass)
+	out := &reportOutcome{Record: t1.Sub(t0), Expiring: t2.Sub(t1), PeakRSS: pass.PeakRSS, PeakAnonRSS: pass.PeakAnonRSS, PeakHeap: pass.PeakHeap}
+	fi, err := os.Stat(spec.Report)
+	if err != nil {
+		return nil, err
+	}
+	out.Bytes = fi.Size()
+	for range rep.Rows() {
+		out.Rows++
+	}
+	out.Unlisted = rep.UnlistedCount()
 	return out, nil
 }
 

@@ -124,6 +124,9 @@ type PassResult struct {
 	StateRecordSeconds float64 `json:"stateRecordSeconds"`
 	StateRecords       int64   `json:"stateRecords"`
 	StateBytes         int64   `json:"stateBytes"`
+	// Report is what merging the pass into a report store cost, after
+	// the pass (-report); nil without it.
+	Report *ReportResult `json:"report,omitempty"`
 }
 
 // pass is one pass of a scenario.
@@ -148,7 +151,8 @@ func runPasses(ctx context.Context, o *options, source string, ten tenant, dir s
 	if o.State == stateBolt {
 		state = filepath.Join(dir, "state.db")
 	}
-	for _, p := range []string{state, state + ".journal"} {
+	reportPath := filepath.Join(dir, "state.report.db")
+	for _, p := range []string{state, state + ".journal", reportPath} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}
@@ -163,6 +167,9 @@ func runPasses(ctx context.Context, o *options, source string, ten tenant, dir s
 		spec := passSpec{Name: p.name, Full: p.full, Force: p.force, ReadOnly: p.readOnly, State: state, StateKind: o.State,
 			Sink: ten.spec(), Concurrency: o.Concurrency, RecheckNotFound: o.RecheckNotFound}
 		spec.MemoryLimit, spec.MapLimit = o.MemoryLimit, o.MapLimit
+		if o.Report && !p.readOnly {
+			spec.Report = reportPath
+		}
 		if o.HeapProfile != "" && !p.readOnly {
 			spec.HeapProfile = o.HeapProfile + "-" + p.name + ".pprof"
 		}
@@ -204,9 +211,35 @@ func runPasses(ctx context.Context, o *options, source string, ten tenant, dir s
 			p.name, r.Entries, r.Written, r.Memoized, r.WallSeconds, r.PlanSeconds, r.ApplySeconds, r.StateSeconds, float64(r.PeakRSSBytes)/(1<<20),
 			float64(r.PeakAnonRSSBytes)/(1<<20), float64(r.PeakHeapBytes)/(1<<20), float64(r.FileRSSAtPeakBytes)/(1<<20),
 			float64(r.StateBytes)/(1<<20), loadAverage())
+		if res.Report != nil {
+			rr := res.Report
+			r.Report = &ReportResult{Rows: rr.Rows, Unlisted: rr.Unlisted, RecordSeconds: rr.Record.Seconds(), ExpiringSeconds: rr.Expiring.Seconds(),
+				PeakRSSBytes: rr.PeakRSS, PeakAnonRSSBytes: rr.PeakAnonRSS, PeakHeapBytes: rr.PeakHeap, Bytes: rr.Bytes}
+			fmt.Fprintf(log, "bench: %s pass: report store: %d rows, %d unlisted; record %.2f s, recipients expiring %.3f s, peak RSS %.0f MiB (anon %.0f MiB, heap %.0f MiB), store %.1f MiB\n",
+				p.name, rr.Rows, rr.Unlisted, rr.Record.Seconds(), rr.Expiring.Seconds(), float64(rr.PeakRSS)/(1<<20), float64(rr.PeakAnonRSS)/(1<<20),
+				float64(rr.PeakHeap)/(1<<20), float64(rr.Bytes)/(1<<20))
+		}
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// ReportResult is what merging a pass into the report store cost (-report).
+type ReportResult struct {
+	// Rows and Unlisted count the pass's rows, which the merge writes,
+	// and its unlisted entries (read, unchanged), which it does not.
+	Rows     int `json:"rows"`
+	Unlisted int `json:"unlisted"`
+	// RecordSeconds is report.Store.Record's time; ExpiringSeconds the
+	// two RecipientsExpiring counts the metrics take after it.
+	RecordSeconds   float64 `json:"recordSeconds"`
+	ExpiringSeconds float64 `json:"expiringSeconds"`
+	// The peaks of memory over them, measured as a pass's.
+	PeakRSSBytes     uint64 `json:"peakRSSBytes"`
+	PeakAnonRSSBytes uint64 `json:"peakAnonRSSBytes"`
+	PeakHeapBytes    uint64 `json:"peakHeapBytes"`
+	// Bytes is the store's size after the merge.
+	Bytes int64 `json:"bytes"`
 }
 
 // passResult turns a pass's outcome and the service's counters into a

@@ -208,6 +208,20 @@ func (run *Run) writeMarkdown(w io.Writer) {
 			stateS, stateMiB, req, perChanged, thr, service, bound)
 	}
 	fmt.Fprintln(w)
+	if !slices.ContainsFunc(run.Passes, func(p PassResult) bool { return p.Report != nil }) {
+		return
+	}
+	fmt.Fprintln(w, "After each pass, its report was merged into a report store (smimesync/report, as `smimesync run` does: Store.Record, then RecipientsExpiring for 7 and 30 days), measured apart from the pass: peak RSS, anon RSS and heap over that merge alone.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| pass | rows | unlisted | record s | expiring s | peak RSS MiB | anon RSS MiB | heap MiB | store MiB |")
+	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+	for _, p := range run.Passes {
+		if r := p.Report; r != nil {
+			fmt.Fprintf(w, "| %s | %s | %s | %.2f | %.3f | %s | %s | %s | %.1f |\n", p.Name, thousands(float64(r.Rows)), thousands(float64(r.Unlisted)), r.RecordSeconds, r.ExpiringSeconds,
+				thousands(float64(r.PeakRSSBytes)/(1<<20)), mebibytes(r.PeakAnonRSSBytes), mebibytes(r.PeakHeapBytes), float64(r.Bytes)/(1<<20))
+		}
+	}
+	fmt.Fprintln(w)
 }
 
 // readRatio returns the read-alone pass and the last pass that read as

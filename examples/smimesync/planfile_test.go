@@ -138,16 +138,17 @@ func TestPlanFileFlagSlips(t *testing.T) {
 		args []string
 		want string
 	}{
-		"--out over the state":     {[]string{"plan", "--out", filepath.Join(dir, "state.json")}, "same file as state.path"},
-		"--out over the journal":   {[]string{"plan", "--out", filepath.Join(dir, "state.json.journal")}, "the journal of state.path"},
-		"--out over the sink file": {[]string{"plan", "--out", filepath.Join(dir, "published.json")}, "same file as sink.file.path"},
-		"--out over the LDIF file": {[]string{"plan", "--out", filepath.Join(dir, "users.ldif")}, "same file as source.ldif.path"},
-		"--out over the config":    {[]string{"plan", "--out", cfg}, "same file as --config"},
-		"--out over the report":    {[]string{"plan", "--out", filepath.Join(dir, "state.report.json")}, "the report beside state.path"},
-		"--plan from the state":    {[]string{"sync", "--plan", filepath.Join(dir, "state.json")}, "same file as state.path"},
-		"--plan with --dry-run":    {[]string{"sync", "--plan", "p.json", "--dry-run"}, "--plan and --dry-run"},
-		"--plan with --full":       {[]string{"sync", "--plan", "p.json", "--full"}, "--plan and --full"},
-		"--plan missing":           {[]string{"sync", "--plan", filepath.Join(dir, "none.json")}, "no such file"},
+		"--out over the state":      {[]string{"plan", "--out", filepath.Join(dir, "state.json")}, "same file as state.path"},
+		"--out over the journal":    {[]string{"plan", "--out", filepath.Join(dir, "state.json.journal")}, "the journal of state.path"},
+		"--out over the sink file":  {[]string{"plan", "--out", filepath.Join(dir, "published.json")}, "same file as sink.file.path"},
+		"--out over the LDIF file":  {[]string{"plan", "--out", filepath.Join(dir, "users.ldif")}, "same file as source.ldif.path"},
+		"--out over the config":     {[]string{"plan", "--out", cfg}, "same file as --config"},
+		"--out over the report":     {[]string{"plan", "--out", filepath.Join(dir, "state.report.db")}, "the report store beside state.path"},
+		"--out over the old report": {[]string{"plan", "--out", filepath.Join(dir, "state.report.json")}, "the JSON report beside state.path"},
+		"--plan from the state":     {[]string{"sync", "--plan", filepath.Join(dir, "state.json")}, "same file as state.path"},
+		"--plan with --dry-run":     {[]string{"sync", "--plan", "p.json", "--dry-run"}, "--plan and --dry-run"},
+		"--plan with --full":        {[]string{"sync", "--plan", "p.json", "--full"}, "--plan and --full"},
+		"--plan missing":            {[]string{"sync", "--plan", filepath.Join(dir, "none.json")}, "no such file"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			code, _, stderr := runCLI(t, append(tc.args, "--config", cfg)...)

@@ -18,12 +18,15 @@ const defaultExpiryDays = 30
 
 // cmdReport prints what the saved report says: who has no usable
 // certificate, whose certificates expire soon, what was dropped and why,
-// and who was not published.
+// and who was not published. It reads the report store through a cursor
+// (report.Store.Summarize), opened read-only: while `smimesync run`
+// merges a pass into it, it waits a few seconds, then says the store is
+// locked.
 func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("report", flag.ContinueOnError)
 	fl.SetOutput(io.Discard)
 	config := fl.String("config", "", "configuration file (YAML): read the report it names")
-	file := fl.String("file", "", "report file to read, instead of --config")
+	file := fl.String("file", "", "report store to read, instead of --config (a JSON report of an earlier release is converted in place)")
 	jsonOut := fl.Bool("json", false, "print JSON")
 	csvOut := fl.Bool("csv", false, "print CSV, one row per finding")
 	days := fl.Int("days", defaultExpiryDays, "list certificates that expire within this many days")
@@ -46,8 +49,9 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	path := *file
 	var cfg *Config
+	var store *report.Store
+	var err error
 	if *config != "" {
-		var err error
 		cfg, err = loadConfig(*config)
 		if err != nil {
 			return err
@@ -55,18 +59,25 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if path = cfg.ReportPath(); path == "" {
 			return usagef("report: %s sets neither report.path nor state.path: no report is kept", *config)
 		}
+		// The store imports an earlier release's JSON report once.
+		store, err = cfg.OpenReport(nil)
+	} else if _, serr := os.Stat(path); serr == nil {
+		// A JSON report of an earlier release is converted in place.
+		store, err = report.Open(path, nil)
+	}
+	if err != nil {
+		return err
 	}
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("report: %s does not exist yet: run `smimesync sync` or `smimesync run` first", path)
 	}
-	saved, err := report.Load(path)
-	if err != nil {
-		return fmt.Errorf("report: %w", err)
-	}
 	if *htmlOut != "" {
-		return writeReportHTML(ctx, cfg, saved, path, *htmlOut, *search, *days)
+		return writeReportHTML(ctx, cfg, store, path, *htmlOut, *search, *days)
 	}
-	sum := report.Summarize(saved, path, clock(), *days)
+	sum, err := store.Summarize(path, clock(), *days)
+	if err != nil {
+		return err
+	}
 	switch {
 	case *jsonOut:
 		return writeJSON(stdout, sum)

@@ -15,13 +15,13 @@ import (
 // mail or archive. With search, the file holds that search too; with a
 // configuration, the search shows what each sink's state says was
 // published. The file names people: it is written mode 0600, atomically.
-func writeReportHTML(ctx context.Context, cfg *Config, saved *report.File, reportPath, out, search string, days int) error {
+func writeReportHTML(ctx context.Context, cfg *Config, store *report.Store, reportPath, out, search string, days int) error {
 	opts := status.FileOptions{ReportFile: reportPath, Now: clock(), Query: search, ExpiryDays: days}
 	if cfg != nil && search != "" {
 		opts.Published = cfg.Published()
 	}
 	var b bytes.Buffer
-	if err := status.WriteFile(ctx, &b, saved, opts); err != nil {
+	if err := status.WriteFile(ctx, &b, store, opts); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
 	if err := atomicfile.Write(out, b.Bytes(), 0o600); err != nil {

@@ -42,7 +42,7 @@ func TestReportCommand(t *testing.T) {
 		}
 	}
 
-	code, stdout, _ = runCLI(t, "report", "--file", filepath.Join(filepath.Dir(cfg), "state.report.json"), "--json", "--days", days)
+	code, stdout, _ = runCLI(t, "report", "--file", filepath.Join(filepath.Dir(cfg), "state.report.db"), "--json", "--days", days)
 	var doc report.Summary
 	if err := json.Unmarshal([]byte(stdout), &doc); code != exitOK || err != nil {
 		t.Fatalf("report --json: exit %d, %v", code, err)

@@ -17,8 +17,8 @@ import (
 )
 
 // reportSaveEvery: a delta pass of run that changed nothing and failed
-// nothing rewrites the report file only when the last write is older than
-// this (report.Store.QuietSaveEvery).
+// nothing writes the report's header only when the last write is older
+// than this (report.Store.QuietSaveEvery).
 const reportSaveEvery = 15 * time.Minute
 
 // cmdRun is `smimesync run`: the service (package smimesync/service),
@@ -85,7 +85,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	// The status page (GET / beside /healthz and /metrics) shows the
 	// report and the recent passes, and records each pass in the report.
 	page := &status.Status{Command: "run", Logger: log, Now: clock}
-	flush := page.Attach(svc, status.AttachOptions{ReportPath: cfg.ReportPath(), QuietSaveEvery: reportSaveEvery, Metrics: cfg.metrics})
+	flush := page.Attach(svc, status.AttachOptions{ReportPath: cfg.ReportPath(), ReportImport: cfg.ReportImport(), QuietSaveEvery: reportSaveEvery, Metrics: cfg.metrics})
 	defer flush()
 	cfg.metrics.Instrument(svc)
 	if *once {

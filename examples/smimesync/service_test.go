@@ -253,7 +253,7 @@ func TestRunService(t *testing.T) {
 	if err != nil || snap.LastGood.IsZero() || len(snap.Published) != 2 {
 		t.Errorf("state after stop: %+v, %v", snap, err)
 	}
-	rep, err := report.Load(filepath.Join(dir, "state.report.json"))
+	rep, err := report.Load(filepath.Join(dir, "state.report.db"))
 	if err != nil || len(rep.Sinks) != 1 || !rep.Sinks[0].Complete || len(rep.Sinks[0].Entries) != 2 {
 		t.Errorf("report after stop: %+v, %v", rep, err)
 	}

@@ -61,7 +61,7 @@ type File struct {
 	Prune Prune `yaml:"prune"`
 	// Service configures the long-running service (see File.BuildService).
 	Service Service `yaml:"service"`
-	// Report says where passes keep the report file (package
+	// Report says where passes keep the report store (package
 	// smimesync/report; see File.ReportPath).
 	Report Report `yaml:"report"`
 
@@ -219,11 +219,14 @@ type Prune struct {
 	Reasons []string `yaml:"reasons"`
 }
 
-// Report says where passes keep the report file (see File.ReportPath).
+// Report says where passes keep the report (see File.ReportPath).
 type Report struct {
-	// Path of the report file (JSON). Default: next to the state file,
-	// its name ending in .report.json (state.json gives
-	// state.report.json). With neither set, no report is kept.
+	// Path of the report store (a bbolt file, package smimesync/report).
+	// Default: next to the state file, its name ending in .report.db
+	// (state.json or state.db gives state.report.db). With neither set,
+	// no report is kept. A JSON report of an earlier release at this path
+	// is converted in place once (and kept as
+	// <path>.imported-<UTC time>.bak).
 	Path string `yaml:"path"`
 }
 
@@ -386,13 +389,27 @@ func (c *File) Logger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// ReportPath is where the report file is kept (report.path, or beside
-// state.path: state.json gives state.report.json); "" when nowhere.
+// ReportPath is where the report store is kept (report.path, or beside
+// state.path: state.json or state.db gives state.report.db); "" when
+// nowhere.
 func (c *File) ReportPath() string {
 	if c.Report.Path != "" {
 		return c.path(c.Report.Path)
 	}
 	if c.State.Path == "" {
+		return ""
+	}
+	p := c.path(c.State.Path)
+	return strings.TrimSuffix(p, filepath.Ext(p)) + ".report.db"
+}
+
+// ReportImport is the JSON report of an earlier release that the report
+// store imports once, when it exists (report.Options.Import): the old
+// default beside state.path (state.json gave state.report.json). "" when
+// report.path is set (a JSON report there is converted in place) or no
+// report is kept.
+func (c *File) ReportImport() string {
+	if c.Report.Path != "" || c.State.Path == "" {
 		return ""
 	}
 	p := c.path(c.State.Path)

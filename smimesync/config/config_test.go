@@ -30,15 +30,19 @@ func parseIn(t *testing.T, conf string) *File {
 }
 
 func TestReportPath(t *testing.T) {
-	for _, tt := range []struct{ state, report, want string }{
-		{"state.json", "", "/etc/s/state.report.json"},
-		{"/var/lib/s/state", "", "/var/lib/s/state.report.json"},
-		{"state.json", "out/r.json", "/etc/s/out/r.json"},
-		{"", "", ""},
+	for _, tt := range []struct{ state, report, want, legacy string }{
+		{"state.json", "", "/etc/s/state.report.db", "/etc/s/state.report.json"},
+		{"state.db", "", "/etc/s/state.report.db", "/etc/s/state.report.json"},
+		{"/var/lib/s/state", "", "/var/lib/s/state.report.db", "/var/lib/s/state.report.json"},
+		{"state.json", "out/r.json", "/etc/s/out/r.json", ""},
+		{"", "", "", ""},
 	} {
 		c := &File{State: State{Path: tt.state}, Report: Report{Path: tt.report}, Dir: "/etc/s"}
 		if got := c.ReportPath(); got != filepath.FromSlash(tt.want) {
 			t.Errorf("state %q report %q: %q, want %q", tt.state, tt.report, got, tt.want)
+		}
+		if got := c.ReportImport(); got != filepath.FromSlash(tt.legacy) {
+			t.Errorf("state %q report %q: imports %q, want %q", tt.state, tt.report, got, tt.legacy)
 		}
 	}
 }

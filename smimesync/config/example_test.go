@@ -35,7 +35,7 @@ guard: {max_removals: 50}
 	fmt.Println(cfg.ReportPath())
 	// Output:
 	// file 50 /etc/smimesync/state.db
-	// /etc/smimesync/state.report.json
+	// /etc/smimesync/state.report.db
 }
 
 // A slip names the file, the line and the key's YAML path; errors.As

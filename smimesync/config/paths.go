@@ -144,8 +144,11 @@ func (c *File) paths(configFile string) []configPath {
 	}
 	if c.Report.Path != "" {
 		add("report.path", "", c.Report.Path, true, false)
-	} else {
-		add("state.path", "the report beside state.path", c.ReportPath(), true, false)
+	} else if c.ReportPath() != "" {
+		// The store, and the JSON report of an earlier release it
+		// imports (kept, renamed to a backup).
+		add("state.path", "the report store beside state.path", c.ReportPath(), true, false)
+		add("state.path", "the JSON report beside state.path", c.ReportImport(), true, false)
 	}
 	switch {
 	case c.Service.LogFile != "":

@@ -23,7 +23,7 @@ func TestSaveReport(t *testing.T) {
 	rep := &smimesync.Report{Plan: smimesync.Plan{Full: true, Changes: []*smimesync.Change{
 		{ID: "a", User: "a@example.com", DN: "CN=a,DC=example,DC=com", Action: smimesync.ActionAdd, Outcome: smimesync.OutcomeWritten},
 	}}}
-	path := filepath.Join(dir, "state.report.json")
+	path := filepath.Join(dir, "state.report.db")
 
 	if err := c.SaveReport("file", "sync", &smimesync.Report{DryRun: true}, nil, nil); err != nil {
 		t.Fatal(err)

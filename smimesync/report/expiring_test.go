@@ -30,7 +30,10 @@ func TestRecipientsExpiring(t *testing.T) {
 		keep(40 * day),                // neither
 		{Drop: []smimesync.Value{{}}}, // all dropped: not counted here
 	}
-	s := &Store{file: &File{Sinks: []*Sink{{Sink: "exchange", Entries: entries}}}}
+	for i, e := range entries {
+		e.ID = string(rune('a' + i))
+	}
+	s := storeOf(t, &File{Sinks: []*Sink{{Sink: "exchange", Entries: entries}}})
 	for _, tt := range []struct {
 		days, want int
 	}{{7, 2}, {30, 3}, {0, 1}, {365, 4}} {

@@ -49,30 +49,34 @@ func TestReportWriterLeavesForeignFiles(t *testing.T) {
 	}
 }
 
-// TestReportSaveChecksAgain: the service keeps the report in memory
-// between passes; if the file was replaced by something else meanwhile,
-// save refuses to write over it.
+// TestReportSaveChecksAgain: the service keeps the Store between passes;
+// if the file was replaced by something else meanwhile, Record refuses to
+// write over it.
 func TestReportSaveChecksAgain(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "r.json")
-	r, err := open(path, nil)
+	path := filepath.Join(t.TempDir(), "r.db")
+	r, err := Open(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.save(path); err != nil {
+	if err := r.Record("file", "run", nil, errors.New("boom"), reportNow); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.save(path); err != nil {
-		t.Fatalf("saving over its own report: %v", err)
+	if err := r.Record("file", "run", nil, errors.New("boom"), reportNow); err != nil {
+		t.Fatalf("writing over its own report: %v", err)
 	}
-	const other = `{"format": "smimesync-state", "version": 1, "published": {}}`
-	if err := os.WriteFile(path, []byte(other), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.save(path); !errors.Is(err, ErrNotReport) {
-		t.Errorf("save over a state file: %v, want ErrNotReport", err)
-	}
-	if b, _ := os.ReadFile(path); string(b) != other {
-		t.Errorf("the state file was replaced by %q", b)
+	for _, other := range []string{`{"format": "smimesync-state", "version": 1, "published": {}}`, ""} {
+		if err := os.WriteFile(path, []byte(other), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Record("file", "run", nil, errors.New("boom"), reportNow); !errors.Is(err, ErrNotReport) {
+			t.Errorf("Record over %q: %v, want ErrNotReport", other, err)
+		}
+		if err := r.Flush(); err != nil {
+			t.Errorf("Flush with nothing to write: %v", err)
+		}
+		if b, _ := os.ReadFile(path); string(b) != other {
+			t.Errorf("the file %q was replaced by %q", other, b)
+		}
 	}
 }
 
@@ -91,7 +95,12 @@ func TestReportLegacyFile(t *testing.T) {
 	if err != nil || len(r.Sinks) != 2 {
 		t.Fatalf("after the update: %+v, %v", r, err)
 	}
-	if b, _ := os.ReadFile(path); !strings.HasPrefix(string(b), string(fileHead)) {
-		t.Errorf("the updated report does not begin with the marker:\n%s", b)
+	if ok, err := isBolt(path); !ok || err != nil {
+		t.Errorf("the updated report is not a store: %v", err)
+	}
+	if baks, _ := filepath.Glob(path + ".imported-*.bak"); len(baks) != 1 {
+		t.Errorf("backups of the JSON report: %v, want one", baks)
+	} else if b, _ := os.ReadFile(baks[0]); string(b) != legacy {
+		t.Errorf("the backup holds %q", b)
 	}
 }

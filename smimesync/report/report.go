@@ -1,14 +1,24 @@
 // Package report keeps the report of a sync program: per sink, the last
 // pass and the latest word on every directory entry the passes have seen
 // (a delta pass reads only what changed, so passes are merged, and a full
-// pass replaces a sink's entries whole), in a JSON file marked as a report
-// ([Format]). [Store] merges passes into the file; [Summarize] turns it
-// into what people read: who has no usable certificate, whose certificates
-// expire soon, what was dropped and why, and who was not published.
+// pass replaces a sink's entries whole), in an embedded transactional
+// store ([Store]: a bbolt file, one record per entry per sink, a small
+// header per sink and an index of the entries by the expiry of their last
+// kept certificate). [Store.Record] merges a pass at the cost of what it
+// changed, in bounded transactions; [Store.Summarize] turns the report
+// into what people read (who has no usable certificate, whose
+// certificates expire soon, what was dropped and why, who was not
+// published), reading it through a cursor; [Store.RecipientsExpiring]
+// counts from the index. The store is opened for each merge and each
+// read, never held between them, so that `smimesync report` reads while
+// `smimesync run` runs.
 //
-// The file's layout is [Version] 2 (snake_case keys); a version 1 file is
-// upgraded as it is read. A file at the path that is not a report is never
-// replaced ([ErrNotReport]).
+// Earlier releases kept the report as one JSON file ([File], [Version] 2,
+// snake_case keys; version 1 is upgraded as it is read): [OpenOptions]
+// imports one once and keeps it as a backup. A file at the path that is
+// not a report is never replaced ([ErrNotReport]). [Load] and [Summarize]
+// read a whole report into memory: a convenience for small reports and
+// tests.
 //
 // It also writes what a sync program shows people, as `smimesync` prints
 // it, with text from the directory or the cloud escaped for a terminal: a
@@ -20,11 +30,9 @@ package report
 import (
 	"bytes"
 	"cmp"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"maps"
@@ -34,25 +42,24 @@ import (
 	"strings"
 	"time"
 
-	"github.com/smimesync/go-smimesync/internal/atomicfile"
 	"github.com/smimesync/go-smimesync/smimesync"
 )
 
-// Version is the layout of the report file. Version 2 has
+// Version is the layout of the JSON report file of earlier releases,
+// which OpenOptions imports and Load reads. Version 2 has
 // snake_case keys and keeps a sink's own words for a read-only recipient in
 // an entry's detail; decode upgrades a version 1 file as it reads it
 // (see upgradeV1).
 const Version = 2
 
-// Format is the type marker of a report file, its "format" member:
-// the report writer replaces a file only when it is one of its reports
-// (see decode).
+// Format is the type marker of a JSON report file, its "format" member:
+// OpenOptions converts or imports a file only when it is one of our
+// reports (see decode).
 const Format = "smimesync-report"
 
-// File is the report file: per sink, the last pass and the latest
-// word on every directory entry the passes have seen. A delta pass reads
-// only what changed, so each pass is merged into the file rather than
-// replacing it; a full pass replaces a sink's entries whole.
+// File is a whole report in memory (Load, Store.Load), and the layout of
+// the JSON report file of earlier releases: per sink, the last pass and
+// the latest word on every directory entry the passes have seen.
 type File struct {
 	// Format is the Format marker (absent from the files of earlier releases).
 	Format  string    `json:"format"`
@@ -61,7 +68,7 @@ type File struct {
 	Sinks   []*Sink   `json:"sinks"`
 }
 
-// Sink is one sink's part of the report file.
+// Sink is one sink's part of a [File].
 type Sink struct {
 	Sink string `json:"sink"`
 	// LastPass is the last pass, good or not.
@@ -112,27 +119,40 @@ type Entry struct {
 	// not counted as having no usable certificate). When an earlier word
 	// was at hand, Keep and Drop are that word's.
 	Unjudged bool `json:"unjudged,omitempty"`
-	// Seen is when the pass that last read the entry finished.
+	// Seen is when the pass that last read the entry finished. (A store
+	// does not rewrite the entries a full pass found unchanged: its
+	// header notes when that pass finished, and Seen reads as the later
+	// of the record's own and that.)
 	Seen time.Time `json:"seen"`
 }
 
-func (e *Entry) key() string { return e.Source + "\x00" + e.ID }
-
-// ErrBadReport is wrapped by Load when the file exists but cannot be
-// read.
+// ErrBadReport is wrapped by Load, OpenOptions and a Store's reads when
+// the report exists but cannot be read.
 var ErrBadReport = errors.New("report file cannot be read")
 
-// ErrNotReport is wrapped (with ErrBadReport) by Load when the file
-// is not a smimesync report at all: neither the marker nor the layout of
-// an earlier release's report. Such a file is never renamed or replaced.
-var ErrNotReport = errors.New("not a smimesync report file (no \"format\": \"" + Format + "\" marker); it is left as it is")
+// ErrNotReport is wrapped (with ErrBadReport) when the file is not a
+// smimesync report at all: not a report store (a bbolt file with the
+// StoreFormat marker), nor a JSON report (the Format marker, or the
+// layout of an earlier release's report). Such a file is never renamed or
+// replaced.
+var ErrNotReport = errors.New("not a smimesync report (neither a report store nor a JSON report with the \"format\": \"" + Format + "\" marker); it is left as it is")
 
-// Load reads a report file. A missing file is an empty report.
+// Load reads a whole report into memory: a report store, or a JSON
+// report of an earlier release. A missing file is an empty report. It is a
+// convenience for small reports and tests: a program that reads a large
+// report goes through a Store (Summarize, Search), which holds only what
+// it lists.
 func Load(path string) (*File, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	bolted, err := isBolt(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return &File{Format: Format, Version: Version}, nil
+	case err != nil:
+		return nil, fmt.Errorf("%w: %v", ErrBadReport, err)
+	case bolted:
+		return (&Store{path: path, log: slog.New(slog.DiscardHandler)}).Load()
 	}
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadReport, err)
 	}
@@ -264,198 +284,8 @@ func snakeCase(s string) string {
 	return b.String()
 }
 
-// sink returns the part of the report for sink, adding it if needed.
-func (r *File) sink(name string) *Sink {
-	for _, s := range r.Sinks {
-		if s.Sink == name {
-			return s
-		}
-	}
-	s := &Sink{Sink: name, Entries: []*Entry{}}
-	r.Sinks = append(r.Sinks, s)
-	return s
-}
-
-// fullPassDone reports whether a pass read the whole directory and applied
-// what it found: only such a pass resets the full-pass schedule. A plan
-// the guard stopped, or an apply cancelled, does not count; write failures
-// do (the next delta retries them).
-func fullPassDone(rep *smimesync.Report, err error) bool {
-	return rep != nil && rep.Full && !rep.DryRun &&
-		!errors.Is(err, smimesync.ErrGuardTripped) &&
-		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
-}
-
-// merge records one pass of a sink. rep is nil when planning failed.
-func (s *Sink) merge(command string, rep *smimesync.Report, passErr error, now time.Time) {
-	s.LastPass = Pass{Command: command, Finished: now}
-	if passErr != nil {
-		s.LastPass.Error = passErr.Error()
-	}
-	if rep == nil {
-		return
-	}
-	s.LastPass.Full = rep.Full
-	s.LastPass.Started = rep.Started
-	s.LastPass.Finished = cmp.Or(rep.Finished, now)
-	s.LastPass.Summary = rep.Summary
-	s.LastPass.CookieAdvanced = rep.CookieAdvanced
-	s.LastPass.Errors = rep.Errors
-	if passErr == nil {
-		s.LastGood = s.LastPass.Finished
-	}
-	if fullPassDone(rep, passErr) {
-		s.LastFull = s.LastPass.Finished
-	}
-
-	byKey := make(map[string]*Entry, len(s.Entries))
-	unlisted := 0 // of the pass's unlisted entries, those with an earlier word
-	for _, e := range s.Entries {
-		switch {
-		case rep.Unlisted(e.Source, e.ID):
-			// Read, and unchanged on its memo: no row, the earlier
-			// word stands.
-			e.Seen = s.LastPass.Finished
-			byKey[e.key()] = e
-			unlisted++
-		case !rep.Full:
-			byKey[e.key()] = e
-		}
-	}
-	if rep.Full {
-		// A full read names every entry in scope, with a row or as
-		// unlisted: what it does not name is gone. Entries covers
-		// them all unless an unlisted one has no earlier word (the
-		// report is newer than its memo): it has none until a pass
-		// judges it again (within Syncer.Reverify).
-		s.Complete = unlisted == rep.UnlistedCount()
-	}
-	var earlier map[string]*Entry // for memoized rows: the last word on their values
-	for c, err := range rep.Rows() {
-		if err != nil {
-			// The rows that could not be read keep their earlier word.
-			s.LastPass.Errors = append(s.LastPass.Errors, "reading the pass's rows: "+err.Error())
-			for _, e := range s.Entries {
-				if _, ok := byKey[e.key()]; !ok {
-					byKey[e.key()] = e
-				}
-			}
-			break
-		}
-		e := &Entry{
-			ID: c.ID, User: c.User, DN: c.DN, Source: c.Source,
-			Action: c.Action, Reason: c.Reason, Detail: c.Detail, Outcome: c.Outcome, Error: c.Error,
-			Keep: c.Keep, Drop: c.Drop, Seen: s.LastPass.Finished,
-		}
-		if c.Memoized {
-			if earlier == nil {
-				earlier = make(map[string]*Entry, len(s.Entries))
-				for _, p := range s.Entries {
-					earlier[p.key()] = p
-				}
-			}
-			if p, ok := earlier[e.key()]; ok && !p.Unjudged {
-				e.Keep, e.Drop = p.Keep, p.Drop
-			} else {
-				e.Unjudged = true
-			}
-		}
-		if c.Recipient != nil {
-			e.Recipient = cmp.Or(c.Recipient.Name, c.Recipient.ID)
-		}
-		if c.Action == smimesync.ActionSkip && c.Reason == smimesync.SkipDeleted {
-			delete(byKey, e.key())
-			continue
-		}
-		byKey[e.key()] = e
-	}
-	s.Entries = slices.SortedFunc(maps.Values(byKey), func(a, b *Entry) int {
-		return cmp.Or(cmp.Compare(a.User, b.User), cmp.Compare(a.Source, b.Source), cmp.Compare(a.ID, b.ID))
-	})
-}
-
-// open loads the report file to update it. A report of ours that
-// cannot be read (another version, a damaged member) is renamed to
-// <path>.bad (and logged) and an empty report returned. Anything else at
-// the path, a file that is not one of our reports (a state file, a
-// configuration named by mistake), is an error wrapping ErrNotReport and
-// is left untouched, as is an existing <path>.bad.
-func open(path string, log *slog.Logger) (*File, error) {
-	r, err := Load(path)
-	if err == nil {
-		return r, nil
-	}
-	if errors.Is(err, ErrNotReport) {
-		return nil, fmt.Errorf("report: %w", err)
-	}
-	if _, statErr := os.Stat(path); statErr != nil {
-		return nil, fmt.Errorf("report: %w", err)
-	}
-	bad := path + ".bad"
-	if _, lerr := os.Lstat(bad); !errors.Is(lerr, fs.ErrNotExist) {
-		return nil, fmt.Errorf("report: %w; and it cannot be set aside: %s exists already (move it away)", err, bad)
-	}
-	if rerr := os.Rename(path, bad); rerr != nil {
-		return nil, fmt.Errorf("report: %w; and setting it aside: %v", err, rerr)
-	}
-	if log != nil {
-		log.Warn("report file set aside, starting a new one", "path", path, "as", bad, "err", err)
-	}
-	return &File{Format: Format, Version: Version}, nil
-}
-
-// save writes the report file atomically.
-func (r *File) save(path string) error {
-	r.Format = Format
-	b, err := json.MarshalIndent(r, "", " ")
-	if err != nil {
-		return fmt.Errorf("report: encoding: %w", err)
-	}
-	// The file may have changed since it was read (the service keeps the
-	// report between passes): replace only a report.
-	if err := checkReplaceable(path); err != nil {
-		return err
-	}
-	// 0600: the report names people and their addresses.
-	if err := atomicfile.Write(path, b, 0o600); err != nil {
-		return fmt.Errorf("report: %w", err)
-	}
-	return nil
-}
-
-// fileHead is how every report file this program writes begins (save
-// puts Format first).
-var fileHead = []byte("{\n \"format\": \"" + Format + "\",")
-
-// checkReplaceable returns nil when path does not exist or holds one of
-// our reports (cheaply, by its first bytes, for a file this program
-// wrote; whole, for an earlier release's); else an error wrapping
-// ErrNotReport.
-func checkReplaceable(path string) error {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("report: %w", err)
-	}
-	defer f.Close()
-	got := make([]byte, len(fileHead))
-	if _, err := io.ReadFull(f, got); err == nil && bytes.Equal(got, fileHead) {
-		return nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("report: %w", err)
-	}
-	if _, err := decode(b); errors.Is(err, ErrNotReport) {
-		return fmt.Errorf("report: %w: %s: %w", ErrBadReport, path, err)
-	}
-	return nil
-}
-
-// Summary is what people read of a report file (`smimesync report` prints
-// it, and its JSON): see Summarize.
+// Summary is what people read of a report (`smimesync report` prints it,
+// and its JSON): see Store.Summarize and Summarize.
 type Summary struct {
 	File       string        `json:"file"`
 	At         time.Time     `json:"at"`
@@ -564,54 +394,89 @@ func departed(e *Entry) (Departed, bool) {
 	return Departed{}, false
 }
 
-// Summarize turns the saved report into the lists people read.
+// Summarize turns a report held in memory into the lists people read
+// (Store.Summarize reads a store the same way, through a cursor).
 func Summarize(r *File, path string, now time.Time, withinDays int) *Summary {
 	out := &Summary{File: path, At: now.UTC(), WithinDays: withinDays, Sinks: []SinkSummary{}}
-	horizon := now.AddDate(0, 0, withinDays)
 	for _, s := range r.Sinks {
-		ss := SinkSummary{
-			Sink: s.Sink, LastPass: s.LastPass, LastFull: s.LastFull, LastGood: s.LastGood,
-			Complete: s.Complete, Users: len(s.Entries),
-			NoUsable: []NoUsable{}, Expiring: []Expiring{}, Dropped: []Dropped{},
-			DroppedByReason: map[smimesync.Reason]int{}, NotPublished: []NotPublished{}, Departed: []Departed{},
-		}
+		ss := newSinkSummary(s.Sink, header{LastPass: s.LastPass, LastFull: s.LastFull, LastGood: s.LastGood, Complete: s.Complete})
 		for _, e := range s.Entries {
-			ref := UserRef{User: e.User, ID: e.ID, DN: e.DN, Source: e.Source, Recipient: e.Recipient}
-			if d, ok := departed(e); ok {
-				d.UserRef = ref
-				ss.Departed = append(ss.Departed, d)
-				ss.Users--
-				continue
-			}
-			if len(e.Keep) == 0 && !e.Unjudged {
-				why := "no certificate in the directory"
-				if len(e.Drop) > 0 {
-					why = "all dropped: " + DropSummary(e.Drop)
-				}
-				ss.NoUsable = append(ss.NoUsable, NoUsable{UserRef: ref, Why: why})
-			}
-			for _, v := range e.Keep {
-				if !v.NotAfter.IsZero() && v.NotAfter.Before(horizon) {
-					ss.Expiring = append(ss.Expiring, Expiring{UserRef: ref, Attribute: v.Attribute, SHA256: v.SHA256,
-						NotAfter: v.NotAfter.UTC(), Days: daysLeft(now, v.NotAfter)})
-				}
-			}
-			for _, v := range e.Drop {
-				ss.Dropped = append(ss.Dropped, Dropped{UserRef: ref, Attribute: v.Attribute, SHA256: v.SHA256,
-					Reasons: v.Reasons, Notes: v.Notes})
-				for _, why := range v.Reasons {
-					ss.DroppedByReason[why]++
-				}
-			}
-			if np, ok := unpublished(e); ok {
-				np.UserRef = ref
-				ss.NotPublished = append(ss.NotPublished, np)
-			}
+			ss.add(e, now, withinDays)
 		}
-		slices.SortStableFunc(ss.Expiring, func(a, b Expiring) int { return a.NotAfter.Compare(b.NotAfter) })
+		ss.finish()
 		out.Sinks = append(out.Sinks, ss)
 	}
 	return out
+}
+
+// newSinkSummary is the summary of a sink with header h and no entries
+// yet: add them, then finish.
+func newSinkSummary(name string, h header) SinkSummary {
+	return SinkSummary{
+		Sink: name, LastPass: h.LastPass, LastFull: h.LastFull, LastGood: h.LastGood, Complete: h.Complete,
+		NoUsable: []NoUsable{}, Expiring: []Expiring{}, Dropped: []Dropped{},
+		DroppedByReason: map[smimesync.Reason]int{}, NotPublished: []NotPublished{}, Departed: []Departed{},
+	}
+}
+
+// add counts e, and lists what there is to list of it.
+func (ss *SinkSummary) add(e *Entry, now time.Time, withinDays int) {
+	horizon := now.AddDate(0, 0, withinDays)
+	ref := UserRef{User: e.User, ID: e.ID, DN: e.DN, Source: e.Source, Recipient: e.Recipient}
+	if d, ok := departed(e); ok {
+		d.UserRef = ref
+		ss.Departed = append(ss.Departed, d)
+		return
+	}
+	ss.Users++
+	if len(e.Keep) == 0 && !e.Unjudged {
+		why := "no certificate in the directory"
+		if len(e.Drop) > 0 {
+			why = "all dropped: " + DropSummary(e.Drop)
+		}
+		ss.NoUsable = append(ss.NoUsable, NoUsable{UserRef: ref, Why: why})
+	}
+	for _, v := range e.Keep {
+		if !v.NotAfter.IsZero() && v.NotAfter.Before(horizon) {
+			ss.Expiring = append(ss.Expiring, Expiring{UserRef: ref, Attribute: v.Attribute, SHA256: v.SHA256,
+				NotAfter: v.NotAfter.UTC(), Days: daysLeft(now, v.NotAfter)})
+		}
+	}
+	for _, v := range e.Drop {
+		ss.Dropped = append(ss.Dropped, Dropped{UserRef: ref, Attribute: v.Attribute, SHA256: v.SHA256,
+			Reasons: v.Reasons, Notes: v.Notes})
+		for _, why := range v.Reasons {
+			ss.DroppedByReason[why]++
+		}
+	}
+	if np, ok := unpublished(e); ok {
+		np.UserRef = ref
+		ss.NotPublished = append(ss.NotPublished, np)
+	}
+}
+
+// finish puts the lists in the report's order: by user, then source, then
+// ID (an entry's own items as they came), and the expiring certificates
+// by expiry (in that order when they expire at once). A store is read in
+// the order of its keys, not of its users: sorting what is listed keeps
+// the output what it was when the report was a sorted JSON file.
+func (ss *SinkSummary) finish() {
+	sortRefs(ss.NoUsable, func(x NoUsable) UserRef { return x.UserRef })
+	sortRefs(ss.Expiring, func(x Expiring) UserRef { return x.UserRef })
+	sortRefs(ss.Dropped, func(x Dropped) UserRef { return x.UserRef })
+	sortRefs(ss.NotPublished, func(x NotPublished) UserRef { return x.UserRef })
+	sortRefs(ss.Departed, func(x Departed) UserRef { return x.UserRef })
+	slices.SortStableFunc(ss.Expiring, func(a, b Expiring) int { return a.NotAfter.Compare(b.NotAfter) })
+}
+
+// compareRefs orders entries as the report lists them: by user, then
+// source, then ID.
+func compareRefs(a, b UserRef) int {
+	return cmp.Or(cmp.Compare(a.User, b.User), cmp.Compare(a.Source, b.Source), cmp.Compare(a.ID, b.ID))
+}
+
+func sortRefs[T any](s []T, ref func(T) UserRef) {
+	slices.SortStableFunc(s, func(a, b T) int { return compareRefs(ref(a), ref(b)) })
 }
 
 // unpublished says why an entry that had something to publish, or a
@@ -638,92 +503,6 @@ func daysLeft(now, t time.Time) int {
 	return int(math.Floor(t.Sub(now).Hours() / 24))
 }
 
-// Store keeps a report file up to date, pass after pass. It holds the
-// file's content between passes, so that a quiet pass need not reread and
-// rewrite a large file. It is not safe for concurrent use.
-type Store struct {
-	path string
-	log  *slog.Logger
-	// QuietSaveEvery: a delta pass that changed nothing and failed
-	// nothing (and followed a pass without error) rewrites the file only
-	// when it was last written longer ago than this; Flush writes what is
-	// left. 0 writes after every pass.
-	QuietSaveEvery time.Duration
-
-	file  *File
-	saved time.Time
-	dirty bool
-}
-
-// Open loads the report file at path to keep it up to date; a missing file
-// is an empty report. A report of ours that cannot be read (another
-// version, a damaged member) is renamed to <path>.bad (and logged to log,
-// which may be nil) and started afresh: it only summarises what the passes
-// saw, and the next full pass rebuilds it. Anything else at the path, a
-// file that is not one of our reports, is an error wrapping ErrNotReport
-// and is left untouched, as is an existing <path>.bad.
-func Open(path string, log *slog.Logger) (*Store, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	f, err := open(path, log)
-	if err != nil {
-		return nil, err
-	}
-	return &Store{path: path, log: log, file: f}, nil
-}
-
-// File is the report as the Store holds it now. The caller must not change
-// it.
-func (s *Store) File() *File { return s.file }
-
-// LastFull is when the report last saw a full pass of sink applied whole
-// (zero when never).
-func (s *Store) LastFull(sink string) time.Time {
-	for _, st := range s.file.Sinks {
-		if st.Sink == sink {
-			return st.LastFull
-		}
-	}
-	return time.Time{}
-}
-
-// Record merges one pass of sink into the report and writes the file
-// (unless QuietSaveEvery says it may wait). command names what ran the
-// pass ("sync", "run"); rep is nil when planning failed; a dry run's
-// report is not recorded (it wrote nothing).
-func (s *Store) Record(sink, command string, rep *smimesync.Report, passErr error, finished time.Time) error {
-	if rep != nil && rep.DryRun {
-		return nil
-	}
-	st := s.file.sink(sink)
-	hadError := st.LastPass.Error != ""
-	s.file.Updated = finished.UTC()
-	st.merge(command, rep, passErr, finished.UTC())
-	s.dirty = true
-	quiet := rep != nil && passErr == nil && !hadError && !rep.Full && !hasRows(rep)
-	if quiet && finished.Sub(s.saved) < s.QuietSaveEvery {
-		return nil
-	}
-	if err := s.Flush(); err != nil {
-		return err
-	}
-	s.saved = finished
-	return nil
-}
-
-// Flush writes the file if a pass changed it since it was last written.
-func (s *Store) Flush() error {
-	if !s.dirty {
-		return nil
-	}
-	if err := s.file.save(s.path); err != nil {
-		return err
-	}
-	s.dirty = false
-	return nil
-}
-
 // DropSummary counts values' drop reasons for people: "expired ×2,
 // over-limit ×5", one reason plain, sorted by reason.
 func DropSummary(vs []smimesync.Value) string {
@@ -742,43 +521,4 @@ func DropSummary(vs []smimesync.Value) string {
 		}
 	}
 	return strings.Join(parts, ", ")
-}
-
-// RecipientsExpiring counts sink's entries whose kept certificates all
-// expire before horizon: the entries that lose their last usable
-// certificate by then unless a renewed one reaches the directory. An
-// entry that keeps nothing, or only values without an expiry, is not
-// counted (it has no usable certificate to lose).
-func (s *Store) RecipientsExpiring(sink string, horizon time.Time) int {
-	for _, st := range s.file.Sinks {
-		if st.Sink == sink {
-			return recipientsExpiring(st.Entries, horizon)
-		}
-	}
-	return 0
-}
-
-func recipientsExpiring(entries []*Entry, horizon time.Time) int {
-	n := 0
-	for _, e := range entries {
-		var last time.Time
-		for _, v := range e.Keep {
-			if v.NotAfter.After(last) {
-				last = v.NotAfter
-			}
-		}
-		if !last.IsZero() && last.Before(horizon) {
-			n++
-		}
-	}
-	return n
-}
-
-// hasRows reports whether the pass has a row (an entry that was not only
-// counted).
-func hasRows(rep *smimesync.Report) bool {
-	for range rep.Rows() {
-		return true
-	}
-	return false
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/smimesync/go-smimesync/smimesync"
 )
 
@@ -37,7 +39,7 @@ func TestReportV1Upgrade(t *testing.T) {
 		t.Fatalf("loading a version 1 report: %v", err)
 	}
 	day := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	s := r.sink("file")
+	s := r.Sinks[0]
 	if r.Version != Version || !s.Complete || !s.LastGood.Equal(day) || !s.LastFull.Equal(day) || !s.LastPass.CookieAdvanced ||
 		s.LastPass.Summary.KeptValues != 3 || s.LastPass.Summary.DroppedValues != 1 || s.LastPass.Summary.Dropped[smimesync.ReasonNoMatchingAddress] != 1 {
 		t.Errorf("upgraded report lost something: version %d, %+v", r.Version, s)
@@ -56,12 +58,15 @@ func TestReportV1Upgrade(t *testing.T) {
 		t.Errorf("carol: reason %q detail %q, want no-recipient", carol.Reason, carol.Detail)
 	}
 
-	// Saved again, it is version 2 and reads back the same.
-	if err := r.save(path); err != nil {
+	// Converted to a store, it reads back the same.
+	if _, err := Open(path, nil); err != nil {
 		t.Fatal(err)
 	}
 	again, err := Load(path)
-	if err != nil || again.Version != Version || again.sink("file").Entries[1].Detail != "directory-synced" {
-		t.Fatalf("version 2 round trip: %v %+v", err, again)
+	if err != nil || again.Version != Version || again.Sinks[0].Entries[1].Detail != "directory-synced" {
+		t.Fatalf("store round trip: %v %+v", err, again)
+	}
+	if diff := cmp.Diff(r.Sinks, again.Sinks); diff != "" {
+		t.Errorf("the store holds another report (-JSON +store):\n%s", diff)
 	}
 }

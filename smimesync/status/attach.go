@@ -12,11 +12,14 @@ import (
 // value keeps no report and sets no metrics.
 type AttachOptions struct {
 	// ReportPath, when not empty and the Status has no Report yet, is the
-	// report file (report.Open) the page reads and every pass is merged
-	// into: what `smimesync report` reads.
+	// report store (report.OpenOptions) the page reads and every pass is
+	// merged into: what `smimesync report` reads.
 	ReportPath string
+	// ReportImport is the JSON report of an earlier release the store
+	// imports once (report.Options.Import; config.File.ReportImport).
+	ReportImport string
 	// QuietSaveEvery is the report store's report.Store.QuietSaveEvery: a
-	// quiet delta pass rewrites the file only when the last write is
+	// quiet delta pass writes its header only when the last write is
 	// older than this (0: after every pass).
 	QuietSaveEvery time.Duration
 	// Metrics, when not nil and a report is kept, gets each sink's
@@ -37,6 +40,9 @@ type AttachOptions struct {
 // the page goes on without one: a service does not stop for its report.
 // An error saving the report is logged too.
 //
+// The store is opened for each pass's merge and each read, not held:
+// `smimesync report` reads it while svc runs.
+//
 // Call flush when svc.Run has returned: it writes what the last passes
 // left in the report store (Status.Flush), and logs an error.
 func (s *Status) Attach(svc *service.Service, o AttachOptions) (flush func()) {
@@ -45,7 +51,7 @@ func (s *Status) Attach(svc *service.Service, o AttachOptions) (flush func()) {
 		s.Published = StatePublished(svc.Syncers)
 	}
 	if s.Report == nil && o.ReportPath != "" {
-		if store, err := report.Open(o.ReportPath, s.Logger); err != nil {
+		if store, err := report.OpenOptions(o.ReportPath, report.Options{Logger: s.Logger, Import: o.ReportImport}); err != nil {
 			s.log().Error("the report cannot be kept", "err", err)
 		} else {
 			store.QuietSaveEvery = o.QuietSaveEvery

@@ -140,7 +140,7 @@ func TestBrowserReportFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = WriteFile(context.Background(), out, f.st.Report.File(), FileOptions{ReportFile: "state.report.json", Now: f.now})
+	err = WriteFile(context.Background(), out, f.st.Report, FileOptions{ReportFile: "state.report.json", Now: f.now})
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}

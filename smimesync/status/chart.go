@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"math"
 	"time"
-
-	"github.com/smimesync/go-smimesync/smimesync/report"
 )
 
 // The expiry chart is SVG written here, in the page's template, from the
@@ -72,18 +70,17 @@ type Tick struct {
 	Label string
 }
 
-// expiryChart buckets entries by the expiry of their last kept value.
-func expiryChart(entries []*report.Entry, now time.Time) Chart {
+// expiryChart buckets the users by the expiry of their last kept value:
+// lasts calls its function with each user's (a zero time: none), as
+// report.Store.Expiries does; nil has none.
+func expiryChart(lasts func(func(time.Time)), now time.Time) Chart {
 	c := Chart{Start: now.UTC(), W: chartW, H: chartH, Left: padLeft, Top: padTop, PlotW: plotW, PlotH: plotH,
 		Bottom: padTop + plotH}
 	const week = 7 * 24 * time.Hour
-	for _, e := range entries {
-		var last time.Time
-		for _, v := range e.Keep {
-			if v.NotAfter.After(last) {
-				last = v.NotAfter
-			}
-		}
+	if lasts == nil {
+		lasts = func(func(time.Time)) {}
+	}
+	lasts(func(last time.Time) {
 		switch {
 		case last.IsZero():
 			// No kept value, or none with an expiry: not on the chart.
@@ -93,12 +90,12 @@ func expiryChart(entries []*report.Entry, now time.Time) Chart {
 			i := int(last.Sub(now) / week)
 			if i >= Weeks {
 				c.Later++
-				continue
+				return
 			}
 			c.Counts[i]++
 			c.Total++
 		}
-	}
+	})
 	for i, n := range c.Counts {
 		if n > c.Peak {
 			c.Peak, c.PeakWeek = n, i

@@ -1,6 +1,8 @@
 package status
 
 import (
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,8 +19,8 @@ func TestExpiryChart(t *testing.T) {
 	now := time.Now().UTC()
 	at := func(d time.Duration) time.Time { return now.Add(d) }
 	const day, week = 24 * time.Hour, 7 * 24 * time.Hour
-	entry := func(keep []time.Duration, drop ...time.Duration) *report.Entry {
-		e := &report.Entry{}
+	entry := func(keep []time.Duration, drop ...time.Duration) *smimesync.Change {
+		e := &smimesync.Change{Action: smimesync.ActionUnchanged}
 		for _, d := range keep {
 			e.Keep = append(e.Keep, smimesync.Value{NotAfter: at(d)})
 		}
@@ -27,7 +29,7 @@ func TestExpiryChart(t *testing.T) {
 		}
 		return e
 	}
-	c := expiryChart([]*report.Entry{
+	changes := []*smimesync.Change{
 		entry([]time.Duration{2 * day, 10 * day}),           // week 1, not week 0
 		entry([]time.Duration{10 * day}, 400*day),           // week 1: a dropped value does not extend it
 		entry([]time.Duration{51*week + day}),               // the last week
@@ -36,6 +38,23 @@ func TestExpiryChart(t *testing.T) {
 		entry([]time.Duration{53 * week}),                   // beyond the chart
 		entry(nil, 5*day),                                   // no usable certificate: not on the chart
 		{Keep: []smimesync.Value{{Attribute: "no expiry"}}}, // no expiry known
+	}
+	// The users as a report store keeps them: the chart reads its expiry
+	// index (report.Store.Expiries).
+	for i, c := range changes {
+		c.ID, c.User = fmt.Sprint(i), fmt.Sprint(i)
+	}
+	store, err := report.Open(filepath.Join(t.TempDir(), "r.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Record("s", "run", &smimesync.Report{Plan: smimesync.Plan{Full: true, Changes: changes}}, nil, now); err != nil {
+		t.Fatal(err)
+	}
+	c := expiryChart(func(yield func(time.Time)) {
+		if err := store.Expiries("s", yield); err != nil {
+			t.Fatal(err)
+		}
 	}, now)
 	want := map[int]int{0: 1, 1: 2, 51: 1}
 	for i, n := range c.Counts {

@@ -2,6 +2,7 @@ package status
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -57,27 +58,31 @@ type match struct {
 }
 
 // search finds the report's entries whose user, DN, ID, recipient or
-// value subjects contain q (case-insensitive), at most MaxResults of them;
-// more is how many others matched. It returns q trimmed.
-func search(f *report.File, q string) (query string, found []match, more int) {
+// value subjects contain q (case-insensitive), at most MaxResults of them
+// (report.Store.Search: it scans the store, holding those); more is how
+// many others matched. It returns q trimmed. A store that cannot be read
+// finds nothing (logged to log).
+func search(store *report.Store, q string, log *slog.Logger) (query string, found []match, more int) {
 	q = strings.TrimSpace(q)
-	if q == "" || f == nil {
+	if q == "" || store == nil {
 		return q, nil, 0
 	}
-	needle := lower(q)
-	for _, s := range f.Sinks {
-		for _, e := range s.Entries {
-			if !entryMatches(e, needle) {
-				continue
-			}
-			if len(found) == MaxResults {
-				more++
-				continue
-			}
-			found = append(found, match{s.Sink, e})
-		}
+	got, more, err := store.Search(matcher(q), MaxResults)
+	if err != nil {
+		log.Error("status page: searching the report", "err", err)
+		return q, nil, 0
+	}
+	for _, f := range got {
+		found = append(found, match{f.Sink, f.Entry})
 	}
 	return q, found, more
+}
+
+// matcher is the search for q (trimmed, not empty), for
+// report.Store.Search.
+func matcher(q string) func(string, *report.Entry) bool {
+	needle := lower(q)
+	return func(_ string, e *report.Entry) bool { return entryMatches(e, needle) }
 }
 
 func entryMatches(e *report.Entry, needle string) bool {
@@ -155,7 +160,7 @@ func userResult(m match, pub map[string]smimesync.Published) UserResult {
 
 // publishStatus says whether an entry's kept values reached its
 // recipient. It gives codes, and a read-only recipient's reason in the
-// sink's words; an error's text (hosts, accounts) stays in the report file
+// sink's words; an error's text (hosts, accounts) stays in the report store
 // and the log.
 func publishStatus(e *report.Entry) (status, why string) {
 	switch {

@@ -95,16 +95,16 @@ func StatePublished(syncers []service.Named) PublishedFunc {
 // with no sinks; give it the Service, the report Store, or both. Record
 // every pass through it (from the Service's OnPass hook): it keeps the
 // recent passes, and it records the pass in the report Store under the
-// lock the page reads it with (a report.Store is not safe for concurrent
-// use). Its Handler may be served while passes run. [Status.Attach] does
+// lock the page reads it with, so that a page shows a pass's report whole
+// or not at all. Its Handler may be served while passes run. [Status.Attach] does
 // all of that for a Service in one call.
 type Status struct {
 	// Service, when not nil, gives the page its health (Service.Health)
 	// and the order of its sinks.
 	Service *service.Service
 	// Report, when not nil, is the report store the page reads and
-	// Record writes. Do not use it elsewhere while the Status is in use,
-	// but through Record and Flush.
+	// Record writes. Other processes may read the store meanwhile
+	// (`smimesync report`): it is opened only for each read and write.
 	Report *report.Store
 	// Published, when not nil, says what each sink's recipients carry, as
 	// far as smimesync wrote it (see StatePublished), for the search.
@@ -275,7 +275,7 @@ func counts(m map[string]int) []Count {
 	return out
 }
 
-// passFromReport is the report file's last pass of a sink, for a page
+// passFromReport is the report's last pass of a sink, for a page
 // that saw no pass of it.
 func passFromReport(sink string, lp report.Pass) Pass {
 	kind := service.KindDelta
@@ -340,8 +340,12 @@ type Page struct {
 	Live bool
 	// Refresh is the reload interval in seconds (0: none).
 	Refresh int
-	// ReportFile names the report file WriteFile read ("" when served).
+	// ReportFile names the report store WriteFile read ("" when served).
 	ReportFile string
+	// ReportNote says why the page shows no report, when the report
+	// store could not be read (the error, which names its path, is
+	// logged).
+	ReportNote string
 	// Health is the service's health (nil for WriteFile's page).
 	Health *service.Health
 	// ExpiryDays: the Expiring lists cover this many days.
@@ -413,10 +417,15 @@ func (s *Status) Page(ctx context.Context, q string) *Page {
 		}
 	}
 	var sum *report.Summary
-	var file *report.File
 	if s.Report != nil {
-		file = s.Report.File()
-		sum = report.Summarize(file, "", now, ExpiryDays)
+		var err error
+		if sum, err = s.Report.Summarize("", now, ExpiryDays); err != nil {
+			// The error names the report's path: logged, not shown.
+			s.log().Error("status page: reading the report", "err", err)
+			p.ReportNote = "The report cannot be read (see the log)."
+		}
+	}
+	if sum != nil {
 		for _, ss := range sum.Sinks {
 			if !slices.Contains(names, ss.Sink) {
 				names = append(names, ss.Sink)
@@ -425,11 +434,13 @@ func (s *Status) Page(ctx context.Context, q string) *Page {
 	}
 	for _, n := range names {
 		v := SinkView{Name: n, Health: healthOf[n], Passes: reversed(s.passes[n])}
-		fillSink(&v, file, sum, now)
+		fillSink(&v, s.Report, sum, now, func(err error) {
+			s.log().Error("status page: reading the report's expiries", "sink", n, "err", err)
+		})
 		p.Sinks = append(p.Sinks, v)
 	}
 	var matches []match
-	p.Query, matches, p.More = search(file, q)
+	p.Query, matches, p.More = search(s.Report, q, s.log())
 	s.mu.Unlock()
 
 	// The state is read outside the lock: a pass may record meanwhile.
@@ -437,11 +448,11 @@ func (s *Status) Page(ctx context.Context, q string) *Page {
 	return p
 }
 
-// fillSink fills v from the report (file and its summary sum, either may
-// be nil).
-func fillSink(v *SinkView, file *report.File, sum *report.Summary, now time.Time) {
+// fillSink fills v from the report (the store and its summary sum, either
+// may be nil); failed is told why the chart cannot be read.
+func fillSink(v *SinkView, store *report.Store, sum *report.Summary, now time.Time, failed func(error)) {
 	if sum != nil {
-		for i, ss := range sum.Sinks {
+		for _, ss := range sum.Sinks {
 			if ss.Sink != v.Name {
 				continue
 			}
@@ -458,7 +469,11 @@ func fillSink(v *SinkView, file *report.File, sum *report.Summary, now time.Time
 			v.NotPublished = len(ss.NotPublished)
 			v.Expiring, v.ExpiringMore = firstN(ss.Expiring, MaxRows)
 			v.NoUsable, v.NoUsableMore = firstN(ss.NoUsable, MaxRows)
-			v.Chart = expiryChart(file.Sinks[i].Entries, now)
+			v.Chart = expiryChart(func(yield func(time.Time)) {
+				if err := store.Expiries(v.Name, yield); err != nil {
+					failed(err)
+				}
+			}, now)
 			if len(v.Passes) == 0 && !ss.LastPass.Finished.IsZero() {
 				v.Passes = []Pass{passFromReport(v.Name, ss.LastPass)}
 			}
@@ -499,7 +514,7 @@ func firstN[T any](s []T, n int) ([]T, int) {
 
 // FileOptions are WriteFile's settings; the zero value works.
 type FileOptions struct {
-	// ReportFile names the report file on the page.
+	// ReportFile names the report store on the page.
 	ReportFile string
 	// Now is when the page is made (zero: time.Now()).
 	Now time.Time
@@ -517,12 +532,14 @@ type FileOptions struct {
 // MaxQuery bytes.
 var ErrQueryTooLong = errors.New("status: the search is too long")
 
-// WriteFile writes the page for the report file f as one self-contained
+// WriteFile writes the page for the report store as one self-contained
 // HTML document (inline style and chart, no script, nothing to load, no
 // refresh), to be mailed or archived: what `smimesync report --html`
 // writes. It shows what the report holds; the live page's health and
 // recent passes are the service's alone (the page shows the last pass).
-func WriteFile(ctx context.Context, w io.Writer, f *report.File, o FileOptions) error {
+// It reads the store through cursors (report.Store.Summarize, Search,
+// Expiries), and returns their error.
+func WriteFile(ctx context.Context, w io.Writer, store *report.Store, o FileOptions) error {
 	if len(o.Query) > MaxQuery {
 		return fmt.Errorf("%w (%d bytes, at most %d)", ErrQueryTooLong, len(o.Query), MaxQuery)
 	}
@@ -532,15 +549,32 @@ func WriteFile(ctx context.Context, w io.Writer, f *report.File, o FileOptions) 
 	}
 	st := &Status{Published: o.Published, Now: func() time.Time { return now }}
 	days := cmp.Or(o.ExpiryDays, ExpiryDays)
-	sum := report.Summarize(f, o.ReportFile, now, days)
+	sum, err := store.Summarize(o.ReportFile, now, days)
+	if err != nil {
+		return err
+	}
 	p := &Page{Title: "smimesync report", At: now.UTC(), ReportFile: o.ReportFile, ExpiryDays: days}
+	var chartErr error
 	for _, ss := range sum.Sinks {
 		v := SinkView{Name: ss.Sink}
-		fillSink(&v, f, sum, now)
+		fillSink(&v, store, sum, now, func(err error) { chartErr = cmp.Or(chartErr, err) })
 		p.Sinks = append(p.Sinks, v)
 	}
+	if chartErr != nil {
+		return chartErr
+	}
+	q := strings.TrimSpace(o.Query)
 	var matches []match
-	p.Query, matches, p.More = search(f, o.Query)
+	if q != "" {
+		found, more, err := store.Search(matcher(q), MaxResults)
+		if err != nil {
+			return err
+		}
+		p.Query, p.More = q, more
+		for _, f := range found {
+			matches = append(matches, match{f.Sink, f.Entry})
+		}
+	}
 	p.Results, p.TenantNote = st.results(ctx, matches)
 	return render(w, p)
 }

@@ -273,15 +273,15 @@ func TestRecordRing(t *testing.T) {
 	if len(ps) != 3 || ps[0].Summary.Written != 4 || ps[2].Summary.Written != 2 {
 		t.Errorf("passes: %+v", ps)
 	}
-	if lp := store.File().Sinks[0].LastPass; lp.Summary.Written != 4 {
-		t.Errorf("the report's last pass: %+v", lp)
+	if sum, err := store.Summarize("", t0, 30); err != nil || sum.Sinks[0].LastPass.Summary.Written != 4 {
+		t.Errorf("the report's last pass: %+v, %v", sum, err)
 	}
 }
 
 func TestWriteFile(t *testing.T) {
 	f := newFixture(t)
 	var b bytes.Buffer
-	err := WriteFile(context.Background(), &b, f.st.Report.File(), FileOptions{ReportFile: "state.report.json", Now: f.now,
+	err := WriteFile(context.Background(), &b, f.st.Report, FileOptions{ReportFile: "state.report.json", Now: f.now,
 		Query: "bob", Published: f.st.Published})
 	if err != nil {
 		t.Fatal(err)
@@ -301,7 +301,7 @@ func TestWriteFile(t *testing.T) {
 	if !strings.Contains(body, `<article class="user" data-user="bob@example.com"`) {
 		t.Error("the file lacks the search for Bob")
 	}
-	if err := WriteFile(context.Background(), io.Discard, f.st.Report.File(), FileOptions{Query: strings.Repeat("x", MaxQuery+1)}); !errors.Is(err, ErrQueryTooLong) {
+	if err := WriteFile(context.Background(), io.Discard, f.st.Report, FileOptions{Query: strings.Repeat("x", MaxQuery+1)}); !errors.Is(err, ErrQueryTooLong) {
 		t.Errorf("a long query: %v", err)
 	}
 }
