@@ -2,23 +2,18 @@ package smimesync
 
 import (
 	"bufio"
-	"bytes"
 	"cmp"
 	"container/heap"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/gob"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"iter"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/smimesync/go-smimesync/cloud"
-	"github.com/smimesync/go-smimesync/directory"
 )
 
 // A plan's rows live in its temporary file (the spill, spill.go), not in
@@ -36,7 +31,7 @@ import (
 // the one in the file.
 //
 // A row record is, like a values record, the length of its body (4 bytes,
-// big-endian) and the body: the row as JSON (rowRecord).
+// big-endian) and the body: the row in binary (rowcodec.go).
 
 // runRows is how many rows wait in memory before they are sorted and
 // written as a run: about 6 MB of rows. (A variable for the tests.)
@@ -85,25 +80,6 @@ type rowRun struct {
 type recipRef struct {
 	h   keyHash
 	off int64
-}
-
-// rowRecord is a row as the file keeps it: every exported member of the
-// Change and what Apply needs of it beyond them.
-type rowRecord struct {
-	*Change
-	Internal rowInternal `json:"internal"`
-}
-
-// rowInternal is a Change's unexported fields that outlive the plan.
-type rowInternal struct {
-	FP        [2][]Fingerprint    `json:"fp,omitzero"`
-	Spilled   int64               `json:"spilled,omitempty"`
-	Prune     map[string][][]byte `json:"prune,omitempty"`
-	Entry     *directory.Entry    `json:"entry,omitempty"`
-	Forget    bool                `json:"forget,omitempty"`
-	Memo      *Memo               `json:"memo,omitempty"`
-	HadMemo   bool                `json:"had_memo,omitempty"`
-	RecheckBy time.Time           `json:"recheck_by,omitzero"`
 }
 
 func newRowSet(sp *spill) *rowSet { return &rowSet{sp: sp} }
@@ -494,37 +470,6 @@ func (rr *runReader) next() (*Change, int64, error) {
 	return c, off, nil
 }
 
-// encodeRow is a row record's body: c as JSON (rowRecord), or, when one
-// of its strings is not UTF-8 (a DN in Latin-1 that is also the entry's
-// ID, say), which JSON would change, gobRow and c as gob, which keeps
-// every byte.
-func encodeRow(c *Change) ([]byte, error) {
-	rec := rowRecord{Change: c, Internal: rowInternal{
-		FP: c.desiredFP, Spilled: c.spilled, Prune: c.prune, Entry: c.entry, Forget: c.forget,
-		Memo: c.memo, HadMemo: c.hadMemo, RecheckBy: c.recheckBy,
-	}}
-	body, err := json.Marshal(rec)
-	if err == nil && bytes.Contains(body, []byte(`\ufffd`)) {
-		// JSON wrote U+FFFD for bytes that are not UTF-8 (or the
-		// text held that escape itself: gob keeps that too).
-		var b bytes.Buffer
-		b.WriteByte(gobRow)
-		err = gob.NewEncoder(&b).Encode(rec)
-		body = b.Bytes()
-	}
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("%w: encoding the row of %s: %w", ErrSpill, c.User, err)
-	case len(body) > 1<<31:
-		return nil, fmt.Errorf("%w: the row of %s is %d bytes", ErrSpill, c.User, len(body))
-	}
-	return body, nil
-}
-
-// gobRow starts the body of a row record in gob (a JSON one starts with
-// '{').
-const gobRow = 'G'
-
 // appendBlock writes block, records end to end, at the end of the file
 // and returns its offset.
 func (sp *spill) appendBlock(block []byte) (int64, error) {
@@ -545,30 +490,6 @@ func (sp *spill) readRow(off int64) (*Change, error) {
 	c, err := decodeRow(body)
 	if err != nil {
 		return nil, fmt.Errorf("%w: the row at %d: %w", ErrSpill, off, err)
-	}
-	return c, nil
-}
-
-func decodeRow(body []byte) (*Change, error) {
-	rec := rowRecord{Change: &Change{}}
-	if len(body) > 0 && body[0] == gobRow {
-		if err := gob.NewDecoder(bytes.NewReader(body[1:])).Decode(&rec); err != nil {
-			return nil, err
-		}
-		if rec.Change == nil {
-			return nil, errors.New("a row without its change")
-		}
-	} else if err := json.Unmarshal(body, &rec); err != nil {
-		return nil, err
-	}
-	c, in := rec.Change, rec.Internal
-	c.desiredFP, c.spilled, c.prune, c.entry, c.forget = in.FP, in.Spilled, in.Prune, in.Entry, in.Forget
-	c.memo, c.hadMemo, c.recheckBy = in.Memo, in.HadMemo, in.RecheckBy
-	if c.Keep == nil {
-		c.Keep = []Value{}
-	}
-	if c.Drop == nil {
-		c.Drop = []Value{}
 	}
 	return c, nil
 }
