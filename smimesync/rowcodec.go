@@ -23,12 +23,16 @@ import (
 // (made by the plan, removed with it), so no other layout need be read.
 //
 // The body is rowBinary, the CRC-32C (Castagnoli, big-endian) of the rest,
-// then the fields in the order encodeRow writes them: each string and
-// byte value as its length (a uvarint) and its bytes, kept as they are
-// (an ID that is not UTF-8 keeps its bytes); each count as a uvarint; each
-// int as a varint; each time as the length of its MarshalBinary (0 for
-// the zero time) and those bytes; each fingerprint as its 32 bytes. The
-// checksum makes a damaged file an error, not a different row.
+// the length of the head (a uvarint), the head (every field but the values
+// to prune and the entry) and the tail (those two), the fields in the
+// order encodeRow writes them: each string and byte value as its length
+// (a uvarint) and its bytes, kept as they are (an ID that is not UTF-8
+// keeps its bytes); each count as a uvarint; each int as a varint; each
+// time as the length of its MarshalBinary (0 for the zero time) and those
+// bytes; each fingerprint as its 32 bytes. The strings of a row read back
+// share one copy of its head; the tail's are copies of their own, so that
+// a row does not hold its entry's certificates twice. The checksum makes
+// a damaged file an error, not a different row.
 //
 // A field added to Change, Value, Memo, MemoValues, cloud.Recipient or
 // directory.Entry must be added here: TestRowCodecCoversEveryField
@@ -53,8 +57,7 @@ const (
 
 // encodeRow is a row record's body: c laid out in binary.
 func encodeRow(c *Change) ([]byte, error) {
-	w := rowWriter{b: make([]byte, 5, 256)}
-	w.b[0] = rowBinary
+	w := rowWriter{b: make([]byte, 0, 256)}
 	w.strs(c.ID, c.User, c.DN, c.Source)
 	var flags byte
 	for _, f := range [...]struct {
@@ -87,25 +90,6 @@ func encodeRow(c *Change) ([]byte, error) {
 	w.fingerprints(c.desiredFP[0])
 	w.fingerprints(c.desiredFP[1])
 	w.int(c.spilled)
-	// The attributes to prune, in order: the same row, the same bytes.
-	attrs := make([]string, 0, len(c.prune))
-	for a := range c.prune {
-		attrs = append(attrs, a)
-	}
-	slices.Sort(attrs)
-	w.count(len(attrs))
-	for _, a := range attrs {
-		w.str(a)
-		w.values(c.prune[a])
-	}
-	if e := c.entry; e != nil {
-		w.strs(e.ID, e.DN, e.UserPrincipalName, e.Mail, e.Source)
-		w.count(len(e.ProxyAddresses))
-		w.strs(e.ProxyAddresses...)
-		w.values(e.UserCertificate)
-		w.values(e.UserSMIMECertificate)
-		w.b = append(w.b, boolByte(e.Deleted))
-	}
 	if m := c.memo; m != nil {
 		w.b = append(w.b, m.Entry[:]...)
 		w.b = append(w.b, m.Settings[:]...)
@@ -118,14 +102,39 @@ func encodeRow(c *Change) ([]byte, error) {
 		w.time(m.Verified)
 	}
 	w.time(c.recheckBy)
+	// The tail: the values to prune, in the order of their attributes
+	// (the same row, the same bytes), and the entry.
+	t := rowWriter{b: make([]byte, 0, 16)}
+	attrs := make([]string, 0, len(c.prune))
+	for a := range c.prune {
+		attrs = append(attrs, a)
+	}
+	slices.Sort(attrs)
+	t.count(len(attrs))
+	for _, a := range attrs {
+		t.str(a)
+		t.values(c.prune[a])
+	}
+	if e := c.entry; e != nil {
+		t.strs(e.ID, e.DN, e.UserPrincipalName, e.Mail, e.Source)
+		t.count(len(e.ProxyAddresses))
+		t.strs(e.ProxyAddresses...)
+		t.values(e.UserCertificate)
+		t.values(e.UserSMIMECertificate)
+		t.b = append(t.b, boolByte(e.Deleted))
+	}
+	body := make([]byte, 5, 5+binary.MaxVarintLen64+len(w.b)+len(t.b))
+	body[0] = rowBinary
+	body = binary.AppendUvarint(body, uint64(len(w.b)))
+	body = append(append(body, w.b...), t.b...)
 	switch {
 	case w.err != nil:
 		return nil, fmt.Errorf("%w: encoding the row of %s: %w", ErrSpill, c.User, w.err)
-	case len(w.b) > 1<<31:
-		return nil, fmt.Errorf("%w: the row of %s is %d bytes", ErrSpill, c.User, len(w.b))
+	case len(body) > 1<<31:
+		return nil, fmt.Errorf("%w: the row of %s is %d bytes", ErrSpill, c.User, len(body))
 	}
-	putRowChecksum(w.b)
-	return w.b, nil
+	putRowChecksum(body)
+	return body, nil
 }
 
 // putRowChecksum sets the checksum of a row record's body b.
@@ -199,9 +208,9 @@ func (w *rowWriter) value(v *Value) {
 // the file was damaged.
 var errRowRecord = errors.New("not a row record")
 
-// decodeRow reads a row record's body. The row's strings share one copy
-// of the body, but for those of its entry, which Apply keeps in the state
-// (Snapshot.Pending), and which get copies of their own.
+// decodeRow reads a row record's body. The strings of the head share one
+// copy of it; those of the tail (the entry, the values to prune) are
+// copies of their own.
 func decodeRow(body []byte) (*Change, error) {
 	if len(body) < 5 || body[0] != rowBinary {
 		return nil, errRowRecord
@@ -209,7 +218,12 @@ func decodeRow(body []byte) (*Change, error) {
 	if crc32.Checksum(body[5:], crcTable) != binary.BigEndian.Uint32(body[1:5]) {
 		return nil, errors.New("a row record whose checksum does not match")
 	}
-	r := rowReader{b: body[5:], all: string(body[5:])}
+	n, k := binary.Uvarint(body[5:])
+	if k <= 0 || n > uint64(len(body)-5-k) {
+		return nil, errRowRecord
+	}
+	head, tail := body[5+k:5+k+int(n)], body[5+k+int(n):]
+	r := rowReader{b: head, all: string(head)}
 	c := &Change{ID: r.str(), User: r.str(), DN: r.str(), Source: r.str()}
 	flags := r.byte()
 	if flags&rowRecipient != 0 {
@@ -226,25 +240,6 @@ func decodeRow(body []byte) (*Change, error) {
 	}
 	c.desiredFP = [2][]Fingerprint{r.fingerprints(), r.fingerprints()}
 	c.spilled = r.int64()
-	if n := r.count(2); n > 0 {
-		c.prune = make(map[string][][]byte, n)
-		for range n {
-			a := r.str()
-			c.prune[a] = r.values()
-		}
-	}
-	if flags&rowEntry != 0 {
-		e := &directory.Entry{ID: r.ownStr(), DN: r.ownStr(), UserPrincipalName: r.ownStr(), Mail: r.ownStr(), Source: r.ownStr()}
-		if n := r.count(1); n > 0 {
-			e.ProxyAddresses = make([]string, n)
-			for i := range e.ProxyAddresses {
-				e.ProxyAddresses[i] = r.ownStr()
-			}
-		}
-		e.UserCertificate, e.UserSMIMECertificate = r.values(), r.values()
-		e.Deleted = r.byte() != 0
-		c.entry = e
-	}
 	if flags&rowMemo != 0 {
 		m := &Memo{}
 		copy(m.Entry[:], r.fixed(32))
@@ -259,6 +254,33 @@ func decodeRow(body []byte) (*Change, error) {
 	}
 	c.recheckBy = r.time()
 	if r.bad || r.pos != len(r.b) {
+		return nil, errRowRecord
+	}
+	// The tail's bytes and strings are copies of their own: the entry
+	// outlives the row in the state (Snapshot.Pending), and a row in a
+	// run waiting to be written must not hold its certificates through
+	// a copy of the whole body.
+	t := rowReader{b: tail}
+	if n := t.count(2); n > 0 {
+		c.prune = make(map[string][][]byte, n)
+		for range n {
+			a := t.ownStr()
+			c.prune[a] = t.values()
+		}
+	}
+	if flags&rowEntry != 0 {
+		e := &directory.Entry{ID: t.ownStr(), DN: t.ownStr(), UserPrincipalName: t.ownStr(), Mail: t.ownStr(), Source: t.ownStr()}
+		if n := t.count(1); n > 0 {
+			e.ProxyAddresses = make([]string, n)
+			for i := range e.ProxyAddresses {
+				e.ProxyAddresses[i] = t.ownStr()
+			}
+		}
+		e.UserCertificate, e.UserSMIMECertificate = t.values(), t.values()
+		e.Deleted = t.byte() != 0
+		c.entry = e
+	}
+	if t.bad || t.pos != len(t.b) {
 		return nil, errRowRecord
 	}
 	return c, nil
