@@ -230,7 +230,7 @@ func (v *boltView) Published(ctx context.Context, key string) (p Published, ok b
 			return nil
 		}
 		ok = true
-		p, err = decodePublished([]byte(key), raw)
+		p, err = decodePublished(key, raw) // the key as it is: converted, it would be allocated
 		return err
 	})
 	return p, ok, err

@@ -397,7 +397,7 @@ func loadTx(tx *bolt.Tx, sh *shedder) (*Snapshot, error) {
 }
 
 // decodePublished decodes the record of key k (see store_record.go).
-func decodePublished(k, v []byte) (Published, error) {
+func decodePublished[K []byte | string](k K, v []byte) (Published, error) {
 	p, err := decodePublishedRecord(v)
 	if err != nil {
 		return p, fmt.Errorf("%w: the record of %s: %v", ErrStateUnreadable, k, err)
