@@ -57,7 +57,22 @@ const (
 
 // encodeRow is a row record's body: c laid out in binary.
 func encodeRow(c *Change) ([]byte, error) {
-	w := rowWriter{b: make([]byte, 0, 256)}
+	var head []byte
+	rec, err := appendRow(nil, &head, c)
+	if err != nil {
+		return nil, err
+	}
+	return rec[4:], nil
+}
+
+// appendRow appends c's row record to dst: the length of its body (4
+// bytes, big-endian, as appendFrame writes it) and the body. head is a
+// buffer for the row's head, kept by the caller for the next row. A run's
+// rows are laid out in its block this way, each in place, rather than
+// each in a body of its own copied into the block after.
+func appendRow(dst []byte, head *[]byte, c *Change) ([]byte, error) {
+	w := rowWriter{b: (*head)[:0]}
+	defer func() { *head = w.b[:0] }()
 	w.strs(c.ID, c.User, c.DN, c.Source)
 	var flags byte
 	for _, f := range [...]struct {
@@ -102,9 +117,16 @@ func encodeRow(c *Change) ([]byte, error) {
 		w.time(m.Verified)
 	}
 	w.time(c.recheckBy)
+	if w.err != nil {
+		return dst, fmt.Errorf("%w: encoding the row of %s: %w", ErrSpill, c.User, w.err)
+	}
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0, rowBinary, 0, 0, 0, 0)
+	dst = binary.AppendUvarint(dst, uint64(len(w.b)))
+	dst = append(dst, w.b...)
 	// The tail: the values to prune, in the order of their attributes
 	// (the same row, the same bytes), and the entry.
-	t := rowWriter{b: make([]byte, 0, 16)}
+	t := rowWriter{b: dst}
 	attrs := make([]string, 0, len(c.prune))
 	for a := range c.prune {
 		attrs = append(attrs, a)
@@ -123,18 +145,43 @@ func encodeRow(c *Change) ([]byte, error) {
 		t.values(e.UserSMIMECertificate)
 		t.b = append(t.b, boolByte(e.Deleted))
 	}
-	body := make([]byte, 5, 5+binary.MaxVarintLen64+len(w.b)+len(t.b))
-	body[0] = rowBinary
-	body = binary.AppendUvarint(body, uint64(len(w.b)))
-	body = append(append(body, w.b...), t.b...)
-	switch {
-	case w.err != nil:
-		return nil, fmt.Errorf("%w: encoding the row of %s: %w", ErrSpill, c.User, w.err)
-	case len(body) > 1<<31:
-		return nil, fmt.Errorf("%w: the row of %s is %d bytes", ErrSpill, c.User, len(body))
+	dst = t.b
+	n := len(dst) - start - 4
+	if n > 1<<31 {
+		return dst[:start], fmt.Errorf("%w: the row of %s is %d bytes", ErrSpill, c.User, n)
 	}
-	putRowChecksum(body)
-	return body, nil
+	binary.BigEndian.PutUint32(dst[start:], uint32(n))
+	putRowChecksum(dst[start+4:])
+	return dst, nil
+}
+
+// rowSizeHint is about the size of c's row record, a little more for
+// most rows: a run's block is made this large at once, rather than grown
+// (a copy of it all each time).
+func rowSizeHint(c *Change) int {
+	n := 160 + len(c.ID) + len(c.User) + len(c.DN) + len(c.Source) + len(c.Detail) + len(c.Error)
+	n += 256*(len(c.Keep)+len(c.Drop)) + 34*(len(c.Removes)+len(c.Published)+len(c.desiredFP[0])+len(c.desiredFP[1]))
+	if c.memo != nil {
+		n += 200
+	}
+	for _, vals := range c.prune {
+		for _, v := range vals {
+			n += 4 + len(v)
+		}
+	}
+	if e := c.entry; e != nil {
+		n += 16 + len(e.ID) + len(e.DN) + len(e.UserPrincipalName) + len(e.Mail) + len(e.Source)
+		for _, p := range e.ProxyAddresses {
+			n += 2 + len(p)
+		}
+		for _, v := range e.UserCertificate {
+			n += 4 + len(v)
+		}
+		for _, v := range e.UserSMIMECertificate {
+			n += 4 + len(v)
+		}
+	}
+	return n
 }
 
 // putRowChecksum sets the checksum of a row record's body b.

@@ -203,3 +203,60 @@ func FuzzRowRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestRowSizeHint: a run's block is made large enough at once for the
+// rows a plan writes (rowSizeHint is not less than the record).
+func TestRowSizeHint(t *testing.T) {
+	waiting := &Change{ID: "0a1b2c3d-0b0a-4908-8706-000000000001", User: "user@example.com", DN: "CN=User,OU=Staff,DC=example,DC=com",
+		Action: ActionSkip, Reason: SkipNoRecipient, Memoized: true, Keep: []Value{}, Drop: []Value{},
+		entry: &directory.Entry{ID: "0a1b2c3d-0b0a-4908-8706-000000000001", DN: "CN=User,OU=Staff,DC=example,DC=com",
+			Mail: "user@example.com", ProxyAddresses: []string{"SMTP:user@example.com"},
+			UserCertificate: [][]byte{make([]byte, 1200), make([]byte, 900)}, UserSMIMECertificate: [][]byte{make([]byte, 3000)}}}
+	for _, c := range []*Change{fullRow(), waiting, {ID: "x"}} {
+		body, err := encodeRow(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hint := rowSizeHint(c); hint < 4+len(body) {
+			t.Errorf("the row of %q: hint %d bytes, record %d", c.ID, hint, 4+len(body))
+		}
+	}
+}
+
+// TestRowRunsBoundedInBytes: rows that carry large entries are written in
+// runs of about runBytes, not of runRows, and read back whole, in order.
+func TestRowRunsBoundedInBytes(t *testing.T) {
+	sp := newSpill()
+	defer sp.close()
+	rs := newRowSet(sp)
+	const n = 7
+	for i := range n {
+		id := string(rune('g' - i)) // added out of order
+		cert := slices.Repeat([]byte{byte(i)}, runBytes/3)
+		c := &Change{ID: id, User: id, Action: ActionSkip, Reason: SkipNoRecipient, Keep: []Value{}, Drop: []Value{},
+			entry: &directory.Entry{ID: id, UserCertificate: [][]byte{cert}}}
+		if err := rs.add(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rs.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if len(rs.runs) < n/3 {
+		t.Errorf("%d rows of %d bytes each in %d runs; want runs of about %d bytes", n, runBytes/3, len(rs.runs), runBytes)
+	}
+	var got []string
+	for c, err := range rs.all() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := int('g' - c.ID[0])
+		if e := c.entry; e == nil || len(e.UserCertificate) != 1 || len(e.UserCertificate[0]) != runBytes/3 || e.UserCertificate[0][0] != byte(i) {
+			t.Errorf("row %s read back without its entry whole", c.ID)
+		}
+		got = append(got, c.ID)
+	}
+	if want := []string{"a", "b", "c", "d", "e", "f", "g"}; !slices.Equal(got, want) {
+		t.Errorf("rows read back %q, want %q", got, want)
+	}
+}

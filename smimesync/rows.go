@@ -24,9 +24,10 @@ import (
 // recipient, 24 bytes (its recipient's hash and the row's place, for
 // conflicts).
 //
-// Rows are kept in runs of at most runRows, each sorted (compareChanges)
-// before it is written; reading the rows merges the runs, so they come
-// back in the plan's order. A row changed after it was written (a conflict
+// Rows are kept in runs of at most runRows (or about runBytes of records:
+// a row that carries its entry, waiting for a recipient, is a few
+// kilobytes), each sorted (compareChanges) before it is written; reading
+// the rows merges the runs, so they come back in the plan's order. A row changed after it was written (a conflict
 // found once every row is known) is kept in memory and read in place of
 // the one in the file.
 //
@@ -37,14 +38,20 @@ import (
 // written as a run: about 6 MB of rows. (A variable for the tests.)
 var runRows = 4096
 
+// runBytes bounds a run's block (rowSizeHint of its rows): what a run's
+// encoding holds at once.
+const runBytes = 4 << 20
+
 // rowSet is the rows of a plan, or of a report.
 type rowSet struct {
 	sp *spill
 
-	mu   sync.Mutex
-	buf  []*Change // not yet in a run
-	runs []rowRun
-	err  error // the first failure to write a run: the rows are incomplete
+	mu  sync.Mutex
+	buf []*Change // not yet in a run
+	// bufBytes is the rowSizeHint of buf's rows.
+	bufBytes int
+	runs     []rowRun
+	err      error // the first failure to write a run: the rows are incomplete
 	// writing counts the runs being written (writeRun), inflight too,
 	// under mu: rows are read only once none is.
 	writing  sync.WaitGroup
@@ -117,14 +124,15 @@ func (rs *rowSet) add(c *Change) error {
 		rs.keysSorted = false
 	}
 	rs.buf = append(rs.buf, c)
-	if len(rs.buf) < runRows {
+	rs.bufBytes += rowSizeHint(c)
+	if len(rs.buf) < runRows && rs.bufBytes < runBytes {
 		rs.mu.Unlock()
 		return nil
 	}
 	// The run is sorted, encoded and written outside the lock: the other
 	// workers go on adding rows meanwhile.
 	batch := rs.buf
-	rs.buf = nil
+	rs.buf, rs.bufBytes = nil, 0
 	rs.writing.Add(1)
 	rs.inflight++
 	rs.mu.Unlock()
@@ -136,7 +144,7 @@ func (rs *rowSet) add(c *Change) error {
 func (rs *rowSet) flush() error {
 	rs.mu.Lock()
 	batch := rs.buf
-	rs.buf = nil
+	rs.buf, rs.bufBytes = nil, 0
 	rs.writing.Add(1)
 	rs.inflight++
 	rs.mu.Unlock()
@@ -194,21 +202,19 @@ func (rs *rowSet) writeRun(batch []*Change) (err error) {
 // offset in it.
 func encodeRun(batch []*Change) ([]byte, []int64, error) {
 	slices.SortStableFunc(batch, compareChanges)
-	bodies := make([][]byte, len(batch))
 	size := 0
-	for i, c := range batch {
-		body, err := encodeRow(c)
-		if err != nil {
-			return nil, nil, err
-		}
-		bodies[i] = body
-		size += 4 + len(body)
+	for _, c := range batch {
+		size += rowSizeHint(c)
 	}
 	block := make([]byte, 0, size)
 	rel := make([]int64, len(batch))
-	for i, body := range bodies {
+	var head []byte
+	for i, c := range batch {
 		rel[i] = int64(len(block))
-		block = appendFrame(block, body)
+		var err error
+		if block, err = appendRow(block, &head, c); err != nil {
+			return nil, nil, err
+		}
 	}
 	return block, rel, nil
 }
