@@ -317,8 +317,14 @@ func (a *applyRun) cancelled(writes, loop, ctx context.Context, stoppedEarly boo
 	return nil
 }
 
-// emit hands a row, settled, to the report.
+// emit hands a row, settled, to the report. The report keeps the entry
+// of a row only to prune it (Syncer.prune): the entry of one that waits
+// for a recipient is in the snapshot already (record), and would be
+// written to the report's file and read back for nothing.
 func (a *applyRun) emit(c *Change) {
+	if len(c.prune) == 0 {
+		c.entry = nil
+	}
 	if err := a.rep.rows.add(c); err != nil {
 		a.mu.Lock()
 		defer a.mu.Unlock()

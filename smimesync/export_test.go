@@ -6,6 +6,8 @@ import (
 	"os"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/smimesync/go-smimesync/directory"
 )
 
 // SpillFile is the plan's temporary file of values to write, for the
@@ -95,3 +97,6 @@ func RawRecord(t interface{ Fatal(...any) }, b *BoltState, key string) []byte {
 	}
 	return raw
 }
+
+// RowEntry is the entry a row carries (to plan it again, or to prune it).
+func RowEntry(c *Change) *directory.Entry { return c.entry }

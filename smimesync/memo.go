@@ -364,11 +364,18 @@ func (mp *memoPass) hit(ctx context.Context, st *Snapshot, key string, e *direct
 	case !mp.now.Before(m.Verified.Add(reverifyAfter(mp.reverify, sum))):
 		return nil // verified too long ago
 	}
-	c := &Change{ID: e.ID, User: userName(e), DN: e.DN, Source: e.Source, Keep: []Value{}, Drop: []Value{},
-		Recipient: &cloud.Recipient{ID: m.Recipient, Name: cmp.Or(m.RecipientName, m.Recipient), Kind: m.RecipientKind},
-		Action:    ActionUnchanged, Memoized: true}
+	// The row, its recipient and its values in one allocation: most
+	// entries of a pass over a quiet directory come through here.
+	h := &memoHit{
+		c: Change{ID: e.ID, User: userName(e), DN: e.DN, Source: e.Source, Keep: []Value{}, Drop: []Value{},
+			Action: ActionUnchanged, Memoized: true},
+		r: cloud.Recipient{ID: m.Recipient, Name: cmp.Or(m.RecipientName, m.Recipient), Kind: m.RecipientKind},
+	}
+	c := &h.c
+	c.Recipient = &h.r
 	if m.Kept+m.DroppedValues > 0 {
-		c.MemoValues = &MemoValues{Kept: m.Kept, Dropped: m.DroppedValues, Reasons: m.Dropped}
+		h.v = MemoValues{Kept: m.Kept, Dropped: m.DroppedValues, Reasons: m.Dropped}
+		c.MemoValues = &h.v
 	}
 	p, published, err := st.published(ctx, key)
 	if err != nil {
@@ -400,6 +407,13 @@ func (mp *memoPass) hit(ctx context.Context, st *Snapshot, key string, e *direct
 		c.Action, c.Reason, c.Detail = ActionSkip, m.Skip, m.Detail
 	}
 	return c
+}
+
+// memoHit is the row memoPass.hit makes, with what it points to.
+type memoHit struct {
+	c Change
+	r cloud.Recipient
+	v MemoValues
 }
 
 // settledSkip reports whether c is a skip that only the recipient can

@@ -2,23 +2,18 @@ package smimesync
 
 import (
 	"bufio"
-	"bytes"
 	"cmp"
 	"container/heap"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/gob"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"iter"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/smimesync/go-smimesync/cloud"
-	"github.com/smimesync/go-smimesync/directory"
 )
 
 // A plan's rows live in its temporary file (the spill, spill.go), not in
@@ -29,27 +24,34 @@ import (
 // recipient, 24 bytes (its recipient's hash and the row's place, for
 // conflicts).
 //
-// Rows are kept in runs of at most runRows, each sorted (compareChanges)
-// before it is written; reading the rows merges the runs, so they come
-// back in the plan's order. A row changed after it was written (a conflict
+// Rows are kept in runs of at most runRows (or about runBytes of records:
+// a row that carries its entry, waiting for a recipient, is a few
+// kilobytes), each sorted (compareChanges) before it is written; reading
+// the rows merges the runs, so they come back in the plan's order. A row changed after it was written (a conflict
 // found once every row is known) is kept in memory and read in place of
 // the one in the file.
 //
 // A row record is, like a values record, the length of its body (4 bytes,
-// big-endian) and the body: the row as JSON (rowRecord).
+// big-endian) and the body: the row in binary (rowcodec.go).
 
 // runRows is how many rows wait in memory before they are sorted and
 // written as a run: about 6 MB of rows. (A variable for the tests.)
 var runRows = 4096
 
+// runBytes bounds a run's block (rowSizeHint of its rows): what a run's
+// encoding holds at once.
+const runBytes = 4 << 20
+
 // rowSet is the rows of a plan, or of a report.
 type rowSet struct {
 	sp *spill
 
-	mu   sync.Mutex
-	buf  []*Change // not yet in a run
-	runs []rowRun
-	err  error // the first failure to write a run: the rows are incomplete
+	mu  sync.Mutex
+	buf []*Change // not yet in a run
+	// bufBytes is the rowSizeHint of buf's rows.
+	bufBytes int
+	runs     []rowRun
+	err      error // the first failure to write a run: the rows are incomplete
 	// writing counts the runs being written (writeRun), inflight too,
 	// under mu: rows are read only once none is.
 	writing  sync.WaitGroup
@@ -87,25 +89,6 @@ type recipRef struct {
 	off int64
 }
 
-// rowRecord is a row as the file keeps it: every exported member of the
-// Change and what Apply needs of it beyond them.
-type rowRecord struct {
-	*Change
-	Internal rowInternal `json:"internal"`
-}
-
-// rowInternal is a Change's unexported fields that outlive the plan.
-type rowInternal struct {
-	FP        [2][]Fingerprint    `json:"fp,omitzero"`
-	Spilled   int64               `json:"spilled,omitempty"`
-	Prune     map[string][][]byte `json:"prune,omitempty"`
-	Entry     *directory.Entry    `json:"entry,omitempty"`
-	Forget    bool                `json:"forget,omitempty"`
-	Memo      *Memo               `json:"memo,omitempty"`
-	HadMemo   bool                `json:"had_memo,omitempty"`
-	RecheckBy time.Time           `json:"recheck_by,omitzero"`
-}
-
 func newRowSet(sp *spill) *rowSet { return &rowSet{sp: sp} }
 
 // newReportRows is a report's rows: counted, kept in order, not indexed.
@@ -141,14 +124,15 @@ func (rs *rowSet) add(c *Change) error {
 		rs.keysSorted = false
 	}
 	rs.buf = append(rs.buf, c)
-	if len(rs.buf) < runRows {
+	rs.bufBytes += rowSizeHint(c)
+	if len(rs.buf) < runRows && rs.bufBytes < runBytes {
 		rs.mu.Unlock()
 		return nil
 	}
 	// The run is sorted, encoded and written outside the lock: the other
 	// workers go on adding rows meanwhile.
 	batch := rs.buf
-	rs.buf = nil
+	rs.buf, rs.bufBytes = nil, 0
 	rs.writing.Add(1)
 	rs.inflight++
 	rs.mu.Unlock()
@@ -160,7 +144,7 @@ func (rs *rowSet) add(c *Change) error {
 func (rs *rowSet) flush() error {
 	rs.mu.Lock()
 	batch := rs.buf
-	rs.buf = nil
+	rs.buf, rs.bufBytes = nil, 0
 	rs.writing.Add(1)
 	rs.inflight++
 	rs.mu.Unlock()
@@ -218,21 +202,19 @@ func (rs *rowSet) writeRun(batch []*Change) (err error) {
 // offset in it.
 func encodeRun(batch []*Change) ([]byte, []int64, error) {
 	slices.SortStableFunc(batch, compareChanges)
-	bodies := make([][]byte, len(batch))
 	size := 0
-	for i, c := range batch {
-		body, err := encodeRow(c)
-		if err != nil {
-			return nil, nil, err
-		}
-		bodies[i] = body
-		size += 4 + len(body)
+	for _, c := range batch {
+		size += rowSizeHint(c)
 	}
 	block := make([]byte, 0, size)
 	rel := make([]int64, len(batch))
-	for i, body := range bodies {
+	var head []byte
+	for i, c := range batch {
 		rel[i] = int64(len(block))
-		block = appendFrame(block, body)
+		var err error
+		if block, err = appendRow(block, &head, c); err != nil {
+			return nil, nil, err
+		}
 	}
 	return block, rel, nil
 }
@@ -494,37 +476,6 @@ func (rr *runReader) next() (*Change, int64, error) {
 	return c, off, nil
 }
 
-// encodeRow is a row record's body: c as JSON (rowRecord), or, when one
-// of its strings is not UTF-8 (a DN in Latin-1 that is also the entry's
-// ID, say), which JSON would change, gobRow and c as gob, which keeps
-// every byte.
-func encodeRow(c *Change) ([]byte, error) {
-	rec := rowRecord{Change: c, Internal: rowInternal{
-		FP: c.desiredFP, Spilled: c.spilled, Prune: c.prune, Entry: c.entry, Forget: c.forget,
-		Memo: c.memo, HadMemo: c.hadMemo, RecheckBy: c.recheckBy,
-	}}
-	body, err := json.Marshal(rec)
-	if err == nil && bytes.Contains(body, []byte(`\ufffd`)) {
-		// JSON wrote U+FFFD for bytes that are not UTF-8 (or the
-		// text held that escape itself: gob keeps that too).
-		var b bytes.Buffer
-		b.WriteByte(gobRow)
-		err = gob.NewEncoder(&b).Encode(rec)
-		body = b.Bytes()
-	}
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("%w: encoding the row of %s: %w", ErrSpill, c.User, err)
-	case len(body) > 1<<31:
-		return nil, fmt.Errorf("%w: the row of %s is %d bytes", ErrSpill, c.User, len(body))
-	}
-	return body, nil
-}
-
-// gobRow starts the body of a row record in gob (a JSON one starts with
-// '{').
-const gobRow = 'G'
-
 // appendBlock writes block, records end to end, at the end of the file
 // and returns its offset.
 func (sp *spill) appendBlock(block []byte) (int64, error) {
@@ -545,30 +496,6 @@ func (sp *spill) readRow(off int64) (*Change, error) {
 	c, err := decodeRow(body)
 	if err != nil {
 		return nil, fmt.Errorf("%w: the row at %d: %w", ErrSpill, off, err)
-	}
-	return c, nil
-}
-
-func decodeRow(body []byte) (*Change, error) {
-	rec := rowRecord{Change: &Change{}}
-	if len(body) > 0 && body[0] == gobRow {
-		if err := gob.NewDecoder(bytes.NewReader(body[1:])).Decode(&rec); err != nil {
-			return nil, err
-		}
-		if rec.Change == nil {
-			return nil, errors.New("a row without its change")
-		}
-	} else if err := json.Unmarshal(body, &rec); err != nil {
-		return nil, err
-	}
-	c, in := rec.Change, rec.Internal
-	c.desiredFP, c.spilled, c.prune, c.entry, c.forget = in.FP, in.Spilled, in.Prune, in.Entry, in.Forget
-	c.memo, c.hadMemo, c.recheckBy = in.Memo, in.HadMemo, in.RecheckBy
-	if c.Keep == nil {
-		c.Keep = []Value{}
-	}
-	if c.Drop == nil {
-		c.Drop = []Value{}
 	}
 	return c, nil
 }

@@ -230,7 +230,7 @@ func (v *boltView) Published(ctx context.Context, key string) (p Published, ok b
 			return nil
 		}
 		ok = true
-		p, err = decodePublished([]byte(key), raw)
+		p, err = decodePublished(key, raw) // the key as it is: converted, it would be allocated
 		return err
 	})
 	return p, ok, err
@@ -268,15 +268,19 @@ func (v *boltView) Holders(ctx context.Context, recipient string) ([]string, err
 		return nil, err
 	}
 	var keys []string
-	err := v.db.View(func(tx *bolt.Tx) error {
-		pub := tx.Bucket(bucketPublished)
+	// A transaction kept from an earlier read (see store_readtx.go): a
+	// full pass asks about every recipient of its rows.
+	err := v.b.read(v.db, func(t *readTx) error {
 		prefix := holderPrefix(recipient)
-		c := tx.Bucket(bucketHolders).Cursor()
-		v.b.shed.touch(tx, lookupTouch(0))
+		c := t.cursor(bucketHolders)
+		v.b.shed.touch(t.tx, lookupTouch(0))
+		if c == nil {
+			return nil
+		}
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 			key := k[len(prefix):]
-			raw := pub.Get(key)
-			v.b.shed.touch(tx, lookupTouch(len(raw)))
+			raw := t.get(bucketPublished, key)
+			v.b.shed.touch(t.tx, lookupTouch(len(raw)))
 			if raw != nil && recipientOf(raw) == recipient {
 				keys = append(keys, string(key))
 			}

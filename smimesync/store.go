@@ -12,6 +12,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -395,7 +397,7 @@ func loadTx(tx *bolt.Tx, sh *shedder) (*Snapshot, error) {
 }
 
 // decodePublished decodes the record of key k (see store_record.go).
-func decodePublished(k, v []byte) (Published, error) {
+func decodePublished[K []byte | string](k K, v []byte) (Published, error) {
 	p, err := decodePublishedRecord(v)
 	if err != nil {
 		return p, fmt.Errorf("%w: the record of %s: %v", ErrStateUnreadable, k, err)
@@ -511,24 +513,30 @@ func bucketPutter(bk *bolt.Bucket) func(k, raw []byte) error {
 }
 
 // syncBucket makes bk hold exactly want's records, encoded by encode,
-// writing (with put: a nil record deletes) only those that changed.
+// writing (with put: a nil record deletes) only those that changed. Each
+// record is encoded and compared with the stored one in turn: only those
+// that changed are held until they are written (the pending entries of a
+// large directory, with their certificates, are tens of megabytes as
+// JSON).
 func syncBucket[V any](bk *bolt.Bucket, want map[string]V, encode func(V) ([]byte, error), put func(k, raw []byte) error) error {
-	enc := make(map[string][]byte, len(want))
+	type record struct {
+		k   string
+		raw []byte
+	}
+	var changed []record
 	for k, v := range want {
 		raw, err := encode(v)
 		if err != nil {
 			return err
 		}
-		enc[k] = raw
+		if old := bk.Get([]byte(k)); old == nil || !bytes.Equal(raw, old) {
+			changed = append(changed, record{k, raw})
+		}
 	}
 	var drop [][]byte
-	err := bk.ForEach(func(k, v []byte) error {
-		raw, ok := enc[string(k)]
-		switch {
-		case !ok:
+	err := bk.ForEach(func(k, _ []byte) error {
+		if _, ok := want[string(k)]; !ok {
 			drop = append(drop, bytes.Clone(k))
-		case bytes.Equal(raw, v):
-			delete(enc, string(k))
 		}
 		return nil
 	})
@@ -540,8 +548,10 @@ func syncBucket[V any](bk *bolt.Bucket, want map[string]V, encode func(V) ([]byt
 			return err
 		}
 	}
-	for k, raw := range enc {
-		if err := put([]byte(k), raw); err != nil {
+	// In key order: bbolt fills its pages in order.
+	slices.SortFunc(changed, func(a, b record) int { return strings.Compare(a.k, b.k) })
+	for _, r := range changed {
+		if err := put([]byte(r.k), r.raw); err != nil {
 			return err
 		}
 	}

@@ -51,6 +51,21 @@ type readTx struct {
 // keeps for the bucket: Bucket.Get makes a cursor (and grows its stack)
 // on every call.
 func (t *readTx) get(name, key []byte) []byte {
+	c := t.cursor(name)
+	if c == nil {
+		return nil
+	}
+	k, v := c.Seek(key)
+	if v == nil || !bytes.Equal(k, key) {
+		return nil // not there, or a bucket
+	}
+	return v
+}
+
+// cursor is t's cursor over the bucket of name (nil when there is no
+// such bucket), made on first use. A read moves it where it needs it
+// (Seek): nothing may count on where the previous read left it.
+func (t *readTx) cursor(name []byte) *bolt.Cursor {
 	c, ok := t.cursors[string(name)]
 	if !ok {
 		if bk := t.tx.Bucket(name); bk != nil {
@@ -61,14 +76,7 @@ func (t *readTx) get(name, key []byte) []byte {
 		}
 		t.cursors[string(name)] = c
 	}
-	if c == nil {
-		return nil
-	}
-	k, v := c.Seek(key)
-	if v == nil || !bytes.Equal(k, key) {
-		return nil // not there, or a bucket
-	}
-	return v
+	return c
 }
 
 // read runs fn in a read transaction of db: one kept from an earlier read

@@ -72,12 +72,19 @@ func TestBoltStateReadsSeeEveryWrite(t *testing.T) {
 		readBack(t, st, v, key) // transactions to keep
 		readBack(t, st, v, key)
 		want := "r-" + strconv.Itoa(i)
+		if held, err := v.Holders(ctx, want); err != nil || len(held) != 0 {
+			t.Fatalf("before %s: the holders of %s: %q, %v", write.name, want, held, err)
+		}
 		if err := write.fn(want); err != nil {
 			t.Fatalf("%s: %v", write.name, err)
 		}
 		rec, memo := readBack(t, st, v, key)
 		if got := map[bool]string{false: rec, true: memo}[write.memo]; got != want {
 			t.Errorf("after %s of %s: read %q", write.name, want, got)
+		}
+		// The recipient index, read through a kept transaction too.
+		if held, err := v.Holders(ctx, want); !write.memo && (err != nil || len(held) != 1 || held[0] != key) {
+			t.Errorf("after %s of %s: holders %q, %v; want [%s]", write.name, want, held, err, key)
 		}
 	}
 }

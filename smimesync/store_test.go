@@ -77,6 +77,41 @@ func TestBoltStateSaveLoad(t *testing.T) {
 	}
 }
 
+// TestBoltStateSaveRewritesWhatChanged: a save writes the records that
+// changed, adds the new ones and drops those that left, in every map of
+// the snapshot; the records that did not change read back as they were.
+func TestBoltStateSaveRewritesWhatChanged(t *testing.T) {
+	ctx := context.Background()
+	st := &smimesync.BoltState{Path: filepath.Join(t.TempDir(), "state.db")}
+	first := sampleSnapshot()
+	first.Pending["q"] = &directory.Entry{ID: "q", DN: "CN=q", UserCertificate: [][]byte{{0x30, 1}}}
+	if err := st.Save(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	next, err := st.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next.Pending["p"] = &directory.Entry{ID: "p", DN: "CN=p,DC=example,DC=com", Mail: "p2@example.com"} // changed
+	next.Pending["r"] = &directory.Entry{ID: "r", DN: "CN=r", UserCertificate: [][]byte{{0x30, 2}}}     // added
+	a := next.Published["a"]
+	a.UserCertificate = storeFP("a2")
+	next.Published["a"] = a                                              // changed
+	next.Published["c"] = smimesync.Published{Recipient: "rc", At: a.At} // added
+	delete(next.Published, "b")                                          // dropped
+	next.Departed["e"] = smimesync.Published{Recipient: "re", At: a.At}  // added
+	if err := st.Save(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, next) {
+		t.Errorf("Load after the second Save:\n got %+v\nwant %+v", got, next)
+	}
+}
+
 func TestBoltStateRecord(t *testing.T) {
 	ctx := context.Background()
 	st := &smimesync.BoltState{Path: filepath.Join(t.TempDir(), "state.db")}

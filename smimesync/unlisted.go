@@ -19,8 +19,14 @@ import (
 // A plan made on a million-user directory that nothing changed then holds
 // 16 MB for them instead of a gigabyte of rows.
 type unlisted struct {
-	mu     sync.Mutex
-	keys   []keyHash // sorted by seal
+	mu sync.Mutex
+	// keys is the keys by their first byte (keys[h[0]]), each list sorted
+	// by seal: the lists grow by themselves, so that keeping a million
+	// keys never needs a second copy of them all, as growing one list
+	// would (its copy to a larger array, and a quarter of it unused).
+	// Keys are hashes, spread evenly over the lists.
+	keys   [256][]keyHash
+	n      int
 	sealed bool
 	// counts is their share of the plan's Summary: Entries, Unchanged,
 	// Memoized and their remembered values (MemoValues).
@@ -45,7 +51,8 @@ func (u *unlisted) add(c *Change) {
 	h := hashKey(stateKey(c.Source, c.ID))
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	u.keys = append(u.keys, h)
+	u.keys[h[0]] = append(u.keys[h[0]], h)
+	u.n++
 	u.counts.Entries++
 	u.counts.Unchanged++
 	u.counts.Memoized++
@@ -61,15 +68,16 @@ func (u *unlisted) seal() {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	slices.SortFunc(u.keys, compareKeyHash)
-	u.keys = slices.Clip(u.keys)
+	for i := range u.keys {
+		slices.SortFunc(u.keys[i], compareKeyHash)
+	}
 	u.sealed = true
 }
 
 // has reports whether the entry of state key key was read and only
 // counted. It is false before seal.
 func (u *unlisted) has(key string) bool {
-	if u == nil || !u.sealed || len(u.keys) == 0 {
+	if u == nil || !u.sealed || u.n == 0 {
 		return false
 	}
 	return u.hasHash(hashKey(key))
@@ -77,10 +85,10 @@ func (u *unlisted) has(key string) bool {
 
 // hasHash is has of the key whose hashKey is h.
 func (u *unlisted) hasHash(h keyHash) bool {
-	if u == nil || !u.sealed || len(u.keys) == 0 {
+	if u == nil || !u.sealed || u.n == 0 {
 		return false
 	}
-	_, ok := slices.BinarySearchFunc(u.keys, h, compareKeyHash)
+	_, ok := slices.BinarySearchFunc(u.keys[h[0]], h, compareKeyHash)
 	return ok
 }
 
@@ -89,17 +97,20 @@ func (u *unlisted) len() int {
 	if u == nil {
 		return 0
 	}
-	return len(u.keys)
+	return u.n
 }
 
-// bytes is the sorted keys, end to end, as a plan file keeps them.
+// bytes is the sorted keys, end to end, as a plan file keeps them (the
+// lists in the order of their first byte: all the keys in order).
 func (u *unlisted) bytes() []byte {
 	if u == nil {
 		return nil
 	}
-	b := make([]byte, 0, len(u.keys)*len(keyHash{}))
-	for _, k := range u.keys {
-		b = append(b, k[:]...)
+	b := make([]byte, 0, u.n*len(keyHash{}))
+	for _, keys := range u.keys {
+		for _, k := range keys {
+			b = append(b, k[:]...)
+		}
 	}
 	return b
 }
@@ -115,15 +126,18 @@ func unlistedFrom(b []byte, counts Summary) (*unlisted, error) {
 	if len(b)%n != 0 {
 		return nil, errUnlistedKeys
 	}
-	u := &unlisted{keys: make([]keyHash, 0, len(b)/n), sealed: true, counts: counts}
+	u := &unlisted{sealed: true, counts: counts}
+	var last keyHash
 	for i := 0; i < len(b); i += n {
 		k := keyHash(b[i : i+n])
-		if l := len(u.keys); l > 0 && bytes.Compare(u.keys[l-1][:], k[:]) > 0 {
+		if i > 0 && bytes.Compare(last[:], k[:]) > 0 {
 			// Sorted; the same key twice is an entry the source
 			// returned twice, counted twice.
 			return nil, errUnlistedKeys
 		}
-		u.keys = append(u.keys, k)
+		last = k
+		u.keys[k[0]] = append(u.keys[k[0]], k)
+		u.n++
 	}
 	return u, nil
 }
