@@ -24,9 +24,13 @@ func (p *Plan) UnlistedDigests() iter.Seq[EntryDigest] {
 		if p == nil || p.unlisted == nil || !p.unlisted.sealed {
 			return
 		}
-		for _, k := range p.unlisted.keys {
-			if !yield(EntryDigest(k)) {
-				return
+		// The lists hold the keys by their first byte, each sorted:
+		// in turn, they are in ascending order.
+		for _, list := range p.unlisted.keys {
+			for _, k := range list {
+				if !yield(EntryDigest(k)) {
+					return
+				}
 			}
 		}
 	}
