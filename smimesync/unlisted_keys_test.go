@@ -54,3 +54,38 @@ func TestUnlistedKeys(t *testing.T) {
 		t.Errorf("keys out of order: %v, want errUnlistedKeys", err)
 	}
 }
+
+// TestUnlistedDigests: a plan's UnlistedDigests yields the EntryDigest of
+// every unlisted entry once, in ascending byte order across the key lists
+// (the report store walks its records against them in that order).
+func TestUnlistedDigests(t *testing.T) {
+	u := &unlisted{}
+	const n = 3000
+	for i := range n {
+		u.add(&Change{ID: "id-" + strconv.Itoa(i), Source: "ad"})
+	}
+	p := &Plan{unlisted: u}
+	for range p.UnlistedDigests() {
+		t.Fatal("UnlistedDigests yields before the read ended (seal)")
+	}
+	u.seal()
+	want := map[EntryDigest]bool{}
+	for i := range n {
+		want[DigestEntry("ad", "id-"+strconv.Itoa(i))] = true
+	}
+	var last EntryDigest
+	got := 0
+	for d := range p.UnlistedDigests() {
+		if got > 0 && bytes.Compare(last[:], d[:]) >= 0 {
+			t.Fatalf("digest %d is not above the one before", got)
+		}
+		if !want[d] {
+			t.Fatalf("digest %x is no unlisted entry's", d)
+		}
+		last = d
+		got++
+	}
+	if got != n {
+		t.Errorf("%d digests, want %d", got, n)
+	}
+}
