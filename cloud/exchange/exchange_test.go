@@ -338,6 +338,7 @@ func TestRetries(t *testing.T) {
 		{"503 with Retry-After", exchangetest.Fault{Kind: exchangetest.FaultUnavailable, RetryAfter: 20 * time.Millisecond}, true, 2, 0},
 		{"429 concurrency", exchangetest.Fault{Kind: exchangetest.FaultThrottle, RetryAfter: 15 * time.Millisecond, Times: 3}, true, 4, 0},
 		{"dropped connection", exchangetest.Fault{Kind: exchangetest.FaultDrop}, true, 2, 0},
+		{"a 200 whose JSON stops short", exchangetest.Fault{Kind: exchangetest.FaultCutBody}, true, 2, 0},
 		{"timeout", exchangetest.Fault{Kind: exchangetest.FaultTimeout}, true, 2, 100 * time.Millisecond},
 		{"slow but in time", exchangetest.Fault{Kind: exchangetest.FaultSlow, Delay: 30 * time.Millisecond}, true, 1, 0},
 		{"slower than the timeout", exchangetest.Fault{Kind: exchangetest.FaultSlow, Delay: 300 * time.Millisecond}, true, 2, 100 * time.Millisecond},

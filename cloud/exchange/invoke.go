@@ -409,7 +409,10 @@ func (s *Sink) once(ctx context.Context, q *request, reqID string, g *retry.Gate
 		a := &answer{Raw: data}
 		if t := bytes.TrimSpace(data); len(t) == 0 || t[0] != '<' { // a bare CLIXML body stays in Raw
 			if err := json.Unmarshal(data, a); err != nil {
-				return result{err: fmt.Errorf("exchange: %s: answer is not JSON: %w", q.name(), err)}
+				// JSON that stops short (or no body at all) is an
+				// answer cut on its way, as a dropped connection is:
+				// tried again. Anything else is not the service's.
+				return result{again: cutShort(data, err), err: fmt.Errorf("exchange: %s: answer is not JSON: %w", q.name(), err)}
 			}
 		}
 		if msg := adminErrors(a.AdminErrors); msg != "" {
@@ -577,4 +580,16 @@ func adminMessages(raw json.RawMessage) []string {
 		}
 	}
 	return msgs
+}
+
+// cutShort reports whether err, json.Unmarshal's error for data, says
+// that data stops before its JSON ends: an empty body, or a syntax error
+// at its very end. A proxy that loses the service mid-answer may end a
+// 200 so, without a transport error.
+func cutShort(data []byte, err error) bool {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return true
+	}
+	var se *json.SyntaxError
+	return errors.As(err, &se) && se.Offset >= int64(len(data))
 }

@@ -254,6 +254,11 @@ const (
 	// FaultAdminAPIError answers 200 whose body carries @adminapi.errors;
 	// nothing is applied.
 	FaultAdminAPIError
+	// FaultCutBody answers 200 with the start of a JSON body only, ended
+	// cleanly (as a proxy that lost the service mid-answer may): the
+	// client reads no transport error, only JSON that stops short.
+	// Nothing is applied.
+	FaultCutBody
 )
 
 // Fault is a failure to inject into the next matching requests.
@@ -796,6 +801,10 @@ func (s *Server) fault(w *statusWriter, r *http.Request, cmdlet string) bool {
 		case <-r.Context().Done():
 		case <-s.done:
 		}
+	case FaultCutBody:
+		w.Header().Set("Content-Type", "application/json; odata.metadata=minimal")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, `{"@odata.context":"https://outlook.office365.com/adminapi/beta/$metadata#Collection(`)
 	case FaultDrop:
 		hj, ok := w.ResponseWriter.(http.Hijacker)
 		if !ok {
