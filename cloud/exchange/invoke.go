@@ -412,7 +412,7 @@ func (s *Sink) once(ctx context.Context, q *request, reqID string, g *retry.Gate
 				// JSON that stops short (or no body at all) is an
 				// answer cut on its way, as a dropped connection is:
 				// tried again. Anything else is not the service's.
-				return result{again: cutShort(data, err), err: fmt.Errorf("exchange: %s: answer is not JSON: %w", q.name(), err)}
+				return result{again: cutShort(data), err: fmt.Errorf("exchange: %s: answer is not JSON: %w", q.name(), err)}
 			}
 		}
 		if msg := adminErrors(a.AdminErrors); msg != "" {
@@ -582,14 +582,12 @@ func adminMessages(raw json.RawMessage) []string {
 	return msgs
 }
 
-// cutShort reports whether err, json.Unmarshal's error for data, says
-// that data stops before its JSON ends: an empty body, or a syntax error
-// at its very end. A proxy that loses the service mid-answer may end a
-// 200 so, without a transport error.
-func cutShort(data []byte, err error) bool {
-	if len(bytes.TrimSpace(data)) == 0 {
-		return true
-	}
-	var se *json.SyntaxError
-	return errors.As(err, &se) && se.Offset >= int64(len(data))
+// cutShort reports whether data stops before its JSON ends: an empty
+// body, or a value cut short (a decoder then meets the end of its input).
+// A proxy that loses the service mid-answer may end a 200 so, without a
+// transport error.
+func cutShort(data []byte) bool {
+	var v json.RawMessage
+	err := json.NewDecoder(bytes.NewReader(data)).Decode(&v)
+	return err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF)
 }
