@@ -49,9 +49,8 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	path := *file
 	var cfg *Config
-	var store *report.Store
-	var err error
 	if *config != "" {
+		var err error
 		cfg, err = loadConfig(*config)
 		if err != nil {
 			return err
@@ -59,16 +58,25 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if path = cfg.ReportPath(); path == "" {
 			return usagef("report: %s sets neither report.path nor state.path: no report is kept", *config)
 		}
-		// The store imports an earlier release's JSON report once.
-		store, err = cfg.OpenReport(nil)
-	} else if _, serr := os.Stat(path); serr == nil {
-		// A JSON report of an earlier release is converted in place.
-		store, err = report.Open(path, nil)
+		// An earlier release's JSON report that the store has not
+		// imported yet (the service was not restarted since the
+		// upgrade) is read as it is.
+		if legacy := cfg.ReportImport(); legacy != "" {
+			if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+				if _, err := os.Lstat(legacy); err == nil {
+					path = legacy
+				}
+			}
+		}
 	}
+	// Read only: the command imports, converts and sets aside nothing
+	// (sync and run do), and writes nothing beside the report.
+	store, err := report.OpenRead(path)
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+	defer store.Close()
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("report: %s does not exist yet: run `smimesync sync` or `smimesync run` first", path)
 	}
 	if *htmlOut != "" {

@@ -117,6 +117,9 @@ func (s *Store) Record(sink, command string, rep *smimesync.Report, passErr erro
 	if rep != nil && rep.DryRun {
 		return nil
 	}
+	if s.readOnly {
+		return fmt.Errorf("%w: %s", ErrReadOnly, s.path)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := finished.UTC()
@@ -531,6 +534,9 @@ func (s *Store) Flush() error {
 // file that is not a bbolt file is not replaced: ErrNotReport; bbolt would
 // lay a store over an empty one).
 func (s *Store) openWrite() (*bolt.DB, error) {
+	if s.readOnly {
+		return nil, fmt.Errorf("%w: %s", ErrReadOnly, s.path)
+	}
 	fi, err := os.Lstat(s.path)
 	switch {
 	case err == nil && !fi.Mode().IsRegular():

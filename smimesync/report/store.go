@@ -153,6 +153,10 @@ type Store struct {
 	// entryWrites counts the entry records written or deleted (for the
 	// tests: an unchanged pass writes none).
 	entryWrites int
+	// readOnly marks a Store of OpenRead; tempDir holds the temporary
+	// store it read a JSON report into (removed by Close).
+	readOnly bool
+	tempDir  string
 }
 
 // Open opens the report store at path to keep it up to date (the file is
