@@ -123,7 +123,7 @@ func (s *Store) Record(sink, command string, rep *smimesync.Report, passErr erro
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := finished.UTC()
-	quiet := rep != nil && passErr == nil && !rep.Full && rep.UnlistedCount() == 0 && !hasRows(rep)
+	quiet := rep != nil && passErr == nil && !rep.Full && rep.UnlistedCount() == 0 && !hasRows(rep) && len(s.missed[sink]) == 0
 	if h, ok := s.cached(sink); ok && quiet && h.LastPass.Error == "" && finished.Sub(s.saved) < s.QuietSaveEvery {
 		h.pass(command, rep, nil, now)
 		s.pending[sink] = h
@@ -131,12 +131,22 @@ func (s *Store) Record(sink, command string, rep *smimesync.Report, passErr erro
 	}
 	db, err := s.openWrite()
 	if err != nil {
+		if errors.Is(err, ErrLocked) {
+			// The pass's rows are lost to the report (the pass's
+			// own report is closed after it): say so at the next
+			// merge, which a full pass makes whole again.
+			if s.missed == nil {
+				s.missed = map[string][]string{}
+			}
+			s.missed[sink] = append(s.missed[sink], fmt.Sprintf("the %s pass that finished at %s is missing from the report: %v", command, stamp(now), err))
+		}
 		return err
 	}
 	if err := s.merge(db, sink, command, rep, passErr, now); err != nil {
 		db.Close()
 		return err
 	}
+	delete(s.missed, sink)
 	if err := db.Close(); err != nil {
 		return fmt.Errorf("report: closing %s: %w", s.path, err)
 	}
@@ -194,6 +204,14 @@ func (s *Store) merge(db *bolt.DB, sink, command string, rep *smimesync.Report, 
 	if rep != nil {
 		if err := s.mergeEntries(db, sink, seq, rep, &h); err != nil {
 			return fmt.Errorf("report: merging a pass of %s into %s: %w", sink, s.path, err)
+		}
+	}
+	if missed := s.missed[sink]; len(missed) > 0 {
+		h.LastPass.Errors = append(h.LastPass.Errors, missed...)
+		if !fullPassDone(rep, passErr) {
+			// A delta's rows were not merged: the entries they
+			// changed are stale until a full pass.
+			h.Complete = false
 		}
 	}
 	err = db.Update(func(tx *bolt.Tx) error {

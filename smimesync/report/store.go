@@ -153,6 +153,11 @@ type Store struct {
 	// entryWrites counts the entry records written or deleted (for the
 	// tests: an unchanged pass writes none).
 	entryWrites int
+	// missed holds, per sink, what the passes whose merge could not be
+	// made said (the store locked past writeTimeout: a long reader):
+	// the next merge of the sink notes them in its LastPass.Errors and,
+	// unless it is a full pass, leaves the sink not Complete.
+	missed map[string][]string
 	// readOnly marks a Store of OpenRead; tempDir holds the temporary
 	// store it read a JSON report into (removed by Close).
 	readOnly bool
