@@ -35,23 +35,29 @@ func (s *Store) sinks(tx *bolt.Tx) ([]sinkHeader, error) {
 }
 
 // entries calls fn with every entry of the sink (bucket b, header h), in
-// the order of its keys, each decoded afresh. It stops at fn's error.
-func (s *Store) entries(name string, sh sinkHeader, fn func(e *Entry) error) error {
+// the order of its keys, each decoded afresh. It stops at fn's error. A
+// record that does not decode (damaged, or another release's) is skipped,
+// logged and counted in damaged: one such record must not keep every
+// reader from the report; the entry's next row replaces it.
+func (s *Store) entries(name string, sh sinkHeader, fn func(e *Entry) error) (damaged int, err error) {
 	if sh.b == nil {
-		return nil
+		return 0, nil
 	}
 	c := sh.b.Bucket(bucketEntries).Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		r, err := decodeRecord(v)
 		if err != nil {
-			return fmt.Errorf("%w: %s: sink %q, record %x: %w", ErrBadReport, s.path, name, k, err)
+			damaged++
+			s.log.Warn("report: a record does not read; skipped", "path", s.path, "sink", name,
+				"record", fmt.Sprintf("%x", k), "err", err)
+			continue
 		}
 		sh.h.seen(r.entry)
 		if err := fn(r.entry); err != nil {
-			return err
+			return damaged, err
 		}
 	}
-	return nil
+	return damaged, nil
 }
 
 // Load reads the whole report into memory, each sink's entries sorted by
@@ -69,7 +75,7 @@ func (s *Store) Load() (*File, error) {
 		for _, sh := range hs {
 			sk := &Sink{Sink: sh.name, LastPass: sh.h.LastPass, LastFull: sh.h.LastFull, LastGood: sh.h.LastGood,
 				Complete: sh.h.Complete, Entries: []*Entry{}}
-			err := s.entries(sh.name, sh, func(e *Entry) error {
+			_, err := s.entries(sh.name, sh, func(e *Entry) error {
 				sk.Entries = append(sk.Entries, e)
 				return nil
 			})
@@ -110,12 +116,15 @@ func (s *Store) Summarize(file string, now time.Time, withinDays int) (*Summary,
 		}
 		for _, sh := range hs {
 			ss := newSinkSummary(sh.name, sh.h)
-			err := s.entries(sh.name, sh, func(e *Entry) error {
+			damaged, err := s.entries(sh.name, sh, func(e *Entry) error {
 				ss.add(e, now, withinDays)
 				return nil
 			})
 			if err != nil {
 				return err
+			}
+			if ss.Damaged = damaged; damaged > 0 {
+				ss.Complete = false
 			}
 			ss.finish()
 			out.Sinks = append(out.Sinks, ss)
@@ -150,7 +159,7 @@ func (s *Store) Search(match func(sink string, e *Entry) bool, limit int) (found
 		for _, sh := range hs {
 			room := limit - len(found)
 			var best []*Entry // the first room accepted, in order
-			err := s.entries(sh.name, sh, func(e *Entry) error {
+			_, err := s.entries(sh.name, sh, func(e *Entry) error {
 				if !match(sh.name, e) {
 					return nil
 				}

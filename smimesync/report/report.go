@@ -300,8 +300,12 @@ type SinkSummary struct {
 	LastFull time.Time `json:"last_full,omitzero"`
 	LastGood time.Time `json:"last_good,omitzero"`
 	// Complete is false until a full pass was recorded: until then the
-	// lists cover only the entries the passes have seen.
-	Complete        bool                     `json:"complete"`
+	// lists cover only the entries the passes have seen. It is false
+	// too while Damaged records are skipped.
+	Complete bool `json:"complete"`
+	// Damaged counts the records of the report store that did not read
+	// and were skipped (logged; the entry's next row replaces its record).
+	Damaged         int                      `json:"damaged,omitempty"`
 	Users           int                      `json:"users"`
 	NoUsable        []NoUsable               `json:"no_usable"`
 	Expiring        []Expiring               `json:"expiring"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,15 +15,13 @@ import (
 	"github.com/smimesync/go-smimesync/smimesync"
 )
 
-// TestFullPassHealsADamagedRecord: one damaged entry record makes every
-// read of the store fail (Summarize: `smimesync report`, the status
-// page). A full pass that reads the entry unchanged (unlisted: no row)
-// must not leave it so, claiming the sink Complete: the walk does not
-// decode the records it keeps, so the record stays until a delta happens
-// to read the entry unchanged (touch drops it) or the entry gets a row
-// again (its memo expires: Syncer.Reverify, up to a day); until then
-// every read of the report fails.
-func TestFullPassHealsADamagedRecord(t *testing.T) {
+// TestDamagedRecordSkipped: one damaged entry record (a torn page, a bug,
+// another release's record) does not keep the readers from the report
+// (Summarize: `smimesync report`, the status page): it is skipped and
+// counted, and the sink reads as not Complete, also after a full pass that
+// read the entry unchanged (unlisted: no row; the keys-only walk does not
+// decode the records it keeps).
+func TestDamagedRecordSkipped(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	sink := cloudtest.NewMemorySink()
@@ -72,13 +71,21 @@ func TestFullPassHealsADamagedRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Summarize(path, now, 30); err == nil {
-		t.Fatal("the damaged record reads")
+	sum, err := st.Summarize(path, now, 30)
+	if err != nil {
+		t.Fatalf("one damaged record keeps Summarize from the report: %v", err)
+	}
+	if ss := sum.Sinks[0]; ss.Damaged != 1 || ss.Complete || ss.Users != 2 {
+		t.Errorf("with one damaged record: damaged %d, complete %v, %d users; want 1, false, 2", ss.Damaged, ss.Complete, ss.Users)
+	}
+	var text strings.Builder
+	if err := sum.WriteText(&text); err != nil || !strings.Contains(text.String(), "1 record of the report did not read") {
+		t.Errorf("the text does not say a record was skipped (%v):\n%s", err, text.String())
 	}
 	if rep := full(); rep.UnlistedCount() != 3 {
 		t.Fatalf("the second full pass: %d unlisted, want 3", rep.UnlistedCount())
 	}
-	sum, err := st.Summarize(path, now, 30)
+	sum, err = st.Summarize(path, now, 30)
 	if err != nil {
 		t.Fatalf("after a full pass that read every entry: %v", err)
 	}

@@ -198,7 +198,11 @@ func (s *SinkSummary) writeText(w io.Writer, r *Summary) {
 		fmt.Fprintf(tw, "  left the directory\t%d\n", len(s.Departed))
 	}
 	tw.Flush()
-	if !s.Complete {
+	switch {
+	case s.Damaged > 0:
+		fmt.Fprintf(w, "  note: %s of the report did not read and %s skipped; the lists miss those entries until a pass writes them again\n",
+			plural(s.Damaged, "record"), map[bool]string{true: "was", false: "were"}[s.Damaged == 1])
+	case !s.Complete:
 		fmt.Fprintln(w, "  note: no full pass recorded yet; the lists cover only the entries read so far")
 	}
 	// list writes one list: its title, its header and a row per item,
