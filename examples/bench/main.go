@@ -133,7 +133,10 @@ type options struct {
 	// CPUProfile profiles them. Without it, CPUProfile and MemProfile
 	// are the prefixes of each pass's profiles.
 	VsLdapsearch int
-	CPUProfile   string
+	// ReadConnections is the LDAP source's read_connections in the
+	// -vs-ldapsearch comparison (0: its default).
+	ReadConnections int
+	CPUProfile      string
 	// HeapProfile, when not empty, prefixes the heap profile file of each
 	// pass (-heapprofile).
 	HeapProfile string
@@ -182,6 +185,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.Concurrency, "concurrency", 0, "the Syncer's concurrency (0: the sink's preference, else the Syncer's default)")
 	recheck := fs.String("recheck-not-found", "24h", "the Syncer's RecheckNotFound: a duration, or every_pass. The library's default is an hour, counted on the clock; 24h makes the unchanged and delta passes those between two rechecks whatever the hour, and every_pass measures a pass that asks the sink about every user without a recipient")
 	fs.BoolVar(&o.InProcess, "inprocess", false, "run the passes in this process instead of a child process each")
+	fs.IntVar(&o.ReadConnections, "read-connections", 0, "with -vs-ldapsearch: the LDAP source's read_connections (0: its default, 2)")
 	fs.IntVar(&o.VsLdapsearch, "vs-ldapsearch", 0, "samba only: instead of the passes, time this many repetitions of the whole plan (policy, empty state, empty file sink) against ldapsearch for the same attributes, both over LDAPS, and print the ratio")
 	fs.Int64Var(&o.MapLimit, "map-limit", 0, "the BoltState's MapLimit in bytes: on Linux, give back the state file's mapped pages once they grew by this much (0: off, the default)")
 	fs.StringVar(&o.MemoryLimit, "memlimit", "", "run each pass's child process with this GOMEMLIMIT, the Go runtime's soft memory limit (such as 200MiB; not with -inprocess, where it would also bound the emulator)")
@@ -233,6 +237,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("%w: -changes %d: want at least 1", errUsage, o.Changes)
 	case o.ReadBack != "auto" && o.ReadBack != "never":
 		return nil, fmt.Errorf("%w: -read-back %q: want auto or never", errUsage, o.ReadBack)
+	case o.ReadConnections < 0 || o.ReadConnections > maxReadConnections:
+		return nil, fmt.Errorf("%w: -read-connections %d: want 1 to %d, or 0 for the default", errUsage, o.ReadConnections, maxReadConnections)
+	case o.ReadConnections > 0 && o.VsLdapsearch == 0:
+		return nil, fmt.Errorf("%w: -read-connections goes with -vs-ldapsearch", errUsage)
 	case o.VsLdapsearch < 0:
 		return nil, fmt.Errorf("%w: -vs-ldapsearch %d", errUsage, o.VsLdapsearch)
 	case o.VsLdapsearch > 0 && (len(o.Sources) != 1 || o.Sources[0] != "samba"):

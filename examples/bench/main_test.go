@@ -429,6 +429,9 @@ func TestBadFlags(t *testing.T) {
 		{"-changes", "0"}, {"-users", "-1"}, {"extra"}, {"-nosuchflag"}, {"-state", "sqlite"},
 		{"-vs-ldapsearch", "3"}, {"-source", "ldif,samba", "-vs-ldapsearch", "3"}, {"-source", "samba", "-vs-ldapsearch", "-1"},
 		{"-source", "samba", "-vs-ldapsearch", "3", "-memprofile", "mem.out"},
+		{"-source", "samba", "-vs-ldapsearch", "3", "-read-connections", "-1"},
+		{"-source", "samba", "-vs-ldapsearch", "3", "-read-connections", "17"},
+		{"-source", "samba", "-read-connections", "2"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(context.Background(), args, &out, &errb); code != 2 {

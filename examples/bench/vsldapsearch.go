@@ -34,6 +34,10 @@ type Comparison struct {
 	// Concurrency is the Syncer's (the file sink has no preference: the
 	// Syncer's default unless -concurrency).
 	Concurrency int `json:"concurrency"`
+	// ReadConnections is the LDAP source's Config.ReadConnections
+	// (-read-connections; the source's default unless set); ldapsearch
+	// reads through one.
+	ReadConnections int `json:"readConnections"`
 	// Reps are the repetitions, in order.
 	Reps []ComparisonRep `json:"reps"`
 	// PlanMin, PlanMedian, ReadMin, ReadMedian, LdapsearchMin and
@@ -82,15 +86,19 @@ func compareLdapsearch(ctx context.Context, o *options, srv *ldaptest.Server, ou
 	}
 	cmp := &Comparison{URL: srv.LDAPSURL, Filter: ldapsource.DefaultFilter(ldapsource.ServerAD),
 		Attributes:  []string{"objectGUID", "mail", "userCertificate", "userSMIMECertificate", "userPrincipalName", "proxyAddresses"},
-		Concurrency: o.Concurrency}
+		Concurrency: o.Concurrency, ReadConnections: o.ReadConnections}
 	if cmp.Concurrency == 0 {
 		cmp.Concurrency = smimesync.DefaultConcurrency
 	}
+	if cmp.ReadConnections == 0 {
+		cmp.ReadConnections = ldapsource.DefaultReadConnections
+	}
 	src, err := ldapsource.New(ldapsource.Config{
-		URL:    srv.LDAPSURL,
-		CAFile: srv.CAFile,
-		Bind:   ldapsource.Bind{User: srv.AdminDN, Password: srv.AdminPassword},
-		BaseDN: ldapsource.StringList{ou},
+		URL:             srv.LDAPSURL,
+		CAFile:          srv.CAFile,
+		Bind:            ldapsource.Bind{User: srv.AdminDN, Password: srv.AdminPassword},
+		BaseDN:          ldapsource.StringList{ou},
+		ReadConnections: cmp.ReadConnections,
 	}, nil)
 	if err != nil {
 		return nil, err
@@ -237,8 +245,8 @@ func ldapsearchTime(ctx context.Context, srv *ldaptest.Server, ou, filter string
 
 // writeMarkdown writes the comparison as a paragraph and a table.
 func (c *Comparison) writeMarkdown(w io.Writer) {
-	fmt.Fprintf(w, "The whole plan (a Syncer with the policy, an empty state and an empty file sink: `smimesync plan`'s work, %d workers), the LDAP source's Read alone, and `ldapsearch -E pr=1000/noprompt` for the same filter and attributes (%s) writing to a file, all over LDAPS (%s), in turn, rotating which goes first. Ratio = plan ÷ ldapsearch: minimum %.2f, median %.2f (plan %.3f s minimum, %.3f s median; ldapsearch %.3f s and %.3f s). Read alone ÷ ldapsearch: minimum %.2f, median %.2f (read %.3f s and %.3f s).\n\n",
-		c.Concurrency, strings.Join(c.Attributes, ", "), c.URL, c.RatioMin, c.RatioMedian, c.PlanMin, c.PlanMedian, c.LdapsearchMin, c.LdapsearchMedian,
+	fmt.Fprintf(w, "The whole plan (a Syncer with the policy, an empty state and an empty file sink: `smimesync plan`'s work, %d workers), the LDAP source's Read alone (both through %d connection(s), read_connections), and `ldapsearch -E pr=1000/noprompt` (one connection) for the same filter and attributes (%s) writing to a file, all over LDAPS (%s), in turn, rotating which goes first. Ratio = plan ÷ ldapsearch: minimum %.2f, median %.2f (plan %.3f s minimum, %.3f s median; ldapsearch %.3f s and %.3f s). Read alone ÷ ldapsearch: minimum %.2f, median %.2f (read %.3f s and %.3f s).\n\n",
+		c.Concurrency, c.ReadConnections, strings.Join(c.Attributes, ", "), c.URL, c.RatioMin, c.RatioMedian, c.PlanMin, c.PlanMedian, c.LdapsearchMin, c.LdapsearchMedian,
 		c.ReadRatioMin, c.ReadRatioMedian, c.ReadMin, c.ReadMedian)
 	fmt.Fprintln(w, "| repetition | entries | plan s | read alone s | ldapsearch s | ratio | read ratio | load average after |")
 	fmt.Fprintln(w, "|--:|--:|--:|--:|--:|--:|--:|--:|")
@@ -247,3 +255,7 @@ func (c *Comparison) writeMarkdown(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 }
+
+// maxReadConnections bounds -read-connections (main.go checks the flags
+// without the LDAP source).
+const maxReadConnections = ldapsource.MaxReadConnections
