@@ -270,7 +270,7 @@ func decodeRow(body []byte) (*Change, error) {
 		return nil, errRowRecord
 	}
 	head, tail := body[5+k:5+k+int(n)], body[5+k+int(n):]
-	r := rowReader{b: head, all: string(head)}
+	r := rowReader{fieldReader: fieldReader{b: head}, all: string(head)}
 	c := &Change{ID: r.str(), User: r.str(), DN: r.str(), Source: r.str()}
 	flags := r.byte()
 	if flags&rowRecipient != 0 {
@@ -307,7 +307,7 @@ func decodeRow(body []byte) (*Change, error) {
 	// outlives the row in the state (Snapshot.Pending), and a row in a
 	// run waiting to be written must not hold its certificates through
 	// a copy of the whole body.
-	t := rowReader{b: tail}
+	t := rowReader{fieldReader: fieldReader{b: tail}}
 	if n := t.count(2); n > 0 {
 		c.prune = make(map[string][][]byte, n)
 		for range n {
@@ -333,39 +333,12 @@ func decodeRow(body []byte) (*Change, error) {
 	return c, nil
 }
 
-// rowReader reads a row's fields from b, from pos; bad is set at the
-// first one it cannot read, after which every read returns nothing. all
-// is b as a string, which str slices.
+// rowReader reads a row's fields from b, from pos (fieldReader); bad is
+// set at the first one it cannot read, after which every read returns
+// nothing. all is b as a string, which str slices.
 type rowReader struct {
-	b   []byte
+	fieldReader
 	all string
-	pos int
-	bad bool
-}
-
-func (r *rowReader) byte() byte {
-	if r.bad || r.pos >= len(r.b) {
-		r.bad = true
-		return 0
-	}
-	c := r.b[r.pos]
-	r.pos++
-	return c
-}
-
-// count reads a uvarint that counts items of at least size bytes each
-// still to come.
-func (r *rowReader) count(size int) int {
-	if r.bad {
-		return 0
-	}
-	n, k := binary.Uvarint(r.b[r.pos:])
-	if k <= 0 || n > uint64(len(r.b)-r.pos-k)/uint64(size) {
-		r.bad = true
-		return 0
-	}
-	r.pos += k
-	return int(n)
 }
 
 func (r *rowReader) int64() int64 {

@@ -66,7 +66,7 @@ func decodePublishedRecord(v []byte) (Published, error) {
 		err := json.Unmarshal(v, &p)
 		return p, err
 	}
-	r := recordReader{b: v}
+	r := recordReader{fieldReader: fieldReader{b: v}}
 	if r.byte() != publishedRecordVersion {
 		return Published{}, errPublishedRecord
 	}
@@ -102,7 +102,7 @@ func recordRecipient(v []byte) string {
 		json.Unmarshal(v, &r)
 		return r.Recipient
 	}
-	r := recordReader{b: v}
+	r := recordReader{fieldReader: fieldReader{b: v}}
 	if r.byte() != publishedRecordVersion {
 		return ""
 	}
@@ -118,14 +118,21 @@ func recordRecipient(v []byte) string {
 // when set, is a copy of b from strsAt, which str slices rather than
 // copying each string.
 type recordReader struct {
-	b      []byte
-	pos    int
-	bad    bool
+	fieldReader
 	strs   string
 	strsAt int
 }
 
-func (r *recordReader) byte() byte {
+// fieldReader reads the fields of a binary record (a Published record,
+// a plan's or a report's row) from b, from pos; bad is set at the first
+// one it cannot read, after which every read returns nothing.
+type fieldReader struct {
+	b   []byte
+	pos int
+	bad bool
+}
+
+func (r *fieldReader) byte() byte {
 	if r.bad || r.pos >= len(r.b) {
 		r.bad = true
 		return 0
@@ -135,9 +142,9 @@ func (r *recordReader) byte() byte {
 	return c
 }
 
-// count reads a uvarint that counts items of size bytes each still to
-// come.
-func (r *recordReader) count(size int) int {
+// count reads a uvarint that counts items of at least size bytes each
+// still to come.
+func (r *fieldReader) count(size int) int {
 	if r.bad {
 		return 0
 	}
@@ -150,7 +157,6 @@ func (r *recordReader) count(size int) int {
 	return int(n)
 }
 
-// bytes reads a length-prefixed value, in place.
 func (r *recordReader) bytes() []byte {
 	n := r.count(1)
 	if r.bad {
