@@ -26,7 +26,7 @@ func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fl := flag.NewFlagSet("report", flag.ContinueOnError)
 	fl.SetOutput(io.Discard)
 	config := fl.String("config", "", "configuration file (YAML): read the report it names")
-	file := fl.String("file", "", "report store to read, instead of --config (a JSON report of an earlier release is converted in place)")
+	file := fl.String("file", "", "report store to read, instead of --config (a JSON report of an earlier release is read as it is; nothing is changed)")
 	jsonOut := fl.Bool("json", false, "print JSON")
 	csvOut := fl.Bool("csv", false, "print CSV, one row per finding")
 	days := fl.Int("days", defaultExpiryDays, "list certificates that expire within this many days")
