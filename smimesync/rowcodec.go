@@ -427,19 +427,6 @@ func (r *rowReader) reasons() []Reason {
 	return rs
 }
 
-func (r *rowReader) fingerprints() []Fingerprint {
-	n := r.count(len(Fingerprint{}))
-	if r.bad || n == 0 {
-		return nil
-	}
-	fps := make([]Fingerprint, n)
-	for i := range fps {
-		fps[i] = Fingerprint(r.b[r.pos+32*i:])
-	}
-	r.pos += 32 * n
-	return fps
-}
-
 func (r *rowReader) time() time.Time {
 	from, to := r.span()
 	var t time.Time

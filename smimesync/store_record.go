@@ -182,7 +182,7 @@ func (r *recordReader) str() string {
 
 // fingerprints reads a count and that many fingerprints (nil for none, as
 // JSON reads an omitted list).
-func (r *recordReader) fingerprints() []Fingerprint {
+func (r *fieldReader) fingerprints() []Fingerprint {
 	n := r.count(len(Fingerprint{}))
 	if r.bad || n == 0 {
 		return nil
