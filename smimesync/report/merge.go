@@ -219,19 +219,7 @@ func (s *Store) merge(db *bolt.DB, sink, command string, rep *smimesync.Report, 
 			return err
 		}
 		// The quiet passes of other sinks waiting in memory go too.
-		for name, p := range s.pending {
-			if name == sink {
-				continue
-			}
-			b, err := createSink(tx, name)
-			if err != nil {
-				return err
-			}
-			if err := putHeader(b, p); err != nil {
-				return err
-			}
-		}
-		return nil
+		return s.putPending(tx, sink)
 	})
 	if err != nil {
 		return fmt.Errorf("report: writing the pass of %s into %s: %w", sink, s.path, err)
@@ -524,16 +512,7 @@ func (s *Store) Flush() error {
 		if err := putMarker(tx); err != nil {
 			return err
 		}
-		for name, h := range s.pending {
-			b, err := createSink(tx, name)
-			if err != nil {
-				return err
-			}
-			if err := putHeader(b, h); err != nil {
-				return err
-			}
-		}
-		return nil
+		return s.putPending(tx)
 	})
 	if cerr := db.Close(); err == nil && cerr != nil {
 		err = cerr
@@ -569,4 +548,23 @@ func (s *Store) openWrite() (*bolt.DB, error) {
 		return nil, fmt.Errorf("report: %w", err)
 	}
 	return openWrite(s.path)
+}
+
+// putPending writes in tx the headers of the quiet passes waiting in
+// memory (s.pending), but for the sinks named in except. The caller holds
+// s.mu.
+func (s *Store) putPending(tx *bolt.Tx, except ...string) error {
+	for name, h := range s.pending {
+		if slices.Contains(except, name) {
+			continue
+		}
+		b, err := createSink(tx, name)
+		if err != nil {
+			return err
+		}
+		if err := putHeader(b, h); err != nil {
+			return err
+		}
+	}
+	return nil
 }
